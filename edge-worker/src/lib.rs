@@ -1,0 +1,1 @@
+//! The edge worker (filled in by the edge-worker issue).

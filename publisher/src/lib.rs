@@ -1,0 +1,1 @@
+//! The publisher: flag files -> compiled blob -> object store -> CDN purge.

@@ -1,0 +1,2 @@
+//! `publisher`: the command-line entry point.
+fn main() {}
