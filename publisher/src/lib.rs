@@ -1,1 +1,3 @@
 //! The publisher: flag files -> compiled blob -> object store -> CDN purge.
+
+pub mod compile;
