@@ -36,6 +36,14 @@ pub struct Blob {
     pub body: Body,
 }
 
+impl Blob {
+    /// Assembles a blob, filling `header.content_hash` from `body`.
+    pub fn new(mut header: Header, body: Body) -> Blob {
+        header.content_hash = crate::content_hash(&body);
+        Blob { schema: SCHEMA_VERSION, header, body }
+    }
+}
+
 /// Who made this blob, from what, and which version of the environment it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -149,7 +157,9 @@ pub struct Flag {
     pub prerequisites: Vec<Prerequisite>,
     /// How a variant is picked when the flag is on.
     pub targeting: Targeting,
-    /// Salt for percentage splits (SipHash key material). Changing it reshuffles users.
+    /// Salt for percentage splits, hashed with the bucketing attribute. Empty means "the flag's
+    /// key" (the common case, kept out of the blob to keep it small). Changing it reshuffles users.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub salt: String,
     /// Attributes that a caller may send unsigned (in the request body) for this flag. Every
     /// other attribute must come from the signed identity.
