@@ -1,4 +1,33 @@
-//! Project automation, run as `cargo xtask <task>`:
-//! `setup` (install what the tests need), `test` (the whole suite), `demo`, `worker-build`.
+//! Project automation, run as `cargo xtask <task>` from anywhere in the repository.
+//!
+//! - `setup`: installs what the tests and the demo need, skipping what is already installed at
+//!   the right version (wasm32 target, wasm-bindgen-cli, worker-build, npm packages, SeaweedFS,
+//!   Chromium).
+//! - `test`: `setup`, then the whole test suite (the README's test command).
+//!
+//! Plain `std::process` on purpose: this crate must build fast on a fresh machine.
 
-fn main() {}
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("test") => test::run(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|test>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

