@@ -52,11 +52,17 @@ impl fmt::Display for BlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BlobError::TooLarge { bytes } => {
-                write!(f, "blob is {bytes} bytes, over the {MAX_BLOB_BYTES}-byte limit")
+                write!(
+                    f,
+                    "blob is {bytes} bytes, over the {MAX_BLOB_BYTES}-byte limit"
+                )
             }
             BlobError::Malformed(why) => write!(f, "blob is not valid JSON: {why}"),
             BlobError::SchemaMismatch { expected, found } => {
-                write!(f, "blob schema version {found}, this build reads {expected}")
+                write!(
+                    f,
+                    "blob schema version {found}, this build reads {expected}"
+                )
             }
             BlobError::HashMismatch { expected, found } => {
                 write!(f, "blob content hash is {found}, header says {expected}")
@@ -105,7 +111,10 @@ impl Snapshot {
         let schema: SchemaOnly =
             serde_json::from_slice(bytes).map_err(|e| BlobError::Malformed(format!("{e}")))?;
         if schema.schema != SCHEMA_VERSION {
-            return Err(BlobError::SchemaMismatch { expected: SCHEMA_VERSION, found: schema.schema });
+            return Err(BlobError::SchemaMismatch {
+                expected: SCHEMA_VERSION,
+                found: schema.schema,
+            });
         }
         let blob: Blob =
             serde_json::from_slice(bytes).map_err(|e| BlobError::Malformed(format!("{e}")))?;
@@ -115,11 +124,17 @@ impl Snapshot {
     /// Checks an in-memory blob (the publisher's path, after compiling or downloading).
     pub fn from_blob(blob: Blob) -> Result<Snapshot, BlobError> {
         if blob.schema != SCHEMA_VERSION {
-            return Err(BlobError::SchemaMismatch { expected: SCHEMA_VERSION, found: blob.schema });
+            return Err(BlobError::SchemaMismatch {
+                expected: SCHEMA_VERSION,
+                found: blob.schema,
+            });
         }
         let found = content_hash(&blob.body);
         if found != blob.header.content_hash {
-            return Err(BlobError::HashMismatch { expected: blob.header.content_hash.clone(), found });
+            return Err(BlobError::HashMismatch {
+                expected: blob.header.content_hash.clone(),
+                found,
+            });
         }
         let prepared = crate::eval::Prepared::new(&blob.body).map_err(BlobError::Invalid)?;
         Ok(Snapshot { blob, prepared })
@@ -145,4 +160,3 @@ impl Snapshot {
         self.blob.body.flags.iter().map(|f| f.key.as_str())
     }
 }
-

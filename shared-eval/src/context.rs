@@ -19,7 +19,11 @@ pub struct Context<'a> {
 impl<'a> Context<'a> {
     /// A fully trusted context (local evaluation, tests, benchmarks).
     pub fn new(attrs: &'a Map<String, Value>) -> Self {
-        Context { signed: attrs, unsigned: None, identity_signed: true }
+        Context {
+            signed: attrs,
+            unsigned: None,
+            identity_signed: true,
+        }
     }
 
     /// A context whose `signed` part came from a verified token (`identity_signed = true`) or
@@ -30,7 +34,11 @@ impl<'a> Context<'a> {
         unsigned: &'a Map<String, Value>,
         identity_signed: bool,
     ) -> Self {
-        Context { signed, unsigned: Some(unsigned), identity_signed }
+        Context {
+            signed,
+            unsigned: Some(unsigned),
+            identity_signed,
+        }
     }
 
     /// Whether the identity was verified (permission flags require it).
@@ -41,7 +49,11 @@ impl<'a> Context<'a> {
     /// Looks up a path in the signed attributes, then (if `allow_unsigned`) in the unsigned ones.
     pub fn lookup(&self, path: &[String], allow_unsigned: bool) -> Option<&'a Value> {
         lookup_in(self.signed, path).or_else(|| {
-            if allow_unsigned { self.unsigned.and_then(|m| lookup_in(m, path)) } else { None }
+            if allow_unsigned {
+                self.unsigned.and_then(|m| lookup_in(m, path))
+            } else {
+                None
+            }
         })
     }
 }

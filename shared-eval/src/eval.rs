@@ -98,7 +98,12 @@ impl Prepared {
 }
 
 /// Evaluates one flag. `now_ms` is the current time in milliseconds since the Unix epoch.
-pub fn evaluate<'s>(snapshot: &'s Snapshot, key: &str, ctx: &Context<'_>, now_ms: i64) -> Evaluation<'s> {
+pub fn evaluate<'s>(
+    snapshot: &'s Snapshot,
+    key: &str,
+    ctx: &Context<'_>,
+    now_ms: i64,
+) -> Evaluation<'s> {
     let _ = (snapshot, key, ctx, now_ms);
     Evaluation {
         value: None,
@@ -112,6 +117,13 @@ pub fn evaluate<'s>(snapshot: &'s Snapshot, key: &str, ctx: &Context<'_>, now_ms
 }
 
 /// Evaluates every flag, in key order, as `(key, evaluation)`.
-pub fn evaluate_all<'s>(snapshot: &'s Snapshot, ctx: &Context<'_>, now_ms: i64) -> Vec<(&'s str, Evaluation<'s>)> {
-    snapshot.flag_keys().map(|k| (k, evaluate(snapshot, k, ctx, now_ms))).collect()
+pub fn evaluate_all<'s>(
+    snapshot: &'s Snapshot,
+    ctx: &Context<'_>,
+    now_ms: i64,
+) -> Vec<(&'s str, Evaluation<'s>)> {
+    snapshot
+        .flag_keys()
+        .map(|k| (k, evaluate(snapshot, k, ctx, now_ms)))
+        .collect()
 }

@@ -40,7 +40,11 @@ impl Blob {
     /// Assembles a blob, filling `header.content_hash` from `body`.
     pub fn new(mut header: Header, body: Body) -> Blob {
         header.content_hash = crate::content_hash(&body);
-        Blob { schema: SCHEMA_VERSION, header, body }
+        Blob {
+            schema: SCHEMA_VERSION,
+            header,
+            body,
+        }
     }
 }
 

@@ -32,5 +32,9 @@ pub struct Compiled {
 /// On failure returns every error found (not just the first), each naming file, line and rule.
 pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
     let _ = options;
-    Err(vec![Diagnostic::error(path, None, "compiler not implemented yet")])
+    Err(vec![Diagnostic::error(
+        path,
+        None,
+        "compiler not implemented yet",
+    )])
 }
