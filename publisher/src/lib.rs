@@ -1,3 +1,4 @@
 //! The publisher: flag files -> compiled blob -> object store -> CDN purge.
 
 pub mod compile;
+pub mod token;
