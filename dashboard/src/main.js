@@ -1,0 +1,124 @@
+// The dashboard's flag wiring: OpenFeature web SDK + OFREP web provider against the edge worker
+// that serves this page. Identity is a signed demo token (minted by `publisher token` at build
+// time, never here: the page does not hold the signing secret), sent as a Bearer header.
+
+import { OpenFeature, ProviderEvents } from '@openfeature/web-sdk';
+import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
+import { renderBanner, renderChart, renderFlagTable, renderKpis, renderWidget } from './view.js';
+
+/**
+ * How often the provider re-asks the edge (ms). Each poll is a bulk OFREP request with
+ * If-None-Match, so an unchanged answer is a bodiless 304. A kill therefore reaches this page at
+ * most one interval after the edge serves it. Override with `?poll=MS` (minimum 100).
+ */
+const POLL_MS = Math.max(100, Number(new URLSearchParams(location.search).get('poll')) || 250);
+
+const WIDGET_DEFAULT = { title: 'Top accounts', limit: 5 };
+const USER_STORAGE_KEY = 'dashboard-demo-user';
+
+const $ = (id) => document.getElementById(id);
+const client = OpenFeature.getClient();
+let users = [];
+let currentUser;
+let provider;
+
+/** Keeps a broken or hostile `widget-config` value from breaking the page. */
+function widgetConfig(value) {
+  const title = typeof value?.title === 'string' && value.title.trim() ? value.title.slice(0, 60) : WIDGET_DEFAULT.title;
+  const limit = Number.isInteger(value?.limit) && value.limit >= 1 ? Math.min(value.limit, 10) : WIDGET_DEFAULT.limit;
+  return { title, limit };
+}
+
+function render() {
+  renderChart($('chart'), $('chart-badge'), client.getBooleanValue('new-chart', false));
+  renderBanner($('beta-banner'), client.getBooleanValue('beta-banner', false));
+  renderWidget($('widget'), $('widget-title'), $('widget-list'), widgetConfig(client.getObjectValue('widget-config', WIDGET_DEFAULT)));
+  renderFlagTable($('flags-body'), provider?.flagCache ?? {});
+  $('flags-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+  document.body.dataset.user = currentUser?.sub ?? '';
+  document.body.dataset.renders = String(Number(document.body.dataset.renders ?? 0) + 1);
+}
+
+/** Shows whether the last request to the edge worked; every poll reports here, 304s included. */
+function setEdgeStatus(state, text) {
+  document.body.dataset.flagsState = state;
+  $('edge-status-text').textContent = text;
+}
+
+function observedFetch(input, init) {
+  return fetch(input, init).then(
+    (response) => {
+      if (response.ok || response.status === 304) setEdgeStatus('ready', `edge live · polling every ${POLL_MS} ms`);
+      else if (response.status === 401) setEdgeStatus('error', 'edge rejected the demo token');
+      else setEdgeStatus('stale', `edge answered ${response.status} · showing last values`);
+      return response;
+    },
+    (error) => {
+      setEdgeStatus('stale', 'edge unreachable · showing last values');
+      throw error;
+    },
+  );
+}
+
+function fillUserSelect() {
+  const select = $('user-select');
+  select.replaceChildren(
+    ...users.map((user) => {
+      const option = new Option(`${user.name} — ${user.role}`, user.sub);
+      option.selected = user === currentUser;
+      return option;
+    }),
+  );
+  select.addEventListener('change', () => switchUser(select.value));
+}
+
+async function switchUser(sub) {
+  currentUser = users.find((user) => user.sub === sub) ?? users[0];
+  localStorage.setItem(USER_STORAGE_KEY, currentUser.sub);
+  document.body.dataset.user = '';
+  // The provider re-fetches on a new targeting key; its headers factory then sends the new token.
+  await OpenFeature.setContext({ targetingKey: currentUser.sub });
+  render();
+}
+
+async function loadUsers() {
+  const response = await fetch('/demo-users.json', { cache: 'no-store' });
+  if (!response.ok) throw new Error(`/demo-users.json: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function main() {
+  renderKpis($('kpis'));
+  try {
+    users = await loadUsers();
+  } catch (error) {
+    setEdgeStatus('error', 'no demo users: build the page with IDENTITY_SECRET set');
+    console.error(error);
+    render();
+    return;
+  }
+  const wanted = new URLSearchParams(location.search).get('user') ?? localStorage.getItem(USER_STORAGE_KEY);
+  currentUser = users.find((user) => user.sub === wanted) ?? users[0];
+  fillUserSelect();
+
+  provider = new OFREPWebProvider({
+    baseUrl: location.origin,
+    pollInterval: POLL_MS,
+    // Always ask the edge: a persisted cache would show values from before a kill.
+    cacheMode: 'disabled',
+    fetchImplementation: observedFetch,
+    headersFactory: () => [['Authorization', `Bearer ${currentUser.token}`]],
+  });
+  for (const event of [ProviderEvents.Ready, ProviderEvents.ConfigurationChanged, ProviderEvents.Stale, ProviderEvents.Error]) {
+    client.addHandler(event, render);
+  }
+  try {
+    await OpenFeature.setProviderAndWait(provider, { targetingKey: currentUser.sub });
+  } catch (error) {
+    // Evaluations fall back to the defaults in the code (old chart, no banner): the safe side.
+    console.error('flag provider failed to start', error);
+  }
+  render();
+}
+
+main();

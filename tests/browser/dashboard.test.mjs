@@ -1,0 +1,147 @@
+// Browser test of the dashboard demo: Debian's chromium, headless, driven by playwright-core,
+// against the real edge worker serving the page and the flags.
+//
+// It needs a running worker whose assets were built by `node dashboard/build.mjs` with the
+// worker's IDENTITY_SECRET (so demo-users.json holds valid tokens), and the example flags pushed.
+//
+//   DASHBOARD_URL   required: the page, e.g. http://127.0.0.1:8787/
+//   KILL_CMD        required: shell command killing KILL_FLAG, e.g.
+//                   "target/debug/publisher kill beta-banner --env dev --reason 'browser test'"
+//   UNKILL_CMD      optional: shell command undoing the kill, run when the test ends
+//   KILL_FLAG       optional: `beta-banner` (default) or `new-chart`
+//   KILL_BOUND_MS   optional: how long after KILL_CMD returns the feature must be gone (default 1000)
+//   POLL_MS         optional: the page's OFREP poll interval, passed as ?poll= (default 250)
+//   CHROMIUM_PATH   optional: default /usr/bin/chromium
+//   ARTIFACTS_DIR   optional: screenshots go here (default target/artifacts)
+//
+// Run: node --test tests/browser/
+//
+// The bound: after `publisher kill` returns, the edge serves the killed value within its
+// revalidation interval (the purge makes that immediate in practice), and the page sees it at
+// its next poll, so the feature disappears within edge delay + POLL_MS + one request. With the
+// defaults (250 ms edge revalidation, 250 ms poll) that is well under the 1 s bound asserted.
+
+import assert from 'node:assert/strict';
+import { exec } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const DASHBOARD_URL = env.DASHBOARD_URL;
+const KILL_CMD = env.KILL_CMD;
+const KILL_FLAG = env.KILL_FLAG || 'beta-banner';
+const KILL_BOUND_MS = Number(env.KILL_BOUND_MS || 1000);
+const POLL_MS = Number(env.POLL_MS || 250);
+const ARTIFACTS_DIR = resolve(env.ARTIFACTS_DIR || join('target', 'artifacts'));
+
+/** What each demo user must see with the example flags (`examples/flags/`), checked by hand. */
+const EXPECTED = {
+  alice: { chart: 'new', banner: true },
+  bob: { chart: 'legacy', banner: false },
+};
+
+/** Flags the test can kill, and how the page shows that their feature is on. */
+const KILLABLE = ['beta-banner', 'new-chart'];
+
+/** Runs in the page: whether the feature behind `flag` is showing. */
+function featureVisible(flag) {
+  if (flag === 'beta-banner') return !document.getElementById('beta-banner').hidden;
+  return document.getElementById('chart').dataset.variant === 'new';
+}
+
+let browser;
+let page;
+const pageErrors = [];
+
+async function showAs(sub) {
+  await page.selectOption('#user-select', sub);
+  await page.waitForSelector(`body[data-user="${sub}"][data-flags-state="ready"]`, { timeout: 5_000 });
+}
+
+async function visibleFeatures() {
+  return page.evaluate(() => ({
+    chart: document.getElementById('chart').dataset.variant,
+    banner: !document.getElementById('beta-banner').hidden,
+    widgetTitle: document.getElementById('widget-title').textContent,
+    widgetRows: document.querySelectorAll('#widget-list li').length,
+    flags: Object.fromEntries(
+      [...document.querySelectorAll('#flags-body tr')].map((row) => [row.dataset.flag, row.cells[3].textContent]),
+    ),
+  }));
+}
+
+describe('dashboard demo in headless chromium', () => {
+  before(async () => {
+    if (!DASHBOARD_URL || !KILL_CMD) {
+      throw new Error('set DASHBOARD_URL and KILL_CMD (see the header of tests/browser/dashboard.test.mjs)');
+    }
+    assert.ok(KILLABLE.includes(KILL_FLAG), `KILL_FLAG must be one of ${KILLABLE}`);
+    mkdirSync(ARTIFACTS_DIR, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: env.CHROMIUM_PATH || '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (error) => pageErrors.push(error));
+    const url = new URL(DASHBOARD_URL);
+    url.searchParams.set('poll', String(POLL_MS));
+    await page.goto(url.href);
+    await page.waitForSelector('body[data-flags-state="ready"]:not([data-user=""])', { timeout: 10_000 });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (env.UNKILL_CMD) await promisify(exec)(env.UNKILL_CMD);
+  });
+
+  for (const [sub, expected] of Object.entries(EXPECTED)) {
+    it(`shows ${sub} the features the edge grants them`, async () => {
+      await showAs(sub);
+      const seen = await visibleFeatures();
+      assert.equal(seen.chart, expected.chart, `${sub}: chart variant`);
+      assert.equal(seen.banner, expected.banner, `${sub}: beta banner`);
+      assert.ok(seen.widgetRows >= 1 && seen.widgetRows <= 10, `${sub}: widget rows ${seen.widgetRows}`);
+      for (const key of ['new-chart', 'beta-banner', 'widget-config']) {
+        assert.ok(seen.flags[key], `${sub}: the edge returned no value for ${key}`);
+        assert.notEqual(seen.flags[key], 'ERROR', `${sub}: ${key} evaluated with an error`);
+      }
+      await page.screenshot({ path: join(ARTIFACTS_DIR, `dashboard-${sub}.png`), fullPage: true });
+    });
+  }
+
+  it(`hides ${KILL_FLAG} within ${KILL_BOUND_MS} ms of \`publisher kill\` returning, without a reload`, async () => {
+    await showAs('alice');
+    assert.equal(await page.evaluate(featureVisible, KILL_FLAG), true, `alice must see ${KILL_FLAG} before the kill`);
+    const rendersBefore = await page.evaluate(() => Number(document.body.dataset.renders));
+    const navigations = [];
+    page.on('framenavigated', (frame) => navigations.push(frame.url()));
+
+    await promisify(exec)(KILL_CMD);
+    const returnedAt = performance.now();
+    // Wait past the bound so a slow kill is measured and reported, not just timed out.
+    await page.waitForFunction(`!(${featureVisible})(${JSON.stringify(KILL_FLAG)})`, undefined, {
+      polling: 10,
+      timeout: KILL_BOUND_MS + 5_000,
+    });
+    const elapsed = performance.now() - returnedAt;
+    console.log(`# ${KILL_FLAG} disappeared ${elapsed.toFixed(0)} ms after the kill command returned (poll ${POLL_MS} ms)`);
+    await page.screenshot({ path: join(ARTIFACTS_DIR, 'dashboard.png'), fullPage: true });
+
+    assert.ok(elapsed < KILL_BOUND_MS, `${KILL_FLAG} still visible ${elapsed.toFixed(0)} ms after the kill returned`);
+    assert.deepEqual(navigations, [], 'the page must update without a reload');
+    assert.ok((await page.evaluate(() => Number(document.body.dataset.renders))) > rendersBefore);
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+  });
+});
