@@ -7,6 +7,9 @@ use crate::util::{Result, project_root, run as sh};
 pub fn run(extra: &[String]) -> Result {
     crate::setup::run()?;
     let root = project_root();
-    sh(Command::new("cargo").args(["test", "--workspace", "--exclude", "benches"]).args(extra).current_dir(&root))?;
+    sh(Command::new("cargo")
+        .args(["test", "--workspace", "--exclude", "benches"])
+        .args(extra)
+        .current_dir(&root))?;
     Ok(())
 }
