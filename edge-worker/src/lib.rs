@@ -1,1 +1,305 @@
-//! The edge worker (filled in by the edge-worker issue).
+//! The edge worker: serves OFREP flag evaluations from the compiled blob, beside the
+//! dashboard's static assets, in the Cloudflare Workers runtime.
+//!
+//! Routes (everything else falls through to the `ASSETS` binding):
+//! - `POST /ofrep/v1/evaluate/flags/{key}`, `POST /ofrep/v1/evaluate/flags` ([`ofrep`]),
+//!   with CORS preflight (`OPTIONS`) for the configured dashboard origins ([`http`]);
+//! - `GET /_flags/health` ([`health`]): what this isolate serves and its last load error;
+//! - `POST /_flags/purge` (bearer `PURGE_TOKEN`): drop the colo cache entry and revalidate now,
+//!   the local stand-in for a CDN purge;
+//! - `GET /_flags/ping`: a trivial route, the baseline for latency measurements.
+//!
+//! Modules other than the Workers glue at the bottom of this file are plain Rust and unit-test
+//! natively: [`loader`] (cache/origin/last-known-good), [`identity`] (signed tokens),
+//! [`limits`], [`error`] (fixed OFREP error bodies), [`sigv4`] (the S3 origin's signing).
+//! Nothing here panics on request data: a panic would abort the isolate, so errors are values.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod identity;
+pub mod limits;
+pub mod loader;
+pub mod ofrep;
+pub mod sigv4;
+
+/// Path of the purge endpoint.
+pub const PURGE_PATH: &str = "/_flags/purge";
+/// Path of the trivial route.
+pub const PING_PATH: &str = "/_flags/ping";
+/// Path prefix of the colo cache entries (never routed to a browser: the worker 404s it).
+pub const CACHE_KEY_PREFIX: &str = "/_flags/cache/";
+
+/// Whether a presented bearer token equals the configured one, compared in constant time.
+pub fn bearer_matches(authorization: Option<&str>, expected: &str) -> bool {
+    use hmac::Mac;
+    let Some(token) = identity::token_from_headers(authorization, None) else {
+        return false;
+    };
+    // Comparing HMACs of both sides keeps the comparison constant-time whatever the lengths.
+    let mac = |bytes: &[u8]| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"purge-token-compare").ok()?;
+        mac.update(bytes);
+        Some(mac)
+    };
+    match (mac(token.as_bytes()), mac(expected.as_bytes())) {
+        (Some(presented), Some(expected)) => {
+            presented.verify(&expected.finalize().into_bytes()).is_ok()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod glue {
+    //! The Workers runtime glue: turns a `Request` into the plain handlers' inputs and a
+    //! [`Reply`] back into a `Response`.
+
+    use std::cell::RefCell;
+
+    use worker::{Context, Env, Headers, Method, Request, Response, event};
+
+    use crate::config::{Config, bindings};
+    use crate::error::ApiError;
+    use crate::health;
+    use crate::http::{CorsDecision, Reply, cors_decision, preflight, with_cors};
+    use crate::limits::MAX_BODY_BYTES;
+    use crate::loader::{LoadError, Source, io};
+    use crate::ofrep::{self, BULK_PATH, EvalRequest, Served};
+
+    thread_local! {
+        // Bindings do not change during an isolate's life: read them once.
+        static CONFIG: RefCell<Option<Result<Config, String>>> = const { RefCell::new(None) };
+    }
+
+    fn config(env: &Env) -> Result<Config, String> {
+        CONFIG.with(|c| {
+            c.borrow_mut()
+                .get_or_insert_with(|| {
+                    Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+                })
+                .clone()
+        })
+    }
+
+    #[event(fetch)]
+    async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+        let reply = route(req, &env).await;
+        into_response(reply)
+    }
+
+    fn into_response(reply: Reply) -> worker::Result<Response> {
+        let headers = Headers::new();
+        for (name, value) in &reply.headers {
+            headers.append(name, value)?;
+        }
+        let response = if reply.body.is_empty() {
+            Response::empty()?
+        } else {
+            Response::from_bytes(reply.body)?
+        };
+        Ok(response.with_status(reply.status).with_headers(headers))
+    }
+
+    fn header(req: &Request, name: &str) -> Option<String> {
+        req.headers().get(name).ok().flatten()
+    }
+
+    async fn route(mut req: Request, env: &Env) -> Reply {
+        let path = req.path();
+        let method = req.method();
+        let Ok(url) = req.url() else {
+            return Reply::error(ApiError::NotFound, None);
+        };
+        let own_origin = url.origin().ascii_serialization();
+        let cache_key =
+            |cfg: &Config| format!("{own_origin}{}{}", crate::CACHE_KEY_PREFIX, cfg.environment);
+
+        if path == crate::PING_PATH {
+            return Reply::json(200, b"{\"ok\":true}".to_vec())
+                .with_header("Cache-Control", "no-store");
+        }
+        if path == health::PATH {
+            if method != Method::Get {
+                return Reply::error(ApiError::MethodNotAllowed, None);
+            }
+            return health_reply(env, &cache_key).await;
+        }
+        if path == crate::PURGE_PATH {
+            if method != Method::Post {
+                return Reply::error(ApiError::MethodNotAllowed, None);
+            }
+            let Ok(cfg) = config(env) else {
+                return Reply::error(ApiError::Misconfigured, None);
+            };
+            let Some(expected) = cfg.purge_token.as_deref() else {
+                return Reply::error(ApiError::PurgeDisabled, None);
+            };
+            if !crate::bearer_matches(header(&req, "Authorization").as_deref(), expected) {
+                return Reply::error(ApiError::PurgeUnauthorized, None);
+            }
+            io::purge(&cache_key(&cfg)).await;
+            return health_reply(env, &cache_key).await;
+        }
+        let key = if path == BULK_PATH {
+            None
+        } else if let Some(key) = path
+            .strip_prefix(BULK_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            Some(key.to_owned())
+        } else {
+            return assets(req, env).await;
+        };
+
+        let cfg = config(env);
+        let allowlist = cfg
+            .as_ref()
+            .map(|c| c.cors_origins.as_slice())
+            .unwrap_or_default();
+        let cors = cors_decision(header(&req, "Origin").as_deref(), &own_origin, allowlist);
+        if method == Method::Options {
+            return preflight(&cors);
+        }
+        if cors == CorsDecision::Refused {
+            return Reply::error(ApiError::OriginNotAllowed, None).with_header("Vary", "Origin");
+        }
+        if method != Method::Post {
+            return with_cors(
+                Reply::error(ApiError::MethodNotAllowed, None)
+                    .with_header("Allow", "POST, OPTIONS"),
+                &cors,
+            );
+        }
+        let declared_len = header(&req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
+        if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
+            return with_cors(Reply::error(ApiError::BodyTooLarge, None), &cors);
+        }
+        let body = req.bytes().await.unwrap_or_default();
+
+        let load_started = io::now_ms();
+        let source = match &cfg {
+            Ok(cfg) => io::ensure_fresh(env, cfg, &cache_key(cfg)).await,
+            Err(why) => {
+                record_config_error(why, load_started);
+                Source::Memory
+            }
+        };
+        let loaded = io::current();
+        let eval_started = io::now_ms();
+        let (authorization, cookie, if_none_match) = (
+            header(&req, "Authorization"),
+            header(&req, "Cookie"),
+            header(&req, "If-None-Match"),
+        );
+        let request = EvalRequest {
+            key: key.as_deref(),
+            body: &body,
+            authorization: authorization.as_deref(),
+            cookie: cookie.as_deref(),
+            if_none_match: if_none_match.as_deref(),
+        };
+        let served = loaded.as_deref().map(|l| Served {
+            snapshot: &l.snapshot,
+            version: l.version,
+        });
+        let secret = cfg.as_ref().ok().and_then(|c| c.identity_secret.as_deref());
+        let reply = ofrep::handle(&request, served, secret, eval_started as i64);
+        let done = io::now_ms();
+        let timing = format!(
+            "load;dur={};desc=\"{}\", eval;dur={}",
+            eval_started.saturating_sub(load_started),
+            source.as_str(),
+            done.saturating_sub(eval_started)
+        );
+        with_cors(reply.with_header("Server-Timing", timing), &cors)
+    }
+
+    fn record_config_error(why: &str, now_ms: u64) {
+        io::with_schedule(|s| {
+            s.last_error = Some(crate::loader::Failure {
+                message: LoadError::Config(why.to_owned()).to_string(),
+                at_ms: now_ms,
+            });
+        });
+    }
+
+    async fn health_reply(env: &Env, cache_key: &dyn Fn(&Config) -> String) -> Reply {
+        let now = io::now_ms();
+        match config(env) {
+            Ok(cfg) => {
+                let source = io::ensure_fresh(env, &cfg, &cache_key(&cfg)).await;
+                let loaded = io::current();
+                let doc = io::with_schedule(|s| {
+                    health::document(
+                        &cfg.environment,
+                        loaded.as_deref(),
+                        s,
+                        source,
+                        cfg.revalidate_ms,
+                        io::now_ms(),
+                    )
+                });
+                health::reply(&doc)
+            }
+            Err(why) => {
+                record_config_error(&why, now);
+                let doc =
+                    io::with_schedule(|s| health::document("", None, s, Source::Memory, 0, now));
+                health::reply(&doc)
+            }
+        }
+    }
+
+    async fn assets(req: Request, env: &Env) -> Reply {
+        let fallback = || Reply::error(ApiError::NotFound, None);
+        let Ok(fetcher) = env.assets(bindings::ASSETS) else {
+            return fallback();
+        };
+        if req.path().starts_with("/_flags/") {
+            return fallback();
+        }
+        match fetcher.fetch_request(req).await {
+            Ok(mut response) => {
+                let status = response.status_code();
+                let mut headers = Vec::new();
+                for (name, value) in response.headers().entries() {
+                    if let Some(name) = ASSET_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(&name))
+                    {
+                        headers.push((*name, value));
+                    }
+                }
+                let body = response.bytes().await.unwrap_or_default();
+                Reply {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+            Err(_) => fallback(),
+        }
+    }
+
+    /// Asset response headers passed through.
+    const ASSET_HEADERS: [&str; 6] = [
+        "Content-Type",
+        "Cache-Control",
+        "ETag",
+        "Last-Modified",
+        "Location",
+        "Content-Language",
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn purge_token_must_match_exactly() {
+        assert!(super::bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(!super::bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!super::bearer_matches(Some("s3cret"), "s3cret"));
+        assert!(!super::bearer_matches(None, "s3cret"));
+    }
+}

@@ -4,12 +4,14 @@
 //!   the right version (wasm32 target, wasm-bindgen-cli, worker-build, npm packages, SeaweedFS,
 //!   Chromium).
 //! - `test`: `setup`, then the whole test suite (the README's test command).
+//! - `worker-build [--no-opt] [--if-stale]`: builds the edge worker to `edge-worker/build/`.
 //!
 //! Plain `std::process` on purpose: this crate must build fast on a fresh machine.
 
 mod setup;
 mod test;
 mod util;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -18,8 +20,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::run(),
         Some("test") => test::run(&args[1..]),
+        Some("worker-build") => worker::run(&util::project_root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test>");
+            eprintln!("usage: cargo xtask <setup|test|worker-build>");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,79 @@
+//! `GET /_flags/health`: what this isolate serves, for operators and `publisher drift`.
+//!
+//! Fields: `environment`, `loaded`, `version` (the pointer's), `blob_version` (the blob
+//! header's; differs after a rollback), `content_hash`, `sha256` (of the `.gz` object),
+//! `loaded_at`, `age_ms`, `loaded_from` (`cache`/`origin`), `source` (what this request did:
+//! `memory`, `cache` or `origin`), `last_check_at`, `consecutive_failures`, `last_error`
+//! (`{message, at}` or null), `revalidate_ms`, `flags` (count), `worker_version`.
+
+use serde_json::{Value, json};
+
+use crate::clock::rfc3339;
+use crate::http::Reply;
+use crate::loader::{Loaded, Schedule, Source};
+
+/// Path of the health endpoint.
+pub const PATH: &str = "/_flags/health";
+
+/// The health document.
+pub fn document(
+    environment: &str,
+    loaded: Option<&Loaded>,
+    schedule: &Schedule,
+    source: Source,
+    revalidate_ms: u64,
+    now_ms: u64,
+) -> Value {
+    let blob = loaded.map(|l| {
+        let header = l.snapshot.header();
+        json!({
+            "version": l.version,
+            "blob_version": header.version,
+            "content_hash": header.content_hash,
+            "sha256": l.sha256,
+            "created_at": header.created_at,
+            "loaded_at": rfc3339(l.loaded_at_ms),
+            "age_ms": now_ms.saturating_sub(l.loaded_at_ms),
+            "loaded_from": l.source.as_str(),
+            "flags": l.snapshot.flag_keys().count(),
+        })
+    });
+    let mut doc = json!({
+        "environment": environment,
+        "loaded": loaded.is_some(),
+        "source": source.as_str(),
+        "last_check_at": schedule.last_check_ms.map(rfc3339),
+        "consecutive_failures": schedule.consecutive_failures,
+        "last_error": schedule.last_error.as_ref().map(|f| json!({"message": f.message, "at": rfc3339(f.at_ms)})),
+        "revalidate_ms": revalidate_ms,
+        "worker_version": env!("CARGO_PKG_VERSION"),
+    });
+    if let (Some(Value::Object(blob)), Some(doc)) = (blob, doc.as_object_mut()) {
+        doc.extend(blob);
+    }
+    doc
+}
+
+/// The health reply: never cached, since it describes one isolate at one instant.
+pub fn reply(document: &Value) -> Reply {
+    Reply::json(200, serde_json::to_vec(document).unwrap_or_default())
+        .with_header("Cache-Control", "no-store")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::LoadError;
+
+    #[test]
+    fn cold_isolate_reports_its_last_error() {
+        let mut schedule = Schedule::default();
+        schedule.failed(&LoadError::NotFound("pointer"), 1_000, 250);
+        let doc = document("prod", None, &schedule, Source::Origin, 250, 1_100);
+        assert_eq!(doc["loaded"], false);
+        assert_eq!(doc["environment"], "prod");
+        assert_eq!(doc["last_error"]["message"], "origin has no pointer (404)");
+        assert_eq!(doc["consecutive_failures"], 1);
+        assert!(doc.get("version").is_none());
+    }
+}

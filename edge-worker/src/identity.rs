@@ -1,0 +1,311 @@
+//! Who is asking: an HS256 JWT, verified with the `IDENTITY_SECRET` secret binding.
+//!
+//! The token comes from `Authorization: Bearer <jwt>` or, for browsers, the `ff_token` cookie.
+//! Its `sub` becomes the targeting key and its other non-registered claims become *signed*
+//! attributes; the request body can add unsigned attributes but never override these (the
+//! evaluator looks in the signed set first and reads unsigned ones only where a flag allows).
+//! No token means an anonymous identity: nothing signed, so permission flags are never served.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use crate::error::ApiError;
+use crate::limits::MAX_TOKEN_BYTES;
+
+/// Cookie carrying the token for browser requests.
+pub const TOKEN_COOKIE: &str = "ff_token";
+
+/// Registered JWT claims: about the token, not the user, so never exposed as attributes.
+const REGISTERED_CLAIMS: [&str; 7] = ["sub", "exp", "nbf", "iat", "iss", "aud", "jti"];
+
+/// Most claims read from one token (bounds the signed context like the body limit bounds the
+/// unsigned one).
+const MAX_CLAIMS: usize = 64;
+
+/// The verified (or anonymous) caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// `targetingKey` (from `sub`) plus the token's other claims; empty when anonymous.
+    pub signed: Map<String, Value>,
+    /// Whether a valid token was presented.
+    pub verified: bool,
+}
+
+impl Identity {
+    /// No token: nothing vouched for.
+    pub fn anonymous() -> Identity {
+        Identity {
+            signed: Map::new(),
+            verified: false,
+        }
+    }
+}
+
+/// The token from the `Authorization` header, else from the `ff_token` cookie.
+pub fn token_from_headers<'a>(
+    authorization: Option<&'a str>,
+    cookie: Option<&'a str>,
+) -> Option<&'a str> {
+    if let Some(auth) = authorization {
+        let auth = auth.trim();
+        if let Some(scheme) = auth.get(..7)
+            && scheme.eq_ignore_ascii_case("bearer ")
+        {
+            return auth.get(7..).map(str::trim);
+        }
+    }
+    cookie?.split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name.trim() == TOKEN_COOKIE).then(|| value.trim())
+    })
+}
+
+/// Resolves the caller: anonymous without a token; otherwise the token must verify.
+pub fn resolve(
+    token: Option<&str>,
+    secret: Option<&str>,
+    now_s: i64,
+) -> Result<Identity, ApiError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(Identity::anonymous());
+    };
+    // A token we cannot check is refused rather than ignored: the caller believes it is
+    // signed in, and silently treating it as anonymous would hide a deployment mistake.
+    let secret = secret
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::TokenUnverifiable)?;
+    let claims = verify_hs256(token, secret.as_bytes(), now_s)?;
+    let subject = match claims.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(ApiError::TokenInvalid),
+    };
+    let mut signed: Map<String, Value> = claims
+        .into_iter()
+        .filter(|(name, _)| !REGISTERED_CLAIMS.contains(&name.as_str()))
+        .collect();
+    signed.insert("targetingKey".into(), Value::String(subject));
+    Ok(Identity {
+        signed,
+        verified: true,
+    })
+}
+
+/// Verifies an HS256 JWT's signature and time claims and returns its claims.
+pub fn verify_hs256(
+    token: &str,
+    secret: &[u8],
+    now_s: i64,
+) -> Result<Map<String, Value>, ApiError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(ApiError::TokenInvalid);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ApiError::TokenInvalid);
+    };
+    let header: Map<String, Value> = decode_json_part(header_b64)?;
+    // Only HS256: never "none", never an algorithm chosen by the token's author.
+    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+        return Err(ApiError::TokenInvalid);
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| ApiError::TokenInvalid)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| ApiError::TokenInvalid)?;
+    mac.update(header_b64.as_bytes());
+    mac.update(b".");
+    mac.update(claims_b64.as_bytes());
+    // verify_slice compares in constant time.
+    mac.verify_slice(&signature)
+        .map_err(|_| ApiError::TokenInvalid)?;
+
+    let claims: Map<String, Value> = decode_json_part(claims_b64)?;
+    if claims.len() > MAX_CLAIMS {
+        return Err(ApiError::TokenInvalid);
+    }
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .ok_or(ApiError::TokenInvalid)?;
+    if (now_s as f64) >= exp {
+        return Err(ApiError::TokenExpired);
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_f64().ok_or(ApiError::TokenInvalid)?;
+        if (now_s as f64) < nbf {
+            return Err(ApiError::TokenExpired);
+        }
+    }
+    Ok(claims)
+}
+
+fn decode_json_part(part: &str) -> Result<Map<String, Value>, ApiError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| ApiError::TokenInvalid)?;
+    if crate::limits::json_too_deep(&bytes, crate::limits::MAX_JSON_DEPTH) {
+        return Err(ApiError::TokenInvalid);
+    }
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::TokenInvalid)
+}
+
+/// Signs `claims` as an HS256 JWT. Used by tests and by whatever issues tokens for local runs;
+/// the worker itself only verifies.
+pub fn sign_hs256(claims: &Map<String, Value>, secret: &[u8]) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let signing_input = format!("{header}.{payload}");
+    let signature = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(signing_input.as_bytes());
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    };
+    format!("{signing_input}.{signature}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &str = "test-secret";
+    const NOW: i64 = 1_800_000_000;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn rfc7515_hs256_example_verifies() {
+        // RFC 7515 appendix A.1: header {"typ":"JWT","alg":"HS256"}, key given as a JWK.
+        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let key = URL_SAFE_NO_PAD
+            .decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
+            .unwrap();
+        let claims = verify_hs256(token, &key, 1_300_000_000).unwrap();
+        assert_eq!(claims["iss"], "joe");
+        assert_eq!(
+            verify_hs256(token, &key, 1_300_819_380),
+            Err(ApiError::TokenExpired)
+        );
+        assert_eq!(
+            verify_hs256(token, b"other key", 1_300_000_000),
+            Err(ApiError::TokenInvalid)
+        );
+    }
+
+    #[test]
+    fn sub_becomes_targeting_key_and_registered_claims_are_dropped() {
+        let token = sign_hs256(
+            &claims(
+                json!({"sub": "user-1", "exp": NOW + 60, "iat": NOW, "plan": "pro",
+                           "targetingKey": "spoofed"}),
+            ),
+            SECRET.as_bytes(),
+        );
+        let id = resolve(Some(&token), Some(SECRET), NOW).unwrap();
+        assert!(id.verified);
+        assert_eq!(
+            Value::Object(id.signed),
+            json!({"targetingKey": "user-1", "plan": "pro"})
+        );
+    }
+
+    #[test]
+    fn bad_tokens_are_refused() {
+        let good = claims(json!({"sub": "u", "exp": NOW + 60}));
+        let token = sign_hs256(&good, SECRET.as_bytes());
+        // Wrong secret, tampered payload, expired, missing exp, missing sub, not yet valid.
+        assert_eq!(
+            resolve(Some(&token), Some("other"), NOW),
+            Err(ApiError::TokenInvalid)
+        );
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","exp":9999999999}"#);
+        parts[1] = &forged;
+        assert_eq!(
+            resolve(Some(&parts.join(".")), Some(SECRET), NOW),
+            Err(ApiError::TokenInvalid)
+        );
+        assert_eq!(
+            resolve(Some(&token), Some(SECRET), NOW + 60),
+            Err(ApiError::TokenExpired)
+        );
+        for bad in [
+            json!({"sub": "u"}),
+            json!({"exp": NOW + 60}),
+            json!({"sub": 5, "exp": NOW + 60}),
+        ] {
+            let t = sign_hs256(&claims(bad), SECRET.as_bytes());
+            assert_eq!(
+                resolve(Some(&t), Some(SECRET), NOW),
+                Err(ApiError::TokenInvalid)
+            );
+        }
+        let early = sign_hs256(
+            &claims(json!({"sub": "u", "exp": NOW + 60, "nbf": NOW + 10})),
+            SECRET.as_bytes(),
+        );
+        assert_eq!(
+            resolve(Some(&early), Some(SECRET), NOW),
+            Err(ApiError::TokenExpired)
+        );
+        // A token but no secret configured: refused, not silently anonymous.
+        assert_eq!(
+            resolve(Some(&token), None, NOW),
+            Err(ApiError::TokenUnverifiable)
+        );
+        for junk in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "....",
+            "é.é.é",
+            "eyJhbGciOiJub25lIn0.e30.",
+        ] {
+            let result = resolve(Some(junk), Some(SECRET), NOW);
+            assert!(junk.is_empty() || result.is_err(), "{junk:?} accepted");
+        }
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"u","exp":9999999999}"#);
+        for header in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"HS512"}"#,
+            r#"{"alg":"RS256"}"#,
+            "{}",
+        ] {
+            let token = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header));
+            assert_eq!(
+                resolve(Some(&token), Some(SECRET), NOW),
+                Err(ApiError::TokenInvalid)
+            );
+        }
+    }
+
+    #[test]
+    fn token_is_read_from_bearer_header_then_cookie() {
+        assert_eq!(token_from_headers(Some("Bearer abc"), None), Some("abc"));
+        assert_eq!(token_from_headers(Some("bearer  abc "), None), Some("abc"));
+        assert_eq!(
+            token_from_headers(None, Some("a=1; ff_token=xyz; b=2")),
+            Some("xyz")
+        );
+        assert_eq!(
+            token_from_headers(Some("Basic abc"), Some("ff_token=xyz")),
+            Some("xyz")
+        );
+        assert_eq!(token_from_headers(None, Some("xff_token=1")), None);
+        assert_eq!(token_from_headers(Some("Bear"), None), None);
+        assert_eq!(resolve(None, Some(SECRET), NOW), Ok(Identity::anonymous()));
+    }
+}

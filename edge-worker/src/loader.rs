@@ -1,0 +1,410 @@
+//! Loading the blob: isolate memory first, then the colo Cache API, then the origin; and
+//! keeping the last good blob when anything goes wrong.
+//!
+//! Every `REVALIDATE_MS` a request revalidates before it is answered: it asks the colo cache
+//! for the environment's entry (cheap; the body is only read when its SHA-256 differs from the
+//! blob in memory). A miss reads `<env>/current.json` from the origin, then the blob it names,
+//! and refills the cache. So after a publish purges the colo cache, every isolate serving
+//! traffic switches within `REVALIDATE_MS` plus one origin round trip (pointer + blob).
+//!
+//! Any failure (origin down or slow, 404, bad pointer, hash mismatch, corrupt gzip, bad JSON,
+//! unknown schema, wrong environment) keeps the current blob, is recorded for the health
+//! endpoint, and delays the next attempt with exponential backoff. The pure parts (pointer
+//! and blob decoding, the retry state) live here and test natively; the I/O is in `io`.
+
+use std::fmt;
+use std::io::Read as _;
+
+use flate2::read::GzDecoder;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use shared_eval::{BlobError, MAX_BLOB_BYTES, Snapshot};
+
+use crate::sigv4::hex;
+
+/// Longest wait between failed attempts.
+pub const MAX_BACKOFF_MS: u64 = 5_000;
+
+/// Largest pointer object read.
+const MAX_POINTER_BYTES: usize = 4096;
+
+/// Why a load failed. `Display` is what the health endpoint shows: no URLs, no secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// The worker's bindings are unusable.
+    Config(String),
+    /// The origin could not be reached.
+    Unreachable(&'static str),
+    /// The origin did not answer within `ORIGIN_TIMEOUT_MS`.
+    Timeout(&'static str),
+    /// The origin has no such object.
+    NotFound(&'static str),
+    /// The origin answered with another unexpected status.
+    Status(&'static str, u16),
+    /// `current.json` is not a valid pointer.
+    BadPointer(&'static str),
+    /// The object is larger than the blob size limit.
+    TooLarge(&'static str),
+    /// The `.gz` bytes do not hash to the pointer's `sha256`.
+    HashMismatch {
+        /// From the pointer.
+        expected: String,
+        /// Of the bytes received.
+        found: String,
+    },
+    /// The bytes are not a complete gzip stream.
+    Gzip,
+    /// The blob was refused by `Snapshot::from_json` (bad JSON, schema, content hash...).
+    Blob(BlobError),
+    /// The blob belongs to another environment.
+    WrongEnvironment {
+        /// Configured.
+        expected: String,
+        /// In the blob's header.
+        found: String,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Config(why) => write!(f, "configuration: {why}"),
+            LoadError::Unreachable(what) => write!(f, "origin unreachable fetching {what}"),
+            LoadError::Timeout(what) => write!(f, "origin timed out fetching {what}"),
+            LoadError::NotFound(what) => write!(f, "origin has no {what} (404)"),
+            LoadError::Status(what, status) => write!(f, "origin answered {status} for {what}"),
+            LoadError::BadPointer(why) => write!(f, "pointer is invalid: {why}"),
+            LoadError::TooLarge(what) => {
+                write!(f, "{what} is over the {MAX_BLOB_BYTES}-byte limit")
+            }
+            LoadError::HashMismatch { expected, found } => {
+                write!(f, "blob sha256 is {found}, pointer says {expected}")
+            }
+            LoadError::Gzip => write!(f, "blob is not a complete gzip stream"),
+            LoadError::Blob(error) => write!(f, "{error}"),
+            LoadError::WrongEnvironment { expected, found } => {
+                write!(
+                    f,
+                    "blob is for environment {found:?}, this worker serves {expected:?}"
+                )
+            }
+        }
+    }
+}
+
+/// `<env>/current.json`, as the publisher writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Pointer {
+    /// The environment's version.
+    pub version: u64,
+    /// Blob key relative to the environment: `blobs/<sha256>.json.gz`.
+    pub blob: String,
+    /// Hex SHA-256 of the `.gz` bytes.
+    pub sha256: String,
+}
+
+/// Parses and checks a pointer. The blob key must be the content-addressed name of `sha256`,
+/// so a pointer cannot send the worker to an arbitrary key.
+pub fn parse_pointer(bytes: &[u8]) -> Result<Pointer, LoadError> {
+    if bytes.len() > MAX_POINTER_BYTES {
+        return Err(LoadError::BadPointer("larger than 4096 bytes"));
+    }
+    let pointer: Pointer =
+        serde_json::from_slice(bytes).map_err(|_| LoadError::BadPointer("not the pointer JSON"))?;
+    let hex_ok = pointer.sha256.len() == 64
+        && pointer
+            .sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex_ok {
+        return Err(LoadError::BadPointer(
+            "sha256 is not 64 lowercase hex digits",
+        ));
+    }
+    if pointer.blob != format!("blobs/{}.json.gz", pointer.sha256) {
+        return Err(LoadError::BadPointer("blob is not blobs/<sha256>.json.gz"));
+    }
+    Ok(pointer)
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Checks the `.gz` bytes against the expected SHA-256, gunzips (bounded by the blob size
+/// limit), parses and checks the blob, and checks its environment.
+pub fn decode_blob(
+    gz: &[u8],
+    expected_sha256: &str,
+    environment: &str,
+) -> Result<Snapshot, LoadError> {
+    if gz.len() > MAX_BLOB_BYTES {
+        return Err(LoadError::TooLarge("blob"));
+    }
+    let found = sha256_hex(gz);
+    if found != expected_sha256 {
+        return Err(LoadError::HashMismatch {
+            expected: expected_sha256.to_owned(),
+            found,
+        });
+    }
+    let mut json = Vec::with_capacity(gz.len() * 8);
+    GzDecoder::new(gz)
+        .take(MAX_BLOB_BYTES as u64 + 1)
+        .read_to_end(&mut json)
+        .map_err(|_| LoadError::Gzip)?;
+    if json.len() > MAX_BLOB_BYTES {
+        return Err(LoadError::TooLarge("uncompressed blob"));
+    }
+    let snapshot = Snapshot::from_json(&json).map_err(LoadError::Blob)?;
+    if snapshot.header().environment != environment {
+        return Err(LoadError::WrongEnvironment {
+            expected: environment.to_owned(),
+            found: snapshot.header().environment.clone(),
+        });
+    }
+    Ok(snapshot)
+}
+
+/// Where a blob (or a revalidation) came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Isolate memory, no check needed.
+    Memory,
+    /// The colo Cache API.
+    Cache,
+    /// The origin.
+    Origin,
+}
+
+impl Source {
+    /// Lowercase name for JSON and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Memory => "memory",
+            Source::Cache => "cache",
+            Source::Origin => "origin",
+        }
+    }
+}
+
+/// A loaded blob with what the health endpoint reports about it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The parsed blob.
+    pub snapshot: Snapshot,
+    /// The `.gz` bytes, kept to refill the colo cache without another origin read.
+    pub gz: Vec<u8>,
+    /// Hex SHA-256 of `gz`.
+    pub sha256: String,
+    /// The pointer's version.
+    pub version: u64,
+    /// When it was loaded (epoch ms).
+    pub loaded_at_ms: u64,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// The last failure, for the health endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What went wrong.
+    pub message: String,
+    /// When (epoch ms).
+    pub at_ms: u64,
+}
+
+/// Retry bookkeeping for one isolate.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    /// No revalidation before this instant (epoch ms).
+    pub next_check_ms: u64,
+    /// When the last revalidation finished (epoch ms).
+    pub last_check_ms: Option<u64>,
+    /// Failed revalidations in a row.
+    pub consecutive_failures: u32,
+    /// The most recent failure (kept after recovery, with its time).
+    pub last_error: Option<Failure>,
+    /// A revalidation is running (other requests of the isolate serve what is loaded).
+    pub in_flight: bool,
+}
+
+impl Schedule {
+    /// Whether a request at `now_ms` should revalidate. Cold isolates back off too: a fleet
+    /// of them must not hammer an origin that is down.
+    pub fn due(&self, now_ms: u64) -> bool {
+        !self.in_flight && now_ms >= self.next_check_ms
+    }
+
+    /// Records a successful revalidation.
+    pub fn succeeded(&mut self, now_ms: u64, revalidate_ms: u64) {
+        self.in_flight = false;
+        self.consecutive_failures = 0;
+        self.last_check_ms = Some(now_ms);
+        self.next_check_ms = now_ms.saturating_add(revalidate_ms);
+    }
+
+    /// Records a failure and backs off.
+    pub fn failed(&mut self, error: &LoadError, now_ms: u64, revalidate_ms: u64) {
+        self.in_flight = false;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.last_check_ms = Some(now_ms);
+        self.last_error = Some(Failure {
+            message: error.to_string(),
+            at_ms: now_ms,
+        });
+        self.next_check_ms =
+            now_ms.saturating_add(backoff_ms(self.consecutive_failures, revalidate_ms));
+    }
+
+    /// Forces the next request to revalidate (after a purge).
+    pub fn force(&mut self) {
+        self.next_check_ms = 0;
+    }
+}
+
+/// Delay before the next attempt after `failures` failures in a row: the revalidation
+/// interval doubled per failure, capped at [`MAX_BACKOFF_MS`].
+pub fn backoff_ms(failures: u32, revalidate_ms: u64) -> u64 {
+    let doublings = failures.saturating_sub(1).min(16);
+    revalidate_ms
+        .max(1)
+        .saturating_mul(1u64 << doublings)
+        .min(MAX_BACKOFF_MS.max(revalidate_ms))
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod io;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compression, write::GzEncoder};
+    use shared_eval::{Blob, Body, Header};
+    use std::io::Write as _;
+
+    fn blob_json(environment: &str) -> Vec<u8> {
+        let header = Header {
+            environment: environment.into(),
+            version: 3,
+            previous: Some(2),
+            content_hash: String::new(),
+            author: "test".into(),
+            source_commit: None,
+            created_at: "2026-11-21T00:00:00Z".into(),
+        };
+        serde_json::to_vec(&Blob::new(header, Body::default())).unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn a_good_blob_loads() {
+        let gz = gzip(&blob_json("prod"));
+        let snapshot = decode_blob(&gz, &sha256_hex(&gz), "prod").unwrap();
+        assert_eq!(snapshot.header().version, 3);
+    }
+
+    #[test]
+    fn every_bad_blob_is_refused_with_its_reason() {
+        let good = gzip(&blob_json("prod"));
+        assert!(matches!(
+            decode_blob(&good, &"0".repeat(64), "prod"),
+            Err(LoadError::HashMismatch { .. })
+        ));
+        let truncated = &good[..good.len() - 10];
+        assert_eq!(
+            decode_blob(truncated, &sha256_hex(truncated), "prod").unwrap_err(),
+            LoadError::Gzip
+        );
+        let not_json = gzip(b"{\"schema\":1,");
+        assert!(matches!(
+            decode_blob(&not_json, &sha256_hex(&not_json), "prod"),
+            Err(LoadError::Blob(BlobError::Malformed(_)))
+        ));
+        let mut future: serde_json::Value = serde_json::from_slice(&blob_json("prod")).unwrap();
+        future["schema"] = 99.into();
+        let future = gzip(&serde_json::to_vec(&future).unwrap());
+        assert_eq!(
+            decode_blob(&future, &sha256_hex(&future), "prod").unwrap_err(),
+            LoadError::Blob(BlobError::SchemaMismatch {
+                expected: 1,
+                found: 99
+            })
+        );
+        let mut tampered: serde_json::Value = serde_json::from_slice(&blob_json("prod")).unwrap();
+        tampered["body"]["attrs"] = serde_json::json!([["x"]]);
+        let tampered = gzip(&serde_json::to_vec(&tampered).unwrap());
+        assert!(matches!(
+            decode_blob(&tampered, &sha256_hex(&tampered), "prod"),
+            Err(LoadError::Blob(BlobError::HashMismatch { .. }))
+        ));
+        let staging = gzip(&blob_json("staging"));
+        assert!(matches!(
+            decode_blob(&staging, &sha256_hex(&staging), "prod"),
+            Err(LoadError::WrongEnvironment { .. })
+        ));
+    }
+
+    #[test]
+    fn gzip_bombs_stop_at_the_size_limit() {
+        let bomb = gzip(&vec![b' '; MAX_BLOB_BYTES + 10]);
+        assert!(bomb.len() < 100_000);
+        assert_eq!(
+            decode_blob(&bomb, &sha256_hex(&bomb), "prod").unwrap_err(),
+            LoadError::TooLarge("uncompressed blob")
+        );
+    }
+
+    #[test]
+    fn pointers_must_name_their_content_addressed_blob() {
+        let sha = "ab".repeat(32);
+        let good = format!(
+            r#"{{"version":4,"blob":"blobs/{sha}.json.gz","sha256":"{sha}","content_hash":"sha256:x"}}"#
+        );
+        assert_eq!(parse_pointer(good.as_bytes()).unwrap().version, 4);
+        for bad in [
+            format!(r#"{{"version":4,"blob":"../../etc/passwd","sha256":"{sha}"}}"#),
+            format!(
+                r#"{{"version":4,"blob":"blobs/{sha}.json.gz","sha256":"{}"}}"#,
+                "AB".repeat(32)
+            ),
+            r#"{"version":-1,"blob":"b","sha256":"s"}"#.to_owned(),
+            "nope".to_owned(),
+        ] {
+            assert!(parse_pointer(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn failures_back_off_and_success_resets() {
+        let mut schedule = Schedule::default();
+        assert!(schedule.due(0));
+        schedule.failed(&LoadError::Gzip, 1_000, 250);
+        assert_eq!(schedule.next_check_ms, 1_250);
+        schedule.failed(&LoadError::Gzip, 1_250, 250);
+        assert_eq!(schedule.next_check_ms, 1_750);
+        for _ in 0..20 {
+            schedule.failed(&LoadError::Gzip, 2_000, 250);
+        }
+        assert_eq!(schedule.next_check_ms, 2_000 + MAX_BACKOFF_MS);
+        assert!(!schedule.due(3_000));
+        assert!(schedule.due(7_000));
+        assert_eq!(
+            schedule.last_error.as_ref().unwrap().message,
+            "blob is not a complete gzip stream"
+        );
+        schedule.succeeded(8_000, 250);
+        assert_eq!(
+            (schedule.consecutive_failures, schedule.next_check_ms),
+            (0, 8_250)
+        );
+        schedule.in_flight = true;
+        assert!(!schedule.due(9_000));
+    }
+}

@@ -1,0 +1,418 @@
+//! OFREP (OpenFeature Remote Evaluation Protocol, `service/openapi.yaml` of open-feature/protocol):
+//! `POST /ofrep/v1/evaluate/flags/{key}` and the bulk `POST /ofrep/v1/evaluate/flags`.
+//!
+//! [`handle`] is the whole request pipeline after routing: limits, body parsing, identity,
+//! evaluation, response body, ETag. It takes plain data, so it runs under native tests.
+//!
+//! Status codes follow the spec: an unknown flag is 404 `FLAG_NOT_FOUND`; any other failed
+//! single evaluation is 400 with the evaluation-failure body (carrying the safe default's
+//! `value` and `variant` too, when the flag has one). A bulk answer is always 200 with per-flag
+//! results. An isolate that has never loaded a blob answers 200 with reason `ERROR` and
+//! `GENERAL` (single) or an empty flag list (bulk), so clients fall back to their code
+//! defaults; an evaluation is never answered with a 5xx.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use shared_eval::{Context, Evaluation, Snapshot};
+
+use crate::error::ApiError;
+use crate::http::Reply;
+use crate::identity;
+use crate::limits::{
+    self, MAX_BODY_BYTES, MAX_CONTEXT_ATTRIBUTES, MAX_FLAG_KEY_BYTES, MAX_JSON_DEPTH,
+};
+
+/// Path of the bulk endpoint; the single-flag endpoint is this plus `/{key}`.
+pub const BULK_PATH: &str = "/ofrep/v1/evaluate/flags";
+
+/// Answers vary per user: caches must revalidate (bulk, with its ETag) or never store (single).
+const VARY: &str = "Origin, Authorization, Cookie";
+
+/// One evaluation request, as plain data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalRequest<'a> {
+    /// The raw (percent-encoded) `{key}` path segment; `None` for bulk.
+    pub key: Option<&'a str>,
+    /// The request body.
+    pub body: &'a [u8],
+    /// `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// `Cookie` header.
+    pub cookie: Option<&'a str>,
+    /// `If-None-Match` header (bulk only).
+    pub if_none_match: Option<&'a str>,
+}
+
+/// The blob being served, with the environment version that named it.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// The parsed blob.
+    pub snapshot: &'a Snapshot,
+    /// The pointer's version (after a rollback it differs from the blob header's).
+    pub version: u64,
+}
+
+/// Runs one OFREP request: limits, identity, evaluation, response.
+pub fn handle(
+    request: &EvalRequest<'_>,
+    served: Option<Served<'_>>,
+    identity_secret: Option<&str>,
+    now_ms: i64,
+) -> Reply {
+    let key = match request.key.map(decode_key).transpose() {
+        Ok(key) => key,
+        Err(error) => return Reply::error(error, None),
+    };
+    let key_ref = key.as_deref();
+    let unsigned = match parse_context(request.body) {
+        Ok(context) => context,
+        Err(error) => return Reply::error(error, key_ref),
+    };
+    let token = identity::token_from_headers(request.authorization, request.cookie);
+    let identity = match identity::resolve(token, identity_secret, now_ms.div_euclid(1000)) {
+        Ok(identity) => identity,
+        Err(error) => return Reply::error(error, key_ref),
+    };
+    let mut unsigned = unsigned;
+    if identity.verified {
+        // The token's subject is the targeting key; the body may not restate it.
+        unsigned.remove("targetingKey");
+    }
+    let context = Context::with_unsigned(&identity.signed, &unsigned, identity.verified);
+    match key_ref {
+        Some(key) => single(key, served, &context, now_ms),
+        None => bulk(served, &context, now_ms, request.if_none_match),
+    }
+}
+
+/// Percent-decodes and checks a flag key from the URL path.
+pub fn decode_key(raw: &str) -> Result<String, ApiError> {
+    // Encoded keys are at most three bytes per decoded byte.
+    if raw.len() > MAX_FLAG_KEY_BYTES * 3 {
+        return Err(ApiError::KeyTooLong);
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(ApiError::KeyInvalid)?;
+            let text = std::str::from_utf8(hex).map_err(|_| ApiError::KeyInvalid)?;
+            out.push(u8::from_str_radix(text, 16).map_err(|_| ApiError::KeyInvalid)?);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    let key = String::from_utf8(out).map_err(|_| ApiError::KeyInvalid)?;
+    if key.is_empty() {
+        return Err(ApiError::KeyInvalid);
+    }
+    if key.len() > MAX_FLAG_KEY_BYTES {
+        return Err(ApiError::KeyTooLong);
+    }
+    Ok(key)
+}
+
+/// Checks the body against the limits and returns its `context` (the unsigned attributes).
+/// An empty body is an empty context: a caller with a token needs to send nothing else.
+pub fn parse_context(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    if limits::json_too_deep(body, MAX_JSON_DEPTH) {
+        return Err(ApiError::BodyTooDeep);
+    }
+    let parsed: Value = serde_json::from_slice(body).map_err(|_| ApiError::BodyNotJson)?;
+    let Value::Object(mut request) = parsed else {
+        return Err(ApiError::ContextNotObject);
+    };
+    let context = match request.remove("context") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(context)) => context,
+        Some(_) => return Err(ApiError::ContextNotObject),
+    };
+    if limits::attribute_count(&context) > MAX_CONTEXT_ATTRIBUTES {
+        return Err(ApiError::TooManyAttributes);
+    }
+    Ok(context)
+}
+
+/// One flag's result in OFREP's shape (success and failure share it; absent fields are omitted).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FlagResult<'a> {
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_details: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> FlagResult<'a> {
+    fn new(key: &'a str, evaluation: &Evaluation<'a>) -> FlagResult<'a> {
+        FlagResult {
+            key,
+            value: evaluation.value,
+            variant: evaluation.variant,
+            reason: evaluation.reason.as_str(),
+            error_code: evaluation.error.map(|e| e.as_str()),
+            error_details: evaluation.error.and(evaluation.error_details),
+            metadata: evaluation.metadata.filter(|m| !m.is_empty()),
+        }
+    }
+}
+
+const NOT_LOADED: &str = "flag configuration is not loaded yet";
+
+fn single(key: &str, served: Option<Served<'_>>, context: &Context<'_>, now_ms: i64) -> Reply {
+    let (status, body) = match served {
+        None => {
+            let result = FlagResult {
+                key,
+                value: None,
+                variant: None,
+                reason: "ERROR",
+                error_code: Some("GENERAL"),
+                error_details: Some(NOT_LOADED),
+                metadata: None,
+            };
+            (200, serde_json::to_vec(&result))
+        }
+        Some(served) => {
+            let evaluation = shared_eval::evaluate(served.snapshot, key, context, now_ms);
+            let status = match evaluation.error {
+                None => 200,
+                Some(shared_eval::ErrorCode::FlagNotFound) => 404,
+                Some(_) => 400,
+            };
+            (
+                status,
+                serde_json::to_vec(&FlagResult::new(key, &evaluation)),
+            )
+        }
+    };
+    Reply::json(status, body.unwrap_or_default())
+        .with_header("Cache-Control", "private, no-store")
+        .with_header("Vary", VARY)
+}
+
+#[derive(Serialize)]
+struct BulkBody<'a> {
+    flags: Vec<FlagResult<'a>>,
+    metadata: Map<String, Value>,
+}
+
+fn bulk(
+    served: Option<Served<'_>>,
+    context: &Context<'_>,
+    now_ms: i64,
+    if_none_match: Option<&str>,
+) -> Reply {
+    let Some(served) = served else {
+        let mut metadata = Map::new();
+        metadata.insert("loaded".into(), Value::Bool(false));
+        let body = serde_json::to_vec(&BulkBody {
+            flags: Vec::new(),
+            metadata,
+        })
+        .unwrap_or_default();
+        // Nothing to revalidate against: do not let a client cache the empty answer.
+        return Reply::json(200, body)
+            .with_header("Cache-Control", "no-store")
+            .with_header("Vary", VARY);
+    };
+    let evaluations = shared_eval::evaluate_all(served.snapshot, context, now_ms);
+    let header = served.snapshot.header();
+    let mut metadata = Map::new();
+    metadata.insert(
+        "environment".into(),
+        Value::String(header.environment.clone()),
+    );
+    metadata.insert("version".into(), Value::from(served.version));
+    let body = BulkBody {
+        flags: evaluations
+            .iter()
+            .map(|(key, evaluation)| FlagResult::new(key, evaluation))
+            .collect(),
+        metadata,
+    };
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    // The ETag covers the answer itself, not just the blob: the same blob gives different
+    // answers to different users (and at different times, for date rules).
+    let etag = etag_of(&body);
+    let reply = if if_none_match.is_some_and(|header| etag_matches(header, &etag)) {
+        Reply {
+            status: 304,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    } else {
+        Reply::json(200, body)
+    };
+    reply
+        .with_header("ETag", etag)
+        .with_header("Cache-Control", "private, no-cache")
+        .with_header("Vary", VARY)
+}
+
+/// A strong ETag: the first 128 bits of the body's SHA-256, quoted.
+pub fn etag_of(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let mut etag = String::with_capacity(34);
+    etag.push('"');
+    for byte in digest.iter().take(16) {
+        etag.push_str(&format!("{byte:02x}"));
+    }
+    etag.push('"');
+    etag
+}
+
+/// `If-None-Match` semantics: a list of (possibly weak) tags, or `*`.
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reply_json(reply: &Reply) -> Value {
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    #[test]
+    fn keys_are_percent_decoded_and_bounded() {
+        assert_eq!(decode_key("new-checkout").unwrap(), "new-checkout");
+        assert_eq!(decode_key("a%2Fb%20c").unwrap(), "a/b c");
+        assert_eq!(decode_key("caf%C3%A9").unwrap(), "café");
+        for bad in ["", "%", "%4", "%zz", "%ff", "%C3"] {
+            assert_eq!(decode_key(bad), Err(ApiError::KeyInvalid), "{bad:?}");
+        }
+        assert_eq!(
+            decode_key(&"k".repeat(MAX_FLAG_KEY_BYTES)).unwrap().len(),
+            MAX_FLAG_KEY_BYTES
+        );
+        assert_eq!(
+            decode_key(&"k".repeat(MAX_FLAG_KEY_BYTES + 1)),
+            Err(ApiError::KeyTooLong)
+        );
+        assert_eq!(
+            decode_key(&"%41".repeat(MAX_FLAG_KEY_BYTES + 1)),
+            Err(ApiError::KeyTooLong)
+        );
+    }
+
+    #[test]
+    fn bodies_are_checked_against_every_limit() {
+        assert_eq!(parse_context(b"").unwrap(), Map::new());
+        assert_eq!(
+            parse_context(br#"{"context":{"targetingKey":"u"}}"#).unwrap()["targetingKey"],
+            "u"
+        );
+        assert_eq!(parse_context(b"{}").unwrap(), Map::new());
+        assert_eq!(parse_context(b"{nope"), Err(ApiError::BodyNotJson));
+        assert_eq!(
+            parse_context(br#"{"context":[1]}"#),
+            Err(ApiError::ContextNotObject)
+        );
+        assert_eq!(parse_context(b"[]"), Err(ApiError::ContextNotObject));
+        let deep = format!(
+            r#"{{"context":{}1{}}}"#,
+            r#"{"a":"#.repeat(8),
+            "}".repeat(8)
+        );
+        assert_eq!(parse_context(deep.as_bytes()), Err(ApiError::BodyTooDeep));
+        let wide: Map<String, Value> = (0..=MAX_CONTEXT_ATTRIBUTES)
+            .map(|i| (format!("a{i}"), json!(i)))
+            .collect();
+        let body = serde_json::to_vec(&json!({ "context": wide })).unwrap();
+        assert_eq!(parse_context(&body), Err(ApiError::TooManyAttributes));
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse_context(&big), Err(ApiError::BodyTooLarge));
+    }
+
+    #[test]
+    fn cold_isolate_answers_error_without_a_5xx() {
+        let single = handle(
+            &EvalRequest {
+                key: Some("any"),
+                ..Default::default()
+            },
+            None,
+            None,
+            0,
+        );
+        assert_eq!(single.status, 200);
+        assert_eq!(
+            reply_json(&single),
+            json!({"key": "any", "reason": "ERROR", "errorCode": "GENERAL", "errorDetails": NOT_LOADED})
+        );
+        let bulk = handle(&EvalRequest::default(), None, None, 0);
+        assert_eq!(bulk.status, 200);
+        assert_eq!(
+            reply_json(&bulk),
+            json!({"flags": [], "metadata": {"loaded": false}})
+        );
+        assert_eq!(bulk.header("ETag"), None);
+    }
+
+    #[test]
+    fn request_errors_come_before_evaluation() {
+        let bad_token = handle(
+            &EvalRequest {
+                key: Some("f"),
+                authorization: Some("Bearer x.y.z"),
+                ..Default::default()
+            },
+            None,
+            Some("secret"),
+            0,
+        );
+        assert_eq!(bad_token.status, 401);
+        assert_eq!(
+            reply_json(&bad_token)["errorDetails"],
+            "identity token is invalid"
+        );
+        let bad_body = handle(
+            &EvalRequest {
+                key: Some("f"),
+                body: b"{",
+                ..Default::default()
+            },
+            None,
+            None,
+            0,
+        );
+        assert_eq!(
+            (bad_body.status, reply_json(&bad_body)["errorCode"].clone()),
+            (400, json!("PARSE_ERROR"))
+        );
+    }
+
+    #[test]
+    fn etags_match_lists_weak_tags_and_star() {
+        let tag = etag_of(b"body");
+        assert_eq!(tag.len(), 34);
+        assert!(etag_matches(&tag, &tag));
+        assert!(etag_matches(&format!("\"x\", W/{tag}"), &tag));
+        assert!(etag_matches("*", &tag));
+        assert!(!etag_matches("\"x\"", &tag));
+        assert_ne!(etag_of(b"body"), etag_of(b"bodz"));
+    }
+}
