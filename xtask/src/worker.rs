@@ -33,20 +33,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let wasm_bindgen = cargo_bin("wasm-bindgen");
-    check_version(
-        &wasm_bindgen,
-        WASM_BINDGEN_VERSION,
-        "cargo xtask setup",
-    )?;
+    check_version(&wasm_bindgen, WASM_BINDGEN_VERSION, "cargo xtask setup")?;
     let worker_build = cargo_bin("worker-build");
-    check_version(
-        &worker_build,
-        WORKER_BUILD_VERSION,
-        "cargo xtask setup",
-    )?;
+    check_version(&worker_build, WORKER_BUILD_VERSION, "cargo xtask setup")?;
     let wasm_opt = root.join("node_modules/.bin/wasm-opt");
     if !no_opt && !wasm_opt.exists() {
-        return Err("worker-build: node_modules/.bin/wasm-opt is missing; run `cargo xtask setup`".into());
+        return Err(
+            "worker-build: node_modules/.bin/wasm-opt is missing; run `cargo xtask setup`".into(),
+        );
     }
     let mut command = Command::new(&worker_build);
     command
