@@ -1,4 +1,5 @@
 //! The publisher: flag files -> compiled blob -> object store -> CDN purge.
 
+pub mod blob_file;
 pub mod compile;
 pub mod token;

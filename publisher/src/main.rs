@@ -1,2 +1,40 @@
 //! `publisher`: the command-line entry point.
-fn main() {}
+//!
+//! Each subcommand is one variant of [`Command`] wrapping the `Args` of its own module under
+//! `cli/`, whose `run` returns the exit code: adding a subcommand is one variant, one match arm
+//! and one module.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Feature flags compiled for the edge: validate, build and evaluate flag files.
+#[derive(Debug, Parser)]
+#[command(name = "publisher", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a flags directory: errors and lints, each with file:line.
+    Validate(cli::validate::Args),
+    /// Compile a flags directory for one environment into a gzipped blob file.
+    Build(cli::build::Args),
+    /// Evaluate one flag for a context, locally, with the same evaluator as the edge.
+    Eval(cli::eval::Args),
+    /// Evaluate one flag and show why: which rule matched, which conditions held or failed.
+    Explain(cli::explain::Args),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Validate(args) => cli::validate::run(args),
+        Command::Build(args) => cli::build::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Explain(args) => cli::explain::run(args),
+    }
+}

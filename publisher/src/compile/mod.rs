@@ -1,13 +1,20 @@
 //! The flag compiler: flag files (native YAML/JSON, or flagd JSON) -> [`shared_eval::Body`].
 //!
-//! (Stub entry point: the compiler work fills in `compile_dir`; its signature is the interface
-//! the CLI, `push` and the tests call.)
+//! [`compile_path`] is the one entry point (the CLI, `push` and the tests call it). A directory
+//! is compiled as the native format (`flags/`, `segments/`, `lists/`; see `docs/flag-format.md`);
+//! a single file is flagd JSON when it has flagd's top-level `flags` object, else one native flag.
+//! Every problem found is reported, each naming file, line and rule (see [`Diagnostic`]).
 
 pub mod diagnostic;
 pub mod flagd;
+mod graph;
+pub mod limits;
+pub mod native;
+pub mod yaml;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use shared_eval::Body;
 
 pub use diagnostic::{Diagnostic, Severity};
@@ -17,6 +24,19 @@ pub use diagnostic::{Diagnostic, Severity};
 pub struct CompileOptions {
     /// The environment whose on/off state and rules are compiled (`dev`, `staging`, `prod`, ...).
     pub environment: String,
+    /// "Today" for the date lints (expired flags, past review dates). `None` reads the clock;
+    /// tests pass a fixed date so their results do not change with the calendar.
+    pub today: Option<NaiveDate>,
+}
+
+impl CompileOptions {
+    /// Options for `environment`, with today's date from the clock.
+    pub fn new(environment: impl Into<String>) -> Self {
+        CompileOptions {
+            environment: environment.into(),
+            today: None,
+        }
+    }
 }
 
 /// A successful compilation: the body plus the lints (warnings) found on the way.
@@ -28,13 +48,144 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Compiles a flags directory (native format) or a single flagd JSON file at `path`.
-/// On failure returns every error found (not just the first), each naming file, line and rule.
+/// File extensions read as flag and segment files.
+const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+
+/// Compiles a flags directory (native format) or a single file at `path` (flagd JSON, or one
+/// native flag). On failure returns every diagnostic found, errors and warnings, in file and
+/// line order, each naming file, line and rule.
 pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
-    let _ = options;
-    Err(vec![Diagnostic::error(
-        path,
-        None,
-        "compiler not implemented yet",
-    )])
+    let today = options
+        .today
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let (body, mut diags) = if path.is_dir() {
+        let sources = read_dir_sources(path)?;
+        native::compile(&sources, &options.environment, today)
+    } else {
+        let text = read_text(
+            path,
+            limits::MAX_FILE_BYTES.max(shared_eval::MAX_BLOB_BYTES),
+        )?;
+        if looks_like_flagd(&text) {
+            let body = flagd::compile_flagd(&text, path, &options.environment)?;
+            (body, Vec::new())
+        } else {
+            let sources = native::Sources {
+                flags: vec![native::SourceFile {
+                    path: path.to_path_buf(),
+                    text,
+                }],
+                segments: Vec::new(),
+                root: None,
+            };
+            native::compile(&sources, &options.environment, today)
+        }
+    };
+    let size = serde_json::to_vec(&body)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > limits::MAX_BODY_BYTES {
+        diags.push(Diagnostic::error(
+            path,
+            None,
+            format!(
+                "compiled blob is {size} bytes, over the {}-byte limit the edge loads: split the flags or move long lists out",
+                limits::MAX_BODY_BYTES
+            ),
+        ));
+    }
+    diags.sort_by(|a, b| (&a.file, a.line, b.severity).cmp(&(&b.file, b.line, a.severity)));
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return Err(diags);
+    }
+    Ok(Compiled {
+        body,
+        warnings: diags,
+    })
+}
+
+/// flagd's shape: a JSON object whose `flags` is an object of flag objects.
+fn looks_like_flagd(text: &str) -> bool {
+    let Ok(serde_json::Value::Object(doc)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    matches!(doc.get("flags"), Some(serde_json::Value::Object(flags))
+        if flags.values().all(|f| f.is_object()))
+}
+
+fn read_text(path: &Path, max: usize) -> Result<String, Vec<Diagnostic>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| vec![Diagnostic::error(path, None, format!("cannot read: {e}"))])?;
+    if meta.len() > max as u64 {
+        return Err(vec![Diagnostic::error(
+            path,
+            None,
+            format!("{} bytes, over the {max}-byte limit", meta.len()),
+        )]);
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| vec![Diagnostic::error(path, None, format!("cannot read: {e}"))])
+}
+
+/// Files with a flag extension directly in `dir`, sorted by name (so output is stable).
+fn list_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostic::error(dir, None, format!("cannot read directory: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| EXTENSIONS.contains(&x))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_dir_sources(dir: &Path) -> Result<native::Sources, Vec<Diagnostic>> {
+    let flags_dir = dir.join("flags");
+    if !flags_dir.is_dir() {
+        return Err(vec![Diagnostic::error(
+            dir,
+            None,
+            "no `flags/` directory here: a flags directory holds flags/<key>.yaml (and optionally segments/, lists/)",
+        )]);
+    }
+    let mut errors = Vec::new();
+    let mut read_all = |sub: &Path| -> Vec<native::SourceFile> {
+        let files = match list_files(sub) {
+            Ok(files) => files,
+            Err(d) => {
+                errors.push(d);
+                return Vec::new();
+            }
+        };
+        files
+            .into_iter()
+            .filter_map(|path| match read_text(&path, limits::MAX_FILE_BYTES) {
+                Ok(text) => Some(native::SourceFile { path, text }),
+                Err(mut ds) => {
+                    errors.append(&mut ds);
+                    None
+                }
+            })
+            .collect()
+    };
+    let flags = read_all(&flags_dir);
+    let segments_dir = dir.join("segments");
+    let segments = if segments_dir.is_dir() {
+        read_all(&segments_dir)
+    } else {
+        Vec::new()
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(native::Sources {
+        flags,
+        segments,
+        root: Some(dir.to_path_buf()),
+    })
 }

@@ -1,0 +1,63 @@
+//! `publisher build [DIR] --env ENV -o FILE`: compile one environment and write the gzipped
+//! blob (version 0: a local build, never pushed).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use publisher::blob_file::{Provenance, encode_gzip, seal};
+use publisher::compile::{CompileOptions, compile_path};
+
+use super::{plural, print_diagnostics};
+
+/// Arguments of `build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Environment to compile (required: a blob is for exactly one environment).
+    #[arg(long)]
+    pub env: String,
+    /// Where to write the gzipped blob.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Author recorded in the header (default: `git config user.name`).
+    #[arg(long)]
+    pub author: Option<String>,
+}
+
+/// Exit 0 when written, 1 on compile errors or I/O failure.
+pub fn run(args: Args) -> ExitCode {
+    let compiled = match compile_path(&args.dir, &CompileOptions::new(&args.env)) {
+        Ok(compiled) => compiled,
+        Err(diags) => {
+            let (errors, _) = print_diagnostics(&diags);
+            eprintln!("build failed: {}", plural(errors, "error"));
+            return ExitCode::FAILURE;
+        }
+    };
+    print_diagnostics(&compiled.warnings);
+    let flags = compiled.body.flags.len();
+    let provenance = Provenance::detect(&args.dir, args.author.as_deref());
+    let blob = seal(compiled.body, &args.env, 0, None, &provenance);
+    let bytes = match encode_gzip(&blob) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("build failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = std::fs::write(&args.output, &bytes) {
+        eprintln!("build failed: cannot write {}: {e}", args.output.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "wrote {}: {} for {}, {} bytes gzipped, {}",
+        args.output.display(),
+        plural(flags, "flag"),
+        args.env,
+        bytes.len(),
+        blob.header.content_hash
+    );
+    ExitCode::SUCCESS
+}

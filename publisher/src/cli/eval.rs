@@ -1,0 +1,222 @@
+//! `publisher eval --flags PATH [--env ENV] --context JSON KEY [--json]`: evaluate one flag
+//! locally with the edge's evaluator.
+//!
+//! The context is trusted as a whole (as if every attribute came from the signed token);
+//! `targetingKey` is OpenFeature's targeting key. `--json` prints one object with OFREP's
+//! field names. Exit 0 when the flag was evaluated (whatever its reason), 1 when the flags
+//! could not be compiled (`PARSE_ERROR`) or the flag does not exist (`FLAG_NOT_FOUND`), 2 on a
+//! bad `--context`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use publisher::blob_file::{Provenance, now_rfc3339, seal};
+use publisher::compile::{CompileOptions, compile_path};
+use serde_json::{Map, Value, json};
+use shared_eval::{Context, Evaluation, Snapshot, evaluate};
+
+use super::{DEFAULT_ENV, print_diagnostics};
+
+/// Arguments of `eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+    /// Print one OFREP-shaped JSON object instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What to evaluate: shared by `eval` and `explain`.
+#[derive(Debug, clap::Args)]
+pub struct Input {
+    /// Flags directory (native format) or a flagd JSON file.
+    #[arg(long)]
+    pub flags: PathBuf,
+    /// Environment whose rules apply (ignored for flagd files).
+    #[arg(long, default_value = DEFAULT_ENV)]
+    pub env: String,
+    /// Evaluation context as a JSON object, e.g. '{"targetingKey":"u1","user":{"plan":"premium"}}'.
+    #[arg(long, default_value = "{}")]
+    pub context: String,
+    /// Evaluate as of this RFC 3339 time instead of now (for before/after rules).
+    #[arg(long)]
+    pub now: Option<String>,
+    /// The flag key.
+    pub key: String,
+}
+
+/// A compiled snapshot plus the parsed context and time, or the reason there is none.
+pub enum Loaded {
+    /// Ready to evaluate.
+    Ready {
+        snapshot: Box<Snapshot>,
+        context: Map<String, Value>,
+        now_ms: i64,
+    },
+    /// The command already printed why; exit with this code.
+    Failed {
+        code: u8,
+        parse_error: Option<String>,
+    },
+}
+
+impl Input {
+    /// Compiles the flags and parses the context; prints diagnostics on failure.
+    pub fn load(&self) -> Loaded {
+        let context = match serde_json::from_str::<Value>(&self.context) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                eprintln!("error: --context must be a JSON object");
+                return Loaded::Failed {
+                    code: 2,
+                    parse_error: None,
+                };
+            }
+            Err(e) => {
+                eprintln!("error: --context is not valid JSON: {e}");
+                return Loaded::Failed {
+                    code: 2,
+                    parse_error: None,
+                };
+            }
+        };
+        let now_ms = match &self.now {
+            None => chrono::Utc::now().timestamp_millis(),
+            Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+                Ok(t) => t.timestamp_millis(),
+                Err(e) => {
+                    eprintln!("error: --now is not an RFC 3339 time: {e}");
+                    return Loaded::Failed {
+                        code: 2,
+                        parse_error: None,
+                    };
+                }
+            },
+        };
+        match compile_snapshot(&self.flags, &self.env) {
+            Ok(snapshot) => Loaded::Ready {
+                snapshot: Box::new(snapshot),
+                context,
+                now_ms,
+            },
+            Err(summary) => Loaded::Failed {
+                code: 1,
+                parse_error: Some(summary),
+            },
+        }
+    }
+}
+
+/// Compiles `path` for `env` and loads it as the edge would. On failure prints the diagnostics
+/// and returns a one-line summary.
+pub fn compile_snapshot(path: &Path, env: &str) -> Result<Snapshot, String> {
+    let compiled = compile_path(path, &CompileOptions::new(env)).map_err(|diags| {
+        let (errors, _) = print_diagnostics(&diags);
+        let first = diags
+            .iter()
+            .find(|d| d.severity == publisher::compile::Severity::Error);
+        match first {
+            Some(d) if errors > 1 => format!("{d} (and {} more errors)", errors - 1),
+            Some(d) => d.to_string(),
+            None => "flags could not be compiled".to_owned(),
+        }
+    })?;
+    let provenance = Provenance {
+        author: "local".into(),
+        source_commit: None,
+        created_at: now_rfc3339(),
+    };
+    let blob = seal(compiled.body, env, 0, None, &provenance);
+    Snapshot::from_blob(blob).map_err(|e| {
+        eprintln!("error: compiled blob refused by the evaluator: {e}");
+        format!("compiled blob refused by the evaluator: {e}")
+    })
+}
+
+/// The evaluation as OFREP names it. `errorCode`/`errorDetails` appear only on error, `value`
+/// and `variant` only when there is one.
+pub fn ofrep_json(key: &str, eval: &Evaluation<'_>) -> Value {
+    let mut out = Map::new();
+    out.insert("key".into(), json!(key));
+    if let Some(value) = eval.value {
+        out.insert("value".into(), value.clone());
+    }
+    if let Some(variant) = eval.variant {
+        out.insert("variant".into(), json!(variant));
+    }
+    out.insert("reason".into(), json!(eval.reason.as_str()));
+    if let Some(code) = eval.error {
+        out.insert("errorCode".into(), json!(code.as_str()));
+        if let Some(details) = eval.error_details {
+            out.insert("errorDetails".into(), json!(details));
+        }
+    }
+    out.insert(
+        "metadata".into(),
+        Value::Object(eval.metadata.cloned().unwrap_or_default()),
+    );
+    Value::Object(out)
+}
+
+fn error_json(key: &str, code: &str, details: &str) -> Value {
+    json!({ "key": key, "reason": "ERROR", "errorCode": code, "errorDetails": details, "metadata": {} })
+}
+
+/// Runs `eval`.
+pub fn run(args: Args) -> ExitCode {
+    let key = args.input.key.as_str();
+    let (snapshot, context, now_ms) = match args.input.load() {
+        Loaded::Ready {
+            snapshot,
+            context,
+            now_ms,
+        } => (snapshot, context, now_ms),
+        Loaded::Failed { code, parse_error } => {
+            if let (true, Some(summary)) = (args.json, parse_error) {
+                println!("{}", error_json(key, "PARSE_ERROR", &summary));
+            }
+            return ExitCode::from(code);
+        }
+    };
+    if !snapshot.flag_keys().any(|k| k == key) {
+        if args.json {
+            println!(
+                "{}",
+                error_json(key, "FLAG_NOT_FOUND", "no flag with this key")
+            );
+        } else {
+            eprintln!("error: no flag `{key}` in {}", args.input.flags.display());
+        }
+        return ExitCode::FAILURE;
+    }
+    let eval = evaluate(&snapshot, key, &Context::new(&context), now_ms);
+    if args.json {
+        println!("{}", ofrep_json(key, &eval));
+    } else {
+        println!("{}", one_line(key, &eval));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `new-chart = true (variant on, reason TARGETING_MATCH, rule 2)`.
+pub fn one_line(key: &str, eval: &Evaluation<'_>) -> String {
+    let value = eval
+        .value
+        .map_or_else(|| "(caller's default)".to_owned(), Value::to_string);
+    let mut details = Vec::new();
+    if let Some(variant) = eval.variant {
+        details.push(format!("variant {variant}"));
+    }
+    details.push(format!("reason {}", eval.reason.as_str()));
+    if let Some(rule) = eval.rule {
+        details.push(format!("rule {rule}"));
+    }
+    if let Some(code) = eval.error {
+        details.push(format!("error {}", code.as_str()));
+    }
+    if let Some(why) = eval.error_details {
+        details.push(why.to_owned());
+    }
+    format!("{key} = {value} ({})", details.join(", "))
+}

@@ -1,0 +1,55 @@
+//! `publisher validate [DIR]`: compile without writing anything; print every diagnostic.
+//! Every environment of every flag is checked whatever `--env` says; `--env` only picks the
+//! environment whose compiled size is reported.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use publisher::compile::{CompileOptions, compile_path};
+
+use super::{DEFAULT_ENV, plural, print_diagnostics};
+
+/// Arguments of `validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Environment to compile (all are checked).
+    #[arg(long, default_value = DEFAULT_ENV)]
+    pub env: String,
+    /// Exit non-zero on warnings (lints) too, e.g. in CI.
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+/// Exit 0 when clean, 1 on errors (or on warnings with `--deny-warnings`).
+pub fn run(args: Args) -> ExitCode {
+    match compile_path(&args.dir, &CompileOptions::new(&args.env)) {
+        Ok(compiled) => {
+            let (_, warnings) = print_diagnostics(&compiled.warnings);
+            println!(
+                "{}: {} flags, {} segments, {}",
+                args.dir.display(),
+                compiled.body.flags.len(),
+                compiled.body.segments.len(),
+                plural(warnings, "warning")
+            );
+            if args.deny_warnings && warnings > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(diags) => {
+            let (errors, warnings) = print_diagnostics(&diags);
+            println!(
+                "{}: {}, {}",
+                args.dir.display(),
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! A small YAML document tree where every node knows its source line.
+//!
+//! Why our own tree over `saphyr-parser`'s event stream rather than serde (`serde_yaml` is
+//! deprecated, `serde_norway` reports positions only for the first shape error) or saphyr's
+//! `MarkedYamlOwned` loader: building the tree ourselves lets us
+//! - keep a line on every node, so *semantic* errors (unknown operator, bad regex, missing
+//!   variant) point at the offending line, and report all of them, not just the first;
+//! - refuse aliases (`*anchor`) outright: the loader would expand them by cloning, which is
+//!   the "billion laughs" memory blow-up on hostile input, and flag files have no use for them;
+//! - cap nesting while parsing, so no recursive walk (or drop) of a hostile document can
+//!   overflow the stack.
+//!
+//! Scalars resolve with YAML 1.2's core schema (saphyr's resolver): `on`/`off`/`yes` stay strings,
+//! `2024-01-01` is a string, quoted scalars are always strings. JSON is valid YAML 1.2, so `.json`
+//! flag files go through the same path and get the same line numbers.
+
+use std::borrow::Cow;
+
+use saphyr::ScalarOwned;
+use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
+
+/// Deepest YAML nesting accepted while parsing. Far above what any flag file needs (a rule nests
+/// at most [`shared_eval::MAX_RULE_DEPTH`] conditions, each two YAML levels), and low enough that
+/// walking the tree recursively can never overflow the stack.
+pub const MAX_YAML_DEPTH: usize = 2 * shared_eval::MAX_RULE_DEPTH + 16;
+
+/// A parsed YAML node and the 1-based line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// 1-based line of the node's first character.
+    pub line: usize,
+    /// The value.
+    pub value: Value,
+}
+
+/// A YAML value. Mapping keys are kept as written (their source text), in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null`, `~` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer that fits in `i64`.
+    Int(i64),
+    /// Any other number.
+    Float(f64),
+    /// A string (quoted, or plain and not anything else).
+    Str(String),
+    /// `- a` / `[a, b]`.
+    Seq(Vec<Node>),
+    /// `k: v` / `{k: v}`, in file order; keys are unique.
+    Map(Vec<Entry>),
+}
+
+/// One `key: value` of a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The key's text.
+    pub key: String,
+    /// Line of the key.
+    pub line: usize,
+    /// The value.
+    pub value: Node,
+}
+
+/// Why a document could not be parsed, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Node {
+    /// A short name of the node's kind, for messages ("expected a mapping, found a list").
+    pub fn kind_name(&self) -> &'static str {
+        match self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) | Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// The mapping's entries, if this is a mapping.
+    pub fn as_map(&self) -> Option<&[Entry]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Looks up `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| &e.value)
+    }
+
+    /// Converts to JSON (variant values, operands). Mapping keys become object keys.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Seq(items) => items.iter().map(Node::to_json).collect(),
+            Value::Map(entries) => entries
+                .iter()
+                .map(|e| (e.key.clone(), e.value.to_json()))
+                .collect(),
+        }
+    }
+}
+
+/// Parses one YAML (or JSON) document. An empty document is `Null` at line 1.
+pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    let mut builder = Builder {
+        stack: Vec::new(),
+        root: None,
+        documents: 0,
+    };
+    for event in Parser::new_from_str(source) {
+        let (event, span) = event.map_err(|e| SyntaxError {
+            line: e.marker().line().max(1),
+            message: e.info().to_owned(),
+        })?;
+        builder.on_event(event, span.start.line().max(1))?;
+    }
+    Ok(builder.root.unwrap_or(Node {
+        line: 1,
+        value: Value::Null,
+    }))
+}
+
+/// A mapping or sequence under construction; a mapping remembers a key waiting for its value.
+enum Open {
+    Seq(Node),
+    Map(Node, Option<(String, usize)>),
+}
+
+struct Builder {
+    stack: Vec<Open>,
+    root: Option<Node>,
+    documents: usize,
+}
+
+impl Builder {
+    fn on_event(&mut self, event: Event<'_>, line: usize) -> Result<(), SyntaxError> {
+        match event {
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => Ok(()),
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(SyntaxError {
+                        line,
+                        message: "only one YAML document per file (found a second `---`)".into(),
+                    });
+                }
+                Ok(())
+            }
+            Event::Alias(_) => Err(SyntaxError {
+                line,
+                message: "YAML aliases (`*name`) are not supported in flag files; repeat the value"
+                    .into(),
+            }),
+            Event::Scalar(text, style, _anchor, tag) => {
+                let node = Node {
+                    line,
+                    value: resolve_scalar(&text, style, tag.as_ref(), line)?,
+                };
+                if let Some(Open::Map(_, pending @ None)) = self.stack.last_mut() {
+                    // A scalar in key position: keep its source text as the key.
+                    *pending = Some((text.into_owned(), line));
+                    return Ok(());
+                }
+                self.attach(node)
+            }
+            Event::SequenceStart(_, ref tag) | Event::MappingStart(_, ref tag) => {
+                check_tag(tag.as_ref(), line)?;
+                if self.stack.len() >= MAX_YAML_DEPTH {
+                    return Err(SyntaxError {
+                        line,
+                        message: format!("nested more than {MAX_YAML_DEPTH} levels deep"),
+                    });
+                }
+                if let Some(Open::Map(_, None)) = self.stack.last() {
+                    return Err(SyntaxError {
+                        line,
+                        message: "a mapping key must be a plain value, not a list or mapping"
+                            .into(),
+                    });
+                }
+                let open = if matches!(event, Event::SequenceStart(..)) {
+                    Open::Seq(Node {
+                        line,
+                        value: Value::Seq(Vec::new()),
+                    })
+                } else {
+                    Open::Map(
+                        Node {
+                            line,
+                            value: Value::Map(Vec::new()),
+                        },
+                        None,
+                    )
+                };
+                self.stack.push(open);
+                Ok(())
+            }
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Open::Seq(node)) | Some(Open::Map(node, None)) => self.attach(node),
+                Some(Open::Map(_, Some((key, key_line)))) => Err(SyntaxError {
+                    line: key_line,
+                    message: format!("key `{key}` has no value"),
+                }),
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn attach(&mut self, node: Node) -> Result<(), SyntaxError> {
+        match self.stack.last_mut() {
+            None => {
+                self.root = Some(node);
+                Ok(())
+            }
+            Some(Open::Seq(Node {
+                value: Value::Seq(items),
+                ..
+            })) => {
+                items.push(node);
+                Ok(())
+            }
+            Some(Open::Map(
+                Node {
+                    value: Value::Map(entries),
+                    ..
+                },
+                pending,
+            )) => {
+                let Some((key, line)) = pending.take() else {
+                    return Err(SyntaxError {
+                        line: node.line,
+                        message: "mapping value without a key".into(),
+                    });
+                };
+                if let Some(first) = entries.iter().find(|e| e.key == key) {
+                    return Err(SyntaxError {
+                        line,
+                        message: format!("duplicate key `{key}` (first on line {})", first.line),
+                    });
+                }
+                entries.push(Entry {
+                    key,
+                    line,
+                    value: node,
+                });
+                Ok(())
+            }
+            // Unreachable by construction (Open::Seq holds a Seq, Open::Map a Map); reported
+            // rather than panicking.
+            Some(_) => Err(SyntaxError {
+                line: node.line,
+                message: "internal: malformed YAML tree".into(),
+            }),
+        }
+    }
+}
+
+fn check_tag(tag: Option<&Cow<'_, Tag>>, line: usize) -> Result<(), SyntaxError> {
+    match tag {
+        Some(tag) if !tag.is_yaml_core_schema() => Err(SyntaxError {
+            line,
+            message: format!("YAML tag `{tag}` is not supported in flag files"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn resolve_scalar(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Cow<'_, Tag>>,
+    line: usize,
+) -> Result<Value, SyntaxError> {
+    check_tag(tag, line)?;
+    let scalar = ScalarOwned::parse_from_cow_and_metadata(Cow::Borrowed(text), style, tag)
+        .ok_or_else(|| SyntaxError {
+            line,
+            message: format!("`{text}` does not match its YAML tag"),
+        })?;
+    Ok(match scalar {
+        ScalarOwned::Null => Value::Null,
+        ScalarOwned::Boolean(b) => Value::Bool(b),
+        ScalarOwned::Integer(i) => Value::Int(i),
+        ScalarOwned::FloatingPoint(f) => Value::Float(f.into_inner()),
+        ScalarOwned::String(s) => Value::Str(s),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_one_based_and_per_node() {
+        let doc = parse("# comment\nkey: a\nlist:\n  - 1\n  - x: true\n").unwrap();
+        assert_eq!(doc.get("key").unwrap().line, 2);
+        let Value::Seq(items) = &doc.get("list").unwrap().value else {
+            panic!("not a list")
+        };
+        assert_eq!(items[0].line, 4);
+        assert_eq!(items[1].get("x").unwrap().line, 5);
+        assert_eq!(items[1].get("x").unwrap().value, Value::Bool(true));
+    }
+
+    #[test]
+    fn core_schema_keeps_on_off_and_dates_as_strings() {
+        let doc = parse("a: on\nb: 2024-01-01\nc: \"12\"\nd: 1.5\ne: ~\n").unwrap();
+        assert_eq!(doc.get("a").unwrap().as_str(), Some("on"));
+        assert_eq!(doc.get("b").unwrap().as_str(), Some("2024-01-01"));
+        assert_eq!(doc.get("c").unwrap().as_str(), Some("12"));
+        assert_eq!(doc.get("d").unwrap().value, Value::Float(1.5));
+        assert_eq!(doc.get("e").unwrap().value, Value::Null);
+    }
+
+    #[test]
+    fn json_parses_with_lines() {
+        let doc = parse("{\n  \"a\": [1,\n 2],\n  \"b\": {\"c\": null}\n}").unwrap();
+        assert_eq!(doc.get("b").unwrap().line, 4);
+    }
+
+    #[test]
+    fn rejects_aliases_duplicates_deep_nesting_and_bad_indentation() {
+        let alias = parse("a: &x [1]\nb: *x\n").unwrap_err();
+        assert_eq!(alias.line, 2);
+        assert!(alias.message.contains("aliases"));
+
+        let dup = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(dup.line, 3);
+        assert!(dup.message.contains("first on line 1"), "{}", dup.message);
+
+        let deep = "[".repeat(10_000);
+        // The parser's own recursion limit or ours: either way an error, not a stack overflow.
+        assert!(parse(&deep).is_err());
+        let deep_block: String = (0..200)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        let err = parse(&deep_block).unwrap_err();
+        assert!(err.message.contains("nested more than"), "{err:?}");
+
+        let bad = parse("a:\n  b: 1\n c: 2\n").unwrap_err();
+        assert_eq!(bad.line, 3, "{bad:?}");
+    }
+}
