@@ -2,4 +2,5 @@
 
 pub mod blob_file;
 pub mod compile;
+pub mod purge;
 pub mod token;
