@@ -3,11 +3,13 @@
 //! - `setup`: installs what the tests and the demo need, skipping what is already installed at
 //!   the right version (wasm32 target, wasm-bindgen-cli, worker-build, npm packages, SeaweedFS,
 //!   Chromium).
+//! - `demo`: SeaweedFS + the worker in workerd + the example flags pushed + the dashboard.
 //! - `test`: `setup`, then the whole test suite (the README's test command).
 //! - `worker-build [--no-opt] [--if-stale]`: builds the edge worker to `edge-worker/build/`.
 //!
 //! Plain `std::process` on purpose: this crate must build fast on a fresh machine.
 
+mod demo;
 mod setup;
 mod test;
 mod util;
@@ -18,11 +20,12 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run(),
         Some("setup") => setup::run(),
         Some("test") => test::run(&args[1..]),
         Some("worker-build") => worker::run(&util::project_root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|worker-build>");
+            eprintln!("usage: cargo xtask <demo|setup|test|worker-build>");
             return ExitCode::from(2);
         }
     };
