@@ -35,3 +35,7 @@ pub const MAX_RULE_DEPTH: usize = shared_eval::MAX_RULE_DEPTH;
 /// Largest compiled body (uncompressed JSON), leaving room for the header within
 /// [`shared_eval::MAX_BLOB_BYTES`], which the edge refuses to load.
 pub const MAX_BODY_BYTES: usize = shared_eval::MAX_BLOB_BYTES - 4 * 1024;
+
+/// Longest prerequisite chain (A requires B requires C ... counting each flag): the evaluator
+/// recurses through prerequisites, and the edge refuses longer chains.
+pub const MAX_PREREQUISITE_DEPTH: usize = 16;

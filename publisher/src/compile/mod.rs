@@ -94,6 +94,27 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
             ),
         ));
     }
+    if !diags.iter().any(|d| d.severity == Severity::Error) {
+        // The edge's own load-time checks, run here so `build` never writes a blob it refuses.
+        let header = shared_eval::Header {
+            environment: options.environment.clone(),
+            version: 0,
+            previous: None,
+            content_hash: String::new(),
+            author: String::new(),
+            source_commit: None,
+            created_at: String::new(),
+        };
+        if let Err(why) =
+            shared_eval::Snapshot::from_blob(shared_eval::Blob::new(header, body.clone()))
+        {
+            diags.push(Diagnostic::error(
+                path,
+                None,
+                format!("the evaluator refuses the compiled flags: {why}"),
+            ));
+        }
+    }
     diags.sort_by(|a, b| (&a.file, a.line, b.severity).cmp(&(&b.file, b.line, a.severity)));
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);

@@ -455,6 +455,33 @@ impl Compiler {
             );
         }
 
+        // Prerequisite chains, longest first-found: `eval_order` puts prerequisites first.
+        let mut chain = vec![1usize; defs.len()];
+        for &i in &eval_order {
+            let longest = prereq_deps[i]
+                .iter()
+                .filter_map(|&p| chain.get(p))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            chain[i] = longest + 1;
+            if chain[i] == MAX_PREREQUISITE_DEPTH + 1 {
+                let def = &defs[i];
+                let line = def.doc.get("prerequisites").map_or(def.line, |n| n.line);
+                let at = At {
+                    file: def.file,
+                    flag: Some(&def.key),
+                    segment: None,
+                    rule: None,
+                };
+                self.error(
+                    &at,
+                    line,
+                    format!("prerequisite chain of {} flags, over the limit of {MAX_PREREQUISITE_DEPTH}", chain[i]),
+                );
+            }
+        }
+
         for def in &segment_defs {
             if !used_segments.contains(&def.key) {
                 let at = At {
