@@ -244,6 +244,13 @@ impl Compiler {
             );
             return None;
         }
+        if file.path.extension().is_some_and(|x| x == "json") {
+            // JSON is YAML too, but a JSON file deserves a JSON error message.
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&file.text) {
+                self.error(&at, e.line().max(1), format!("invalid JSON: {e}"));
+                return None;
+            }
+        }
         match yaml::parse(&file.text) {
             Ok(node) if node.as_map().is_some() => Some(node),
             Ok(node) => {
@@ -1867,12 +1874,9 @@ pub fn check_regex(source: &str) -> Result<(), String> {
         .parse(source)
         .map(|_| ())
         .map_err(|e| {
-            e.to_string()
-                .lines()
-                .last()
-                .unwrap_or("invalid")
-                .trim()
-                .to_owned()
+            let text = e.to_string();
+            let last = text.lines().last().unwrap_or("invalid").trim();
+            last.strip_prefix("error: ").unwrap_or(last).to_owned()
         })
 }
 

@@ -1,0 +1,221 @@
+//! The built `publisher` binary on the example flags and on broken fixtures: exit codes,
+//! `file:line` in the output, the blob `build` writes, and `eval --json`'s OFREP shape.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn publisher(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_publisher"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run publisher")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let out = publisher(&["validate", "examples/flags"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("examples/flags: 10 flags, 2 segments"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn validate_reports_file_line_and_fails_on_broken_fixtures() {
+    let cases = [
+        (
+            "wrong-operator",
+            "flags/checkout.yaml:9: error: flag checkout: rule premium: unknown operator `greater-than`",
+        ),
+        (
+            "bad-regex",
+            "flags/search.yaml:12: error: flag search: rule staff: bad regex: unclosed character class",
+        ),
+        (
+            "missing-variant",
+            "flags/theme.yaml:13: error: flag theme: rule night-owls: unknown variant `dim`; this flag's variants are: light, dark",
+        ),
+        (
+            "cycle",
+            "flags/a.yaml:4: error: flag a: prerequisite cycle: a -> b -> a",
+        ),
+        (
+            "bad-indentation",
+            "flags/banner.yaml:7: error: invalid YAML",
+        ),
+    ];
+    for (name, expected) in cases {
+        let dir = fixture(name);
+        let out = publisher(&["validate", dir.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        let output = text(&out);
+        let expected = format!("{}/{expected}", dir.display());
+        assert!(
+            output.contains(&expected),
+            "{name}: expected\n{expected}\nin\n{output}"
+        );
+        assert!(output.contains("1 error"), "{name}: {output}");
+        // And `build` refuses the same directory, writing nothing.
+        let target = tempfile::tempdir().unwrap();
+        let blob = target.path().join("out.json.gz");
+        let out = publisher(&[
+            "build",
+            dir.to_str().unwrap(),
+            "--env",
+            "prod",
+            "-o",
+            blob.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        assert!(!blob.exists(), "{name}: build wrote a blob despite errors");
+    }
+}
+
+#[test]
+fn deny_warnings_turns_lints_into_failure() {
+    let dir = fixture("expired");
+    let out = publisher(&["validate", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("old-promo.yaml:3: warning: flag old-promo: flag expired on 2020-01-31"),
+        "{}",
+        text(&out)
+    );
+    let out = publisher(&["validate", dir.to_str().unwrap(), "--deny-warnings"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn build_writes_a_gzipped_blob_the_edge_accepts() {
+    let target = tempfile::tempdir().unwrap();
+    let path = target.path().join("prod.json.gz");
+    let out = publisher(&[
+        "build",
+        "examples/flags",
+        "--env",
+        "prod",
+        "-o",
+        path.to_str().unwrap(),
+        "--author",
+        "Grace Hopper",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let bytes = std::fs::read(&path).unwrap();
+    let snapshot =
+        publisher::blob_file::load_gzip(&bytes).expect("blob loads with the edge's checks");
+    let header = snapshot.header();
+    assert_eq!(header.environment, "prod");
+    assert_eq!(header.version, 0);
+    assert_eq!(header.previous, None);
+    assert_eq!(header.author, "Grace Hopper");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&header.created_at).is_ok(),
+        "{}",
+        header.created_at
+    );
+    assert!(
+        header.created_at.ends_with('Z'),
+        "UTC: {}",
+        header.created_at
+    );
+    let keys: Vec<&str> = snapshot.flag_keys().collect();
+    assert_eq!(keys.len(), 10);
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted: {keys:?}");
+    assert!(text(&out).contains(&header.content_hash), "{}", text(&out));
+    // The source commit is the repository's HEAD when the flags are in Git.
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    if head.status.success() {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+        assert_eq!(header.source_commit.as_deref(), Some(head.as_str()));
+    }
+}
+
+#[test]
+fn build_requires_an_environment() {
+    let out = publisher(&["build", "examples/flags", "-o", "/dev/null"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap usage error: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("--env"), "{}", text(&out));
+}
+
+#[test]
+fn eval_json_missing_flag_is_flag_not_found() {
+    let out = publisher(&[
+        "eval",
+        "--flags",
+        "examples/flags",
+        "--context",
+        "{\"targetingKey\":\"u1\"}",
+        "no-such-flag",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        body,
+        json!({"key": "no-such-flag", "reason": "ERROR", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "no flag with this key", "metadata": {}})
+    );
+}
+
+#[test]
+fn eval_json_bad_flags_file_is_parse_error() {
+    let file = fixture("broken-flagd.json");
+    let out = publisher(&["eval", "--flags", file.to_str().unwrap(), "x", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["errorCode"], "PARSE_ERROR");
+    assert_eq!(body["reason"], "ERROR");
+    assert_eq!(body["key"], "x");
+    assert!(body.get("value").is_none(), "{body}");
+    let details = body["errorDetails"].as_str().unwrap();
+    assert!(
+        details.contains("broken-flagd.json:5: error: invalid JSON"),
+        "{details}"
+    );
+}
+
+#[test]
+fn eval_rejects_a_context_that_is_not_an_object() {
+    let out = publisher(&[
+        "eval",
+        "--flags",
+        "examples/flags",
+        "--context",
+        "[1]",
+        "new-chart",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--context must be a JSON object"));
+}
