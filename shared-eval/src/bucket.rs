@@ -1,47 +1,75 @@
-//! Deterministic bucketing. (Stub: the evaluator issue fills this in.)
+//! Deterministic bucketing: which slice of a percentage split a user falls into.
+//!
+//! Native flags use [`bucket`] (SipHash-1-3, 100,000 buckets). Flags imported from flagd use
+//! flagd's own `fractional` hashing ([`murmur3_x86_32`], [`flagd_fractional_bucket`]) so that
+//! users migrating from flagd keep their buckets.
+
+use core::hash::Hasher;
+
+use siphasher::sip::SipHasher13;
 
 /// Number of buckets a split divides users into: 100,000, so 0.001% steps exist.
 pub const BUCKETS: u32 = 100_000;
 
-/// Bucket in `0..BUCKETS` of `value` under a flag's `salt` (SipHash-1-3).
+/// Bucket in `0..BUCKETS` of `value` under a flag's `salt`.
+///
+/// The exact definition (published so other implementations can reproduce it; test vectors are
+/// in `shared-eval/testdata/bucket-vectors.json`):
+///
+/// 1. `message = le64(len(salt)) || salt || value`, where `salt` and `value` are UTF-8 bytes and
+///    `le64(n)` is the byte length of `salt` as 8 bytes little-endian. The length prefix makes
+///    the encoding unambiguous: no two `(salt, value)` pairs give the same message.
+/// 2. `h = SipHash-1-3(key = 16 zero bytes, message)`, the 64-bit output read as an unsigned
+///    little-endian integer (what Rust's `siphasher::sip::SipHasher13::new()` returns).
+/// 3. `bucket = (h * 100_000) >> 64`, computed in 128 bits. This maps the hash range onto the
+///    buckets in proportion; the largest bucket is at most one part in 2^46 more likely than
+///    the smallest, far below anything a split could show.
+///
+/// The flag's salt is its key unless the flag file sets one, so `bucket(flag_key, user_id)` is
+/// the common case, and changing the salt is the only way to reshuffle users.
 pub fn bucket(salt: &str, value: &str) -> u32 {
-    let _ = (salt, value);
-    0
+    let mut hasher = SipHasher13::new();
+    hasher.write(&(salt.len() as u64).to_le_bytes());
+    hasher.write(salt.as_bytes());
+    hasher.write(value.as_bytes());
+    let hash = hasher.finish();
+    ((u128::from(hash) * u128::from(BUCKETS)) >> 64) as u32
 }
 
 /// MurmurHash3 x86_32 (Austin Appleby's reference `MurmurHash3_x86_32`), as flagd's
-/// `fractional` uses with seed 0. Bytes are read little-endian, whatever the platform.
+/// `fractional` uses with seed 0.
 pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
     const C1: u32 = 0xcc9e_2d51;
     const C2: u32 = 0x1b87_3593;
-    let mix = |mut k: u32| {
-        k = k.wrapping_mul(C1);
-        k = k.rotate_left(15);
-        k.wrapping_mul(C2)
-    };
-    let mut h = seed;
+
+    let mut h1 = seed;
     let mut blocks = data.chunks_exact(4);
     for block in &mut blocks {
-        let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-        h ^= mix(k);
-        h = h.rotate_left(13);
-        h = h.wrapping_mul(5).wrapping_add(0xe654_6b64);
+        let mut k1 = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+        k1 = k1.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h1 ^= k1;
+        h1 = h1.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
     }
+
+    // The 1-3 trailing bytes, little-endian, mixed without the final rotate-multiply-add.
     let tail = blocks.remainder();
-    if !tail.is_empty() {
-        let mut k: u32 = 0;
-        for (i, byte) in tail.iter().enumerate() {
-            k |= u32::from(*byte) << (8 * i);
-        }
-        h ^= mix(k);
+    let mut k1: u32 = 0;
+    for (i, byte) in tail.iter().enumerate() {
+        k1 |= u32::from(*byte) << (8 * i);
     }
-    // `as u32` is the algorithm's definition: the length is taken modulo 2^32.
-    h ^= data.len() as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
+    if !tail.is_empty() {
+        k1 = k1.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h1 ^= k1;
+    }
+
+    // Finalization: length (mod 2^32, as the reference's `int len`) and avalanche.
+    h1 ^= data.len() as u32;
+    h1 ^= h1 >> 16;
+    h1 = h1.wrapping_mul(0x85eb_ca6b);
+    h1 ^= h1 >> 13;
+    h1 = h1.wrapping_mul(0xc2b2_ae35);
+    h1 ^= h1 >> 16;
+    h1
 }
 
 /// flagd v2 `fractional`: `(hash * total_weight) >> 32`.
@@ -50,42 +78,133 @@ pub fn flagd_fractional_bucket(key: &str, total_weight: u32) -> u32 {
 }
 
 #[cfg(test)]
-mod murmur3_tests {
+mod tests {
     use super::*;
+    use std::{string::String, vec::Vec};
 
-    /// Reference values, checked against the `mmh3` Python package (a binding of the reference
-    /// C++ implementation), covering every tail length (0 to 3 bytes) and non-ASCII input.
+    /// Reference vectors of MurmurHash3_x86_32, cross-checked with `testdata/bucketing.py`
+    /// (an independent Python implementation) and PyPI's `mmh3` (`mmh3.hash(s, seed, signed=False)`).
     #[test]
     fn murmur3_matches_reference_vectors() {
-        let cases: &[(&str, u32, u32)] = &[
-            ("", 0, 0),
-            ("", 1, 0x514e_28b7),
-            ("hello", 0, 0x248b_fa47),
-            ("abc", 0, 0xb3dd_93fa),
-            ("Hello, world!", 0x9747_b28c, 0x2488_4cba),
+        let cases: &[(&[u8], u32, u32)] = &[
+            (b"", 0, 0),
+            (b"", 1, 0x514e_28b7),
+            (b"", 0xffff_ffff, 0x81f1_6f39),
+            (b"\xff\xff\xff\xff", 0, 0x7629_3b50),
+            (b"!Ce\x87", 0, 0xf55b_516b),
+            (b"!Ce", 0, 0x7e4a_8634),
+            (b"!C", 0, 0xa0f7_b07a),
+            (b"!", 0, 0x7266_1cf4),
+            (b"hello", 0, 0x248b_fa47),
+            (b"Hello, world!", 0, 0xc036_3e43),
             (
-                "The quick brown fox jumps over the lazy dog",
+                b"The quick brown fox jumps over the lazy dog",
                 0,
                 0x2e4f_f723,
             ),
-            ("fractional-flagjack", 0, 0x9fe8_43e0),
-            ("ejOoVL", 0, 0),
-            ("\u{e9}t\u{e9}", 0, 0x3393_660f),
+            // flagd-testbed's brute-forced edge keys: the hash extremes and the sign boundary.
+            (b"ejOoVL", 0, 0),
+            (b"bY9fO-", 0, 1),
+            (b"SI7p-", 0, 0x7fff_ffff),
+            (b"6LvT0", 0, 0x8000_0000),
+            (b"ceQdGm", 0, 0xffff_ffff),
+            (b"abc", 0, 0xb3dd_93fa),
+            (b"Hello, world!", 0x9747_b28c, 0x2488_4cba),
+            (b"fractional-flagjack", 0, 0x9fe8_43e0),
+            ("\u{e9}t\u{e9}".as_bytes(), 0, 0x3393_660f),
         ];
-        for (input, seed, expected) in cases {
+        for (data, seed, want) in cases {
             assert_eq!(
-                murmur3_x86_32(input.as_bytes(), *seed),
-                *expected,
-                "{input:?} seed {seed}"
+                murmur3_x86_32(data, *seed),
+                *want,
+                "murmur3({data:?}, {seed:#x})"
             );
         }
     }
 
+    /// The flagd-testbed's `fractional-hash-edge-flag` keys, brute-forced by flagd to land on
+    /// the boundaries of a 50/50 split: `lower` means bucket 0 of 2 weights of 50.
     #[test]
-    fn fractional_bucket_scales_the_hash_into_the_total_weight() {
-        // hash 0 is bucket 0 whatever the weight; 0x9fe843e0 * 100 >> 32 = 62.
-        assert_eq!(flagd_fractional_bucket("ejOoVL", 100), 0);
-        assert_eq!(flagd_fractional_bucket("fractional-flagjack", 100), 62);
-        assert_eq!(flagd_fractional_bucket("anything", 0), 0);
+    fn flagd_edge_keys_fall_on_the_documented_side() {
+        for (key, want_lower) in [
+            ("ejOoVL", true),
+            ("bY9fO-", true),
+            ("SI7p-", true),
+            ("6LvT0", false),
+            ("ceQdGm", false),
+        ] {
+            let bucket = flagd_fractional_bucket(key, 100);
+            assert_eq!(bucket < 50, want_lower, "{key}: bucket {bucket}");
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Vectors {
+        rows: Vec<Row>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Row {
+        salt: String,
+        value: String,
+        siphash13: String,
+        bucket: u32,
+    }
+
+    /// Every row of the published table, which `testdata/bucketing.py` computes from the
+    /// SipHash paper's definition, independently of this crate.
+    #[test]
+    fn bucket_matches_published_vectors() {
+        let vectors: Vectors =
+            serde_json::from_str(include_str!("../testdata/bucket-vectors.json")).unwrap();
+        assert!(vectors.rows.len() >= 30);
+        for row in &vectors.rows {
+            let mut hasher = SipHasher13::new();
+            hasher.write(&(row.salt.len() as u64).to_le_bytes());
+            hasher.write(row.salt.as_bytes());
+            hasher.write(row.value.as_bytes());
+            assert_eq!(
+                std::format!("{:016x}", hasher.finish()),
+                row.siphash13,
+                "siphash of ({:?}, {:?})",
+                row.salt,
+                row.value
+            );
+            assert_eq!(
+                bucket(&row.salt, &row.value),
+                row.bucket,
+                "bucket({:?}, {:?})",
+                row.salt,
+                row.value
+            );
+        }
+    }
+
+    /// The siphasher crate against the SipHash paper's reference outputs (SipHash-2-4, key
+    /// 00..0f, message 00..(n-1)), so the crate itself is known to implement the paper.
+    #[test]
+    fn siphasher_matches_paper_vectors() {
+        let k0 = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
+        let k1 = u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]);
+        let message: Vec<u8> = (0u8..15).collect();
+        let cases: &[(usize, u64)] = &[
+            (0, 0x726f_db47_dd0e_0e31),
+            (1, 0x74f8_39c5_93dc_67fd),
+            (15, 0xa129_ca61_49be_45e5),
+        ];
+        for (len, want) in cases {
+            let mut hasher = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
+            hasher.write(&message[..*len]);
+            assert_eq!(hasher.finish(), *want, "SipHash-2-4 of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn buckets_stay_in_range() {
+        for salt in ["", "a", "checkout-v2"] {
+            for value in ["", "user-1", "ünïcödé", "\u{0}"] {
+                assert!(bucket(salt, value) < BUCKETS);
+            }
+        }
     }
 }

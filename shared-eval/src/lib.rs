@@ -11,6 +11,12 @@
 //! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, and flagd's murmur3
 //!   `fractional` for imported flags.
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
+//! - Helpers shared with the compiler, so both sides parse alike: [`validate_regex`],
+//!   [`parse_semver`], [`parse_rfc3339`], [`list_key`].
+//!
+//! Operator semantics are documented on [`Op`] and in more detail in the `ops` module's source:
+//! a missing or `null` attribute fails every operator but `not_equals`/`not_in`; there is no
+//! type coercion; numbers compare by value.
 //!
 //! The crate is `no_std` so that the Wasm edge worker and the native publisher run the very
 //! same code; it does no I/O and reads no clock (time is an argument).
@@ -24,13 +30,23 @@ extern crate std;
 
 mod blob;
 mod bucket;
+mod check;
 mod context;
+mod datetime;
 mod eval;
 pub mod logic;
 mod model;
+mod ops;
+mod regex;
+mod semver;
 
 pub use blob::{BlobError, MAX_BLOB_BYTES, MAX_RULE_DEPTH, Snapshot, content_hash};
 pub use bucket::{BUCKETS, bucket, flagd_fractional_bucket, murmur3_x86_32};
+pub use check::{MAX_EVAL_COST, MAX_PREREQUISITE_DEPTH};
 pub use context::Context;
+pub use datetime::{EPOCH_MILLIS_THRESHOLD, parse_rfc3339};
 pub use eval::{ErrorCode, Evaluation, Reason, evaluate, evaluate_all};
 pub use model::*;
+pub use ops::list_key;
+pub use regex::{MAX_REGEX_LEN, validate_regex};
+pub use semver::parse_semver;

@@ -1,0 +1,254 @@
+//! Semantic versions: parsing (for the compiler's operands and the context's values) and
+//! precedence as semver.org 2.0.0 defines it.
+
+use alloc::{string::String, vec::Vec};
+use core::cmp::Ordering;
+
+use crate::model::{SemVer, SemVerCmp};
+
+/// Parses a version, leniently in two ways only:
+/// - a leading `v` or `V` is skipped (`v1.2.3`, as Git tags and flagd's `sem_ver` write it);
+/// - missing minor/patch count as 0 (`1` and `1.2` mean `1.0.0` and `1.2.0`), but only for
+///   plain releases: `1.2-beta` is refused, as it is ambiguous.
+///
+/// Everything else follows semver.org strictly: numeric parts are ASCII digits without leading
+/// zeros (and fit in `u64`); pre-release identifiers are non-empty `[0-9A-Za-z-]+`, numeric
+/// ones without leading zeros; build metadata (`+...`) is checked and dropped. Returns `None`
+/// when the text is not a version.
+///
+/// # Example
+/// ```
+/// let v = shared_eval::parse_semver("v2.1.0-rc.1+build.5").unwrap();
+/// assert_eq!((v.major, v.minor, v.patch), (2, 1, 0));
+/// assert_eq!(v.pre, ["rc", "1"]);
+/// assert_eq!(shared_eval::parse_semver("1.2").unwrap().patch, 0);
+/// assert!(shared_eval::parse_semver("1.02.3").is_none());
+/// ```
+pub fn parse_semver(text: &str) -> Option<SemVer> {
+    let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
+    let (text, build) = match text.split_once('+') {
+        Some((version, build)) => (version, Some(build)),
+        None => (text, None),
+    };
+    if let Some(build) = build
+        && !build
+            .split('.')
+            .all(|id| !id.is_empty() && id.bytes().all(is_identifier_byte))
+    {
+        return None;
+    }
+    let (core, pre) = match text.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (text, None),
+    };
+    let mut numbers = core.split('.');
+    let major = parse_number(numbers.next()?)?;
+    let minor = numbers.next().map(parse_number);
+    let patch = numbers.next().map(parse_number);
+    if numbers.next().is_some() {
+        return None;
+    }
+    let full = minor.is_some() && patch.is_some();
+    if !full && (pre.is_some() || build.is_some()) {
+        return None;
+    }
+    let minor = minor.unwrap_or(Some(0))?;
+    let patch = patch.unwrap_or(Some(0))?;
+    let pre = match pre {
+        None => Vec::new(),
+        Some(pre) => {
+            let mut ids = Vec::new();
+            for id in pre.split('.') {
+                let numeric = id.bytes().all(|b| b.is_ascii_digit());
+                if id.is_empty()
+                    || !id.bytes().all(is_identifier_byte)
+                    || (numeric && id.len() > 1 && id.starts_with('0'))
+                {
+                    return None;
+                }
+                ids.push(String::from(id));
+            }
+            ids
+        }
+    };
+    Some(SemVer {
+        major,
+        minor,
+        patch,
+        pre,
+    })
+}
+
+fn is_identifier_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-'
+}
+
+fn parse_number(text: &str) -> Option<u64> {
+    if text.is_empty()
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+    {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// semver.org precedence: major, minor, patch numerically; then a pre-release sorts before the
+/// release; pre-release identifiers compare numerically when both are numeric, in ASCII order
+/// otherwise, numeric before alphanumeric, and a longer list wins when one is a prefix.
+pub(crate) fn precedence(a: &SemVer, b: &SemVer) -> Ordering {
+    (a.major, a.minor, a.patch)
+        .cmp(&(b.major, b.minor, b.patch))
+        .then_with(|| match (a.pre.is_empty(), b.pre.is_empty()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => {
+                for (x, y) in a.pre.iter().zip(&b.pre) {
+                    let order = compare_identifier(x, y);
+                    if order != Ordering::Equal {
+                        return order;
+                    }
+                }
+                a.pre.len().cmp(&b.pre.len())
+            }
+        })
+}
+
+fn compare_identifier(a: &str, b: &str) -> Ordering {
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    match (numeric(a), numeric(b)) {
+        // No leading zeros (checked when parsing), so the longer number is the larger; this
+        // also orders numbers too big for any integer type.
+        (true, true) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => a.cmp(b),
+    }
+}
+
+/// `actual cmp wanted`: `^` means same major and `>=`, `~` same major and minor and `>=`.
+pub(crate) fn compare(actual: &SemVer, cmp: SemVerCmp, wanted: &SemVer) -> bool {
+    let order = precedence(actual, wanted);
+    match cmp {
+        SemVerCmp::Eq => order == Ordering::Equal,
+        SemVerCmp::Ne => order != Ordering::Equal,
+        SemVerCmp::Lt => order == Ordering::Less,
+        SemVerCmp::Le => order != Ordering::Greater,
+        SemVerCmp::Gt => order == Ordering::Greater,
+        SemVerCmp::Ge => order != Ordering::Less,
+        SemVerCmp::Caret => actual.major == wanted.major && order != Ordering::Less,
+        SemVerCmp::Tilde => {
+            actual.major == wanted.major && actual.minor == wanted.minor && order != Ordering::Less
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(text: &str) -> SemVer {
+        parse_semver(text).unwrap_or_else(|| panic!("{text} should parse"))
+    }
+
+    #[test]
+    fn parses_strictly_with_two_documented_leniencies() {
+        assert_eq!(
+            v("1.2.3"),
+            SemVer {
+                major: 1,
+                minor: 2,
+                patch: 3,
+                pre: Vec::new()
+            }
+        );
+        assert_eq!(v("v1.2.3"), v("1.2.3"));
+        assert_eq!(v("V1"), v("1.0.0"));
+        assert_eq!(v("1.2"), v("1.2.0"));
+        assert_eq!(v("1.0.0-alpha.1+sha.5114f85").pre, ["alpha", "1"]);
+        assert_eq!(v("1.0.0+build"), v("1.0.0"));
+        assert_eq!(v("1.0.0-x-y-z.--").pre, ["x-y-z", "--"]);
+        for bad in [
+            "",
+            "v",
+            "1.",
+            "1..2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.02.3",
+            "1.2.03",
+            "1.2.3-",
+            "1.2.3-01",
+            "1.2.3-a..b",
+            "1.2.3+",
+            "1.2.3+a..b",
+            "1.2-beta",
+            "1-beta",
+            "1.2+b",
+            "-1.2.3",
+            "1.2.x",
+            " 1.2.3",
+            "1.2.3 ",
+            "1.2.3-é",
+            "99999999999999999999.0.0",
+        ] {
+            assert_eq!(parse_semver(bad), None, "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn precedence_follows_semver_org_example_chain() {
+        // The chain given in semver.org, section 11.
+        let chain = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.1.0",
+            "2.0.0",
+        ];
+        for pair in chain.windows(2) {
+            assert_eq!(
+                precedence(&v(pair[0]), &v(pair[1])),
+                Ordering::Less,
+                "{} < {}",
+                pair[0],
+                pair[1]
+            );
+            assert_eq!(precedence(&v(pair[1]), &v(pair[0])), Ordering::Greater);
+        }
+        assert_eq!(precedence(&v("1.0.0+a"), &v("1.0.0+b")), Ordering::Equal);
+        assert_eq!(
+            precedence(
+                &v("1.0.0-99999999999999999999999"),
+                &v("1.0.0-100000000000000000000000")
+            ),
+            Ordering::Less
+        );
+    }
+
+    #[test]
+    fn caret_and_tilde_stay_within_major_and_minor() {
+        let base = v("1.2.3");
+        assert!(compare(&v("1.2.3"), SemVerCmp::Caret, &base));
+        assert!(compare(&v("1.9.0"), SemVerCmp::Caret, &base));
+        assert!(!compare(&v("2.0.0"), SemVerCmp::Caret, &base));
+        assert!(!compare(&v("1.2.2"), SemVerCmp::Caret, &base));
+        assert!(!compare(&v("1.2.3-rc.1"), SemVerCmp::Caret, &base));
+        assert!(compare(&v("1.2.9"), SemVerCmp::Tilde, &base));
+        assert!(!compare(&v("1.3.0"), SemVerCmp::Tilde, &base));
+        assert!(!compare(&v("1.2.0"), SemVerCmp::Tilde, &base));
+        assert!(compare(&v("1.2.3-rc.1"), SemVerCmp::Lt, &base));
+        assert!(compare(&v("1.2.3"), SemVerCmp::Le, &base));
+        assert!(compare(&v("1.2.3"), SemVerCmp::Ge, &base));
+        assert!(!compare(&v("1.2.3"), SemVerCmp::Gt, &base));
+        assert!(compare(&v("1.2.4"), SemVerCmp::Ne, &base));
+        assert!(compare(&v("v1.2.3+build"), SemVerCmp::Eq, &base));
+    }
+}
