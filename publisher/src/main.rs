@@ -28,6 +28,8 @@ enum Command {
     Eval(cli::eval::Args),
     /// Evaluate one flag and show why: which rule matched, which conditions held or failed.
     Explain(cli::explain::Args),
+    /// Mint a signed identity token (HS256 JWT) for demos and tests; the secret comes from env.
+    Token(cli::token::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +38,6 @@ fn main() -> ExitCode {
         Command::Build(args) => cli::build::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Explain(args) => cli::explain::run(args),
+        Command::Token(args) => cli::token::run(args),
     }
 }

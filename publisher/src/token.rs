@@ -1,12 +1,11 @@
-//! `publisher token`: mints HS256-signed identity tokens (JWTs) for demos and tests.
+//! HS256-signed identity tokens (JWTs), minted by `publisher token` for demos and tests.
 //!
 //! The edge worker takes the targeting key (`sub`) and the protected attributes (every other claim)
 //! only from a token signed with its identity secret, so a browser cannot claim to be an internal
 //! tester. Real deployments mint these in their login service; this command exists so the demo and
-//! the tests can mint them without the secret ever reaching a browser. The secret is read from an
-//! environment variable, never from the command line, where `ps` and shell history would show it.
+//! the tests can mint them without the secret ever reaching a browser.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -21,45 +20,8 @@ const HEADER_JSON: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// Claims the command sets itself; `--claim` may not override them.
 const RESERVED_CLAIMS: [&str; 4] = ["sub", "iat", "exp", "nbf"];
 
-/// Arguments of `publisher token`.
-#[derive(clap::Args, Debug)]
-pub struct TokenArgs {
-    /// Name of the environment variable holding the HMAC secret (the worker's identity secret).
-    #[arg(long, default_value = "IDENTITY_SECRET", value_name = "VAR")]
-    pub secret_env: String,
-    /// The subject: the edge uses it as the OpenFeature targeting key.
-    #[arg(long)]
-    pub sub: String,
-    /// A signed string attribute, e.g. `--claim plan=premium` (repeatable).
-    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = parse_string_claim)]
-    pub claims: Vec<(String, Value)>,
-    /// A signed attribute whose value is JSON, e.g. `--claim-json internal=true` (repeatable).
-    #[arg(long = "claim-json", value_name = "NAME=JSON", value_parser = parse_json_claim)]
-    pub json_claims: Vec<(String, Value)>,
-    /// How long the token stays valid, e.g. `30m`, `24h`, `7days`.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    pub ttl: Duration,
-}
-
-/// Runs `publisher token`: prints one signed token on stdout.
-pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
-    let secret = std::env::var(&args.secret_env).with_context(|| {
-        format!(
-            "environment variable {} (the identity secret) is not set",
-            args.secret_env
-        )
-    })?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("system clock is before 1970")?
-        .as_secs();
-    let extra = args.claims.iter().chain(&args.json_claims).cloned();
-    let claims = build_claims(&args.sub, extra, now, args.ttl)?;
-    println!("{}", mint(secret.as_bytes(), &claims)?);
-    Ok(())
-}
-
 /// Builds the payload: `sub`, `iat`, `exp` (= `iat` + `ttl`) and the extra signed attributes.
+/// `issued_at` is seconds since the Unix epoch.
 pub fn build_claims(
     sub: &str,
     extra: impl IntoIterator<Item = (String, Value)>,
@@ -115,12 +77,14 @@ fn split_claim(arg: &str) -> Result<(&str, &str), String> {
     }
 }
 
-fn parse_string_claim(arg: &str) -> Result<(String, Value), String> {
+/// Parses `--claim NAME=VALUE`: the value is a string.
+pub fn parse_string_claim(arg: &str) -> Result<(String, Value), String> {
     let (name, value) = split_claim(arg)?;
     Ok((name.to_owned(), Value::String(value.to_owned())))
 }
 
-fn parse_json_claim(arg: &str) -> Result<(String, Value), String> {
+/// Parses `--claim-json NAME=JSON`: the value is any JSON value.
+pub fn parse_json_claim(arg: &str) -> Result<(String, Value), String> {
     let (name, value) = split_claim(arg)?;
     let value =
         serde_json::from_str(value).map_err(|e| format!("claim `{name}`: not JSON: {e}"))?;

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod eval;
 pub mod explain;
+pub mod token;
 pub mod validate;
 
 use publisher::compile::{Diagnostic, Severity};
