@@ -421,16 +421,11 @@ fn number_val(n: &Number) -> Option<Val<'static>> {
     // Integers are exact as f64 up to 2^53; larger ones stay borrowed so `cat` and variant
     // names print every digit.
     const EXACT: u64 = 1 << 53;
-    if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() <= EXACT {
-            return Some(Val::Num(i as f64));
-        }
-    } else if let Some(u) = n.as_u64() {
-        if u <= EXACT {
-            return Some(Val::Num(u as f64));
-        }
+    match (n.as_i64(), n.as_u64()) {
+        (Some(i), _) if i.unsigned_abs() <= EXACT => Some(Val::Num(i as f64)),
+        (None, Some(u)) if u <= EXACT => Some(Val::Num(u as f64)),
+        _ => None,
     }
-    None
 }
 
 /// Shortest round-tripping decimal, never an exponent (Go's `FormatFloat(n, 'f', -1, 64)`):
@@ -592,10 +587,10 @@ fn eval_op<'a>(op: LogicOp, args: &'a [Expr], env: &Env<'a>, depth: usize) -> Ev
         LogicOp::If => {
             let mut pairs = args.chunks_exact(2);
             for pair in &mut pairs {
-                if let [condition, then] = pair {
-                    if condition.eval(env, depth)?.truthy() {
-                        return then.eval(env, depth);
-                    }
+                if let [condition, then] = pair
+                    && condition.eval(env, depth)?.truthy()
+                {
+                    return then.eval(env, depth);
                 }
             }
             return match pairs.remainder() {
@@ -851,10 +846,10 @@ pub fn parse_version(text: &str) -> Option<SemVer> {
             identifiers.push(id.to_string());
         }
     }
-    if let Some(build) = build {
-        if !build.split('.').all(is_identifier) {
-            return None;
-        }
+    if let Some(build) = build
+        && !build.split('.').all(is_identifier)
+    {
+        return None;
     }
     Some(SemVer {
         major,
@@ -1146,27 +1141,27 @@ impl Compiler<'_> {
     }
 
     fn compile_in(&mut self, args: &Value, depth: usize) -> Result<Expr, String> {
-        if let Value::Array(items) = args {
-            if let [needle, Value::Array(list)] = items.as_slice() {
-                if list.len() >= MIN_INTERNED_LIST && list.iter().all(Value::is_string) {
-                    let mut sorted: Vec<String> = list
-                        .iter()
-                        .filter_map(|v| v.as_str().map(ToString::to_string))
-                        .collect();
-                    sorted.sort_unstable();
-                    sorted.dedup();
-                    let needle = Box::new(self.compile(needle, depth + 1)?);
-                    let id = match self.body.lists.iter().position(|l| *l == sorted) {
-                        Some(i) => i,
-                        None => {
-                            self.body.lists.push(sorted);
-                            self.body.lists.len() - 1
-                        }
-                    };
-                    let id = ListId::try_from(id).map_err(|_| "too many lists".to_string())?;
-                    return Ok(Expr::InList(needle, id));
+        if let Value::Array(items) = args
+            && let [needle, Value::Array(list)] = items.as_slice()
+            && list.len() >= MIN_INTERNED_LIST
+            && list.iter().all(Value::is_string)
+        {
+            let mut sorted: Vec<String> = list
+                .iter()
+                .filter_map(|v| v.as_str().map(ToString::to_string))
+                .collect();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let needle = Box::new(self.compile(needle, depth + 1)?);
+            let id = match self.body.lists.iter().position(|l| *l == sorted) {
+                Some(i) => i,
+                None => {
+                    self.body.lists.push(sorted);
+                    self.body.lists.len() - 1
                 }
-            }
+            };
+            let id = ListId::try_from(id).map_err(|_| "too many lists".to_string())?;
+            return Ok(Expr::InList(needle, id));
         }
         Ok(Expr::Op(LogicOp::In, self.compile_args(args, depth)?))
     }
