@@ -52,7 +52,7 @@ fn validate_reports_file_line_and_fails_on_broken_fixtures() {
         ),
         (
             "bad-regex",
-            "flags/search.yaml:12: error: flag search: rule staff: bad regex: unclosed character class",
+            r#"flags/search.yaml:12: error: flag search: rule staff: bad regex: invalid regex "^[a-z+@example\\.com$": unclosed character class"#,
         ),
         (
             "missing-variant",

@@ -491,7 +491,7 @@ fn limits_are_enforced_with_clear_messages() {
     assert!(
         errors(&diags)
             .iter()
-            .any(|e| e.contains("bad regex") && e.contains("limit of 1024")),
+            .any(|e| e.contains("bad regex") && e.contains("1024-byte limit")),
         "{diags:?}"
     );
 

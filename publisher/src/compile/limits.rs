@@ -12,12 +12,9 @@ pub const MAX_LIST_FILE_BYTES: usize = shared_eval::MAX_BLOB_BYTES;
 /// every edge isolate parses on load; beyond that, put the attribute in the signed token.
 pub const MAX_LIST_LEN: usize = 100_000;
 
-/// Longest regex source. Long patterns are how expensive ones usually arrive, and the edge
-/// compiles every regex of the blob when it loads it.
-pub const MAX_REGEX_LEN: usize = 1_024;
-
-/// Deepest group/repetition nesting inside one regex (the regex parser's own nest limit).
-pub const MAX_REGEX_NEST: u32 = 32;
+/// Longest regex source: the evaluator's own limit (long patterns are how expensive ones
+/// usually arrive, and the edge compiles every regex of the blob when it loads it).
+pub const MAX_REGEX_LEN: usize = shared_eval::MAX_REGEX_LEN;
 
 /// Most rules in one environment of one flag: each request may try them all, in order.
 pub const MAX_RULES_PER_FLAG: usize = 500;
@@ -38,4 +35,4 @@ pub const MAX_BODY_BYTES: usize = shared_eval::MAX_BLOB_BYTES - 4 * 1024;
 
 /// Longest prerequisite chain (A requires B requires C ... counting each flag): the evaluator
 /// recurses through prerequisites, and the edge refuses longer chains.
-pub const MAX_PREREQUISITE_DEPTH: usize = 16;
+pub const MAX_PREREQUISITE_DEPTH: usize = shared_eval::MAX_PREREQUISITE_DEPTH;

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use serde_json::Value as Json;
 use shared_eval::{
     AttrId, Body, Condition, Flag, FlagKind, ListId, Op, Prerequisite, RegexId, Rule, SegmentId,
-    SemVer, SemVerCmp, Serve, Split, Targeting, Test, ValueType, Variant, VariantId,
+    SemVerCmp, Serve, Split, Targeting, Test, ValueType, Variant, VariantId,
 };
 
 use super::diagnostic::Diagnostic;
@@ -1581,10 +1581,16 @@ impl Compiler {
                     );
                     return None;
                 };
-                match parse_semver(text) {
-                    Ok(v) => Op::SemVer(cmp, v),
-                    Err(why) => {
-                        self.error(at, line, format!("bad version `{text}`: {why}"));
+                match shared_eval::parse_semver(text) {
+                    Some(v) => Op::SemVer(cmp, v),
+                    None => {
+                        self.error(
+                            at,
+                            line,
+                            format!(
+                                "bad version `{text}`: expected MAJOR.MINOR.PATCH[-PRE][+BUILD]"
+                            ),
+                        );
                         return None;
                     }
                 }
@@ -1664,8 +1670,16 @@ impl Compiler {
                 for item in items {
                     match &item.value {
                         Value::Str(s) => out.push(s.clone()),
-                        Value::Int(i) => out.push(i.to_string()),
-                        Value::Float(f) => out.push(Json::from(*f).to_string()),
+                        // Numbers in the canonical text the evaluator looks them up by.
+                        Value::Int(_) | Value::Float(_) => {
+                            match shared_eval::list_key(&item.to_json()) {
+                                Some(key) => out.push(key),
+                                None => {
+                                    self.error(at, item.line, "list numbers must be finite");
+                                    return None;
+                                }
+                            }
+                        }
                         _ => {
                             self.error(
                                 at,
@@ -1757,7 +1771,9 @@ impl Compiler {
         let node = &entry.value;
         let parsed = match &node.value {
             // Epoch seconds, or milliseconds above 1e11 (the same rule the evaluator applies).
-            Value::Int(i) if i.unsigned_abs() > 100_000_000_000 => Some(*i),
+            Value::Int(i) if i.unsigned_abs() as f64 > shared_eval::EPOCH_MILLIS_THRESHOLD => {
+                Some(*i)
+            }
             Value::Int(i) => i.checked_mul(1000),
             Value::Str(s) => parse_time(s),
             _ => None,
@@ -1834,50 +1850,32 @@ fn read_list_file(path: &Path) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// RFC 3339, or a bare date (midnight UTC), to epoch milliseconds.
+/// RFC 3339 (parsed by the evaluator's own parser, so both sides agree), or a bare date
+/// (midnight UTC), to epoch milliseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
+    if let Some(ms) = shared_eval::parse_rfc3339(s) {
+        return Some(ms);
     }
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
 }
 
-/// A semantic version (a leading `v` is allowed: tags are often written `v2.4.0`).
-pub fn parse_semver(text: &str) -> Result<SemVer, String> {
-    let trimmed = text.strip_prefix('v').unwrap_or(text);
-    let v = semver::Version::parse(trimmed).map_err(|e| e.to_string())?;
-    let pre = if v.pre.is_empty() {
-        Vec::new()
-    } else {
-        v.pre.as_str().split('.').map(str::to_owned).collect()
-    };
-    Ok(SemVer {
-        major: v.major,
-        minor: v.minor,
-        patch: v.patch,
-        pre,
-    })
-}
-
-/// Checks a regex the edge will compile: length, syntax, nesting.
+/// Checks a regex exactly as the edge will compile it (syntax, size, the Unicode classes the
+/// edge does not carry), as one line fit for a diagnostic.
 pub fn check_regex(source: &str) -> Result<(), String> {
-    if source.len() > MAX_REGEX_LEN {
-        return Err(format!(
-            "{} characters, over the limit of {MAX_REGEX_LEN}",
-            source.len()
-        ));
-    }
-    regex_syntax::ParserBuilder::new()
-        .nest_limit(MAX_REGEX_NEST)
-        .build()
-        .parse(source)
-        .map(|_| ())
-        .map_err(|e| {
-            let text = e.to_string();
-            let last = text.lines().last().unwrap_or("invalid").trim();
-            last.strip_prefix("error: ").unwrap_or(last).to_owned()
-        })
+    shared_eval::validate_regex(source).map_err(|message| {
+        let mut lines = message.lines();
+        let first = lines.next().unwrap_or("invalid regex");
+        match lines.last() {
+            // regex-syntax's multi-line report: keep the headline and the final "error: ..." line.
+            Some(last) => {
+                let last = last.trim();
+                let head = first.trim_end_matches("regex parse error:").trim_end();
+                format!("{head} {}", last.strip_prefix("error: ").unwrap_or(last))
+            }
+            None => first.to_owned(),
+        }
+    })
 }
 
 /// Levenshtein distance, for "did you mean" hints on short operator names.
