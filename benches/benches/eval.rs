@@ -12,7 +12,7 @@ use benches::scenario::{
     Native, RULE_FLAG, SIMPLE_FLAG, bench_attrs, context_map, scenario_snapshot, verify,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use shared_eval::{Context, Reason, Snapshot, evaluate, evaluate_all};
+use shared_eval::{Context, Reason, Snapshot, Targeting, evaluate, evaluate_all};
 
 fn native() -> Native {
     let native = Native {
@@ -122,5 +122,41 @@ fn all_flags(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_flag, all_flags);
+/// One flag again, but found among 1,000 realistic flags (key lookup in a full blob): a release
+/// flag with three rules, for the realistic context.
+fn one_flag_in_full_blob(c: &mut Criterion) {
+    let snapshot = Snapshot::from_blob(realistic_blob(1000)).expect("the 1,000-flag blob loads");
+    let key = snapshot
+        .blob()
+        .body
+        .flags
+        .iter()
+        .find(|f| {
+            matches!(&f.targeting, Targeting::Rules { rules, .. } if rules.len() == 3) && f.enabled
+        })
+        .map(|f| f.key.clone())
+        .expect("the fixtures have a flag with three rules");
+    let map = realistic_context();
+    let evaluation = evaluate(&snapshot, &key, &Context::new(&map), NOW_MS);
+    assert_eq!(evaluation.error, None, "{key}: {evaluation:?}");
+    eprintln!(
+        "one_flag_in_1000: {key} -> {:?} ({:?})",
+        evaluation.variant, evaluation.reason
+    );
+
+    let mut group = c.benchmark_group("one_flag_in_1000");
+    group.bench_function("shared-eval", |b| {
+        b.iter(|| {
+            evaluate(
+                &snapshot,
+                black_box(&key),
+                &Context::new(black_box(&map)),
+                NOW_MS,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, one_flag, all_flags, one_flag_in_full_blob);
 criterion_main!(benches);

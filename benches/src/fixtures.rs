@@ -833,6 +833,39 @@ mod tests {
     }
 
     #[test]
+    fn realistic_flags_evaluate_without_errors_through_every_path() {
+        let snapshot = Snapshot::from_blob(realistic_blob(1000)).expect("loads");
+        let mut other = realistic_context();
+        for (key, value) in [
+            ("plan", "free"),
+            ("country", "BR"),
+            ("app_version", "1.9.0"),
+            ("platform", "ios"),
+        ] {
+            other.insert(key.into(), json!(value));
+        }
+        let mut seen = Vec::new();
+        for context in [realistic_context(), other] {
+            for (key, evaluation) in
+                shared_eval::evaluate_all(&snapshot, &shared_eval::Context::new(&context), NOW_MS)
+            {
+                assert_eq!(evaluation.error, None, "{key}: {evaluation:?}");
+                assert!(evaluation.value.is_some(), "{key}: {evaluation:?}");
+                if !seen.contains(&evaluation.reason) {
+                    seen.push(evaluation.reason);
+                }
+            }
+        }
+        use shared_eval::Reason::*;
+        for reason in [Static, TargetingMatch, Split, Default, Disabled] {
+            assert!(
+                seen.contains(&reason),
+                "no flag evaluated with {reason:?}: the fixtures miss a path"
+            );
+        }
+    }
+
+    #[test]
     fn generation_is_deterministic() {
         assert_eq!(realistic_body(300), realistic_body(300));
     }

@@ -39,7 +39,7 @@ pub const OFF: &str = "off";
 /// The targeting key every engine evaluates in the timed loop. Chosen (by the `peers` test
 /// `bench_user_lands_in_treatment_everywhere`) so that all three engines, each with its own
 /// hash, put it in [`TREATMENT`]: the timed work is then the same path everywhere.
-pub const BENCH_USER: &str = "user-1002";
+pub const BENCH_USER: &str = "user-1004";
 
 /// The attributes [`RULE_FLAG`] reads, in engine-neutral form.
 #[derive(Debug, Clone)]
@@ -337,5 +337,13 @@ mod tests {
         assert!(COUNTRIES.windows(2).all(|p| p[0] < p[1]));
         let snapshot = scenario_snapshot();
         assert!(snapshot.is_ok(), "{:?}", snapshot.err());
+    }
+
+    #[test]
+    fn native_engine_evaluates_the_scenario_as_specified() {
+        let native = Native {
+            snapshot: scenario_snapshot().expect("scenario loads"),
+        };
+        assert_eq!(verify(&native), Ok(()));
     }
 }
