@@ -715,3 +715,30 @@ fn oversized_blobs_are_refused() {
         diags[0]
     );
 }
+
+#[test]
+fn regexes_the_edge_cannot_run_are_refused_at_compile_time() {
+    // The edge carries no Unicode tables: `\d` must be written `[0-9]`.
+    let (_, diags) = build(
+        &[(
+            "flags/f.yaml",
+            &flag_with_condition(r#"{attr: id, matches: "^\\d+$"}"#),
+        )],
+        &[],
+    );
+    let errs = errors(&diags);
+    assert!(
+        errs.len() == 1
+            && errs[0].starts_with("flags/f.yaml:9: error: flag f: rule r: bad regex:")
+            && errs[0].contains("[0-9]"),
+        "{errs:?}"
+    );
+    let (_, diags) = build(
+        &[(
+            "flags/f.yaml",
+            &flag_with_condition(r#"{attr: id, matches: "^[0-9]+$"}"#),
+        )],
+        &[],
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+}

@@ -51,6 +51,7 @@ pub fn run(args: Args) -> ExitCode {
         (false, false) => "disabled",
     };
     println!("flag {key} in {}: {state}", args.input.env);
+    let mut prerequisites_hold = true;
     for prereq in &flag.prerequisites {
         let Some(other) = body.flags.get(prereq.flag as usize) else {
             continue;
@@ -68,20 +69,27 @@ pub fn run(args: Args) -> ExitCode {
             now_ms,
         );
         let served = got.variant.unwrap_or("(none)");
-        let mark = if wanted.contains(&served) {
-            "holds"
-        } else {
-            "fails"
-        };
+        let holds = wanted.contains(&served) && got.error.is_none();
+        prerequisites_hold &= holds;
+        let mark = if holds { "holds" } else { "fails" };
         println!(
             "prerequisite {}: serves {served}, needs one of [{}]: {mark}",
             other.key,
             wanted.join(", ")
         );
     }
+    let default_name = flag
+        .default_variant
+        .and_then(|v| flag.variants.get(usize::from(v)))
+        .map_or("(caller's default)", |v| v.name.as_str());
+    if !flag.enabled || flag.killed {
+        println!("the flag is {state} here: serves {default_name} without trying its rules");
+    } else if !prerequisites_hold {
+        println!("a prerequisite fails: serves {default_name} without trying its rules");
+    }
     match &flag.targeting {
         Targeting::Rules { rules, fallthrough } => {
-            let mut matched = false;
+            let mut matched = !flag.enabled || flag.killed || !prerequisites_hold;
             for rule in rules {
                 if matched {
                     println!("rule {}: not tried", rule.id);
