@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 
 pub mod gherkin;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 

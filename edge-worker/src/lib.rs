@@ -69,6 +69,9 @@ mod glue {
     use crate::loader::{LoadError, Source, io};
     use crate::ofrep::{self, BULK_PATH, EvalRequest, Served};
 
+    /// Bodies up to this size are read even when refused (see `route`); larger ones are not.
+    const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
+
     thread_local! {
         // Bindings do not change during an isolate's life: read them once.
         static CONFIG: RefCell<Option<Result<Config, String>>> = const { RefCell::new(None) };
@@ -163,6 +166,16 @@ mod glue {
         if method == Method::Options {
             return preflight(&cors);
         }
+        // Read the body before any refusal (when it is of a sane size): closing a connection
+        // with an unread body makes some HTTP stacks reset it before the client reads the answer.
+        let declared_len = header(&req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
+        let drain =
+            method == Method::Post && declared_len.is_none_or(|len| len <= DRAIN_LIMIT_BYTES);
+        let body = if drain {
+            req.bytes().await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         if cors == CorsDecision::Refused {
             return Reply::error(ApiError::OriginNotAllowed, None).with_header("Vary", "Origin");
         }
@@ -173,11 +186,9 @@ mod glue {
                 &cors,
             );
         }
-        let declared_len = header(&req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
-        if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) {
+        if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) || body.len() > MAX_BODY_BYTES {
             return with_cors(Reply::error(ApiError::BodyTooLarge, None), &cors);
         }
-        let body = req.bytes().await.unwrap_or_default();
 
         let load_started = io::now_ms();
         let source = match &cfg {

@@ -15,6 +15,7 @@ const config = JSON.parse(process.env.WORKER_TEST_CONFIG || '{}');
 const options = {
   modules: true,
   scriptPath: resolve(build, 'index.js'),
+  modulesRoot: build,
   modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
   compatibilityDate: '2026-04-26',
   bindings: config.bindings || {},
