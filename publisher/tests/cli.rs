@@ -219,3 +219,72 @@ fn eval_rejects_a_context_that_is_not_an_object() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--context must be a JSON object"));
 }
+
+#[test]
+fn eval_reads_a_flagd_file_and_the_targeting_key() {
+    let file = fixture("flagd.json");
+    let file = file.to_str().unwrap();
+    let out = publisher(&[
+        "eval",
+        "--flags",
+        file,
+        "--context",
+        r#"{"email":"ann@example.com"}"#,
+        "welcome-message",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["value"], "Welcome back!");
+    assert_eq!(body["variant"], "fancy");
+    assert_eq!(body["reason"], "TARGETING_MATCH");
+    assert!(body.get("errorCode").is_none(), "{body}");
+    // The flag's metadata merged over its flag set's.
+    assert_eq!(
+        body["metadata"],
+        json!({"flagSetId": "dashboard", "team": "onboarding"})
+    );
+
+    // Native split bucketed by OpenFeature's `targetingKey`: 10% of iOS users in California.
+    let ctx = |key: &str| {
+        json!({"targetingKey": key, "device": {"os": "iOS"}, "geo": {"region": "CA"}}).to_string()
+    };
+    for key in ["user-1", "user-2", "user-3"] {
+        let out = publisher(&[
+            "eval",
+            "--flags",
+            "examples/flags",
+            "--context",
+            &ctx(key),
+            "ios-offline-mode",
+            "--json",
+        ]);
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(body["reason"], "SPLIT", "{body}");
+        assert_eq!(
+            body["value"],
+            json!(shared_eval::bucket("ios-offline-mode", key) < 10_000),
+            "{key}"
+        );
+    }
+    // Without a targeting key the split cannot bucket: the safe default, marked as an error.
+    let out = publisher(&[
+        "eval",
+        "--flags",
+        "examples/flags",
+        "--context",
+        r#"{"device":{"os":"iOS"},"geo":{"region":"CA"}}"#,
+        "ios-offline-mode",
+        "--json",
+    ]);
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&body["value"], &body["reason"], &body["errorCode"]),
+        (
+            &json!(false),
+            &json!("ERROR"),
+            &json!("TARGETING_KEY_MISSING")
+        ),
+        "{body}"
+    );
+}
