@@ -245,7 +245,13 @@ fn flags_sorted_defaults_kept_small_and_missing_environment_is_off() {
     let a = "owner: t\ntype: release\nsalt: zeta\nenvironments:\n  dev: {enabled: true, fallthrough: on}\n";
     let z = "key: aaa\nowner: t\ntype: operational\nsalt: aaa\nvariants: {x: hello, y: bye}\ndefault: y\n";
     let (body, diags) = build(&[("flags/zeta.yaml", a), ("flags/other.yaml", z)], &[]);
-    assert!(diags.is_empty(), "{diags:?}");
+    assert!(errors(&diags).is_empty(), "{diags:?}");
+    assert_eq!(
+        warnings(&diags),
+        [
+            "flags/other.yaml:1: warning: key `aaa` differs from the file name: rename the file to `aaa.yaml` so people find it"
+        ]
+    );
     let keys: Vec<&str> = body.flags.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(
         keys,

@@ -586,6 +586,14 @@ impl Compiler {
             );
             return None;
         }
+        let stem = file.path.file_stem().map(|s| s.to_string_lossy());
+        if stem.as_deref().is_some_and(|stem| stem != key) {
+            self.warning(
+                &at,
+                line,
+                format!("key `{key}` differs from the file name: rename the file to `{key}.yaml` so people find it"),
+            );
+        }
         Some((key, line))
     }
 
