@@ -155,8 +155,9 @@ pub struct Flag {
     /// Set by `publisher kill`: forces `off_variant` whatever `enabled` says.
     #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub killed: bool,
-    /// Flags that must evaluate to one of the given variants for this flag's targeting to run;
-    /// otherwise the flag serves its `off_variant`... see the evaluator for the exact reason.
+    /// Flags that must be on and evaluate (without error) to one of the given variants for this
+    /// flag's targeting to run; otherwise the flag serves its safe default (`default_variant`)
+    /// with reason DEFAULT. Chains are at most [`crate::MAX_PREREQUISITE_DEPTH`] flags long.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prerequisites: Vec<Prerequisite>,
     /// How a variant is picked when the flag is on.
