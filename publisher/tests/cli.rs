@@ -288,3 +288,16 @@ fn eval_reads_a_flagd_file_and_the_targeting_key() {
         "{body}"
     );
 }
+
+#[test]
+fn an_environment_no_flag_defines_is_a_warning() {
+    let out = publisher(&["validate", "examples/flags", "--env", "production"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "examples/flags: warning: no flag defines environment `production`, so every flag is off there (environments in the files: dev, prod, staging)"
+        ),
+        "{}",
+        text(&out)
+    );
+}

@@ -249,7 +249,8 @@ fn flags_sorted_defaults_kept_small_and_missing_environment_is_off() {
     assert_eq!(
         warnings(&diags),
         [
-            "flags/other.yaml:1: warning: key `aaa` differs from the file name: rename the file to `aaa.yaml` so people find it"
+            "flags/other.yaml:1: warning: key `aaa` differs from the file name: rename the file to `aaa.yaml` so people find it",
+            "flags/other.yaml: warning: no flag defines environment `prod`, so every flag is off there (environments in the files: dev)",
         ]
     );
     let keys: Vec<&str> = body.flags.iter().map(|f| f.key.as_str()).collect();

@@ -441,6 +441,28 @@ impl Compiler {
             });
         }
 
+        // `--env production` when the files say `prod`: every flag would silently be off.
+        let known_envs: std::collections::BTreeSet<&str> = defs
+            .iter()
+            .filter_map(|d| d.doc.get("environments").and_then(Node::as_map))
+            .flat_map(|entries| entries.iter().map(|e| e.key.as_str()))
+            .collect();
+        if !known_envs.is_empty() && !known_envs.contains(environment) {
+            let place = sources
+                .root
+                .clone()
+                .or_else(|| defs.first().map(|d| d.file.to_path_buf()));
+            let names: Vec<&str> = known_envs.into_iter().collect();
+            self.diags.push(Diagnostic::warning(
+                place.unwrap_or_default(),
+                None,
+                format!(
+                    "no flag defines environment `{environment}`, so every flag is off there (environments in the files: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+
         let (eval_order, cycles) = topo_order(&prereq_deps);
         for cycle in &cycles {
             let Some(&first) = cycle.first() else {
