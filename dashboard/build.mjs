@@ -43,11 +43,8 @@ if (process.env.IDENTITY_SECRET) {
   const publisher = process.env.PUBLISHER_BIN || join(root, 'target', 'debug', 'publisher');
   const ttl = process.env.DEMO_TOKEN_TTL || '24h';
   const profiles = JSON.parse(readFileSync(join(here, 'users.json'), 'utf8'));
-  const users = profiles.map(({ sub, name, role, claims = {}, jsonClaims = {} }) => {
-    const claimArgs = [
-      ...Object.entries(claims).flatMap(([key, value]) => ['--claim', `${key}=${value}`]),
-      ...Object.entries(jsonClaims).flatMap(([key, value]) => ['--claim-json', `${key}=${JSON.stringify(value)}`]),
-    ];
+  const users = profiles.map(({ sub, name, role, claims = {} }) => {
+    const claimArgs = Object.entries(claims).flatMap(([key, value]) => ['--claim-json', `${key}=${JSON.stringify(value)}`]);
     const token = execFileSync(publisher, ['token', '--secret-env', 'IDENTITY_SECRET', '--sub', sub, '--ttl', ttl, ...claimArgs], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],

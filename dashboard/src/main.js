@@ -4,7 +4,16 @@
 
 import { OpenFeature, ProviderEvents } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
-import { renderBanner, renderChart, renderFlagTable, renderKpis, renderWidget } from './view.js';
+import { METRICS } from './data.js';
+import {
+  renderAccounts,
+  renderChart,
+  renderDebugPanel,
+  renderFlagTable,
+  renderKpiWidget,
+  renderLiveUpdates,
+  renderToggle,
+} from './view.js';
 
 /**
  * How often the provider re-asks the edge (ms). Each poll is a bulk OFREP request with
@@ -13,7 +22,8 @@ import { renderBanner, renderChart, renderFlagTable, renderKpis, renderWidget } 
  */
 const POLL_MS = Math.max(100, Number(new URLSearchParams(location.search).get('poll')) || 250);
 
-const WIDGET_DEFAULT = { title: 'Top accounts', limit: 5 };
+/** `widget-config`'s safe default, also served by the edge when the flag is off or killed. */
+const WIDGET_DEFAULT = { layout: 'compact', refreshSeconds: 60, metrics: ['revenue', 'active-users'] };
 const USER_STORAGE_KEY = 'dashboard-demo-user';
 
 const $ = (id) => document.getElementById(id);
@@ -21,18 +31,28 @@ const client = OpenFeature.getClient();
 let users = [];
 let currentUser;
 let provider;
+let lastRequest;
 
-/** Keeps a broken or hostile `widget-config` value from breaking the page. */
+/** Keeps a malformed `widget-config` value from breaking the page: unknown parts fall back. */
 function widgetConfig(value) {
-  const title = typeof value?.title === 'string' && value.title.trim() ? value.title.slice(0, 60) : WIDGET_DEFAULT.title;
-  const limit = Number.isInteger(value?.limit) && value.limit >= 1 ? Math.min(value.limit, 10) : WIDGET_DEFAULT.limit;
-  return { title, limit };
+  const metrics = Array.isArray(value?.metrics) ? value.metrics.filter((key) => Object.hasOwn(METRICS, key)) : [];
+  return {
+    layout: value?.layout === 'detailed' ? 'detailed' : 'compact',
+    refreshSeconds: Number.isInteger(value?.refreshSeconds) && value.refreshSeconds > 0 ? value.refreshSeconds : 60,
+    metrics: metrics.length > 0 ? metrics : WIDGET_DEFAULT.metrics,
+    showSparklines: value?.showSparklines === true,
+  };
 }
 
+// Every default below is the flag's safe default: what the page shows if the edge is unreachable.
 function render() {
+  renderKpiWidget($('kpis'), $('kpi-note'), widgetConfig(client.getObjectValue('widget-config', WIDGET_DEFAULT)));
   renderChart($('chart'), $('chart-badge'), client.getBooleanValue('new-chart', false));
-  renderBanner($('beta-banner'), client.getBooleanValue('beta-banner', false));
-  renderWidget($('widget'), $('widget-title'), $('widget-list'), widgetConfig(client.getObjectValue('widget-config', WIDGET_DEFAULT)));
+  renderLiveUpdates($('live-pill'), client.getBooleanValue('live-updates', false));
+  renderToggle($('beta-banner'), client.getBooleanValue('beta-banner', false));
+  renderToggle($('export-button'), client.getBooleanValue('premium-export', false));
+  renderToggle($('debug-panel'), client.getBooleanValue('internal-debug-panel', false));
+  renderDebugPanel($('debug-list'), lastRequest);
   renderFlagTable($('flags-body'), provider?.flagCache ?? {});
   $('flags-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.user = currentUser?.sub ?? '';
@@ -46,8 +66,12 @@ function setEdgeStatus(state, text) {
 }
 
 function observedFetch(input, init) {
+  const started = performance.now();
   return fetch(input, init).then(
     (response) => {
+      const count = (lastRequest?.count ?? 0) + 1;
+      lastRequest = { status: response.status, ms: performance.now() - started, etag: response.headers.get('etag'), count };
+      renderDebugPanel($('debug-list'), lastRequest);
       if (response.ok || response.status === 304) setEdgeStatus('ready', `edge live · polling every ${POLL_MS} ms`);
       else if (response.status === 401) setEdgeStatus('error', 'edge rejected the demo token');
       else setEdgeStatus('stale', `edge answered ${response.status} · showing last values`);
@@ -88,7 +112,7 @@ async function loadUsers() {
 }
 
 async function main() {
-  renderKpis($('kpis'));
+  renderAccounts($('accounts'));
   try {
     users = await loadUsers();
   } catch (error) {

@@ -1,6 +1,6 @@
 // Rendering: turns flag values into DOM. No flag logic here, only "given these values, draw".
 
-import { ACCOUNTS, KPIS, MONTHS, REVENUE, REVENUE_LAST_YEAR } from './data.js';
+import { ACCOUNTS, METRICS, MONTHS, REVENUE, REVENUE_LAST_YEAR } from './data.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 0 });
@@ -21,16 +21,37 @@ function el(tag, attrs = {}, children = []) {
   return node;
 }
 
-export function renderKpis(container) {
+/** A tiny trend line for a KPI card. */
+function sparkline(values) {
+  const min = Math.min(...values);
+  const span = Math.max(...values) - min || 1;
+  const points = values.map((v, i) => `${(i * 100) / (values.length - 1)},${28 - ((v - min) / span) * 26}`).join(' ');
+  return svg('svg', { class: 'sparkline', viewBox: '0 0 100 30', preserveAspectRatio: 'none', 'aria-hidden': 'true' }, [
+    svg('polyline', { points }),
+  ]);
+}
+
+/**
+ * The KPI widget, shaped by `widget-config`: which `metrics`, a `compact` or `detailed`
+ * `layout`, optional `showSparklines`, and how often it refreshes (`refreshSeconds`).
+ */
+export function renderKpiWidget(container, note, config) {
+  container.dataset.layout = config.layout;
   container.replaceChildren(
-    ...KPIS.map((kpi) =>
-      el('div', { class: 'card kpi' }, [
-        el('div', { class: 'kpi-label' }, [kpi.label]),
-        el('div', { class: 'kpi-value' }, [kpi.value]),
-        el('div', { class: `kpi-delta ${kpi.up ? 'up' : 'down'}` }, [kpi.delta]),
-      ]),
-    ),
+    ...config.metrics.map((key) => {
+      const metric = METRICS[key];
+      const card = el('div', { class: 'card kpi', 'data-metric': key }, [
+        el('div', { class: 'kpi-label' }, [metric.label]),
+        el('div', { class: 'kpi-value' }, [metric.value]),
+      ]);
+      if (config.layout === 'detailed') {
+        card.append(el('div', { class: `kpi-delta ${metric.good ? 'up' : 'down'}` }, [metric.delta, ' vs October']));
+      }
+      if (config.showSparklines) card.append(sparkline(metric.trend));
+      return card;
+    }),
   );
+  note.textContent = `Key figures refresh every ${config.refreshSeconds} s`;
 }
 
 const WIDTH = 640;
@@ -113,24 +134,39 @@ export function renderChart(container, badge, useNewChart) {
   }
 }
 
-export function renderBanner(banner, show) {
-  banner.hidden = !show;
+export function renderAccounts(list) {
+  list.replaceChildren(
+    ...ACCOUNTS.map((account) =>
+      el('li', {}, [
+        el('span', { class: 'account-name' }, [account.name]),
+        el('span', { class: 'account-mrr' }, [money.format(account.mrr)]),
+        el('span', { class: `account-change ${account.change >= 0 ? 'up' : 'down'}` }, [
+          `${account.change >= 0 ? '+' : ''}${account.change}%`,
+        ]),
+      ]),
+    ),
+  );
 }
 
-/** The accounts widget, shaped by `widget-config`: `{ "title": string, "limit": number }`. */
-export function renderWidget(section, title, list, config) {
-  title.textContent = config.title;
-  section.dataset.limit = String(config.limit);
-  const rows = ACCOUNTS.slice(0, config.limit).map((account) =>
-    el('li', {}, [
-      el('span', { class: 'account-name' }, [account.name]),
-      el('span', { class: 'account-mrr' }, [money.format(account.mrr)]),
-      el('span', { class: `account-change ${account.change >= 0 ? 'up' : 'down'}` }, [
-        `${account.change >= 0 ? '+' : ''}${account.change}%`,
-      ]),
-    ]),
-  );
-  list.replaceChildren(...rows);
+/** Shows an element when its flag is on. */
+export function renderToggle(element, show) {
+  element.hidden = !show;
+}
+
+/** The kill switch `live-updates`: streaming, or the slow polling fallback. */
+export function renderLiveUpdates(pill, live) {
+  pill.dataset.live = String(live);
+  pill.textContent = live ? 'Live' : 'Updates every 60 s';
+}
+
+/** The permission flag `internal-debug-panel`'s content: the last OFREP exchange. */
+export function renderDebugPanel(list, lastRequest) {
+  const rows = [
+    ['Last OFREP request', lastRequest ? `${lastRequest.status} in ${lastRequest.ms.toFixed(0)} ms` : '—'],
+    ['ETag', lastRequest?.etag ?? '—'],
+    ['Requests since load', String(lastRequest?.count ?? 0)],
+  ];
+  list.replaceChildren(...rows.flatMap(([term, value]) => [el('dt', {}, [term]), el('dd', {}, [el('code', {}, [value])])]));
 }
 
 /** The debug table: every flag the edge returned for this user, as the provider holds it. */

@@ -37,10 +37,27 @@ const KILL_BOUND_MS = Number(env.KILL_BOUND_MS || 1000);
 const POLL_MS = Number(env.POLL_MS || 250);
 const ARTIFACTS_DIR = resolve(env.ARTIFACTS_DIR || join('target', 'artifacts'));
 
-/** What each demo user must see with the example flags (`examples/flags/`), checked by hand. */
+/**
+ * What each demo user (dashboard/users.json) must see with the example flags' `prod` rules
+ * (examples/flags/), worked out by hand from the rules:
+ * - alice, an internal tester (`internal: true`, an @example.com address) on the premium plan who
+ *   signed up in 2025: the new chart (rule `internal`), the beta banner (segment beta-users),
+ *   the debug panel (permission flag), PDF export (premium after 2024), the compact widget.
+ * - bob, free plan, org `org-a`: the classic chart (new-chart's 25% split by org.id puts org-a
+ *   in `off`), nothing else.
+ * - carol, enterprise plan: the new chart (rule `paying-plans`), the detailed widget with all
+ *   four metrics (rule `enterprise`), no banner, no debug panel, no export (not premium).
+ */
 const EXPECTED = {
-  alice: { chart: 'new', banner: true },
-  bob: { chart: 'legacy', banner: false },
+  alice: { chart: 'new', banner: true, debugPanel: true, exportButton: true, metrics: ['revenue', 'active-users'] },
+  bob: { chart: 'legacy', banner: false, debugPanel: false, exportButton: false, metrics: ['revenue', 'active-users'] },
+  carol: {
+    chart: 'new',
+    banner: false,
+    debugPanel: false,
+    exportButton: false,
+    metrics: ['revenue', 'active-users', 'churn', 'nps'],
+  },
 };
 
 /** Flags the test can kill, and how the page shows that their feature is on. */
@@ -65,8 +82,9 @@ async function visibleFeatures() {
   return page.evaluate(() => ({
     chart: document.getElementById('chart').dataset.variant,
     banner: !document.getElementById('beta-banner').hidden,
-    widgetTitle: document.getElementById('widget-title').textContent,
-    widgetRows: document.querySelectorAll('#widget-list li').length,
+    debugPanel: !document.getElementById('debug-panel').hidden,
+    exportButton: !document.getElementById('export-button').hidden,
+    metrics: [...document.querySelectorAll('#kpis [data-metric]')].map((card) => card.dataset.metric),
     flags: Object.fromEntries(
       [...document.querySelectorAll('#flags-body tr')].map((row) => [row.dataset.flag, row.cells[3].textContent]),
     ),
@@ -109,13 +127,11 @@ describe('dashboard demo in headless chromium', () => {
   for (const [sub, expected] of Object.entries(EXPECTED)) {
     it(`shows ${sub} the features the edge grants them`, async () => {
       await showAs(sub);
-      const seen = await visibleFeatures();
-      assert.equal(seen.chart, expected.chart, `${sub}: chart variant`);
-      assert.equal(seen.banner, expected.banner, `${sub}: beta banner`);
-      assert.ok(seen.widgetRows >= 1 && seen.widgetRows <= 10, `${sub}: widget rows ${seen.widgetRows}`);
-      for (const key of ['new-chart', 'beta-banner', 'widget-config']) {
-        assert.ok(seen.flags[key], `${sub}: the edge returned no value for ${key}`);
-        assert.notEqual(seen.flags[key], 'ERROR', `${sub}: ${key} evaluated with an error`);
+      const { flags, ...features } = await visibleFeatures();
+      assert.deepEqual(features, expected, `${sub}: features shown`);
+      for (const key of ['new-chart', 'beta-banner', 'widget-config', 'internal-debug-panel', 'premium-export']) {
+        assert.ok(flags[key], `${sub}: the edge returned no value for ${key}`);
+        assert.notEqual(flags[key], 'ERROR', `${sub}: ${key} evaluated with an error`);
       }
       await page.screenshot({ path: join(ARTIFACTS_DIR, `dashboard-${sub}.png`), fullPage: true });
     });
