@@ -6,25 +6,12 @@ export const MONTHS = ['Dec', 'Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', '
 export const REVENUE = [182, 171, 190, 204, 199, 221, 236, 229, 248, 262, 271, 289];
 export const REVENUE_LAST_YEAR = [150, 149, 158, 163, 170, 172, 181, 186, 184, 197, 205, 214];
 
-/** The metrics the KPI widget can show; `widget-config` picks which, by key. */
-export const METRICS = {
-  revenue: { label: 'Revenue (Nov)', value: '$289k', delta: '+6.6%', good: true, trend: REVENUE },
-  'active-users': {
-    label: 'Active users',
-    value: '18,402',
-    delta: '+3.1%',
-    good: true,
-    trend: [14.1, 14.3, 14.9, 15.2, 15.0, 15.8, 16.4, 16.9, 17.1, 17.6, 17.8, 18.4],
-  },
-  churn: {
-    label: 'Churn',
-    value: '1.9%',
-    delta: '+0.2 pt',
-    good: false,
-    trend: [2.4, 2.3, 2.2, 2.1, 2.0, 1.8, 1.7, 1.7, 1.6, 1.7, 1.7, 1.9],
-  },
-  nps: { label: 'NPS', value: '47', delta: '+5', good: true, trend: [31, 33, 34, 36, 35, 38, 40, 41, 40, 43, 42, 47] },
-};
+export const KPIS = [
+  { label: 'Revenue (Nov)', value: '$289k', delta: '+6.6%', good: true },
+  { label: 'Active users', value: '18,402', delta: '+3.1%', good: true },
+  { label: 'Conversion', value: '4.8%', delta: '+0.4 pt', good: true },
+  { label: 'Churn', value: '1.9%', delta: '+0.2 pt', good: false },
+];
 
 export const ACCOUNTS = [
   { name: 'Globex', mrr: 48200, change: 12 },
@@ -32,4 +19,9 @@ export const ACCOUNTS = [
   { name: 'Umbrella Health', mrr: 31800, change: -3 },
   { name: 'Stark Logistics', mrr: 27640, change: 9 },
   { name: 'Wayne Retail', mrr: 22410, change: 1 },
+  { name: 'Hooli', mrr: 19980, change: 15 },
+  { name: 'Soylent Foods', mrr: 17300, change: -6 },
+  { name: 'Vandelay Import', mrr: 15120, change: 2 },
+  { name: 'Cyberdyne', mrr: 12940, change: 7 },
+  { name: 'Tyrell Labs', mrr: 11075, change: -1 },
 ];

@@ -4,13 +4,12 @@
 
 import { OpenFeature, ProviderEvents } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
-import { METRICS } from './data.js';
 import {
   renderAccounts,
   renderChart,
   renderDebugPanel,
   renderFlagTable,
-  renderKpiWidget,
+  renderKpis,
   renderLiveUpdates,
   renderToggle,
 } from './view.js';
@@ -22,8 +21,8 @@ import {
  */
 const POLL_MS = Math.max(100, Number(new URLSearchParams(location.search).get('poll')) || 250);
 
-/** `widget-config`'s safe default, also served by the edge when the flag is off or killed. */
-const WIDGET_DEFAULT = { layout: 'compact', refreshSeconds: 60, metrics: ['revenue', 'active-users'] };
+/** `widget-config`'s safe default (its `compact` variant), used when the edge gives nothing. */
+const WIDGET_DEFAULT = { title: 'Top accounts', limit: 5 };
 const USER_STORAGE_KEY = 'dashboard-demo-user';
 
 const $ = (id) => document.getElementById(id);
@@ -33,22 +32,19 @@ let currentUser;
 let provider;
 let lastRequest;
 
-/** Keeps a malformed `widget-config` value from breaking the page: unknown parts fall back. */
+/** Keeps a malformed `widget-config` value from breaking the page: bad parts fall back. */
 function widgetConfig(value) {
-  const metrics = Array.isArray(value?.metrics) ? value.metrics.filter((key) => Object.hasOwn(METRICS, key)) : [];
-  return {
-    layout: value?.layout === 'detailed' ? 'detailed' : 'compact',
-    refreshSeconds: Number.isInteger(value?.refreshSeconds) && value.refreshSeconds > 0 ? value.refreshSeconds : 60,
-    metrics: metrics.length > 0 ? metrics : WIDGET_DEFAULT.metrics,
-    showSparklines: value?.showSparklines === true,
-  };
+  const title = typeof value?.title === 'string' && value.title.trim() ? value.title.slice(0, 60) : WIDGET_DEFAULT.title;
+  const limit = Number.isInteger(value?.limit) && value.limit >= 1 ? Math.min(value.limit, 10) : WIDGET_DEFAULT.limit;
+  return { title, limit, showTrend: value?.showTrend === true };
 }
 
 // Every default below is the flag's safe default: what the page shows if the edge is unreachable.
 function render() {
-  renderKpiWidget($('kpis'), $('kpi-note'), widgetConfig(client.getObjectValue('widget-config', WIDGET_DEFAULT)));
   renderChart($('chart'), $('chart-badge'), client.getBooleanValue('new-chart', false));
   renderLiveUpdates($('live-pill'), client.getBooleanValue('live-updates', false));
+  const widget = widgetConfig(client.getObjectValue('widget-config', WIDGET_DEFAULT));
+  renderAccounts($('accounts-widget'), $('accounts-title'), $('accounts'), widget);
   renderToggle($('beta-banner'), client.getBooleanValue('beta-banner', false));
   renderToggle($('export-button'), client.getBooleanValue('premium-export', false));
   renderToggle($('debug-panel'), client.getBooleanValue('internal-debug-panel', false));
@@ -112,7 +108,7 @@ async function loadUsers() {
 }
 
 async function main() {
-  renderAccounts($('accounts'));
+  renderKpis($('kpis'));
   try {
     users = await loadUsers();
   } catch (error) {

@@ -1,6 +1,6 @@
 // Rendering: turns flag values into DOM. No flag logic here, only "given these values, draw".
 
-import { ACCOUNTS, METRICS, MONTHS, REVENUE, REVENUE_LAST_YEAR } from './data.js';
+import { ACCOUNTS, KPIS, MONTHS, REVENUE, REVENUE_LAST_YEAR } from './data.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 0 });
@@ -21,37 +21,16 @@ function el(tag, attrs = {}, children = []) {
   return node;
 }
 
-/** A tiny trend line for a KPI card. */
-function sparkline(values) {
-  const min = Math.min(...values);
-  const span = Math.max(...values) - min || 1;
-  const points = values.map((v, i) => `${(i * 100) / (values.length - 1)},${28 - ((v - min) / span) * 26}`).join(' ');
-  return svg('svg', { class: 'sparkline', viewBox: '0 0 100 30', preserveAspectRatio: 'none', 'aria-hidden': 'true' }, [
-    svg('polyline', { points }),
-  ]);
-}
-
-/**
- * The KPI widget, shaped by `widget-config`: which `metrics`, a `compact` or `detailed`
- * `layout`, optional `showSparklines`, and how often it refreshes (`refreshSeconds`).
- */
-export function renderKpiWidget(container, note, config) {
-  container.dataset.layout = config.layout;
+export function renderKpis(container) {
   container.replaceChildren(
-    ...config.metrics.map((key) => {
-      const metric = METRICS[key];
-      const card = el('div', { class: 'card kpi', 'data-metric': key }, [
-        el('div', { class: 'kpi-label' }, [metric.label]),
-        el('div', { class: 'kpi-value' }, [metric.value]),
-      ]);
-      if (config.layout === 'detailed') {
-        card.append(el('div', { class: `kpi-delta ${metric.good ? 'up' : 'down'}` }, [metric.delta, ' vs October']));
-      }
-      if (config.showSparklines) card.append(sparkline(metric.trend));
-      return card;
-    }),
+    ...KPIS.map((kpi) =>
+      el('div', { class: 'card kpi' }, [
+        el('div', { class: 'kpi-label' }, [kpi.label]),
+        el('div', { class: 'kpi-value' }, [kpi.value]),
+        el('div', { class: `kpi-delta ${kpi.good ? 'up' : 'down'}` }, [kpi.delta, ' vs October']),
+      ]),
+    ),
   );
-  note.textContent = `Key figures refresh every ${config.refreshSeconds} s`;
 }
 
 const WIDTH = 640;
@@ -134,17 +113,23 @@ export function renderChart(container, badge, useNewChart) {
   }
 }
 
-export function renderAccounts(list) {
+/** The accounts widget, shaped by `widget-config`: `{ title, limit, showTrend }`. */
+export function renderAccounts(section, title, list, config) {
+  title.textContent = config.title;
+  section.dataset.limit = String(config.limit);
+  section.dataset.trend = String(config.showTrend);
   list.replaceChildren(
-    ...ACCOUNTS.map((account) =>
-      el('li', {}, [
+    ...ACCOUNTS.slice(0, config.limit).map((account) => {
+      const row = el('li', {}, [
         el('span', { class: 'account-name' }, [account.name]),
         el('span', { class: 'account-mrr' }, [money.format(account.mrr)]),
-        el('span', { class: `account-change ${account.change >= 0 ? 'up' : 'down'}` }, [
-          `${account.change >= 0 ? '+' : ''}${account.change}%`,
-        ]),
-      ]),
-    ),
+      ]);
+      if (config.showTrend) {
+        const sign = account.change >= 0 ? '+' : '';
+        row.append(el('span', { class: `account-change ${account.change >= 0 ? 'up' : 'down'}` }, [`${sign}${account.change}%`]));
+      }
+      return row;
+    }),
   );
 }
 

@@ -2,7 +2,8 @@
 // against the real edge worker serving the page and the flags.
 //
 // It needs a running worker whose assets were built by `node dashboard/build.mjs` with the
-// worker's IDENTITY_SECRET (so demo-users.json holds valid tokens), and the example flags pushed.
+// worker's IDENTITY_SECRET (so demo-users.json holds valid tokens), and the example flags
+// pushed to the environment the worker serves (`dev` or `prod`).
 //
 //   DASHBOARD_URL   required: the page, e.g. http://127.0.0.1:8787/
 //   KILL_CMD        required: shell command killing KILL_FLAG, e.g.
@@ -38,26 +39,20 @@ const POLL_MS = Number(env.POLL_MS || 250);
 const ARTIFACTS_DIR = resolve(env.ARTIFACTS_DIR || join('target', 'artifacts'));
 
 /**
- * What each demo user (dashboard/users.json) must see with the example flags' `prod` rules
- * (examples/flags/), worked out by hand from the rules:
- * - alice, an internal tester (`internal: true`, an @example.com address) on the premium plan who
- *   signed up in 2025: the new chart (rule `internal`), the beta banner (segment beta-users),
- *   the debug panel (permission flag), PDF export (premium after 2024), the compact widget.
- * - bob, free plan, org `org-a`: the classic chart (new-chart's 25% split by org.id puts org-a
- *   in `off`), nothing else.
- * - carol, enterprise plan: the new chart (rule `paying-plans`), the detailed widget with all
- *   four metrics (rule `enterprise`), no banner, no debug panel, no export (not premium).
+ * What each demo user (dashboard/users.json) must see with the example flags (examples/flags/),
+ * worked out by hand from their rules; the same holds in the `dev` and the `prod` environment.
+ * - alice, premium plan and an internal tester (`internal: true`): the new chart (rule
+ *   `internal`), the beta banner (segment beta-users includes internal testers) and the
+ *   `detailed` widget (rule `paying-plans`).
+ * - bob, free plan: the classic chart, no banner, the `compact` widget (the flag's default).
+ * - carol, premium plan, not internal: the new chart and the detailed widget, no banner.
  */
+const DETAILED = { title: 'Top accounts by MRR', rows: 10, trend: true };
+const COMPACT = { title: 'Top accounts', rows: 5, trend: false };
 const EXPECTED = {
-  alice: { chart: 'new', banner: true, debugPanel: true, exportButton: true, metrics: ['revenue', 'active-users'] },
-  bob: { chart: 'legacy', banner: false, debugPanel: false, exportButton: false, metrics: ['revenue', 'active-users'] },
-  carol: {
-    chart: 'new',
-    banner: false,
-    debugPanel: false,
-    exportButton: false,
-    metrics: ['revenue', 'active-users', 'churn', 'nps'],
-  },
+  alice: { chart: 'new', banner: true, widget: DETAILED },
+  bob: { chart: 'legacy', banner: false, widget: COMPACT },
+  carol: { chart: 'new', banner: false, widget: DETAILED },
 };
 
 /** Flags the test can kill, and how the page shows that their feature is on. */
@@ -82,9 +77,11 @@ async function visibleFeatures() {
   return page.evaluate(() => ({
     chart: document.getElementById('chart').dataset.variant,
     banner: !document.getElementById('beta-banner').hidden,
-    debugPanel: !document.getElementById('debug-panel').hidden,
-    exportButton: !document.getElementById('export-button').hidden,
-    metrics: [...document.querySelectorAll('#kpis [data-metric]')].map((card) => card.dataset.metric),
+    widget: {
+      title: document.getElementById('accounts-title').textContent,
+      rows: document.querySelectorAll('#accounts li').length,
+      trend: document.querySelectorAll('#accounts .account-change').length > 0,
+    },
     flags: Object.fromEntries(
       [...document.querySelectorAll('#flags-body tr')].map((row) => [row.dataset.flag, row.cells[3].textContent]),
     ),
@@ -129,7 +126,7 @@ describe('dashboard demo in headless chromium', () => {
       await showAs(sub);
       const { flags, ...features } = await visibleFeatures();
       assert.deepEqual(features, expected, `${sub}: features shown`);
-      for (const key of ['new-chart', 'beta-banner', 'widget-config', 'internal-debug-panel', 'premium-export']) {
+      for (const key of ['new-chart', 'beta-banner', 'widget-config']) {
         assert.ok(flags[key], `${sub}: the edge returned no value for ${key}`);
         assert.notEqual(flags[key], 'ERROR', `${sub}: ${key} evaluated with an error`);
       }
