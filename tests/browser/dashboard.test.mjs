@@ -14,6 +14,7 @@
 //   POLL_MS         optional: the page's OFREP poll interval, passed as ?poll= (default 250)
 //   CHROMIUM_PATH   optional: default /usr/bin/chromium
 //   ARTIFACTS_DIR   optional: screenshots go here (default target/artifacts)
+//   IDENTITY_SECRET optional: when set, the test also checks that no served file contains it
 //
 // Run: node --test tests/browser/
 //
@@ -119,6 +120,14 @@ describe('dashboard demo in headless chromium', () => {
   after(async () => {
     await browser?.close();
     if (env.UNKILL_CMD) await promisify(exec)(env.UNKILL_CMD);
+  });
+
+  it('serves minted tokens, never the signing secret', { skip: !env.IDENTITY_SECRET && 'IDENTITY_SECRET not set' }, async () => {
+    for (const path of ['/', '/app.js', '/demo-users.json']) {
+      const response = await fetch(new URL(path, DASHBOARD_URL));
+      assert.equal(response.status, 200, path);
+      assert.ok(!(await response.text()).includes(env.IDENTITY_SECRET), `${path} contains the identity secret`);
+    }
   });
 
   for (const [sub, expected] of Object.entries(EXPECTED)) {
