@@ -25,52 +25,65 @@ use crate::model::{SemVer, SemVerCmp};
 /// assert!(shared_eval::parse_semver("1.02.3").is_none());
 /// ```
 pub fn parse_semver(text: &str) -> Option<SemVer> {
-    let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
-    let (text, build) = match text.split_once('+') {
-        Some((version, build)) => (version, Some(build)),
-        None => (text, None),
-    };
-    if let Some(build) = build
-        && !build
-            .split('.')
-            .all(|id| !id.is_empty() && id.bytes().all(is_identifier_byte))
-    {
-        return None;
-    }
-    let (core, pre) = match text.split_once('-') {
-        Some((core, pre)) => (core, Some(pre)),
-        None => (text, None),
-    };
-    let mut numbers = core.split('.');
-    let major = parse_number(numbers.next()?)?;
-    let minor = numbers.next().map(parse_number);
-    let patch = numbers.next().map(parse_number);
-    if numbers.next().is_some() {
-        return None;
-    }
-    let full = minor.is_some() && patch.is_some();
-    if !full && (pre.is_some() || build.is_some()) {
-        return None;
-    }
-    let minor = minor.unwrap_or(Some(0))?;
-    let patch = patch.unwrap_or(Some(0))?;
-    let pre = match pre {
-        None => Vec::new(),
-        Some(pre) => {
-            let mut ids = Vec::new();
-            for id in pre.split('.') {
-                let numeric = id.bytes().all(|b| b.is_ascii_digit());
-                if id.is_empty()
-                    || !id.bytes().all(is_identifier_byte)
-                    || (numeric && id.len() > 1 && id.starts_with('0'))
-                {
-                    return None;
-                }
-                ids.push(String::from(id));
-            }
-            ids
+    // One pass over the bytes: this runs per request on the context's version string.
+    let bytes = text.as_bytes();
+    let mut at = usize::from(matches!(bytes.first(), Some(b'v' | b'V')));
+    let major = number(bytes, &mut at)?;
+    let mut parts = 1;
+    let mut minor = 0;
+    let mut patch = 0;
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        minor = number(bytes, &mut at)?;
+        parts = 2;
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            patch = number(bytes, &mut at)?;
+            parts = 3;
         }
-    };
+    }
+    let mut pre = Vec::new();
+    if bytes.get(at) == Some(&b'-') {
+        at += 1;
+        loop {
+            let start = at;
+            while bytes.get(at).copied().is_some_and(is_identifier_byte) {
+                at += 1;
+            }
+            let id = text.get(start..at)?;
+            let numeric = id.bytes().all(|b| b.is_ascii_digit());
+            if id.is_empty() || (numeric && id.len() > 1 && id.starts_with('0')) {
+                return None;
+            }
+            pre.push(String::from(id));
+            if bytes.get(at) != Some(&b'.') {
+                break;
+            }
+            at += 1;
+        }
+    }
+    let mut has_build = false;
+    if bytes.get(at) == Some(&b'+') {
+        has_build = true;
+        at += 1;
+        loop {
+            let start = at;
+            while bytes.get(at).copied().is_some_and(is_identifier_byte) {
+                at += 1;
+            }
+            if at == start {
+                return None;
+            }
+            if bytes.get(at) != Some(&b'.') {
+                break;
+            }
+            at += 1;
+        }
+    }
+    // Shorthand (`1`, `1.2`) only for plain releases; nothing may follow.
+    if at != bytes.len() || (parts < 3 && (!pre.is_empty() || has_build)) {
+        return None;
+    }
     Some(SemVer {
         major,
         minor,
@@ -83,14 +96,21 @@ fn is_identifier_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-'
 }
 
-fn parse_number(text: &str) -> Option<u64> {
-    if text.is_empty()
-        || !text.bytes().all(|b| b.is_ascii_digit())
-        || (text.len() > 1 && text.starts_with('0'))
-    {
+/// A numeric part at `*at`: ASCII digits, no leading zero, fits in `u64`.
+fn number(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let start = *at;
+    let mut value: u64 = 0;
+    while let Some(digit) = bytes.get(*at).filter(|b| b.is_ascii_digit()) {
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+        *at += 1;
+    }
+    let len = *at - start;
+    if len == 0 || (len > 1 && bytes.get(start) == Some(&b'0')) {
         return None;
     }
-    text.parse().ok()
+    Some(value)
 }
 
 /// semver.org precedence: major, minor, patch numerically; then a pre-release sorts before the
