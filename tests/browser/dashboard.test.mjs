@@ -13,7 +13,8 @@
 //   KILL_BOUND_MS   optional: how long after KILL_CMD returns the feature must be gone (default 1000)
 //   POLL_MS         optional: the page's OFREP poll interval, passed as ?poll= (default 250)
 //   CHROMIUM_PATH   optional: default /usr/bin/chromium
-//   ARTIFACTS_DIR   optional: screenshots go here (default target/artifacts)
+//   ARTIFACTS_DIR   optional: screenshots (dashboard*.png) and the measured kill delay
+//                   (dashboard-kill.json) go here (default target/artifacts)
 //   IDENTITY_SECRET optional: when set, the test also checks that no served file contains it
 //
 // Run: node --test tests/browser/
@@ -25,7 +26,7 @@
 
 import assert from 'node:assert/strict';
 import { exec } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -160,6 +161,8 @@ describe('dashboard demo in headless chromium', () => {
     const elapsed = performance.now() - returnedAt;
     console.log(`# ${KILL_FLAG} disappeared ${elapsed.toFixed(0)} ms after the kill command returned (poll ${POLL_MS} ms)`);
     await page.screenshot({ path: join(ARTIFACTS_DIR, 'dashboard.png'), fullPage: true });
+    const measured = { flag: KILL_FLAG, elapsed_ms: Math.round(elapsed), poll_ms: POLL_MS, bound_ms: KILL_BOUND_MS };
+    writeFileSync(join(ARTIFACTS_DIR, 'dashboard-kill.json'), `${JSON.stringify(measured)}\n`);
 
     assert.ok(elapsed < KILL_BOUND_MS, `${KILL_FLAG} still visible ${elapsed.toFixed(0)} ms after the kill returned`);
     assert.deepEqual(navigations, [], 'the page must update without a reload');
