@@ -13,7 +13,7 @@
 //   DEMO_TOKEN_TTL    lifetime of the minted tokens (default: 24h)
 
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -41,6 +41,10 @@ for (const file of ['index.html', 'style.css']) copyFileSync(join(here, file), j
 const usersFile = join(out, 'demo-users.json');
 if (process.env.IDENTITY_SECRET) {
   const publisher = process.env.PUBLISHER_BIN || join(root, 'target', 'debug', 'publisher');
+  if (!existsSync(publisher)) {
+    console.error(`dashboard: ${publisher} not found: run \`cargo build -p publisher\` or set PUBLISHER_BIN`);
+    process.exit(1);
+  }
   const ttl = process.env.DEMO_TOKEN_TTL || '24h';
   const profiles = JSON.parse(readFileSync(join(here, 'users.json'), 'utf8'));
   const users = profiles.map(({ sub, name, role, claims = {} }) => {
