@@ -44,6 +44,15 @@ impl Reply {
     }
 }
 
+/// `scheme://host[:port]` of an absolute URL (the request's own origin, for CORS).
+pub fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 /// What the CORS allowlist says about a request's `Origin`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsDecision {
@@ -104,6 +113,20 @@ pub fn preflight(decision: &CorsDecision) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_is_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://flags.example/ofrep/v1"),
+            "https://flags.example"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8787/"), "http://127.0.0.1:8787");
+        assert_eq!(
+            origin_of("http://127.0.0.1:8787?x"),
+            "http://127.0.0.1:8787"
+        );
+        assert_eq!(origin_of("https://a.example"), "https://a.example");
+    }
 
     #[test]
     fn cors_allowlist_is_exact() {

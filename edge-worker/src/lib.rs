@@ -113,10 +113,8 @@ mod glue {
     async fn route(mut req: Request, env: &Env) -> Reply {
         let path = req.path();
         let method = req.method();
-        let Ok(url) = req.url() else {
-            return Reply::error(ApiError::NotFound, None);
-        };
-        let own_origin = url.origin().ascii_serialization();
+        // Not `req.url()`: parsing with the `url` crate links its IDNA tables into the module.
+        let own_origin = crate::http::origin_of(&req.inner().url()).to_owned();
         let cache_key =
             |cfg: &Config| format!("{own_origin}{}{}", crate::CACHE_KEY_PREFIX, cfg.environment);
 

@@ -1,0 +1,219 @@
+//! Latency of the edge worker in bare workerd (no wrangler/Miniflare proxy in front): OFREP bulk
+//! for 100 flags against the trivial `/_flags/ping` route, in the same run, with wrk.
+//!
+//! Run: `cargo xtask worker-build && cargo run --release -p integration-tests --example worker_bench`
+//! Needs `wrk` (Debian package) and `npm ci` (workerd ships in the `workerd` npm package).
+//! Environment: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (default 4).
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::worker::random::{self, Rng};
+use integration_tests::worker::{
+    Origin, Store, built_worker, now_s, project_root, scratch_dir, token,
+};
+use serde_json::json;
+
+const SECRET: &str = "bench-secret";
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let connections: u64 = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let build = built_worker();
+    let wasm = build.join("index_bg.wasm");
+    let raw = std::fs::read(&wasm).expect("built wasm");
+    let gz = integration_tests::worker::gzip(&raw);
+    println!(
+        "worker wasm: {} bytes raw, {} bytes gzipped (flate2 default level)",
+        raw.len(),
+        gz.len()
+    );
+
+    let store = Store::new();
+    let blob = random::blob(&mut Rng::new(0xbe7c), "bench", 1, 100);
+    store.publish("bench", 1, &blob);
+    let origin = Origin::start(&store);
+
+    let port = free_port();
+    let dir = scratch_dir("workerd-bench");
+    let config = format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .flagsWorker),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (), service = "main") ],
+);
+const flagsWorker :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "2026-04-26",
+  bindings = [
+    (name = "FLAGS_ENV", text = "bench"),
+    (name = "ORIGIN_URL", text = "{origin}"),
+    (name = "IDENTITY_SECRET", text = "{SECRET}"),
+    (name = "REVALIDATE_MS", text = "250"),
+  ],
+  globalOutbound = "internet",
+);
+"#,
+        origin = origin.url,
+    );
+    // capnp embeds are read relative to the config file.
+    for file in ["index.js", "index_bg.wasm"] {
+        std::fs::copy(build.join(file), dir.join(file)).expect("copy the built worker");
+    }
+    let config_path = dir.join("bench.capnp");
+    std::fs::write(&config_path, config).expect("write capnp");
+    let workerd = project_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+    let mut child = Command::new(&workerd)
+        .arg("serve")
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start workerd (run `npm ci`)");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&format!("{base}/_flags/ping"));
+
+    let bearer = token(
+        json!({"sub": "user-42", "exp": now_s() + 3600, "plan": "pro", "country": "US"}),
+        SECRET,
+    );
+    let body = json!({"context": {"appVersion": "2.1.0", "beta": true}}).to_string();
+    // Warm the isolate (first load) and check the answer before timing it.
+    let check = ureq::post(&format!("{base}/ofrep/v1/evaluate/flags"))
+        .set("Authorization", &format!("Bearer {bearer}"))
+        .send_string(&body)
+        .expect("bulk request");
+    let answer: serde_json::Value = serde_json::from_str(&check.into_string().unwrap()).unwrap();
+    assert_eq!(
+        answer["flags"].as_array().map(Vec::len),
+        Some(100),
+        "bulk answers 100 flags"
+    );
+
+    let script = dir.join("bulk.lua");
+    let mut lua = std::fs::File::create(&script).unwrap();
+    writeln!(lua, "wrk.method = \"POST\"").unwrap();
+    writeln!(lua, "wrk.body = {}", lua_string(&body)).unwrap();
+    writeln!(lua, "wrk.headers[\"Content-Type\"] = \"application/json\"").unwrap();
+    writeln!(lua, "wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"").unwrap();
+    drop(lua);
+
+    let trivial = wrk(&format!("{base}/_flags/ping"), None, seconds, connections);
+    let bulk = wrk(
+        &format!("{base}/ofrep/v1/evaluate/flags"),
+        Some(&script),
+        seconds,
+        connections,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("bare workerd, wrk -t2 -c{connections} -d{seconds}s on 127.0.0.1:");
+    println!(
+        "  trivial route  GET  /_flags/ping           p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s",
+        trivial.p50_ms, trivial.p99_ms, trivial.rps
+    );
+    println!(
+        "  OFREP bulk     POST /ofrep/v1/evaluate/flags p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s  (100 flags)",
+        bulk.p50_ms, bulk.p99_ms, bulk.rps
+    );
+    println!(
+        "  bulk p50 / trivial p50 = {:.2}x (target <= 1.25x)",
+        bulk.p50_ms / trivial.p50_ms
+    );
+}
+
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+    rps: f64,
+}
+
+fn wrk(url: &str, script: Option<&std::path::Path>, seconds: u64, connections: u64) -> Latency {
+    let mut command = Command::new("wrk");
+    command.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let out = command
+        .arg(url)
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(prefix)
+                    .map(|rest| parse_duration_ms(rest.trim()))
+            })
+            .unwrap_or_else(|| panic!("no {prefix} in wrk output:\n{text}"))
+    };
+    let rps = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Requests/sec:")
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
+    Latency {
+        p50_ms: field("50%"),
+        p99_ms: field("99%"),
+        rps,
+    }
+}
+
+fn parse_duration_ms(text: &str) -> f64 {
+    let number: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let value: f64 = number.parse().unwrap_or(f64::NAN);
+    match &text[number.len()..] {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        unit => panic!("unknown wrk unit {unit:?}"),
+    }
+}
+
+fn lua_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_until_up(url: &str) {
+    let start = Instant::now();
+    while ureq::get(url).call().is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "workerd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
