@@ -72,7 +72,9 @@ fn ten_thousand_random_cases_answer_identically_native_and_in_workerd() {
         assert_eq!(native_flags.len(), 100);
         for (w, n) in worker_flags.iter().zip(native_flags) {
             cases += 1;
-            *reasons.entry(w["reason"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+            *reasons
+                .entry(w["reason"].as_str().unwrap_or("?").to_owned())
+                .or_default() += 1;
             if w != n {
                 mismatches.push(format!("caller {n:?}: worker {w} native {n}"));
             }
@@ -82,9 +84,15 @@ fn ten_thousand_random_cases_answer_identically_native_and_in_workerd() {
     // The cases must exercise the evaluator, not only its error path.
     println!("reasons over 10,000 cases: {reasons:?}");
     for reason in ["TARGETING_MATCH", "SPLIT", "DISABLED"] {
-        assert!(reasons.get(reason).copied().unwrap_or(0) >= 100, "too few {reason}: {reasons:?}");
+        assert!(
+            reasons.get(reason).copied().unwrap_or(0) >= 100,
+            "too few {reason}: {reasons:?}"
+        );
     }
-    assert!(reasons.get("ERROR").copied().unwrap_or(0) < 5_000, "mostly errors: {reasons:?}");
+    assert!(
+        reasons.get("ERROR").copied().unwrap_or(0) < 5_000,
+        "mostly errors: {reasons:?}"
+    );
     assert!(
         mismatches.is_empty(),
         "{} of 10000 cases differ, e.g.:\n{}",
