@@ -149,6 +149,8 @@ pub enum OriginMode {
     Down = 1,
     /// Accept and say nothing for 10 s (an origin that times out).
     Hang = 2,
+    /// Serve files after 300 ms (a slow but working origin).
+    Slow = 3,
 }
 
 /// A real HTTP/1.1 origin serving a [`Store`] directory on 127.0.0.1.
@@ -211,6 +213,7 @@ fn serve_one(mut stream: TcpStream, root: &Path, mode: &AtomicU8, requests: &Ato
             std::thread::sleep(Duration::from_secs(10));
             return;
         }
+        3 => std::thread::sleep(Duration::from_millis(300)),
         _ => {}
     }
     let head = String::from_utf8_lossy(&head);

@@ -414,3 +414,31 @@ fn a_cold_isolate_with_its_origin_down_answers_errors_not_5xx() {
         (Some(1), Some(0))
     );
 }
+
+#[test]
+fn requests_racing_a_cold_load_wait_for_it_instead_of_erroring() {
+    let store = Store::new();
+    store.publish(ENV, 1, &random::blob(&mut Rng::new(8), ENV, 1, 5));
+    let origin = Origin::start(&store);
+    origin.set_mode(OriginMode::Slow);
+    let worker = Worker::start(&[("FLAGS_ENV", ENV), ("ORIGIN_URL", &origin.url)]);
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    worker
+                        .post(BULK, &json!({"context": {"targetingKey": "u"}}), &[])
+                        .json()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("request thread"))
+            .collect()
+    });
+    for answer in answers {
+        assert_eq!(answer["metadata"]["version"], 1, "{answer}");
+        assert_eq!(answer["flags"].as_array().map(Vec::len), Some(5));
+    }
+}

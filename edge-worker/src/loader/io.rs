@@ -79,6 +79,16 @@ pub(crate) async fn ensure_fresh(env: &Env, config: &Config, cache_key: &str) ->
         (due, isolate.loaded.clone())
     });
     if !due {
+        // A cold isolate's other requests wait for the load already in flight rather than
+        // answer ERROR while it lands (bounded by the origin timeout).
+        let deadline = start.saturating_add(config.origin_timeout_ms.saturating_mul(2));
+        while current.is_none()
+            && ISOLATE.with(|i| i.borrow().schedule.in_flight)
+            && ISOLATE.with(|i| i.borrow().loaded.is_none())
+            && now_ms() < deadline
+        {
+            Delay::from(Duration::from_millis(5)).await;
+        }
         return Source::Memory;
     }
     let guard = InFlight;
