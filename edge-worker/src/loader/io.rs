@@ -64,7 +64,7 @@ enum Outcome {
         source: Source,
     },
     /// A new blob.
-    New(Loaded),
+    New(Box<Loaded>),
 }
 
 /// Revalidates if due; returns where this request's blob came from.
@@ -99,7 +99,7 @@ pub(crate) async fn ensure_fresh(env: &Env, config: &Config, cache_key: &str) ->
         match result {
             Ok(Outcome::New(loaded)) => {
                 let source = loaded.source;
-                isolate.loaded = Some(Rc::new(loaded));
+                isolate.loaded = Some(Rc::from(loaded));
                 isolate.schedule.succeeded(done, config.revalidate_ms);
                 source
             }
@@ -157,14 +157,14 @@ async fn revalidate(
             if let Ok(gz) = hit.bytes().await {
                 match decode_blob(&gz, &sha, &config.environment) {
                     Ok(snapshot) => {
-                        return Ok(Outcome::New(Loaded {
+                        return Ok(Outcome::New(Box::new(Loaded {
                             snapshot,
                             gz,
                             sha256: sha,
                             version,
                             loaded_at_ms: now_ms(),
                             source: Source::Cache,
-                        }));
+                        })));
                     }
                     // A bad cache entry is dropped and the origin asked instead.
                     Err(error) => worker::console_warn!("flags: bad cache entry: {error}"),
@@ -198,7 +198,7 @@ async fn revalidate(
                 loaded_at_ms: now_ms(),
                 source: Source::Origin,
             };
-            (Outcome::New(loaded), gz)
+            (Outcome::New(Box::new(loaded)), gz)
         }
     };
     if let Err(error) = fill_cache(
@@ -214,7 +214,7 @@ async fn revalidate(
         worker::console_warn!("flags: cache put failed: {error}");
     }
     Ok(match outcome {
-        Outcome::New(loaded) => Outcome::New(Loaded { gz, ..loaded }),
+        Outcome::New(loaded) => Outcome::New(Box::new(Loaded { gz, ..*loaded })),
         same => same,
     })
 }
