@@ -76,13 +76,15 @@ const flagsWorker :Workerd.Worker = (
     let config_path = dir.join("bench.capnp");
     std::fs::write(&config_path, config).expect("write capnp");
     let workerd = project_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
-    let mut child = Command::new(&workerd)
+    let child = Command::new(&workerd)
         .arg("serve")
         .arg(&config_path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start workerd (run `npm ci`)");
+    // Killed on every exit path, panics included.
+    let workerd = KillOnDrop(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(&format!("{base}/_flags/ping"));
 
@@ -118,8 +120,7 @@ const flagsWorker :Workerd.Worker = (
         seconds,
         connections,
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(workerd);
     println!("bare workerd, wrk -t2 -c{connections} -d{seconds}s on 127.0.0.1:");
     println!(
         "  trivial route  GET  /_flags/ping           p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s",
@@ -133,6 +134,15 @@ const flagsWorker :Workerd.Worker = (
         "  bulk p50 / trivial p50 = {:.2}x (target <= 1.25x)",
         bulk.p50_ms / trivial.p50_ms
     );
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 struct Latency {
