@@ -435,6 +435,10 @@ impl Generator {
         let mut rules = Vec::new();
         for _ in 0..rule_count {
             let condition = self.release_condition();
+            // A repeated condition would be an unreachable rule, which `validate` warns about.
+            if rules.iter().any(|(earlier, _)| *earlier == condition) {
+                continue;
+            }
             // A third of the rules roll out gradually within their audience.
             let serve = if self.rng.chance(30) {
                 rollout(targeting_key, ON, OFF, self.rng.range(1, 50) as u32)

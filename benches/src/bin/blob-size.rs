@@ -28,7 +28,7 @@ fn main() {
     }
     let total = gzip(&json).len();
     println!(
-        "{n} realistic flags: {} bytes JSON, {total} bytes gzipped (budget 25,600)",
+        "{n} realistic flags: {} bytes JSON, {total} bytes gzipped (budget 25 KB)",
         json.len()
     );
 
