@@ -3,7 +3,7 @@
 //!
 //! `cargo build -p benches --release --features peers --bin instructions`, then for each
 //! ENGINE (`shared-eval`, `unleash-yggdrasil`, `launchdarkly`) and CASE (`rule-split`,
-//! `no-rules`): `valgrind --tool=callgrind target/release/instructions ENGINE CASE N` with N = 0
+//! `no-rules`; or `shared-eval decode` for loading the 1,000-flag blob): `valgrind --tool=callgrind target/release/instructions ENGINE CASE N` with N = 0
 //! and N = 100000; instructions per evaluation = (I(N) - I(0)) / N.
 
 use std::hint::black_box;
@@ -21,6 +21,16 @@ fn main() -> Result<(), String> {
         return Err("usage: instructions ENGINE CASE N".into());
     };
     let n: u64 = n.parse().map_err(|e| format!("N: {e}"))?;
+    if case == "decode" {
+        // Blob loading at the edge: the 1,000 realistic flags from uncompressed JSON.
+        let json = benches::fixtures::blob_json(&benches::fixtures::realistic_blob(1000));
+        for _ in 0..n {
+            black_box(
+                shared_eval::Snapshot::from_json(black_box(&json)).map_err(|e| e.to_string())?,
+            );
+        }
+        return Ok(());
+    }
     let key = match case.as_str() {
         "rule-split" => RULE_FLAG,
         "no-rules" => SIMPLE_FLAG,
