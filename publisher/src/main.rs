@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Feature flags compiled for the edge: validate, build and evaluate flag files.
+/// Feature flags compiled for the edge: validate, build, evaluate and publish flag files.
 #[derive(Debug, Parser)]
 #[command(name = "publisher", version, about)]
 struct Cli {
@@ -30,6 +30,16 @@ enum Command {
     Explain(cli::explain::Args),
     /// Mint a signed identity token (HS256 JWT) for demos and tests; the secret comes from env.
     Token(cli::token::Args),
+    /// Compile, upload and publish a flags directory as the environment's next version.
+    Push(cli::push::Args),
+    /// List an environment's versions, newest first.
+    History(cli::history::Args),
+    /// Serve an earlier version's flags again, as a new version.
+    Rollback(cli::rollback::Args),
+    /// Show flag- and rule-level differences: files vs deployed, env vs env, version vs version.
+    Diff(cli::diff::Args),
+    /// Show the audit trail: who published what, when, from which commit, and why.
+    Audit(cli::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +49,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::Explain(args) => cli::explain::run(args),
         Command::Token(args) => cli::token::run(args),
+        Command::Push(args) => cli::push::run(args),
+        Command::History(args) => cli::history::run(args),
+        Command::Rollback(args) => cli::rollback::run(args),
+        Command::Diff(args) => cli::diff::run(args),
+        Command::Audit(args) => cli::audit::run(args),
     }
 }

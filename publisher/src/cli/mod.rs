@@ -1,8 +1,14 @@
 //! The subcommands, one module each, and what they share: printing diagnostics.
 
+pub mod audit;
 pub mod build;
+pub mod diff;
 pub mod eval;
 pub mod explain;
+pub mod history;
+pub mod push;
+pub mod rollback;
+pub mod store_args;
 pub mod token;
 pub mod validate;
 

@@ -1,0 +1,81 @@
+//! `publisher history --env ENV [--json]`: every version, newest first, the current one marked.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::store_args::{StoreArgs, block_on, fail, print_json, short_commit};
+
+/// Arguments of `history`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print `{env, current, versions: [...], problems: [...]}` as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit 0, or 1 when the store cannot be read or is inconsistent.
+pub fn run(args: Args) -> ExitCode {
+    block_on(async move {
+        let env = match args.store.open().await {
+            Ok(env) => env,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let history = match env.history().await {
+            Ok(history) => history,
+            Err(e) => return fail("history", &e),
+        };
+        if args.json {
+            print_json(&json!({
+                "env": env.name(),
+                "current": history.current,
+                "versions": history.records,
+                "problems": history.problems,
+            }));
+        } else if history.records.is_empty() {
+            println!("{}: nothing published yet", env.name());
+        } else {
+            println!(
+                "{}: {} versions, serving {}",
+                env.name(),
+                history.records.len(),
+                history
+                    .current
+                    .map_or("none".into(), |v| format!("version {v}"))
+            );
+            for record in history.records.iter().rev() {
+                let mark = if Some(record.version) == history.current {
+                    '*'
+                } else {
+                    ' '
+                };
+                let what = match record.rollback_to {
+                    Some(to) => format!("back to {to}: {}", record.summary.one_line()),
+                    None => record.summary.one_line(),
+                };
+                let message = record
+                    .message
+                    .as_deref()
+                    .map(|m| format!("  \"{m}\""))
+                    .unwrap_or_default();
+                println!(
+                    "{mark} {:>5}  {:<8}  {}  {:<16}  {:<7}  {what}{message}",
+                    record.version,
+                    record.action.as_str(),
+                    record.created_at,
+                    record.author,
+                    short_commit(record.source_commit.as_deref()),
+                );
+            }
+        }
+        for problem in &history.problems {
+            eprintln!("warning: {problem}");
+        }
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,135 @@
+//! `publisher push [DIR] --env ENV`: compile, upload the blob, read it back, move the pointer,
+//! append the audit entry; print the new version and a one-line summary of what changed.
+//! `--dry-run` compiles and shows the change against what is deployed, writing nothing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use publisher::blob_file::Provenance;
+use publisher::compile::{CompileOptions, compile_path};
+use publisher::publish::Outcome;
+use serde_json::json;
+
+use super::store_args::{StoreArgs, block_on, fail, print_json};
+use super::{plural, print_diagnostics};
+
+/// Arguments of `push`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Author recorded in the version (default: `git config user.name`).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Why: recorded in the version and the audit trail.
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit 0 when published (or nothing changed), 3 when another push won the race (re-run),
+/// 1 on compile errors or store failures.
+pub fn run(args: Args) -> ExitCode {
+    let compiled = match compile_path(&args.dir, &CompileOptions::new(args.store.env.clone())) {
+        Ok(compiled) => compiled,
+        Err(diags) => {
+            let (errors, _) = print_diagnostics(&diags);
+            eprintln!(
+                "push failed: {}; nothing was published",
+                plural(errors, "error")
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    print_diagnostics(&compiled.warnings);
+    let provenance = Provenance::detect(&args.dir, args.author.as_deref());
+    block_on(async move {
+        let env = match args.store.open().await {
+            Ok(env) => env,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if args.dry_run {
+            let plan = match env.plan(&compiled.body).await {
+                Ok(plan) => plan,
+                Err(e) => return fail("push --dry-run", &e),
+            };
+            let summary = plan.diff.summary();
+            if args.json {
+                print_json(&json!({
+                    "env": env.name(),
+                    "dry_run": true,
+                    "current": plan.current,
+                    "summary": summary,
+                    "flags": plan.diff.flags,
+                }));
+            } else {
+                let next = plan.current.map_or(1, |v| v + 1);
+                match plan.current {
+                    _ if plan.diff.is_empty() && plan.current.is_some() => {
+                        println!(
+                            "dry run: {} already serves these flags; nothing to publish",
+                            env.name()
+                        )
+                    }
+                    Some(current) => {
+                        println!(
+                            "dry run: would publish {} version {next} (now {current}): {}",
+                            env.name(),
+                            summary.one_line()
+                        )
+                    }
+                    None => println!(
+                        "dry run: would publish {} version 1: {}",
+                        env.name(),
+                        summary.one_line()
+                    ),
+                }
+                print!("{}", plan.diff);
+            }
+            return ExitCode::SUCCESS;
+        }
+        match env.push(compiled.body, &provenance, args.message).await {
+            Ok(Outcome::Published(record)) => {
+                if args.json {
+                    print_json(&json!({ "env": env.name(), "published": true, "record": record }));
+                } else {
+                    println!(
+                        "published {} version {} ({}): {}",
+                        env.name(),
+                        record.version,
+                        record
+                            .previous
+                            .map_or("first version".to_owned(), |p| format!("was {p}")),
+                        record.summary.one_line()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(Outcome::Unchanged { version }) => {
+                if args.json {
+                    print_json(
+                        &json!({ "env": env.name(), "published": false, "version": version }),
+                    );
+                } else {
+                    println!(
+                        "{} already serves these flags as version {version}; nothing published",
+                        env.name()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("push", &e),
+        }
+    })
+}

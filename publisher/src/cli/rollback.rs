@@ -1,0 +1,84 @@
+//! `publisher rollback --env ENV --to N`: serve version N's blob again, recorded as a new
+//! version. Instant: blobs are immutable, so nothing is compiled or uploaded.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use publisher::blob_file::Provenance;
+use publisher::publish::Outcome;
+use serde_json::json;
+
+use super::store_args::{StoreArgs, block_on, fail, print_json};
+
+/// Arguments of `rollback`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The version whose flags to serve again.
+    #[arg(long)]
+    pub to: u64,
+    /// Author recorded in the version (default: `git config user.name`).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Why: recorded in the version and the audit trail.
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit 0 when rolled back (or already serving that blob), 3 on a lost race, 1 otherwise.
+pub fn run(args: Args) -> ExitCode {
+    let provenance = Provenance::detect(Path::new("."), args.author.as_deref());
+    block_on(async move {
+        let env = match args.store.open().await {
+            Ok(env) => env,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match env
+            .rollback(
+                args.to,
+                &provenance.author,
+                &provenance.created_at,
+                args.message,
+            )
+            .await
+        {
+            Ok(Outcome::Published(record)) => {
+                if args.json {
+                    print_json(&json!({ "env": env.name(), "published": true, "record": record }));
+                } else {
+                    println!(
+                        "rolled {} back to version {}'s flags as version {} (was {}): {}",
+                        env.name(),
+                        args.to,
+                        record.version,
+                        record.previous.unwrap_or_default(),
+                        record.summary.one_line()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(Outcome::Unchanged { version }) => {
+                if args.json {
+                    print_json(
+                        &json!({ "env": env.name(), "published": false, "version": version }),
+                    );
+                } else {
+                    println!(
+                        "{} already serves version {}'s flags (as version {version}); nothing to do",
+                        env.name(),
+                        args.to
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("rollback", &e),
+        }
+    })
+}

@@ -1,0 +1,67 @@
+//! What the store commands (`push`, `history`, `rollback`, `diff`, `audit`) share: the store and
+//! environment options, the async runtime, and how failures turn into messages and exit codes.
+
+use std::process::ExitCode;
+
+use publisher::publish::{Environment, PublishError};
+use publisher::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
+
+/// Exit code of a push or rollback that lost a race: re-running it is the fix.
+pub const EXIT_CONFLICT: u8 = 3;
+
+/// `--store` and `--env`.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Where versions live: `s3://bucket/prefix` (AWS credential chain; AWS_ENDPOINT_URL for
+    /// R2/self-hosted, path-style there by default, FLAGS_S3_PATH_STYLE to override) or a
+    /// directory (the embedded local store).
+    #[arg(long, env = STORE_ENV_VAR, default_value = DEFAULT_STORE)]
+    pub store: String,
+    /// The environment (`dev`, `staging`, `prod`, ...).
+    #[arg(long)]
+    pub env: String,
+}
+
+impl StoreArgs {
+    /// Opens the store and the environment.
+    pub async fn open(&self) -> Result<Environment, String> {
+        let store = store::open(&self.store).await?;
+        Environment::new(store, &self.env)
+    }
+}
+
+/// Runs a command's async body on a single-threaded runtime (a CLI makes one request at a time).
+pub fn block_on<F: std::future::Future<Output = ExitCode>>(work: F) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `error: ...` and picks the exit code: [`EXIT_CONFLICT`] for a lost race, 1 otherwise.
+pub fn fail(command: &str, error: &PublishError) -> ExitCode {
+    eprintln!("error: {command} failed: {error}");
+    match error {
+        PublishError::Conflict { .. } => ExitCode::from(EXIT_CONFLICT),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot print JSON: {e}"),
+    }
+}
+
+/// `abc1234` for a commit hash.
+pub fn short_commit(commit: Option<&str>) -> &str {
+    commit.map_or("-", |c| c.get(..7).unwrap_or(c))
+}

@@ -1,0 +1,565 @@
+//! Publishing to one environment of a store: push, rollback, history and audit, safe against
+//! racing publishers and against a publisher dying halfway.
+//!
+//! # How a version is published
+//!
+//! 1. Read the pointer `current.json` (version `N-1` and its ETag); if `versions/<N>` already
+//!    exists, an earlier publisher stopped halfway: finish its pointer move first (see 5).
+//! 2. Upload the blob under its content address with `put_if_absent` (an existing object with
+//!    that key is the same bytes), read it back and check its SHA-256 and every edge check.
+//! 3. **Create `versions/<N>.json` with `put_if_absent`. This is the step that decides who gets
+//!    number N**: of any number of racing publishers exactly one creates it; every other gets
+//!    [`PublishError::Conflict`] ("someone else published version N; re-run") having written
+//!    nothing but an unreferenced blob.
+//! 4. Move the pointer from `N-1` to `N` with `put_if_match` on the ETag read in 1 (or
+//!    `put_if_absent` for the first version).
+//! 5. Write `audit/<N>.json` with `put_if_absent`.
+//!
+//! # Invariants
+//!
+//! - A version record only names a blob that was read back and verified (2 before 3).
+//! - Records are never rewritten, and `versions/<N>` is only created by a publisher that saw the
+//!   pointer at `N-1`, so the records are exactly `1..=M` with no gaps and no number reused.
+//! - The pointer only ever moves from the version it was read at to the next one, with content
+//!   derived from that version's record, so it names `M` or, for the moment between steps 3 and
+//!   4 (or forever, if the publisher died there), `M-1`. Every push and rollback first rolls
+//!   such a pointer forward (step 1), and any publisher doing so writes the same pointer, so it
+//!   does not matter who does it. The edge reads only the pointer, so it never sees a version
+//!   whose record does not exist.
+//! - An audit entry exists for every version the pointer has reached, written by the publisher
+//!   or by whoever rolled the pointer forward (then `completed_by` says so).
+//!
+//! Blobs are never overwritten; a blob that no record names (a lost race) is garbage that is
+//! safe to delete.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use shared_eval::{Blob, Body};
+
+use crate::blob_file::{self, BlobFileError, Provenance};
+use crate::diff::{self, BodyDiff};
+use crate::layout::{
+    self, Action, AuditEntry, Pointer, VersionRecord, audit_key, audit_prefix, blob_name,
+    pointer_key, version_key, version_of_key, versions_prefix,
+};
+use crate::store::{ObjectStore, PutOptions, StoreError};
+
+/// Why a publishing operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The store failed (unreachable, denied, ...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another publisher got this version number first. Nothing of ours is referenced.
+    #[error(
+        "someone else published version {version} of {env} first; re-run to publish on top of it"
+    )]
+    Conflict {
+        /// The environment.
+        env: String,
+        /// The version number we lost.
+        version: u64,
+    },
+    /// The blob read back from the store is not the one uploaded. Nothing was published.
+    #[error(
+        "read-back check failed for {key}: the store returned bytes with SHA-256 {found}, expected {expected}; \
+         nothing was published"
+    )]
+    ReadBackMismatch {
+        /// The blob's key.
+        key: String,
+        /// Its content address.
+        expected: String,
+        /// What the bytes read back hash to.
+        found: String,
+    },
+    /// An object in the store is missing or unreadable where the layout says it must exist.
+    #[error("{key}: {detail}")]
+    Corrupt {
+        /// The object.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// `rollback --to N` or `diff --from N` named a version that does not exist.
+    #[error("{env} has no version {version}{}", latest.map_or(String::from(" (nothing published yet)"), |l| format!(" (latest is {l})")))]
+    NoSuchVersion {
+        /// The environment.
+        env: String,
+        /// The version asked for.
+        version: u64,
+        /// The newest version, if any.
+        latest: Option<u64>,
+    },
+    /// Nothing has been published to the environment.
+    #[error("nothing has been published to {env} yet")]
+    NothingPublished {
+        /// The environment.
+        env: String,
+    },
+    /// The blob could not be encoded.
+    #[error(transparent)]
+    Blob(#[from] BlobFileError),
+}
+
+/// The pointer as read, with the ETag a conditional move needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    /// What the environment serves.
+    pub pointer: Pointer,
+    /// The pointer object's ETag.
+    pub etag: String,
+}
+
+/// What a push or rollback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new version, now served.
+    Published(VersionRecord),
+    /// Nothing to do: the environment already serves this content.
+    Unchanged {
+        /// The version already serving it.
+        version: u64,
+    },
+}
+
+/// What `push --dry-run` reports.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The version the environment serves now, if any.
+    pub current: Option<u64>,
+    /// Flag-level differences from it.
+    pub diff: BodyDiff,
+}
+
+/// The version records of an environment and what is wrong with them, if anything.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The version the pointer names, if any.
+    pub current: Option<u64>,
+    /// Every record, oldest first.
+    pub records: Vec<VersionRecord>,
+    /// Inconsistencies found (gaps, pointer behind); empty in a healthy store.
+    pub problems: Vec<String>,
+}
+
+/// One environment of a store.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    store: Arc<dyn ObjectStore>,
+    env: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
+    // Plain data with string keys: serialization cannot fail.
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+impl Environment {
+    /// The environment `env` (checked: it becomes part of every key) of `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, env: &str) -> Result<Environment, String> {
+        layout::check_env(env)?;
+        Ok(Environment {
+            store,
+            env: env.to_owned(),
+        })
+    }
+
+    /// The environment's name.
+    pub fn name(&self) -> &str {
+        &self.env
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    fn corrupt(&self, key: String, detail: impl std::fmt::Display) -> PublishError {
+        PublishError::Corrupt {
+            key: format!("{}: {key}", self.store.describe()),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Reads the pointer; `None` before the first publish.
+    pub async fn current(&self) -> Result<Option<Current>, PublishError> {
+        let key = pointer_key(&self.env);
+        let Some(object) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let pointer: Pointer =
+            serde_json::from_slice(&object.bytes).map_err(|e| self.corrupt(key, e))?;
+        Ok(Some(Current {
+            pointer,
+            etag: object.etag,
+        }))
+    }
+
+    /// Reads one version record.
+    pub async fn record(&self, version: u64) -> Result<Option<VersionRecord>, PublishError> {
+        let key = version_key(&self.env, version);
+        let Some(object) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let record: VersionRecord =
+            serde_json::from_slice(&object.bytes).map_err(|e| self.corrupt(key.clone(), e))?;
+        if record.version != version {
+            return Err(self.corrupt(key, format!("holds version {}", record.version)));
+        }
+        Ok(Some(record))
+    }
+
+    /// Reads a version record that must exist.
+    pub async fn require_record(&self, version: u64) -> Result<VersionRecord, PublishError> {
+        match self.record(version).await? {
+            Some(record) => Ok(record),
+            None => {
+                let latest = self.current().await?.map(|c| c.pointer.version);
+                Err(PublishError::NoSuchVersion {
+                    env: self.env.clone(),
+                    version,
+                    latest,
+                })
+            }
+        }
+    }
+
+    /// Downloads a blob named by a pointer or record (`blobs/<hex>.json.gz`), checks its bytes
+    /// against `sha256` and runs every check the edge runs.
+    pub async fn blob(&self, name: &str, sha256: &str) -> Result<Blob, PublishError> {
+        let key = format!("{}/{name}", self.env);
+        let Some(object) = self.store.get(&key).await? else {
+            return Err(self.corrupt(key, "blob is missing"));
+        };
+        let found = sha256_hex(&object.bytes);
+        if found != sha256 {
+            return Err(PublishError::ReadBackMismatch {
+                key,
+                expected: sha256.to_owned(),
+                found,
+            });
+        }
+        let snapshot = blob_file::load_gzip(&object.bytes).map_err(|e| self.corrupt(key, e))?;
+        Ok(snapshot.into_blob())
+    }
+
+    /// The blob the environment serves now, with its pointer.
+    pub async fn deployed(&self) -> Result<Option<(Pointer, Blob)>, PublishError> {
+        let Some(current) = self.current().await? else {
+            return Ok(None);
+        };
+        let blob = self
+            .blob(&current.pointer.blob, &current.pointer.sha256)
+            .await?;
+        Ok(Some((current.pointer, blob)))
+    }
+
+    /// The body a version served.
+    pub async fn version_body(&self, version: u64) -> Result<Body, PublishError> {
+        let record = self.require_record(version).await?;
+        Ok(self.blob(&record.blob, &record.sha256).await?.body)
+    }
+
+    /// Reads the pointer after rolling forward a pointer left behind by a publisher that stopped
+    /// between creating a version record and moving the pointer (module docs, step 1).
+    async fn settled_current(&self, author: &str) -> Result<Option<Current>, PublishError> {
+        // Each round moves the pointer one version; a healthy store needs none. Bounded so that
+        // a store that keeps changing under us reports a conflict instead of looping.
+        for _ in 0..16 {
+            let current = self.current().await?;
+            let next = current.as_ref().map_or(1, |c| c.pointer.version + 1);
+            let Some(record) = self.record(next).await? else {
+                return Ok(current);
+            };
+            self.move_pointer(current.as_ref(), &record).await?;
+            self.write_audit(&record, Some(author.to_owned())).await?;
+        }
+        let version = self.current().await?.map_or(0, |c| c.pointer.version);
+        Err(PublishError::Conflict {
+            env: self.env.clone(),
+            version,
+        })
+    }
+
+    /// Compiled flags vs what is deployed: what `push --dry-run` shows.
+    pub async fn plan(&self, body: &Body) -> Result<Plan, PublishError> {
+        let deployed = self.deployed().await?;
+        let empty = Body::default();
+        let old = deployed.as_ref().map_or(&empty, |(_, blob)| &blob.body);
+        Ok(Plan {
+            current: deployed.as_ref().map(|(p, _)| p.version),
+            diff: diff::diff(old, body),
+        })
+    }
+
+    /// Publishes `body` as the next version (module docs). Returns [`Outcome::Unchanged`] without
+    /// writing anything when the environment already serves exactly this body.
+    pub async fn push(
+        &self,
+        body: Body,
+        provenance: &Provenance,
+        message: Option<String>,
+    ) -> Result<Outcome, PublishError> {
+        let current = self.settled_current(&provenance.author).await?;
+        let (previous, old_body) = match &current {
+            Some(c) => (
+                Some(c.pointer.version),
+                self.blob(&c.pointer.blob, &c.pointer.sha256).await?.body,
+            ),
+            None => (None, Body::default()),
+        };
+        let summary = diff::diff(&old_body, &body).summary();
+        let content_hash = shared_eval::content_hash(&body);
+        if let (Some(c), Some(version)) = (&current, previous)
+            && c.pointer.content_hash == content_hash
+        {
+            return Ok(Outcome::Unchanged { version });
+        }
+        let version = previous.map_or(1, |p| p + 1);
+        let blob = blob_file::seal(body, &self.env, version, previous, provenance);
+        let gz = blob_file::encode_gzip(&blob)?;
+        let sha256 = sha256_hex(&gz);
+        let name = blob_name(&sha256);
+        self.upload_blob(&name, gz, &sha256).await?;
+        let record = VersionRecord {
+            version,
+            previous,
+            action: Action::Push,
+            blob: name,
+            sha256,
+            content_hash: blob.header.content_hash,
+            author: provenance.author.clone(),
+            source_commit: provenance.source_commit.clone(),
+            created_at: provenance.created_at.clone(),
+            summary,
+            rollback_to: None,
+            flags: Vec::new(),
+            message,
+        };
+        self.commit(current.as_ref(), record)
+            .await
+            .map(Outcome::Published)
+    }
+
+    /// Serves version `to`'s blob again, as a new version (blobs are immutable, so nothing is
+    /// compiled or uploaded). [`Outcome::Unchanged`] if it is already served.
+    pub async fn rollback(
+        &self,
+        to: u64,
+        author: &str,
+        created_at: &str,
+        message: Option<String>,
+    ) -> Result<Outcome, PublishError> {
+        let Some(current) = self.settled_current(author).await? else {
+            return Err(PublishError::NothingPublished {
+                env: self.env.clone(),
+            });
+        };
+        let target = self.require_record(to).await?;
+        if target.sha256 == current.pointer.sha256 {
+            return Ok(Outcome::Unchanged {
+                version: current.pointer.version,
+            });
+        }
+        // Read both back: the target must still be intact before anything points at it.
+        let target_blob = self.blob(&target.blob, &target.sha256).await?;
+        let current_blob = self
+            .blob(&current.pointer.blob, &current.pointer.sha256)
+            .await?;
+        let record = VersionRecord {
+            version: current.pointer.version + 1,
+            previous: Some(current.pointer.version),
+            action: Action::Rollback,
+            blob: target.blob,
+            sha256: target.sha256,
+            content_hash: target.content_hash,
+            author: author.to_owned(),
+            source_commit: target.source_commit,
+            created_at: created_at.to_owned(),
+            summary: diff::diff(&current_blob.body, &target_blob.body).summary(),
+            rollback_to: Some(to),
+            flags: Vec::new(),
+            message,
+        };
+        self.commit(Some(&current), record)
+            .await
+            .map(Outcome::Published)
+    }
+
+    /// Uploads a blob under its content address and reads it back (module docs, step 2).
+    async fn upload_blob(&self, name: &str, gz: Vec<u8>, sha256: &str) -> Result<(), PublishError> {
+        let key = format!("{}/{name}", self.env);
+        match self.store.put_if_absent(&key, gz, PutOptions::BLOB).await {
+            // Already there: same key, so the same bytes, which the read-back confirms.
+            Ok(()) | Err(StoreError::PreconditionFailed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.blob(name, sha256).await.map(drop)
+    }
+
+    /// Steps 3 to 5: claims the version number, moves the pointer, writes the audit entry.
+    async fn commit(
+        &self,
+        current: Option<&Current>,
+        record: VersionRecord,
+    ) -> Result<VersionRecord, PublishError> {
+        let key = version_key(&self.env, record.version);
+        let bytes = to_json(&record);
+        match self
+            .store
+            .put_if_absent(&key, bytes.clone(), PutOptions::IMMUTABLE_JSON)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::PreconditionFailed { .. }) => {
+                // Ours, if an earlier attempt of this very request landed before its answer was
+                // lost (the S3 client retries); anyone else's record differs (time, blob, author).
+                let ours = self
+                    .store
+                    .get(&key)
+                    .await?
+                    .is_some_and(|o| o.bytes == bytes);
+                if !ours {
+                    return Err(PublishError::Conflict {
+                        env: self.env.clone(),
+                        version: record.version,
+                    });
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.move_pointer(current, &record).await?;
+        self.write_audit(&record, None).await?;
+        Ok(record)
+    }
+
+    /// Moves the pointer from `current` to `record`'s version (module docs, step 4). Succeeds
+    /// too if someone else already moved it there (or beyond).
+    async fn move_pointer(
+        &self,
+        current: Option<&Current>,
+        record: &VersionRecord,
+    ) -> Result<(), PublishError> {
+        let key = pointer_key(&self.env);
+        let bytes = to_json(&record.pointer());
+        let moved = match current {
+            Some(current) => {
+                self.store
+                    .put_if_match(&key, bytes, &current.etag, PutOptions::POINTER)
+                    .await
+            }
+            None => {
+                self.store
+                    .put_if_absent(&key, bytes, PutOptions::POINTER)
+                    .await
+            }
+        };
+        match moved {
+            Ok(()) => Ok(()),
+            Err(StoreError::PreconditionFailed { .. }) => {
+                let now = self.current().await?.map(|c| c.pointer.version);
+                if now.is_some_and(|v| v >= record.version) {
+                    Ok(())
+                } else {
+                    Err(self.corrupt(
+                        key,
+                        format!(
+                            "pointer changed to {now:?} while version {} was being published; this breaks the \
+                             store's invariant (was it edited by hand?)",
+                            record.version
+                        ),
+                    ))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes the audit entry of a version whose pointer move is done (module docs, step 5).
+    async fn write_audit(
+        &self,
+        record: &VersionRecord,
+        completed_by: Option<String>,
+    ) -> Result<(), PublishError> {
+        let entry = AuditEntry::of(record, completed_by);
+        let key = audit_key(&self.env, record.version);
+        match self
+            .store
+            .put_if_absent(&key, to_json(&entry), PutOptions::IMMUTABLE_JSON)
+            .await
+        {
+            // Already written by the publisher itself or by someone who completed its push.
+            Ok(()) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every version record, oldest first, with any inconsistency found.
+    pub async fn history(&self) -> Result<History, PublishError> {
+        let current = self.current().await?.map(|c| c.pointer.version);
+        let mut records = Vec::new();
+        let mut problems = Vec::new();
+        for key in self.store.list(&versions_prefix(&self.env)).await? {
+            let Some(version) = version_of_key(&key) else {
+                continue;
+            };
+            match self.record(version).await? {
+                Some(record) => records.push(record),
+                None => problems.push(format!(
+                    "version {version} was listed but could not be read"
+                )),
+            }
+        }
+        for (expected, record) in (1..).zip(&records) {
+            if record.version != expected {
+                problems.push(format!(
+                    "version {expected} is missing (next is {})",
+                    record.version
+                ));
+                break;
+            }
+        }
+        let latest = records.last().map(|r| r.version);
+        if latest != current {
+            problems.push(match (current, latest) {
+                (Some(c), Some(l)) if l == c + 1 => format!(
+                    "the pointer is at version {c} but version {l} is recorded: its publisher is still running or \
+                     stopped halfway; the next push or rollback completes it"
+                ),
+                _ => format!("the pointer is at version {current:?} but the newest record is {latest:?}"),
+            });
+        }
+        Ok(History {
+            current,
+            records,
+            problems,
+        })
+    }
+
+    /// Every audit entry, oldest first.
+    pub async fn audit(&self) -> Result<Vec<AuditEntry>, PublishError> {
+        let mut entries = Vec::new();
+        for key in self.store.list(&audit_prefix(&self.env)).await? {
+            if version_of_key(&key).is_none() {
+                continue;
+            }
+            let Some(object) = self.store.get(&key).await? else {
+                continue;
+            };
+            entries.push(serde_json::from_slice(&object.bytes).map_err(|e| self.corrupt(key, e))?);
+        }
+        Ok(entries)
+    }
+}
