@@ -53,6 +53,24 @@ pub fn bucket(salt: &str, value: &str) -> u32 {
     ((u128::from(hash) * u128::from(BUCKETS)) >> 64) as u32
 }
 
+/// The SipHash state after `le64(len(salt)) || salt`, the message prefix every value of one
+/// flag shares (see [`bucket`]); the evaluator keeps one per flag so that a split hashes only
+/// the value.
+pub(crate) fn salted_hasher(salt: &str) -> SipHasher13 {
+    let mut hasher = SipHasher13::new();
+    hasher.write(&(salt.len() as u64).to_le_bytes());
+    hasher.write(salt.as_bytes());
+    hasher
+}
+
+/// [`bucket`] from a [`salted_hasher`]: `bucket_salted(&salted_hasher(s), v) == bucket(s, v)`.
+pub(crate) fn bucket_salted(salted: &SipHasher13, value: &str) -> u32 {
+    let mut hasher = *salted;
+    hasher.write(value.as_bytes());
+    let hash = hasher.finish();
+    ((u128::from(hash) * u128::from(BUCKETS)) >> 64) as u32
+}
+
 /// MurmurHash3 x86_32 (Austin Appleby's reference `MurmurHash3_x86_32`), as flagd's
 /// `fractional` uses with seed 0.
 pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
@@ -160,7 +178,7 @@ mod tests {
         rows: Vec<Row>,
     }
 
-    #[derive(serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize)]
     struct Row {
         salt: String,
         value: String,
@@ -213,6 +231,29 @@ mod tests {
             let mut hasher = siphasher::sip::SipHasher24::new_with_keys(k0, k1);
             hasher.write(&message[..*len]);
             assert_eq!(hasher.finish(), *want, "SipHash-2-4 of {len} bytes");
+        }
+    }
+
+    /// The per-flag pre-hashed salt gives the published buckets too, for salts and values of
+    /// every length around SipHash's 8-byte blocks.
+    #[test]
+    fn salted_hasher_matches_bucket() {
+        let vectors: Vectors =
+            serde_json::from_str(include_str!("../testdata/bucket-vectors.json")).unwrap();
+        for row in &vectors.rows {
+            let salted = salted_hasher(&row.salt);
+            assert_eq!(bucket_salted(&salted, &row.value), row.bucket, "{row:?}");
+        }
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789-abcdefghijklmnopqrstuvwxyz0123456789";
+        for salt_len in 0..20 {
+            for value_len in [0, 1, 7, 8, 9, 15, 16, 17, 64, 70] {
+                let (salt, value) = (&text[..salt_len], &text[..value_len]);
+                assert_eq!(
+                    bucket_salted(&salted_hasher(salt), value),
+                    bucket(salt, value),
+                    "salt {salt:?}, value {value:?}"
+                );
+            }
         }
     }
 

@@ -7,15 +7,23 @@
 //! 4. a prerequisite not met: the safe default, `DEFAULT`;
 //! 5. the targeting: native rules in order, then the fallthrough (or flagd's JSONLogic).
 //!
-//! Nothing here allocates or panics: the result borrows from the snapshot, and every index was
-//! checked when the snapshot was loaded (and is still read with `.get()`).
+//! Nothing here panics: the result borrows from the snapshot, and every index was checked when
+//! the snapshot was loaded (and is still read with `.get()`). One flag allocates nothing; many
+//! flags share a [`Resolved`] context, one slot per interned attribute (bounded by the blob).
+//!
+//! Speed (instructions counted with callgrind, `benches/src/bin/eval-profile.rs`): attribute
+//! lookups dominated, so a bulk request resolves each attribute at most once for all flags
+//! ([`Resolved`]); each flag's salt is pre-hashed at load time, so a split hashes only the value.
 
 use alloc::{string::String, vec::Vec};
+use core::cell::OnceCell;
 use serde_json::{Map, Value};
+use siphasher::sip::SipHasher13;
 
 use crate::{
-    Body, Condition, Context, Flag, FlagKind, MAX_RULE_DEPTH, Serve, Snapshot, Split, Targeting,
-    ValueType, VariantId, bucket, check, logic, ops, regex::CompiledRegex,
+    Body, Condition, Context, Flag, FlagKind, MAX_RULE_DEPTH, Op, SemVer, Serve, Snapshot, Split,
+    Targeting, ValueType, VariantId, bucket, check, index::HashIndex, logic, ops, parse_semver,
+    regex::CompiledRegex, semver,
 };
 
 /// Why a value was served (OpenFeature reasons).
@@ -114,10 +122,16 @@ impl Evaluation<'_> {
     }
 }
 
-/// Per-snapshot data derived at load time: the compiled regexes.
+/// Per-snapshot data derived at load time: the compiled regexes, and each flag's salt hashed
+/// (indexed like `body.flags`).
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     regexes: Vec<CompiledRegex>,
+    salted: Vec<SipHasher13>,
+    /// Flag keys, hashed (single-flag evaluation looks its key up per request).
+    flag_index: HashIndex,
+    /// Each of `body.lists`, hashed (`in` / `not_in`).
+    list_indexes: Vec<HashIndex>,
 }
 
 impl Prepared {
@@ -129,45 +143,149 @@ impl Prepared {
             regexes
                 .push(CompiledRegex::new(src).map_err(|why| alloc::format!("regex #{i}: {why}"))?);
         }
-        Ok(Prepared { regexes })
+        let salted = body
+            .flags
+            .iter()
+            .map(|flag| bucket::salted_hasher(salt(flag)))
+            .collect();
+        let flag_index = HashIndex::new(body.flags.iter().map(|flag| flag.key.as_str()));
+        let list_indexes = body
+            .lists
+            .iter()
+            .map(|list| HashIndex::new(list.iter().map(String::as_str)))
+            .collect();
+        Ok(Prepared {
+            regexes,
+            salted,
+            flag_index,
+            list_indexes,
+        })
+    }
+}
+
+/// The text a flag's splits are salted with: its salt, else its key.
+fn salt(flag: &Flag) -> &str {
+    if flag.salt.is_empty() {
+        flag.key.as_str()
+    } else {
+        flag.salt.as_str()
+    }
+}
+
+/// A context resolved against one snapshot, for evaluating many flags for one request: each
+/// attribute the flags read is looked up in the context at most once (on first use), however
+/// many flags read it. Build it with [`Snapshot::resolve`], evaluate with [`evaluate_resolved`];
+/// [`evaluate_all`] does both.
+#[derive(Debug)]
+pub struct Resolved<'s, 'c> {
+    snapshot: &'s Snapshot,
+    ctx: Context<'c>,
+    /// One per `body.attrs` entry.
+    slots: Vec<Slot<'c>>,
+}
+
+/// One attribute's lookups, made on first use: in the signed attributes, and (only for flags
+/// that allow it, when the signed ones lack it) in the unsigned ones; each with its value
+/// parsed as a version, also on first use (semver tests parse the context's text otherwise).
+#[derive(Debug, Default)]
+struct Slot<'c> {
+    signed: Half<'c>,
+    unsigned: Half<'c>,
+}
+
+/// One of a [`Slot`]'s two lookups.
+#[derive(Debug, Default)]
+struct Half<'c> {
+    value: OnceCell<Option<&'c Value>>,
+    semver: OnceCell<Option<SemVer>>,
+}
+
+impl Snapshot {
+    /// Prepares `ctx` for evaluating several flags of this snapshot (one allocation of one
+    /// small slot per attribute the blob interns; no lookup happens yet).
+    pub fn resolve<'s, 'c>(&'s self, ctx: &Context<'c>) -> Resolved<'s, 'c> {
+        let mut slots = Vec::new();
+        slots.resize_with(self.blob.body.attrs.len(), Slot::default);
+        Resolved {
+            snapshot: self,
+            ctx: *ctx,
+            slots,
+        }
+    }
+}
+
+impl<'s> Resolved<'s, '_> {
+    /// The snapshot this context was resolved against.
+    pub fn snapshot(&self) -> &'s Snapshot {
+        self.snapshot
     }
 }
 
 /// Evaluates one flag. `now_ms` is the current time in milliseconds since the Unix epoch.
+///
+/// Looks each attribute up directly (nothing to amortize for one flag); to evaluate several
+/// flags for the same context, use [`evaluate_resolved`] or [`evaluate_all`].
 pub fn evaluate<'s>(
     snapshot: &'s Snapshot,
     key: &str,
     ctx: &Context<'_>,
     now_ms: i64,
 ) -> Evaluation<'s> {
-    let flags = &snapshot.blob.body.flags;
-    match flags.binary_search_by(|flag| flag.key.as_str().cmp(key)) {
-        Ok(index) => match flags.get(index) {
-            Some(flag) => evaluate_flag(snapshot, flag, ctx, now_ms),
-            None => not_found(),
-        },
-        Err(_) => not_found(),
+    match find_flag(snapshot, key) {
+        Some(index) => evaluate_flag(snapshot, index, ctx, &[], now_ms),
+        None => not_found(),
     }
 }
 
-/// Evaluates every flag, in key order, as `(key, evaluation)`.
+/// Evaluates one flag for a context already [resolved](Snapshot::resolve): the same result as
+/// [`evaluate`], with every attribute lookup shared with the other flags evaluated on
+/// `resolved`.
+pub fn evaluate_resolved<'s>(
+    resolved: &Resolved<'s, '_>,
+    key: &str,
+    now_ms: i64,
+) -> Evaluation<'s> {
+    match find_flag(resolved.snapshot, key) {
+        Some(index) => evaluate_flag(
+            resolved.snapshot,
+            index,
+            &resolved.ctx,
+            &resolved.slots,
+            now_ms,
+        ),
+        None => not_found(),
+    }
+}
+
+/// Evaluates every flag, in key order, as `(key, evaluation)`, resolving the context once.
 pub fn evaluate_all<'s>(
     snapshot: &'s Snapshot,
     ctx: &Context<'_>,
     now_ms: i64,
 ) -> Vec<(&'s str, Evaluation<'s>)> {
+    let resolved = snapshot.resolve(ctx);
     snapshot
         .blob
         .body
         .flags
         .iter()
-        .map(|flag| {
+        .enumerate()
+        .map(|(index, flag)| {
             (
                 flag.key.as_str(),
-                evaluate_flag(snapshot, flag, ctx, now_ms),
+                evaluate_flag(snapshot, index, &resolved.ctx, &resolved.slots, now_ms),
             )
         })
         .collect()
+}
+
+/// The index of the flag with this key (flags are sorted by key).
+fn find_flag(snapshot: &Snapshot, key: &str) -> Option<usize> {
+    let flags = &snapshot.blob.body.flags;
+    snapshot
+        .prepared
+        .flag_index
+        .find(key, |i| flags.get(i).map(|flag| flag.key.as_str()))
 }
 
 fn not_found<'s>() -> Evaluation<'s> {
@@ -182,19 +300,26 @@ fn not_found<'s>() -> Evaluation<'s> {
     }
 }
 
-fn evaluate_flag<'s>(
+fn evaluate_flag<'s, 'c>(
     snapshot: &'s Snapshot,
-    flag: &'s Flag,
-    ctx: &Context<'_>,
+    index: usize,
+    ctx: &Context<'c>,
+    slots: &[Slot<'c>],
     now_ms: i64,
 ) -> Evaluation<'s> {
+    let Some(flag) = snapshot.blob.body.flags.get(index) else {
+        return not_found();
+    };
     let env = Env {
         body: &snapshot.blob.body,
         regexes: &snapshot.prepared.regexes,
+        salted: &snapshot.prepared.salted,
+        list_indexes: &snapshot.prepared.list_indexes,
         ctx,
+        slots,
         now_ms,
     };
-    let pick = env.pick(flag, 0);
+    let pick = env.pick(index, flag, 0);
     let variant = pick
         .variant
         .and_then(|id| flag.variants.get(usize::from(id)));
@@ -250,16 +375,21 @@ impl<'s> Pick<'s> {
 }
 
 /// Everything one evaluation reads.
-struct Env<'s, 'c> {
+struct Env<'s, 'c, 'r> {
     body: &'s Body,
     regexes: &'s [CompiledRegex],
-    ctx: &'c Context<'c>,
+    /// Per flag index, its salt pre-hashed.
+    salted: &'s [SipHasher13],
+    list_indexes: &'s [HashIndex],
+    ctx: &'r Context<'c>,
+    /// A [`Resolved`] context's slots, or empty: look attributes up directly.
+    slots: &'r [Slot<'c>],
     now_ms: i64,
 }
 
-impl<'s, 'c> Env<'s, 'c> {
-    /// The decision procedure for one flag. `depth` counts prerequisite levels.
-    fn pick(&self, flag: &'s Flag, depth: usize) -> Pick<'s> {
+impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
+    /// The decision procedure for flag number `index`. `depth` counts prerequisite levels.
+    fn pick(&self, index: usize, flag: &'s Flag, depth: usize) -> Pick<'s> {
         // Off or killed: the off variant (none means "the caller's default", flagd's rule).
         if flag.killed || !flag.enabled {
             return Pick {
@@ -291,7 +421,7 @@ impl<'s, 'c> Env<'s, 'c> {
                             Serve::Variant(id) => {
                                 Pick::serve(*id, Reason::TargetingMatch, Some(&rule.id))
                             }
-                            Serve::Split(split) => self.split(flag, split, Some(&rule.id)),
+                            Serve::Split(split) => self.split(index, flag, split, Some(&rule.id)),
                         };
                     }
                 }
@@ -306,7 +436,7 @@ impl<'s, 'c> Env<'s, 'c> {
                         },
                         None,
                     ),
-                    Serve::Split(split) => self.split(flag, split, None),
+                    Serve::Split(split) => self.split(index, flag, split, None),
                 }
             }
             Targeting::Logic(expr) => {
@@ -320,9 +450,9 @@ impl<'s, 'c> Env<'s, 'c> {
     }
 
     fn prerequisite_met(&self, flag_id: u32, variants: &[VariantId], depth: usize) -> bool {
-        let Some(flag) = usize::try_from(flag_id)
+        let Some((index, flag)) = usize::try_from(flag_id)
             .ok()
-            .and_then(|i| self.body.flags.get(i))
+            .and_then(|i| Some((i, self.body.flags.get(i)?)))
         else {
             return false;
         };
@@ -330,7 +460,7 @@ impl<'s, 'c> Env<'s, 'c> {
         if depth >= check::MAX_PREREQUISITE_DEPTH || flag.killed || !flag.enabled {
             return false;
         }
-        let pick = self.pick(flag, depth + 1);
+        let pick = self.pick(index, flag, depth + 1);
         pick.error.is_none() && pick.variant.is_some_and(|v| variants.contains(&v))
     }
 
@@ -347,29 +477,60 @@ impl<'s, 'c> Env<'s, 'c> {
                 .ok()
                 .and_then(|i| self.body.segments.get(i))
                 .is_some_and(|segment| self.holds(flag, &segment.condition, level + 1)),
-            Condition::Test(test) => ops::holds(
-                &test.op,
-                self.attr(flag, test.attr),
-                self.body,
-                self.regexes,
-            ),
+            Condition::Test(test) => {
+                let (value, half) = self.attr_cached(flag, test.attr);
+                if let (Op::SemVer(cmp, wanted), Some(half)) = (&test.op, half) {
+                    // As `ops::holds` decides it (missing, null or not a string: false), with
+                    // the parse shared by every flag on this resolved context.
+                    return half
+                        .semver
+                        .get_or_init(|| value.and_then(Value::as_str).and_then(parse_semver))
+                        .as_ref()
+                        .is_some_and(|actual| semver::compare(actual, *cmp, wanted));
+                }
+                ops::holds(&test.op, value, self.body, self.regexes, self.list_indexes)
+            }
         }
     }
 
     /// The attribute's value in the context, read from unsigned attributes only when the flag
     /// allows it for this attribute.
     fn attr(&self, flag: &Flag, id: u32) -> Option<&'c Value> {
-        let path = usize::try_from(id)
+        self.attr_cached(flag, id).0
+    }
+
+    /// [`Self::attr`], and on a resolved context the slot half the value came from (where
+    /// derived values are cached).
+    fn attr_cached(&self, flag: &Flag, id: u32) -> (Option<&'c Value>, Option<&'r Half<'c>>) {
+        let Some((index, path)) = usize::try_from(id)
             .ok()
-            .and_then(|i| self.body.attrs.get(i))?;
+            .and_then(|i| Some((i, self.body.attrs.get(i)?)))
+        else {
+            return (None, None);
+        };
         let allow_unsigned = flag.unsigned_attrs.contains(&id);
-        self.ctx.lookup(path, allow_unsigned)
+        let Some(slot) = self.slots.get(index) else {
+            return (self.ctx.lookup(path, allow_unsigned), None);
+        };
+        // The same answer as `ctx.lookup`, each half looked up once per resolved context.
+        let signed = *slot
+            .signed
+            .value
+            .get_or_init(|| self.ctx.lookup_signed(path));
+        if signed.is_some() || !allow_unsigned {
+            return (signed, Some(&slot.signed));
+        }
+        let unsigned = *slot
+            .unsigned
+            .value
+            .get_or_init(|| self.ctx.lookup_unsigned(path));
+        (unsigned, Some(&slot.unsigned))
     }
 
     /// Buckets the context by `split.bucket_by` and picks the variant whose cumulative weight
     /// first exceeds the bucket. A string is hashed as is, a number in its canonical text (the
     /// same as for `in` lists); anything else counts as missing.
-    fn split(&self, flag: &Flag, split: &Split, rule: Option<&'s str>) -> Pick<'s> {
+    fn split(&self, index: usize, flag: &Flag, split: &Split, rule: Option<&'s str>) -> Pick<'s> {
         let path = usize::try_from(split.bucket_by)
             .ok()
             .and_then(|i| self.body.attrs.get(i));
@@ -401,12 +562,10 @@ impl<'s, 'c> Env<'s, 'c> {
                 )
             };
         };
-        let salt = if flag.salt.is_empty() {
-            flag.key.as_str()
-        } else {
-            flag.salt.as_str()
+        let bucket = match self.salted.get(index) {
+            Some(salted) => bucket::bucket_salted(salted, text),
+            None => bucket::bucket(salt(flag), text),
         };
-        let bucket = bucket::bucket(salt, text);
         let mut cumulative = 0u64;
         for (variant, weight) in &split.weights {
             cumulative += u64::from(*weight);

@@ -7,7 +7,8 @@
 //!   hash, index bounds) and prepared for evaluation (regexes compiled). Loading is the only
 //!   fallible step; see [`BlobError`].
 //! - [`evaluate`] / [`evaluate_all`] (module `eval`): `(snapshot, flag key, context, now)` to an
-//!   [`Evaluation`]. They return data, never a `Result`, and never panic.
+//!   [`Evaluation`]. They return data, never a `Result`, and never panic. For many flags and
+//!   one context, [`Snapshot::resolve`] + [`evaluate_resolved`] share the attribute lookups.
 //! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, and flagd's murmur3
 //!   `fractional` for imported flags.
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
@@ -34,6 +35,7 @@ mod check;
 mod context;
 mod datetime;
 mod eval;
+mod index;
 pub mod logic;
 mod model;
 mod ops;
@@ -45,7 +47,9 @@ pub use bucket::{BUCKETS, bucket, flagd_fractional_bucket, murmur3_x86_32};
 pub use check::{MAX_EVAL_COST, MAX_PREREQUISITE_DEPTH};
 pub use context::Context;
 pub use datetime::{EPOCH_MILLIS_THRESHOLD, parse_rfc3339};
-pub use eval::{ErrorCode, Evaluation, Reason, evaluate, evaluate_all};
+pub use eval::{
+    ErrorCode, Evaluation, Reason, Resolved, evaluate, evaluate_all, evaluate_resolved,
+};
 pub use model::*;
 pub use ops::list_key;
 pub use regex::{MAX_REGEX_LEN, validate_regex};

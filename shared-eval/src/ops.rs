@@ -13,14 +13,16 @@ use core::fmt::{self, Write};
 use alloc::string::String;
 use serde_json::{Number, Value};
 
-use crate::{Body, Op, datetime, regex::CompiledRegex, semver};
+use crate::{Body, Op, datetime, index::HashIndex, regex::CompiledRegex, semver};
 
-/// Whether `value` (the attribute, `None` when missing) satisfies `op`.
+/// Whether `value` (the attribute, `None` when missing) satisfies `op`. `list_indexes` holds
+/// the snapshot's hash index of each of `body.lists` (empty: search the sorted lists).
 pub(crate) fn holds(
     op: &Op,
     value: Option<&Value>,
     body: &Body,
     regexes: &[CompiledRegex],
+    list_indexes: &[HashIndex],
 ) -> bool {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return matches!(op, Op::NotEquals(_) | Op::NotIn(_));
@@ -28,8 +30,8 @@ pub(crate) fn holds(
     match op {
         Op::Equals(operand) => json_equal(value, operand),
         Op::NotEquals(operand) => !json_equal(value, operand),
-        Op::In(list) => in_list(value, body, *list),
-        Op::NotIn(list) => !in_list(value, body, *list),
+        Op::In(list) => in_list(value, body, list_indexes, *list),
+        Op::NotIn(list) => !in_list(value, body, list_indexes, *list),
         Op::Contains(operand) => match (value, operand) {
             (Value::String(text), Value::String(needle)) => text.contains(needle.as_str()),
             (Value::Array(items), _) => items.iter().any(|item| json_equal(item, operand)),
@@ -90,8 +92,11 @@ fn integer(n: &Number) -> Option<i128> {
         .or_else(|| n.as_u64().map(i128::from))
 }
 
-fn in_list(value: &Value, body: &Body, list: u32) -> bool {
-    let Some(list) = usize::try_from(list).ok().and_then(|i| body.lists.get(i)) else {
+fn in_list(value: &Value, body: &Body, list_indexes: &[HashIndex], list: u32) -> bool {
+    let Some(list_id) = usize::try_from(list).ok() else {
+        return false;
+    };
+    let Some(list) = body.lists.get(list_id) else {
         return false;
     };
     let mut buf = StackStr::new();
@@ -103,8 +108,14 @@ fn in_list(value: &Value, body: &Body, list: u32) -> bool {
         },
         _ => return false,
     };
-    list.binary_search_by(|entry| entry.as_str().cmp(key))
-        .is_ok()
+    match list_indexes.get(list_id) {
+        Some(index) => index
+            .find(key, |i| list.get(i).map(String::as_str))
+            .is_some(),
+        None => list
+            .binary_search_by(|entry| entry.as_str().cmp(key))
+            .is_ok(),
+    }
 }
 
 /// The text an `in` list must contain for `value` to be in it: a string as is, a number in its
@@ -195,7 +206,15 @@ mod tests {
     fn check(op: Op, value: Option<Value>) -> bool {
         let body = body_with_list(&["42", "-7", "0.5", "ann", "bob"]);
         let regexes = [CompiledRegex::new(r"^[a-z]+@example\.com$").unwrap()];
-        holds(&op, value.as_ref(), &body, &regexes)
+        let indexes: alloc::vec::Vec<HashIndex> = body
+            .lists
+            .iter()
+            .map(|list| HashIndex::new(list.iter().map(String::as_str)))
+            .collect();
+        let searched = holds(&op, value.as_ref(), &body, &regexes, &[]);
+        let indexed = holds(&op, value.as_ref(), &body, &regexes, &indexes);
+        assert_eq!(searched, indexed, "sorted search and hash index disagree");
+        searched
     }
 
     #[test]

@@ -23,7 +23,9 @@ use std::{fs, path::Path};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use shared_eval::{Blob, Body, Context, Header, Snapshot, evaluate, evaluate_all};
+use shared_eval::{
+    Blob, Body, Context, Header, Snapshot, evaluate, evaluate_all, evaluate_resolved,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +180,19 @@ fn corpus() {
                 let one = evaluate(&snapshot, &case.flag, &ctx, case.now_ms);
                 if all != one {
                     failures.push(format!("{id}: evaluate_all gave {all:?}, evaluate {one:?}"));
+                }
+            }
+            // One resolved context shared by every flag (lookups cached across flags, in
+            // reverse key order this time) must agree with evaluate too.
+            let resolved = snapshot.resolve(&ctx);
+            let keys: Vec<&str> = snapshot.flag_keys().collect();
+            for key in keys.iter().rev().chain([&case.flag.as_str()]) {
+                let shared = evaluate_resolved(&resolved, key, case.now_ms);
+                let one = evaluate(&snapshot, key, &ctx, case.now_ms);
+                if shared != one {
+                    failures.push(format!(
+                        "{id}: evaluate_resolved({key}) gave {shared:?}, evaluate {one:?}"
+                    ));
                 }
             }
         }

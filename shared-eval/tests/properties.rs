@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use shared_eval::{Blob, Body, Context, Header, Snapshot, evaluate, evaluate_all};
+use shared_eval::{
+    Blob, Body, Context, ErrorCode, Header, Snapshot, evaluate, evaluate_all, evaluate_resolved,
+};
 
 fn header() -> Header {
     Header {
@@ -151,6 +153,24 @@ proptest! {
                 let all = evaluate_all(&snapshot, &ctx, now);
                 prop_assert_eq!(all.len(), snapshot.flag_keys().count());
                 let _ = evaluate(&snapshot, "no-such-flag", &ctx, now);
+            }
+        }
+    }
+
+    /// Any context: a resolved context shared by every flag (attribute lookups cached across
+    /// flags, signed and unsigned) gives exactly what evaluating each flag alone gives.
+    #[test]
+    fn resolved_context_agrees_with_single_evaluation(signed in arbitrary_context(), unsigned in arbitrary_context(), identity in any::<bool>(), now in any::<i64>()) {
+        for body in corpus_bodies() {
+            let snapshot = Snapshot::from_blob(Blob::new(header(), body)).unwrap();
+            for ctx in [Context::new(&signed), Context::with_unsigned(&signed, &unsigned, identity)] {
+                let resolved = snapshot.resolve(&ctx);
+                for (key, all) in evaluate_all(&snapshot, &ctx, now) {
+                    let one = evaluate(&snapshot, key, &ctx, now);
+                    prop_assert_eq!(&all, &one);
+                    prop_assert_eq!(evaluate_resolved(&resolved, key, now), one);
+                }
+                prop_assert_eq!(evaluate_resolved(&resolved, "no-such-flag", now).error, Some(ErrorCode::FlagNotFound));
             }
         }
     }
