@@ -5,39 +5,70 @@
 
 use alloc::vec::Vec;
 
-/// Hashes of a table's strings with their positions, sorted by hash.
+/// An open-addressing hash table over a table's strings: `(hash, position)` entries in a
+/// power-of-two array at most half full, so a lookup probes one or two entries.
 #[derive(Debug, Default)]
 pub(crate) struct HashIndex {
+    /// `(hash, position)`; `position == EMPTY` marks a free entry.
     entries: Vec<(u64, u32)>,
 }
 
+const EMPTY: u32 = u32::MAX;
+
 impl HashIndex {
-    /// Indexes `items`; positions beyond `u32` are left out (no blob is that large: the blob
-    /// size cap bounds every table far below it).
-    pub(crate) fn new<'a>(items: impl Iterator<Item = &'a str>) -> HashIndex {
-        let mut entries: Vec<(u64, u32)> = items
-            .enumerate()
-            .filter_map(|(i, s)| Some((key_hash(s.as_bytes()), u32::try_from(i).ok()?)))
-            .collect();
-        entries.sort_unstable();
+    /// Indexes `items`; positions from `u32::MAX` on are left out (no blob is that large: the
+    /// blob size cap bounds every table far below it).
+    pub(crate) fn new<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> HashIndex {
+        let capacity = items.len().saturating_mul(2).max(1).next_power_of_two();
+        let mut entries = alloc::vec![(0u64, EMPTY); capacity];
+        let mask = capacity - 1;
+        for (i, item) in items.enumerate() {
+            let Ok(position) = u32::try_from(i) else {
+                break;
+            };
+            if position == EMPTY {
+                break;
+            }
+            let hash = key_hash(item.as_bytes());
+            // At most half full, so a free entry is always found.
+            let mut at = (hash as usize) & mask;
+            for _ in 0..capacity {
+                match entries.get_mut(at) {
+                    Some(entry) if entry.1 == EMPTY => {
+                        *entry = (hash, position);
+                        break;
+                    }
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        }
         HashIndex { entries }
     }
 
     /// The position of `key` in the table this index was built from, whose entry `i` is
-    /// `entry(i)`.
+    /// `entry(i)`. With duplicate strings, the first one indexed.
     pub(crate) fn find<'t>(
         &self,
         key: &str,
         entry: impl Fn(usize) -> Option<&'t str>,
     ) -> Option<usize> {
+        let mask = self.entries.len().checked_sub(1)?;
         let hash = key_hash(key.as_bytes());
-        let start = self.entries.partition_point(|(h, _)| *h < hash);
-        self.entries
-            .get(start..)?
-            .iter()
-            .take_while(|(h, _)| *h == hash)
-            .filter_map(|(_, i)| usize::try_from(*i).ok())
-            .find(|i| entry(*i) == Some(key))
+        let mut at = (hash as usize) & mask;
+        for _ in 0..self.entries.len() {
+            let (h, position) = *self.entries.get(at)?;
+            if position == EMPTY {
+                return None;
+            }
+            if h == hash {
+                let position = usize::try_from(position).ok()?;
+                if entry(position) == Some(key) {
+                    return Some(position);
+                }
+            }
+            at = (at + 1) & mask;
+        }
+        None
     }
 }
 
@@ -82,19 +113,23 @@ mod tests {
 
     #[test]
     fn collisions_are_resolved_by_the_strings() {
-        // Two entries forced onto one hash: the index must still tell them apart.
-        let table = vec![String::from("a"), String::from("b")];
-        let index = HashIndex {
-            entries: vec![(7, 0), (7, 1)],
-        };
-        let hash_of = |s: &str| key_hash(s.as_bytes());
-        assert_ne!(hash_of("a"), 7);
-        let forced = HashIndex {
-            entries: vec![(hash_of("b"), 0), (hash_of("b"), 1)],
-        };
+        // Two entries forced onto one hash and one probe chain: the index must still tell them
+        // apart, and a third key with that hash is absent.
+        let table = vec![String::from("a"), String::from("b"), String::from("c")];
+        let hash = key_hash(b"b");
+        let mut entries = vec![(0, EMPTY); 4];
+        let start = (hash as usize) & 3;
+        entries[start] = (hash, 0);
+        entries[(start + 1) & 3] = (hash, 1);
+        let forced = HashIndex { entries };
         assert_eq!(find(&forced, &table, "b"), Some(1));
-        assert_eq!(find(&forced, &table, "a"), None);
-        assert_eq!(find(&index, &table, "a"), None);
+        assert_eq!(find(&forced, &table, "c"), None);
+        // A full table (never built, but the probe loop is still bounded).
+        let full = HashIndex {
+            entries: vec![(hash, 0), (hash, 0)],
+        };
+        assert_eq!(find(&full, &table, "b"), None);
+        assert_eq!(find(&HashIndex::default(), &table, "a"), None);
     }
 
     #[test]

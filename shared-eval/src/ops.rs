@@ -99,13 +99,17 @@ fn in_list(value: &Value, body: &Body, list_indexes: &[HashIndex], list: u32) ->
     let Some(list) = body.lists.get(list_id) else {
         return false;
     };
-    let mut buf = StackStr::new();
+    // Only numbers need the buffer (not zeroed for strings: this runs per `in` test).
+    let mut buf;
     let key = match value {
         Value::String(s) => s.as_str(),
-        Value::Number(n) => match write_canonical_number(&mut buf, n) {
-            Ok(()) => buf.as_str(),
-            Err(_) => return false,
-        },
+        Value::Number(n) => {
+            buf = StackStr::new();
+            match write_canonical_number(&mut buf, n) {
+                Ok(()) => buf.as_str(),
+                Err(_) => return false,
+            }
+        }
         _ => return false,
     };
     match list_indexes.get(list_id) {

@@ -8,13 +8,14 @@
 //! Scenarios: `rule` (the 3-condition + split flag through `evaluate`, lookups included),
 //! `rule-resolve` (a resolved context built per evaluation), `rule-amortized` (one resolved
 //! context reused: the per-flag cost inside a bulk request), `simple` (the flag without rules),
+//! `in1000` (a 3-rule flag looked up among 1,000 realistic flags),
 //! `all100` (evaluate_all over 100 realistic flags).
 
 use std::hint::black_box;
 
 use benches::fixtures::{NOW_MS, realistic_blob, realistic_context};
 use benches::scenario::{RULE_FLAG, SIMPLE_FLAG, bench_attrs, context_map, scenario_snapshot};
-use shared_eval::{Context, Snapshot, evaluate, evaluate_all, evaluate_resolved};
+use shared_eval::{Context, Snapshot, Targeting, evaluate, evaluate_all, evaluate_resolved};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -33,35 +34,64 @@ fn main() {
     let ctx = Context::new(&map);
     let reused = native.resolve(&ctx);
     let mut served = 0usize;
-    for _ in 0..runs {
-        match scenario.as_str() {
-            "rule" => {
-                let e = evaluate(&native, black_box(RULE_FLAG), &Context::new(&map), NOW_MS);
-                served += usize::from(black_box(e).variant.is_some());
-            }
-            "rule-resolve" => {
-                let resolved = native.resolve(&Context::new(black_box(&map)));
-                let e = evaluate_resolved(&resolved, black_box(RULE_FLAG), NOW_MS);
-                served += usize::from(black_box(e).variant.is_some());
-            }
-            "rule-amortized" => {
-                let e = evaluate_resolved(black_box(&reused), black_box(RULE_FLAG), NOW_MS);
-                served += usize::from(black_box(e).variant.is_some());
-            }
-            "simple" => {
-                let e = evaluate(&native, black_box(SIMPLE_FLAG), &Context::new(&map), NOW_MS);
-                served += usize::from(black_box(e).variant.is_some());
-            }
-            "all100" => {
-                let all =
-                    evaluate_all(&realistic, &Context::new(black_box(&realistic_map)), NOW_MS);
-                served += black_box(all).len();
-            }
-            other => {
-                eprintln!("unknown scenario {other:?}: rule, simple or all100");
-                std::process::exit(2);
-            }
+    // The scenario is picked once, outside the loop, so the loop costs the same for each.
+    let in1000 = match Snapshot::from_blob(realistic_blob(1000)) {
+        Ok(snapshot) => snapshot,
+        Err(_) => {
+            eprintln!("the 1,000-flag blob does not load");
+            std::process::exit(1);
         }
+    };
+    let in1000_key = in1000
+        .blob()
+        .body
+        .flags
+        .iter()
+        .find(|f| {
+            matches!(&f.targeting, Targeting::Rules { rules, .. } if rules.len() == 3) && f.enabled
+        })
+        .map(|f| f.key.clone())
+        .unwrap_or_default();
+    let run: Box<dyn Fn() -> usize> = match scenario.as_str() {
+        "rule" => Box::new(|| {
+            let e = evaluate(&native, black_box(RULE_FLAG), &Context::new(&map), NOW_MS);
+            usize::from(black_box(e).variant.is_some())
+        }),
+        "rule-resolve" => Box::new(|| {
+            let resolved = native.resolve(&Context::new(black_box(&map)));
+            let e = evaluate_resolved(&resolved, black_box(RULE_FLAG), NOW_MS);
+            usize::from(black_box(e).variant.is_some())
+        }),
+        "rule-amortized" => Box::new(|| {
+            let e = evaluate_resolved(black_box(&reused), black_box(RULE_FLAG), NOW_MS);
+            usize::from(black_box(e).variant.is_some())
+        }),
+        "simple" => Box::new(|| {
+            let e = evaluate(&native, black_box(SIMPLE_FLAG), &Context::new(&map), NOW_MS);
+            usize::from(black_box(e).variant.is_some())
+        }),
+        "in1000" => Box::new(|| {
+            let e = evaluate(
+                &in1000,
+                black_box(&in1000_key),
+                &Context::new(&realistic_map),
+                NOW_MS,
+            );
+            usize::from(black_box(e).variant.is_some())
+        }),
+        "all100" => Box::new(|| {
+            let all = evaluate_all(&realistic, &Context::new(black_box(&realistic_map)), NOW_MS);
+            black_box(all).len()
+        }),
+        other => {
+            eprintln!(
+                "unknown scenario {other:?}: rule, rule-resolve, rule-amortized, simple, in1000 or all100"
+            );
+            std::process::exit(2);
+        }
+    };
+    for _ in 0..runs {
+        served += run();
     }
     println!("{scenario} x{runs}: {served}");
 }
