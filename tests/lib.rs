@@ -75,6 +75,13 @@ pub fn publisher_bin() -> PathBuf {
             .and_then(Path::parent)
             .expect("test binary lives in target/<profile>/deps")
             .to_path_buf();
+        let bin = profile_dir.join("publisher");
+        // `cargo test --workspace` has already built it (the publisher's own integration tests
+        // need it): skip the nested build, which would resolve features differently and
+        // rebuild half the dependency graph.
+        if is_newer_than_sources(&bin) {
+            return bin;
+        }
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
         let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         build
@@ -92,9 +99,39 @@ pub fn publisher_bin() -> PathBuf {
         }
         let status = build.status().expect("run cargo build -p publisher");
         assert!(status.success(), "cargo build -p publisher failed");
-        profile_dir.join("publisher")
+        bin
     })
     .clone()
+}
+
+/// Whether `bin` exists and is newer than every source file it is built from.
+fn is_newer_than_sources(bin: &Path) -> bool {
+    fn newest(path: &Path) -> Option<std::time::SystemTime> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_dir() {
+            return meta.modified().ok();
+        }
+        std::fs::read_dir(path)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| newest(&e.path()))
+            .max()
+    }
+    let Some(built) = std::fs::metadata(bin).and_then(|m| m.modified()).ok() else {
+        return false;
+    };
+    let root = repo_root();
+    [
+        "publisher/src",
+        "publisher/Cargo.toml",
+        "shared-eval/src",
+        "shared-eval/Cargo.toml",
+        "Cargo.lock",
+        "Cargo.toml",
+    ]
+    .iter()
+    .filter_map(|p| newest(&root.join(p)))
+    .all(|source| source <= built)
 }
 
 /// Writes `n` realistic flags (and two segments) into `dir` in the native format: a mix of
