@@ -40,6 +40,12 @@ enum Command {
     Diff(cli::diff::Args),
     /// Show the audit trail: who published what, when, from which commit, and why.
     Audit(cli::audit::Args),
+    /// Emergency: force flags to their safe default in the deployed version, then purge the CDN.
+    Kill(cli::kill::Args),
+    /// Undo a kill: serve the flags' normal targeting again, then purge the CDN.
+    Unkill(cli::kill::Args),
+    /// Purge the CDN's copy of an environment (e.g. to retry after a failed purge).
+    Purge(cli::kill::PurgeOnlyArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +60,8 @@ fn main() -> ExitCode {
         Command::Rollback(args) => cli::rollback::run(args),
         Command::Diff(args) => cli::diff::run(args),
         Command::Audit(args) => cli::audit::run(args),
+        Command::Kill(args) => cli::kill::run(args, true),
+        Command::Unkill(args) => cli::kill::run(args, false),
+        Command::Purge(args) => cli::kill::run_purge(args),
     }
 }

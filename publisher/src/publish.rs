@@ -102,6 +102,41 @@ pub enum PublishError {
     /// The blob could not be encoded.
     #[error(transparent)]
     Blob(#[from] BlobFileError),
+    /// `kill`/`unkill` named flags the deployed version does not have.
+    #[error("{env} has no flag {}", keys.join(", "))]
+    UnknownFlags {
+        /// The environment.
+        env: String,
+        /// The keys not found.
+        keys: Vec<String>,
+    },
+}
+
+/// Which flags `kill` / `unkill` act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillTarget {
+    /// These keys (each must exist in the deployed version).
+    Flags(Vec<String>),
+    /// Every flag of the environment.
+    All,
+}
+
+/// Keeps a kill in force across pushes: a flag killed in `deployed` stays killed in `next`
+/// until someone runs `unkill`. An emergency stop must not be undone by an unrelated merge.
+/// Returns the keys kept killed.
+pub fn carry_kills(deployed: &Body, next: &mut Body) -> Vec<String> {
+    let mut kept = Vec::new();
+    for flag in &mut next.flags {
+        let was_killed = deployed
+            .flags
+            .iter()
+            .any(|old| old.key == flag.key && old.killed);
+        if was_killed && !flag.killed {
+            flag.killed = true;
+            kept.push(flag.key.clone());
+        }
+    }
+    kept
 }
 
 /// The pointer as read, with the ETag a conditional move needs.
@@ -308,7 +343,7 @@ impl Environment {
     /// writing anything when the environment already serves exactly this body.
     pub async fn push(
         &self,
-        body: Body,
+        mut body: Body,
         provenance: &Provenance,
         message: Option<String>,
     ) -> Result<Outcome, PublishError> {
@@ -320,6 +355,7 @@ impl Environment {
             ),
             None => (None, Body::default()),
         };
+        carry_kills(&old_body, &mut body);
         let summary = diff::diff(&old_body, &body).summary();
         let content_hash = shared_eval::content_hash(&body);
         if let (Some(c), Some(version)) = (&current, previous)
@@ -327,6 +363,104 @@ impl Environment {
         {
             return Ok(Outcome::Unchanged { version });
         }
+        self.publish_body(
+            current.as_ref(),
+            body,
+            summary,
+            Action::Push,
+            Vec::new(),
+            provenance,
+            message,
+        )
+        .await
+        .map(Outcome::Published)
+    }
+
+    /// Kills (`kill = true`) or revives the `target` flags: publishes the deployed body with
+    /// their `killed` bit changed, as a new version. Starts from what is deployed, not from
+    /// files, so it works without the Git checkout. [`Outcome::Unchanged`] if every targeted
+    /// flag already is in that state.
+    pub async fn set_killed(
+        &self,
+        target: &KillTarget,
+        kill: bool,
+        author: &str,
+        created_at: &str,
+        reason: Option<String>,
+    ) -> Result<Outcome, PublishError> {
+        let Some(current) = self.settled_current(author).await? else {
+            return Err(PublishError::NothingPublished {
+                env: self.env.clone(),
+            });
+        };
+        let old = self
+            .blob(&current.pointer.blob, &current.pointer.sha256)
+            .await?;
+        let mut body = old.body.clone();
+        if let KillTarget::Flags(keys) = target {
+            let unknown: Vec<String> = keys
+                .iter()
+                .filter(|k| !body.flags.iter().any(|f| &f.key == *k))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                return Err(PublishError::UnknownFlags {
+                    env: self.env.clone(),
+                    keys: unknown,
+                });
+            }
+        }
+        let mut changed = Vec::new();
+        for flag in &mut body.flags {
+            let targeted = match target {
+                KillTarget::All => true,
+                KillTarget::Flags(keys) => keys.contains(&flag.key),
+            };
+            if targeted && flag.killed != kill {
+                flag.killed = kill;
+                changed.push(flag.key.clone());
+            }
+        }
+        if changed.is_empty() {
+            return Ok(Outcome::Unchanged {
+                version: current.pointer.version,
+            });
+        }
+        let summary = diff::diff(&old.body, &body).summary();
+        // The flags' source did not change: keep the deployed version's commit.
+        let provenance = Provenance {
+            author: author.to_owned(),
+            source_commit: old.header.source_commit.clone(),
+            created_at: created_at.to_owned(),
+        };
+        let action = if kill { Action::Kill } else { Action::Unkill };
+        self.publish_body(
+            Some(&current),
+            body,
+            summary,
+            action,
+            changed,
+            &provenance,
+            reason,
+        )
+        .await
+        .map(Outcome::Published)
+    }
+
+    /// Seals `body` as the version after `current`, uploads and verifies the blob, and commits
+    /// the record (module docs, steps 2 to 5).
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_body(
+        &self,
+        current: Option<&Current>,
+        body: Body,
+        summary: layout::ChangeSummary,
+        action: Action,
+        flags: Vec<String>,
+        provenance: &Provenance,
+        message: Option<String>,
+    ) -> Result<VersionRecord, PublishError> {
+        let previous = current.map(|c| c.pointer.version);
         let version = previous.map_or(1, |p| p + 1);
         let blob = blob_file::seal(body, &self.env, version, previous, provenance);
         let gz = blob_file::encode_gzip(&blob)?;
@@ -336,7 +470,7 @@ impl Environment {
         let record = VersionRecord {
             version,
             previous,
-            action: Action::Push,
+            action,
             blob: name,
             sha256,
             content_hash: blob.header.content_hash,
@@ -345,12 +479,10 @@ impl Environment {
             created_at: provenance.created_at.clone(),
             summary,
             rollback_to: None,
-            flags: Vec::new(),
+            flags,
             message,
         };
-        self.commit(current.as_ref(), record)
-            .await
-            .map(Outcome::Published)
+        self.commit(current, record).await
     }
 
     /// Serves version `to`'s blob again, as a new version (blobs are immutable, so nothing is

@@ -2,7 +2,7 @@
 //!
 //! Two purgers, picked by `--purge` / `FLAGS_PURGE`:
 //! - `cloudflare://<zone id>`: Cloudflare's purge API (`POST /client/v4/zones/{zone}/purge_cache`)
-//!   by cache tag `edgeflags-<env>`, which the worker attaches to its Cache API entries. The API
+//!   by cache tag `flags-<env>`, which the worker attaches to its Cache API entries. The API
 //!   token comes from `CLOUDFLARE_API_TOKEN`, never from the command line.
 //! - `http(s)://<worker>`: the local worker's own `POST /_flags/purge` endpoint (bearer
 //!   `FLAGS_PURGE_TOKEN`), for local runs and tests.
@@ -25,7 +25,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The cache tag the worker puts on an environment's cached blob.
 pub fn cache_tag(environment: &str) -> String {
-    format!("edgeflags-{environment}")
+    format!("flags-{environment}")
 }
 
 /// Why a purge failed. The new version is stored regardless.

@@ -135,7 +135,7 @@ async fn purges_the_environment_cache_tag_with_the_documented_request_shape() {
         "stand-in rejected: {:?}",
         state.rejected
     );
-    assert_eq!(state.accepted, vec![json!({"tags": ["edgeflags-prod"]})]);
+    assert_eq!(state.accepted, vec![json!({"tags": ["flags-prod"]})]);
 }
 
 #[tokio::test]

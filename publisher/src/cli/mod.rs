@@ -6,6 +6,8 @@ pub mod diff;
 pub mod eval;
 pub mod explain;
 pub mod history;
+pub mod kill;
+pub mod purge_args;
 pub mod push;
 pub mod rollback;
 pub mod store_args;

@@ -1,5 +1,6 @@
 //! `publisher push [DIR] --env ENV`: compile, upload the blob, read it back, move the pointer,
 //! append the audit entry; print the new version and a one-line summary of what changed.
+//! With `--purge` (or `FLAGS_PURGE`) the CDN is purged after publishing.
 //! `--dry-run` compiles and shows the change against what is deployed, writing nothing.
 
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use publisher::compile::{CompileOptions, compile_path};
 use publisher::publish::Outcome;
 use serde_json::json;
 
+use super::purge_args::PurgeArgs;
 use super::store_args::{StoreArgs, block_on, fail, print_json};
 use super::{plural, print_diagnostics};
 
@@ -21,6 +23,8 @@ pub struct Args {
     pub dir: PathBuf,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub purge: PurgeArgs,
     /// Show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -35,7 +39,8 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Exit 0 when published (or nothing changed), 3 when another push won the race (re-run),
+/// Exit 0 when published (or nothing changed), 3 when another push won the race (re-run), 4
+/// when published but the CDN purge failed,
 /// 1 on compile errors or store failures.
 pub fn run(args: Args) -> ExitCode {
     let compiled = match compile_path(&args.dir, &CompileOptions::new(args.store.env.clone())) {
@@ -114,7 +119,7 @@ pub fn run(args: Args) -> ExitCode {
                         record.summary.one_line()
                     );
                 }
-                ExitCode::SUCCESS
+                args.purge.after_publish(env.name(), record.version).await
             }
             Ok(Outcome::Unchanged { version }) => {
                 if args.json {

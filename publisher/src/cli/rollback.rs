@@ -8,6 +8,7 @@ use publisher::blob_file::Provenance;
 use publisher::publish::Outcome;
 use serde_json::json;
 
+use super::purge_args::PurgeArgs;
 use super::store_args::{StoreArgs, block_on, fail, print_json};
 
 /// Arguments of `rollback`.
@@ -15,6 +16,8 @@ use super::store_args::{StoreArgs, block_on, fail, print_json};
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub purge: PurgeArgs,
     /// The version whose flags to serve again.
     #[arg(long)]
     pub to: u64,
@@ -62,7 +65,7 @@ pub fn run(args: Args) -> ExitCode {
                         record.summary.one_line()
                     );
                 }
-                ExitCode::SUCCESS
+                args.purge.after_publish(env.name(), record.version).await
             }
             Ok(Outcome::Unchanged { version }) => {
                 if args.json {

@@ -1,0 +1,122 @@
+//! `publisher kill KEY... --env ENV --reason WHY` / `--all`, and `publisher unkill`: the
+//! emergency path. Publishes the deployed version with the flags forced to their safe default
+//! (or released again), records who and why, then purges the CDN. Works from the store alone,
+//! without the flags' Git checkout.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use publisher::blob_file::Provenance;
+use publisher::publish::{KillTarget, Outcome};
+use serde_json::json;
+
+use super::purge_args::PurgeArgs;
+use super::store_args::{StoreArgs, block_on, fail, print_json};
+
+/// Arguments of `kill` and `unkill`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Flag keys.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub flags: Vec<String>,
+    /// Every flag of the environment.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub purge: PurgeArgs,
+    /// Why: recorded in the version and the audit trail.
+    #[arg(long, short = 'r', alias = "message")]
+    pub reason: Option<String>,
+    /// Author recorded in the version (default: `git config user.name`).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kill = true` for `kill`, false for `unkill`. Exit 0 when done (or nothing to change), 3 on a
+/// lost race, 4 when stored but the purge failed, 1 otherwise.
+pub fn run(args: Args, kill: bool) -> ExitCode {
+    let (verb, done) = if kill {
+        ("kill", "killed")
+    } else {
+        ("unkill", "released")
+    };
+    let provenance = Provenance::detect(Path::new("."), args.author.as_deref());
+    let target = if args.all {
+        KillTarget::All
+    } else {
+        KillTarget::Flags(args.flags.clone())
+    };
+    block_on(async move {
+        let env = match args.store.open().await {
+            Ok(env) => env,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let outcome = env
+            .set_killed(
+                &target,
+                kill,
+                &provenance.author,
+                &provenance.created_at,
+                args.reason.clone(),
+            )
+            .await;
+        match outcome {
+            Ok(Outcome::Published(record)) => {
+                if args.json {
+                    print_json(&json!({ "env": env.name(), "published": true, "record": record }));
+                } else {
+                    println!(
+                        "{done} {} in {} as version {} (was {})",
+                        record.flags.join(", "),
+                        env.name(),
+                        record.version,
+                        record.previous.unwrap_or_default()
+                    );
+                }
+                args.purge.after_publish(env.name(), record.version).await
+            }
+            Ok(Outcome::Unchanged { version }) => {
+                if args.json {
+                    print_json(
+                        &json!({ "env": env.name(), "published": false, "version": version }),
+                    );
+                } else {
+                    println!(
+                        "nothing to {verb}: {} version {version} already has them {done}",
+                        env.name()
+                    );
+                }
+                // Purge anyway: the operator may be retrying after a failed purge.
+                args.purge.after_publish(env.name(), version).await
+            }
+            Err(e) => fail(verb, &e),
+        }
+    })
+}
+
+/// Arguments of `purge`.
+#[derive(Debug, clap::Args)]
+pub struct PurgeOnlyArgs {
+    /// The environment whose cached blob to drop.
+    #[arg(long)]
+    pub env: String,
+    #[command(flatten)]
+    pub purge: PurgeArgs,
+}
+
+/// `publisher purge --env ENV`: retry a purge on its own.
+pub fn run_purge(args: PurgeOnlyArgs) -> ExitCode {
+    if args.purge.target.is_none() {
+        eprintln!("error: nothing to purge: give --purge or set FLAGS_PURGE");
+        return ExitCode::FAILURE;
+    }
+    block_on(async move { args.purge.after_publish(&args.env, 0).await })
+}
