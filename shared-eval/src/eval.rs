@@ -282,6 +282,12 @@ pub fn evaluate_all<'s>(
 /// The index of the flag with this key (flags are sorted by key).
 fn find_flag(snapshot: &Snapshot, key: &str) -> Option<usize> {
     let flags = &snapshot.blob.body.flags;
+    // A handful of flags: a binary search (a comparison or two) is cheaper than hashing the key.
+    if flags.len() <= 8 {
+        return flags
+            .binary_search_by(|flag| flag.key.as_str().cmp(key))
+            .ok();
+    }
     snapshot
         .prepared
         .flag_index
@@ -535,12 +541,16 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             .ok()
             .and_then(|i| self.body.attrs.get(i));
         let value = path.and_then(|_| self.attr(flag, split.bucket_by));
-        let mut number = ops::StackStr::new();
+        // Only numbers need the buffer (not zeroed for strings: this runs per split).
+        let mut number;
         let text = match value {
             Some(Value::String(s)) => Some(s.as_str()),
-            Some(Value::Number(n)) => ops::write_canonical_number(&mut number, n)
-                .ok()
-                .map(|()| number.as_str()),
+            Some(Value::Number(n)) => {
+                number = ops::StackStr::new();
+                ops::write_canonical_number(&mut number, n)
+                    .ok()
+                    .map(|()| number.as_str())
+            }
             _ => None,
         };
         let Some(text) = text else {
