@@ -584,8 +584,8 @@ fn wrong_credentials_s3() {
     );
 }
 
-/// The 1,000-flag set, end to end. The time is printed (run with `--nocapture`, in release mode
-/// for the number the README quotes), not asserted.
+/// The 1,000-flag set, end to end. The time is printed (run with `--nocapture`; the README's
+/// number is from a release build), not asserted.
 fn push_a_thousand_flags(backend: &Backend) {
     let (_tmp, dir) = flags_dir("flags");
     write_flag_set(&dir, 1000).unwrap();
