@@ -101,6 +101,10 @@ pub struct Pointer {
     pub blob: String,
     /// Hex SHA-256 of the `.gz` bytes.
     pub sha256: String,
+    /// The blob body's content hash (`sha256:<hex>`), checked when the runtime hands us the
+    /// blob already gunzipped (see [`decode_blob`]).
+    #[serde(default)]
+    pub content_hash: Option<String>,
 }
 
 /// Parses and checks a pointer. The blob key must be the content-addressed name of `sha256`,
@@ -132,32 +136,57 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// Checks the `.gz` bytes against the expected SHA-256, gunzips (bounded by the blob size
-/// limit), parses and checks the blob, and checks its environment.
+/// Checks and decodes a blob as fetched. Normally `bytes` are the `.gz` object: they must hash
+/// to `expected_sha256`, then are gunzipped (bounded by the blob size limit). But the publisher
+/// stores blobs with `Content-Encoding: gzip` (so `curl | gunzip | jq` and CDNs work), and the
+/// Workers runtime's `fetch` transparently decodes such bodies: then `bytes` are the JSON itself
+/// and the `.gz` hash cannot be checked. In that case the pointer's `content_hash` must match
+/// the blob's, which `Snapshot::from_json` has checked against the body, so a truncated or
+/// substituted blob is refused either way. Finally the environment must be ours.
 pub fn decode_blob(
-    gz: &[u8],
+    bytes: &[u8],
     expected_sha256: &str,
+    expected_content_hash: Option<&str>,
     environment: &str,
 ) -> Result<Snapshot, LoadError> {
-    if gz.len() > MAX_BLOB_BYTES {
+    if bytes.len() > MAX_BLOB_BYTES {
         return Err(LoadError::TooLarge("blob"));
     }
-    let found = sha256_hex(gz);
-    if found != expected_sha256 {
-        return Err(LoadError::HashMismatch {
-            expected: expected_sha256.to_owned(),
-            found,
-        });
+    let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
+    let decoded;
+    let json: &[u8] = if gzipped {
+        let found = sha256_hex(bytes);
+        if found != expected_sha256 {
+            return Err(LoadError::HashMismatch {
+                expected: expected_sha256.to_owned(),
+                found,
+            });
+        }
+        let mut out = Vec::with_capacity(bytes.len() * 8);
+        GzDecoder::new(bytes)
+            .take(MAX_BLOB_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|_| LoadError::Gzip)?;
+        if out.len() > MAX_BLOB_BYTES {
+            return Err(LoadError::TooLarge("uncompressed blob"));
+        }
+        decoded = out;
+        &decoded
+    } else if expected_content_hash.is_some() {
+        bytes
+    } else {
+        // Not gzip, and nothing else to check it against.
+        return Err(LoadError::Gzip);
+    };
+    let snapshot = Snapshot::from_json(json).map_err(LoadError::Blob)?;
+    if let Some(expected) = expected_content_hash.filter(|_| !gzipped) {
+        if snapshot.header().content_hash != expected {
+            return Err(LoadError::HashMismatch {
+                expected: expected.to_owned(),
+                found: snapshot.header().content_hash.clone(),
+            });
+        }
     }
-    let mut json = Vec::with_capacity(gz.len() * 8);
-    GzDecoder::new(gz)
-        .take(MAX_BLOB_BYTES as u64 + 1)
-        .read_to_end(&mut json)
-        .map_err(|_| LoadError::Gzip)?;
-    if json.len() > MAX_BLOB_BYTES {
-        return Err(LoadError::TooLarge("uncompressed blob"));
-    }
-    let snapshot = Snapshot::from_json(&json).map_err(LoadError::Blob)?;
     if snapshot.header().environment != environment {
         return Err(LoadError::WrongEnvironment {
             expected: environment.to_owned(),
@@ -306,7 +335,7 @@ mod tests {
     #[test]
     fn a_good_blob_loads() {
         let gz = gzip(&blob_json("prod"));
-        let snapshot = decode_blob(&gz, &sha256_hex(&gz), "prod").unwrap();
+        let snapshot = decode_blob(&gz, &sha256_hex(&gz), None, "prod").unwrap();
         assert_eq!(snapshot.header().version, 3);
     }
 
@@ -314,24 +343,24 @@ mod tests {
     fn every_bad_blob_is_refused_with_its_reason() {
         let good = gzip(&blob_json("prod"));
         assert!(matches!(
-            decode_blob(&good, &"0".repeat(64), "prod"),
+            decode_blob(&good, &"0".repeat(64), None, "prod"),
             Err(LoadError::HashMismatch { .. })
         ));
         let truncated = &good[..good.len() - 10];
         assert_eq!(
-            decode_blob(truncated, &sha256_hex(truncated), "prod").unwrap_err(),
+            decode_blob(truncated, &sha256_hex(truncated), None, "prod").unwrap_err(),
             LoadError::Gzip
         );
         let not_json = gzip(b"{\"schema\":1,");
         assert!(matches!(
-            decode_blob(&not_json, &sha256_hex(&not_json), "prod"),
+            decode_blob(&not_json, &sha256_hex(&not_json), None, "prod"),
             Err(LoadError::Blob(BlobError::Malformed(_)))
         ));
         let mut future: serde_json::Value = serde_json::from_slice(&blob_json("prod")).unwrap();
         future["schema"] = 99.into();
         let future = gzip(&serde_json::to_vec(&future).unwrap());
         assert_eq!(
-            decode_blob(&future, &sha256_hex(&future), "prod").unwrap_err(),
+            decode_blob(&future, &sha256_hex(&future), None, "prod").unwrap_err(),
             LoadError::Blob(BlobError::SchemaMismatch {
                 expected: 1,
                 found: 99
@@ -341,12 +370,12 @@ mod tests {
         tampered["body"]["attrs"] = serde_json::json!([["x"]]);
         let tampered = gzip(&serde_json::to_vec(&tampered).unwrap());
         assert!(matches!(
-            decode_blob(&tampered, &sha256_hex(&tampered), "prod"),
+            decode_blob(&tampered, &sha256_hex(&tampered), None, "prod"),
             Err(LoadError::Blob(BlobError::HashMismatch { .. }))
         ));
         let staging = gzip(&blob_json("staging"));
         assert!(matches!(
-            decode_blob(&staging, &sha256_hex(&staging), "prod"),
+            decode_blob(&staging, &sha256_hex(&staging), None, "prod"),
             Err(LoadError::WrongEnvironment { .. })
         ));
     }
@@ -356,7 +385,7 @@ mod tests {
         let bomb = gzip(&vec![b' '; MAX_BLOB_BYTES + 10]);
         assert!(bomb.len() < 100_000);
         assert_eq!(
-            decode_blob(&bomb, &sha256_hex(&bomb), "prod").unwrap_err(),
+            decode_blob(&bomb, &sha256_hex(&bomb), None, "prod").unwrap_err(),
             LoadError::TooLarge("uncompressed blob")
         );
     }
@@ -406,5 +435,32 @@ mod tests {
         );
         schedule.in_flight = true;
         assert!(!schedule.due(9_000));
+    }
+
+    #[test]
+    fn a_blob_gunzipped_in_transit_is_checked_against_the_pointers_content_hash() {
+        let json = blob_json("prod");
+        let content_hash = Snapshot::from_json(&json)
+            .unwrap()
+            .header()
+            .content_hash
+            .clone();
+        // The `.gz` hash cannot be checked on decoded bytes: the content hash stands in for it.
+        let snapshot = decode_blob(&json, "unused", Some(&content_hash), "prod").unwrap();
+        assert_eq!(snapshot.header().version, 3);
+        assert!(matches!(
+            decode_blob(&json, "unused", Some("sha256:another-version"), "prod"),
+            Err(LoadError::HashMismatch { .. })
+        ));
+        let truncated = &json[..json.len() - 5];
+        assert!(matches!(
+            decode_blob(truncated, "unused", Some(&content_hash), "prod"),
+            Err(LoadError::Blob(_))
+        ));
+        // Without a content hash to check, plain bytes are refused.
+        assert_eq!(
+            decode_blob(&json, "unused", None, "prod").unwrap_err(),
+            LoadError::Gzip
+        );
     }
 }

@@ -9,12 +9,13 @@ use worker::{
     AbortController, Cache, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response,
 };
 
-use super::{LoadError, Loaded, Schedule, Source, decode_blob, parse_pointer, sha256_hex};
+use super::{LoadError, Loaded, Schedule, Source, decode_blob, parse_pointer};
 use crate::config::{Config, Origin, bindings};
 
 /// Response headers on the colo cache entry describing the blob it holds.
 const SHA_HEADER: &str = "X-Flags-Sha256";
 const VERSION_HEADER: &str = "X-Flags-Version";
+const CONTENT_HASH_HEADER: &str = "X-Flags-Content-Hash";
 
 /// What one isolate holds: the blob and the retry schedule.
 #[derive(Default)]
@@ -155,7 +156,8 @@ async fn revalidate(
                 });
             }
             if let Ok(gz) = hit.bytes().await {
-                match decode_blob(&gz, &sha, &config.environment) {
+                let content_hash = hit.headers().get(CONTENT_HASH_HEADER).ok().flatten();
+                match decode_blob(&gz, &sha, content_hash.as_deref(), &config.environment) {
                     Ok(snapshot) => {
                         return Ok(Outcome::New(Box::new(Loaded {
                             snapshot,
@@ -189,11 +191,17 @@ async fn revalidate(
         _ => {
             let gz =
                 get_object(env, config, &format!("{env_name}/{}", pointer.blob), "blob").await?;
-            let snapshot = decode_blob(&gz, &pointer.sha256, env_name)?;
+            let snapshot = decode_blob(
+                &gz,
+                &pointer.sha256,
+                pointer.content_hash.as_deref(),
+                env_name,
+            )?;
             let loaded = Loaded {
                 snapshot,
                 gz: Vec::new(),
-                sha256: sha256_hex(&gz),
+                // The version's identity, whether or not the runtime gunzipped it in transit.
+                sha256: pointer.sha256.clone(),
                 version: pointer.version,
                 loaded_at_ms: now_ms(),
                 source: Source::Origin,
@@ -201,16 +209,7 @@ async fn revalidate(
             (Outcome::New(Box::new(loaded)), gz)
         }
     };
-    if let Err(error) = fill_cache(
-        &cache,
-        cache_key,
-        config,
-        &pointer.sha256,
-        pointer.version,
-        &gz,
-    )
-    .await
-    {
+    if let Err(error) = fill_cache(&cache, cache_key, config, &pointer, &gz).await {
         worker::console_warn!("flags: cache put failed: {error}");
     }
     Ok(match outcome {
@@ -223,8 +222,7 @@ async fn fill_cache(
     cache: &Cache,
     key: &str,
     config: &Config,
-    sha: &str,
-    version: u64,
+    pointer: &super::Pointer,
     gz: &[u8],
 ) -> worker::Result<()> {
     let headers = Headers::new();
@@ -234,8 +232,11 @@ async fn fill_cache(
         &format!("public, max-age={}", config.cache_ttl_s),
     )?;
     headers.set("Cache-Tag", &format!("flags-{}", config.environment))?;
-    headers.set(SHA_HEADER, sha)?;
-    headers.set(VERSION_HEADER, &version.to_string())?;
+    headers.set(SHA_HEADER, &pointer.sha256)?;
+    headers.set(VERSION_HEADER, &pointer.version.to_string())?;
+    if let Some(content_hash) = &pointer.content_hash {
+        headers.set(CONTENT_HASH_HEADER, content_hash)?;
+    }
     let response = Response::from_bytes(gz.to_vec())?.with_headers(headers);
     cache.put(key, response).await
 }
