@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use publisher::blob_file::Provenance;
-use publisher::publish::{KillTarget, Outcome};
-use serde_json::json;
+use publisher::layout::VersionRecord;
+use publisher::publish::KillTarget;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, block_on, fail, print_json};
+use super::store_args::{StoreArgs, block_on, fail, print_outcome};
 
 /// Arguments of `kill` and `unkill`.
 #[derive(Debug, clap::Args)]
@@ -69,32 +69,24 @@ pub fn run(args: Args, kill: bool) -> ExitCode {
             )
             .await;
         match outcome {
-            Ok(Outcome::Published(record)) => {
-                if args.json {
-                    print_json(&json!({ "env": env.name(), "published": true, "record": record }));
-                } else {
-                    println!(
+            Ok(outcome) => {
+                let published = |record: &VersionRecord| {
+                    format!(
                         "{done} {} in {} as version {} (was {})",
                         record.flags.join(", "),
                         env.name(),
                         record.version,
                         record.previous.unwrap_or_default()
-                    );
-                }
-                args.purge.after_publish(env.name(), record.version).await
-            }
-            Ok(Outcome::Unchanged { version }) => {
-                if args.json {
-                    print_json(
-                        &json!({ "env": env.name(), "published": false, "version": version }),
-                    );
-                } else {
-                    println!(
+                    )
+                };
+                let unchanged = |version| {
+                    format!(
                         "nothing to {verb}: {} version {version} already has them {done}",
                         env.name()
-                    );
-                }
-                // Purge anyway: the operator may be retrying after a failed purge.
+                    )
+                };
+                let version = print_outcome(env.name(), &outcome, args.json, published, unchanged);
+                // Purged even when nothing changed: the operator may be retrying a failed purge.
                 args.purge.after_publish(env.name(), version).await
             }
             Err(e) => fail(verb, &e),

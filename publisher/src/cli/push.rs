@@ -8,11 +8,12 @@ use std::process::ExitCode;
 
 use publisher::blob_file::Provenance;
 use publisher::compile::{CompileOptions, compile_path};
+use publisher::layout::VersionRecord;
 use publisher::publish::Outcome;
 use serde_json::json;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, block_on, fail, print_json};
+use super::store_args::{StoreArgs, block_on, fail, print_json, print_outcome};
 use super::{plural, print_diagnostics};
 
 /// Arguments of `push`.
@@ -105,11 +106,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         match env.push(compiled.body, &provenance, args.message).await {
-            Ok(Outcome::Published(record)) => {
-                if args.json {
-                    print_json(&json!({ "env": env.name(), "published": true, "record": record }));
-                } else {
-                    println!(
+            Ok(outcome) => {
+                let published = |record: &VersionRecord| {
+                    format!(
                         "published {} version {} ({}): {}",
                         env.name(),
                         record.version,
@@ -117,22 +116,19 @@ pub fn run(args: Args) -> ExitCode {
                             .previous
                             .map_or("first version".to_owned(), |p| format!("was {p}")),
                         record.summary.one_line()
-                    );
-                }
-                args.purge.after_publish(env.name(), record.version).await
-            }
-            Ok(Outcome::Unchanged { version }) => {
-                if args.json {
-                    print_json(
-                        &json!({ "env": env.name(), "published": false, "version": version }),
-                    );
-                } else {
-                    println!(
+                    )
+                };
+                let unchanged = |version| {
+                    format!(
                         "{} already serves these flags as version {version}; nothing published",
                         env.name()
-                    );
+                    )
+                };
+                let version = print_outcome(env.name(), &outcome, args.json, published, unchanged);
+                match outcome {
+                    Outcome::Published(_) => args.purge.after_publish(env.name(), version).await,
+                    Outcome::Unchanged { .. } => ExitCode::SUCCESS,
                 }
-                ExitCode::SUCCESS
             }
             Err(e) => fail("push", &e),
         }

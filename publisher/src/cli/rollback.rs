@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use publisher::blob_file::Provenance;
+use publisher::layout::VersionRecord;
 use publisher::publish::Outcome;
-use serde_json::json;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, block_on, fail, print_json};
+use super::store_args::{StoreArgs, block_on, fail, print_outcome};
 
 /// Arguments of `rollback`.
 #[derive(Debug, clap::Args)]
@@ -52,34 +52,29 @@ pub fn run(args: Args) -> ExitCode {
             )
             .await
         {
-            Ok(Outcome::Published(record)) => {
-                if args.json {
-                    print_json(&json!({ "env": env.name(), "published": true, "record": record }));
-                } else {
-                    println!(
+            Ok(outcome) => {
+                let published = |record: &VersionRecord| {
+                    format!(
                         "rolled {} back to version {}'s flags as version {} (was {}): {}",
                         env.name(),
                         args.to,
                         record.version,
                         record.previous.unwrap_or_default(),
                         record.summary.one_line()
-                    );
-                }
-                args.purge.after_publish(env.name(), record.version).await
-            }
-            Ok(Outcome::Unchanged { version }) => {
-                if args.json {
-                    print_json(
-                        &json!({ "env": env.name(), "published": false, "version": version }),
-                    );
-                } else {
-                    println!(
+                    )
+                };
+                let unchanged = |version| {
+                    format!(
                         "{} already serves version {}'s flags (as version {version}); nothing to do",
                         env.name(),
                         args.to
-                    );
+                    )
+                };
+                let version = print_outcome(env.name(), &outcome, args.json, published, unchanged);
+                match outcome {
+                    Outcome::Published(_) => args.purge.after_publish(env.name(), version).await,
+                    Outcome::Unchanged { .. } => ExitCode::SUCCESS,
                 }
-                ExitCode::SUCCESS
             }
             Err(e) => fail("rollback", &e),
         }

@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use publisher::publish::{Environment, PublishError};
+use publisher::layout::VersionRecord;
+use publisher::publish::{Environment, Outcome, PublishError};
 use publisher::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
 
 /// Exit code of a push or rollback that lost a race: re-running it is the fix.
@@ -50,6 +51,38 @@ pub fn fail(command: &str, error: &PublishError) -> ExitCode {
     match error {
         PublishError::Conflict { .. } => ExitCode::from(EXIT_CONFLICT),
         _ => ExitCode::FAILURE,
+    }
+}
+
+/// Prints what a publishing command did: with `--json` one object of the same shape for every
+/// command (`published`, plus the `record` or the unchanged `version`), otherwise the command's
+/// own sentence. Returns the version now served, for the purge that follows.
+pub fn print_outcome(
+    env: &str,
+    outcome: &Outcome,
+    json: bool,
+    published: impl FnOnce(&VersionRecord) -> String,
+    unchanged: impl FnOnce(u64) -> String,
+) -> u64 {
+    match outcome {
+        Outcome::Published(record) => {
+            if json {
+                print_json(&serde_json::json!({ "env": env, "published": true, "record": record }));
+            } else {
+                println!("{}", published(record));
+            }
+            record.version
+        }
+        Outcome::Unchanged { version } => {
+            if json {
+                print_json(
+                    &serde_json::json!({ "env": env, "published": false, "version": version }),
+                );
+            } else {
+                println!("{}", unchanged(*version));
+            }
+            *version
+        }
     }
 }
 
