@@ -147,9 +147,32 @@ fn compare_identifier(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// `actual cmp wanted`: `^` means same major and `>=`, `~` same major and minor and `>=`.
+/// How `^` and `~` read. The two formats agree on every other comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeRules {
+    /// The native format, as npm ranges: `^` is same major and `>=`, `~` same major and minor
+    /// and `>=`.
+    Native,
+    /// flagd's `sem_ver` (its Go and JS evaluators): `^` is same major, `~` same major and
+    /// minor; the rest of the version is not compared.
+    Flagd,
+}
+
+/// `actual cmp wanted` in the native format: `^` means same major and `>=`, `~` same major
+/// and minor and `>=`.
 pub(crate) fn compare(actual: &SemVer, cmp: SemVerCmp, wanted: &SemVer) -> bool {
+    compare_with(actual, cmp, wanted, RangeRules::Native)
+}
+
+/// `actual cmp wanted`, with `^` and `~` read by `rules`.
+pub(crate) fn compare_with(
+    actual: &SemVer,
+    cmp: SemVerCmp,
+    wanted: &SemVer,
+    rules: RangeRules,
+) -> bool {
     let order = precedence(actual, wanted);
+    let at_least = rules == RangeRules::Flagd || order != Ordering::Less;
     match cmp {
         SemVerCmp::Eq => order == Ordering::Equal,
         SemVerCmp::Ne => order != Ordering::Equal,
@@ -157,9 +180,9 @@ pub(crate) fn compare(actual: &SemVer, cmp: SemVerCmp, wanted: &SemVer) -> bool 
         SemVerCmp::Le => order != Ordering::Greater,
         SemVerCmp::Gt => order == Ordering::Greater,
         SemVerCmp::Ge => order != Ordering::Less,
-        SemVerCmp::Caret => actual.major == wanted.major && order != Ordering::Less,
+        SemVerCmp::Caret => actual.major == wanted.major && at_least,
         SemVerCmp::Tilde => {
-            actual.major == wanted.major && actual.minor == wanted.minor && order != Ordering::Less
+            actual.major == wanted.major && actual.minor == wanted.minor && at_least
         }
     }
 }
@@ -189,6 +212,11 @@ mod tests {
         assert_eq!(v("1.0.0-alpha.1+sha.5114f85").pre, ["alpha", "1"]);
         assert_eq!(v("1.0.0+build"), v("1.0.0"));
         assert_eq!(v("1.0.0-x-y-z.--").pre, ["x-y-z", "--"]);
+        assert_eq!(
+            v("1.2.3-0a").pre,
+            ["0a"],
+            "alphanumeric identifiers may start with 0"
+        );
         for bad in [
             "",
             "v",
@@ -212,6 +240,8 @@ mod tests {
             "1.2.3 ",
             "1.2.3-é",
             "99999999999999999999.0.0",
+            "x1.2.3",
+            "vv1.0.0",
         ] {
             assert_eq!(parse_semver(bad), None, "{bad:?} should not parse");
         }
@@ -270,5 +300,27 @@ mod tests {
         assert!(!compare(&v("1.2.3"), SemVerCmp::Gt, &base));
         assert!(compare(&v("1.2.4"), SemVerCmp::Ne, &base));
         assert!(compare(&v("v1.2.3+build"), SemVerCmp::Eq, &base));
+    }
+
+    #[test]
+    fn flagd_ranges_compare_only_major_and_minor() {
+        let base = v("1.2.3");
+        let flagd = |actual: &str, cmp| compare_with(&v(actual), cmp, &base, RangeRules::Flagd);
+        assert!(
+            flagd("1.0.0", SemVerCmp::Caret),
+            "below the base, same major"
+        );
+        assert!(flagd("1.9.0", SemVerCmp::Caret));
+        assert!(!flagd("2.0.0", SemVerCmp::Caret));
+        assert!(
+            flagd("1.2.0", SemVerCmp::Tilde),
+            "below the base, same minor"
+        );
+        assert!(flagd("1.2.3-rc.1", SemVerCmp::Tilde));
+        assert!(!flagd("1.3.0", SemVerCmp::Tilde));
+        assert!(
+            flagd("1.2.2", SemVerCmp::Lt),
+            "other comparisons as in the native format"
+        );
     }
 }

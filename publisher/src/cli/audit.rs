@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::store_args::{StoreArgs, block_on, fail, print_json, short_commit};
+use super::store_args::{StoreArgs, fail, print_json, short_commit, with_env};
 
 /// Arguments of `audit`.
 #[derive(Debug, clap::Args)]
@@ -17,14 +17,7 @@ pub struct Args {
 
 /// Exit 0, or 1 when the store cannot be read.
 pub fn run(args: Args) -> ExitCode {
-    block_on(async move {
-        let env = match args.store.open().await {
-            Ok(env) => env,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_env(args.store, |env| async move {
         let entries = match env.audit().await {
             Ok(entries) => entries,
             Err(e) => return fail("audit", &e),

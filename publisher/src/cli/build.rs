@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use publisher::blob_file::{Provenance, encode_gzip, seal};
-use publisher::compile::{CompileOptions, compile_path};
 
-use super::{plural, print_diagnostics};
+use super::{compile_or_report, plural};
 
 /// Arguments of `build`.
 #[derive(Debug, clap::Args)]
@@ -28,15 +27,9 @@ pub struct Args {
 
 /// Exit 0 when written, 1 on compile errors or I/O failure.
 pub fn run(args: Args) -> ExitCode {
-    let compiled = match compile_path(&args.dir, &CompileOptions::new(&args.env)) {
-        Ok(compiled) => compiled,
-        Err(diags) => {
-            let (errors, _) = print_diagnostics(&diags);
-            eprintln!("build failed: {}", plural(errors, "error"));
-            return ExitCode::FAILURE;
-        }
+    let Some(compiled) = compile_or_report(&args.dir, &args.env, "build", "") else {
+        return ExitCode::FAILURE;
     };
-    print_diagnostics(&compiled.warnings);
     let flags = compiled.body.flags.len();
     let provenance = Provenance::detect(&args.dir, args.author.as_deref());
     let blob = seal(compiled.body, &args.env, 0, None, &provenance);

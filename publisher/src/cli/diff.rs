@@ -14,7 +14,7 @@ use publisher::publish::{Environment, PublishError};
 use serde_json::json;
 use shared_eval::Body;
 
-use super::store_args::{StoreArgs, block_on, fail, print_json};
+use super::store_args::{StoreArgs, fail, print_json, with_env};
 use super::{plural, print_diagnostics};
 
 /// Arguments of `diff`.
@@ -54,14 +54,7 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         None
     };
-    block_on(async move {
-        let env = match args.store.open().await {
-            Ok(env) => env,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_env(args.store.clone(), |env| async move {
         let sides = match files {
             Some(body) => deployed(&env).await.map(|(label, old)| {
                 (

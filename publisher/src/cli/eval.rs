@@ -46,39 +46,42 @@ pub struct Input {
     pub key: String,
 }
 
-/// A compiled snapshot plus the parsed context and time, or the reason there is none.
-pub enum Loaded {
-    /// Ready to evaluate.
-    Ready {
-        snapshot: Box<Snapshot>,
-        context: Map<String, Value>,
-        now_ms: i64,
-    },
-    /// The command already printed why; exit with this code.
-    Failed {
-        code: u8,
-        parse_error: Option<String>,
-    },
+/// A compiled snapshot plus the parsed context and time.
+pub struct Loaded {
+    /// The flags, loaded as the edge loads a blob.
+    pub snapshot: Box<Snapshot>,
+    /// The `--context` object.
+    pub context: Map<String, Value>,
+    /// `--now`, or the clock.
+    pub now_ms: i64,
+}
+
+/// Why there is nothing to evaluate: the command already printed it; exit with `code`.
+pub struct Failed {
+    /// The exit code.
+    pub code: u8,
+    /// The compile error summary, for `--json`'s `PARSE_ERROR` answer.
+    pub parse_error: Option<String>,
 }
 
 impl Input {
     /// Compiles the flags and parses the context; prints diagnostics on failure.
-    pub fn load(&self) -> Loaded {
+    pub fn load(&self) -> Result<Loaded, Failed> {
         let context = match serde_json::from_str::<Value>(&self.context) {
             Ok(Value::Object(map)) => map,
             Ok(_) => {
                 eprintln!("error: --context must be a JSON object");
-                return Loaded::Failed {
+                return Err(Failed {
                     code: 2,
                     parse_error: None,
-                };
+                });
             }
             Err(e) => {
                 eprintln!("error: --context is not valid JSON: {e}");
-                return Loaded::Failed {
+                return Err(Failed {
                     code: 2,
                     parse_error: None,
-                };
+                });
             }
         };
         let now_ms = match &self.now {
@@ -87,23 +90,23 @@ impl Input {
                 Ok(t) => t.timestamp_millis(),
                 Err(e) => {
                     eprintln!("error: --now is not an RFC 3339 time: {e}");
-                    return Loaded::Failed {
+                    return Err(Failed {
                         code: 2,
                         parse_error: None,
-                    };
+                    });
                 }
             },
         };
         match compile_snapshot(&self.flags, &self.env) {
-            Ok(snapshot) => Loaded::Ready {
+            Ok(snapshot) => Ok(Loaded {
                 snapshot: Box::new(snapshot),
                 context,
                 now_ms,
-            },
-            Err(summary) => Loaded::Failed {
+            }),
+            Err(summary) => Err(Failed {
                 code: 1,
                 parse_error: Some(summary),
-            },
+            }),
         }
     }
 }
@@ -166,13 +169,13 @@ fn error_json(key: &str, code: &str, details: &str) -> Value {
 /// Runs `eval`.
 pub fn run(args: Args) -> ExitCode {
     let key = args.input.key.as_str();
-    let (snapshot, context, now_ms) = match args.input.load() {
-        Loaded::Ready {
-            snapshot,
-            context,
-            now_ms,
-        } => (snapshot, context, now_ms),
-        Loaded::Failed { code, parse_error } => {
+    let Loaded {
+        snapshot,
+        context,
+        now_ms,
+    } = match args.input.load() {
+        Ok(loaded) => loaded,
+        Err(Failed { code, parse_error }) => {
             if let (true, Some(summary)) = (args.json, parse_error) {
                 println!("{}", error_json(key, "PARSE_ERROR", &summary));
             }

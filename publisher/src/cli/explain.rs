@@ -25,13 +25,13 @@ pub struct Args {
 /// Runs `explain`.
 pub fn run(args: Args) -> ExitCode {
     let key = args.input.key.as_str();
-    let (snapshot, context, now_ms) = match args.input.load() {
-        Loaded::Ready {
-            snapshot,
-            context,
-            now_ms,
-        } => (snapshot, context, now_ms),
-        Loaded::Failed { code, .. } => return ExitCode::from(code),
+    let Loaded {
+        snapshot,
+        context,
+        now_ms,
+    } = match args.input.load() {
+        Ok(loaded) => loaded,
+        Err(failed) => return ExitCode::from(failed.code),
     };
     let body = &snapshot.blob().body;
     let Some(index) = body.flags.iter().position(|f| f.key == key) else {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::store_args::{StoreArgs, block_on, fail, print_json, short_commit};
+use super::store_args::{StoreArgs, fail, print_json, short_commit, with_env};
 
 /// Arguments of `history`.
 #[derive(Debug, clap::Args)]
@@ -18,14 +18,7 @@ pub struct Args {
 
 /// Exit 0, or 1 when the store cannot be read or is inconsistent.
 pub fn run(args: Args) -> ExitCode {
-    block_on(async move {
-        let env = match args.store.open().await {
-            Ok(env) => env,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_env(args.store, |env| async move {
         let history = match env.history().await {
             Ok(history) => history,
             Err(e) => return fail("history", &e),

@@ -11,7 +11,7 @@ use publisher::layout::VersionRecord;
 use publisher::publish::KillTarget;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, block_on, fail, print_outcome};
+use super::store_args::{StoreArgs, block_on, fail, print_outcome, with_env};
 
 /// Arguments of `kill` and `unkill`.
 #[derive(Debug, clap::Args)]
@@ -51,14 +51,7 @@ pub fn run(args: Args, kill: bool) -> ExitCode {
     } else {
         KillTarget::Flags(args.flags.clone())
     };
-    block_on(async move {
-        let env = match args.store.open().await {
-            Ok(env) => env,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_env(args.store, |env| async move {
         let outcome = env
             .set_killed(
                 &target,

@@ -14,7 +14,9 @@ pub mod store_args;
 pub mod token;
 pub mod validate;
 
-use publisher::compile::{Diagnostic, Severity};
+use std::path::Path;
+
+use publisher::compile::{CompileOptions, Compiled, Diagnostic, Severity, compile_path};
 
 /// The environment `eval`/`explain`/`validate` use when none is given: what users see.
 pub const DEFAULT_ENV: &str = "prod";
@@ -29,6 +31,27 @@ pub fn print_diagnostics(diags: &[Diagnostic]) -> (usize, usize) {
         .filter(|d| d.severity == Severity::Error)
         .count();
     (errors, diags.len() - errors)
+}
+
+/// Compiles `dir` for `env` for a command that writes what it compiles (`build`, `push`):
+/// prints the warnings, or every diagnostic and `{command} failed: N errors{consequence}`.
+pub fn compile_or_report(
+    dir: &Path,
+    env: &str,
+    command: &str,
+    consequence: &str,
+) -> Option<Compiled> {
+    match compile_path(dir, &CompileOptions::new(env)) {
+        Ok(compiled) => {
+            print_diagnostics(&compiled.warnings);
+            Some(compiled)
+        }
+        Err(diags) => {
+            let (errors, _) = print_diagnostics(&diags);
+            eprintln!("{command} failed: {}{consequence}", plural(errors, "error"));
+            None
+        }
+    }
 }
 
 /// `1 error`, `2 warnings`.

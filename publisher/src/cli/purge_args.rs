@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use publisher::publish::Outcome;
 use publisher::purge::Purger;
 
 /// Exit code when the version was stored but the CDN purge failed: the edge will pick the new
@@ -20,6 +21,14 @@ pub struct PurgeArgs {
 }
 
 impl PurgeArgs {
+    /// Purges `env` when `outcome` published a new version; nothing changed needs no purge.
+    pub async fn after_outcome(&self, env: &str, outcome: &Outcome) -> ExitCode {
+        match outcome {
+            Outcome::Published(record) => self.after_publish(env, record.version).await,
+            Outcome::Unchanged { .. } => ExitCode::SUCCESS,
+        }
+    }
+
     /// Purges `env` after a publish that stored `version`. Returns the exit code to use.
     pub async fn after_publish(&self, env: &str, version: u64) -> ExitCode {
         let purger = match Purger::from_target(self.target.as_deref()) {

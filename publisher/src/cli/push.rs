@@ -7,14 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use publisher::blob_file::Provenance;
-use publisher::compile::{CompileOptions, compile_path};
 use publisher::layout::VersionRecord;
-use publisher::publish::Outcome;
 use serde_json::json;
 
+use super::compile_or_report;
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, block_on, fail, print_json, print_outcome};
-use super::{plural, print_diagnostics};
+use super::store_args::{StoreArgs, fail, print_json, print_outcome, with_env};
 
 /// Arguments of `push`.
 #[derive(Debug, clap::Args)]
@@ -44,27 +42,16 @@ pub struct Args {
 /// when published but the CDN purge failed,
 /// 1 on compile errors or store failures.
 pub fn run(args: Args) -> ExitCode {
-    let compiled = match compile_path(&args.dir, &CompileOptions::new(args.store.env.clone())) {
-        Ok(compiled) => compiled,
-        Err(diags) => {
-            let (errors, _) = print_diagnostics(&diags);
-            eprintln!(
-                "push failed: {}; nothing was published",
-                plural(errors, "error")
-            );
-            return ExitCode::FAILURE;
-        }
+    let Some(compiled) = compile_or_report(
+        &args.dir,
+        &args.store.env,
+        "push",
+        "; nothing was published",
+    ) else {
+        return ExitCode::FAILURE;
     };
-    print_diagnostics(&compiled.warnings);
     let provenance = Provenance::detect(&args.dir, args.author.as_deref());
-    block_on(async move {
-        let env = match args.store.open().await {
-            Ok(env) => env,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_env(args.store, |env| async move {
         if args.dry_run {
             let plan = match env.plan(&compiled.body).await {
                 Ok(plan) => plan,
@@ -124,11 +111,8 @@ pub fn run(args: Args) -> ExitCode {
                         env.name()
                     )
                 };
-                let version = print_outcome(env.name(), &outcome, args.json, published, unchanged);
-                match outcome {
-                    Outcome::Published(_) => args.purge.after_publish(env.name(), version).await,
-                    Outcome::Unchanged { .. } => ExitCode::SUCCESS,
-                }
+                print_outcome(env.name(), &outcome, args.json, published, unchanged);
+                args.purge.after_outcome(env.name(), &outcome).await
             }
             Err(e) => fail("push", &e),
         }

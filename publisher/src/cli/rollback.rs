@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use publisher::blob_file::Provenance;
 use publisher::layout::VersionRecord;
-use publisher::publish::Outcome;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, block_on, fail, print_outcome};
+use super::store_args::{StoreArgs, fail, print_outcome, with_env};
 
 /// Arguments of `rollback`.
 #[derive(Debug, clap::Args)]
@@ -35,14 +34,7 @@ pub struct Args {
 /// Exit 0 when rolled back (or already serving that blob), 3 on a lost race, 1 otherwise.
 pub fn run(args: Args) -> ExitCode {
     let provenance = Provenance::detect(Path::new("."), args.author.as_deref());
-    block_on(async move {
-        let env = match args.store.open().await {
-            Ok(env) => env,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    with_env(args.store, |env| async move {
         match env
             .rollback(
                 args.to,
@@ -70,11 +62,8 @@ pub fn run(args: Args) -> ExitCode {
                         args.to
                     )
                 };
-                let version = print_outcome(env.name(), &outcome, args.json, published, unchanged);
-                match outcome {
-                    Outcome::Published(_) => args.purge.after_publish(env.name(), version).await,
-                    Outcome::Unchanged { .. } => ExitCode::SUCCESS,
-                }
+                print_outcome(env.name(), &outcome, args.json, published, unchanged);
+                args.purge.after_outcome(env.name(), &outcome).await
             }
             Err(e) => fail("rollback", &e),
         }

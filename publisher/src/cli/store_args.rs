@@ -11,7 +11,7 @@ use publisher::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
 pub const EXIT_CONFLICT: u8 = 3;
 
 /// `--store` and `--env`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// Where versions live: `s3://bucket/prefix` (AWS credential chain; AWS_ENDPOINT_URL for
     /// R2/self-hosted, path-style there by default, FLAGS_S3_PATH_STYLE to override) or a
@@ -29,6 +29,24 @@ impl StoreArgs {
         let store = store::open(&self.store).await?;
         Environment::new(store, &self.env)
     }
+}
+
+/// Opens the store and runs `work` on the environment, on [`block_on`]'s runtime. A store that
+/// cannot be opened is `error: ...` and exit 1, the same for every command.
+pub fn with_env<F, Fut>(store: StoreArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Environment) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    block_on(async move {
+        match store.open().await {
+            Ok(env) => work(env).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// Runs a command's async body on a single-threaded runtime (a CLI makes one request at a time).

@@ -1,0 +1,712 @@
+//! Unit tests of the compiler and evaluator, one behaviour each.
+
+use super::value::is_whole;
+use super::*;
+use crate::{FlagKind, Targeting, ValueType, Variant};
+use serde_json::json;
+
+/// A flag named `flag-key` whose variants are named (and valued) by `variants`.
+fn flag(variants: &[&str]) -> Flag {
+    Flag {
+        key: "flag-key".to_string(),
+        kind: FlagKind::Release,
+        value_type: ValueType::String,
+        variants: variants
+            .iter()
+            .map(|v| Variant {
+                name: v.to_string(),
+                value: json!(v),
+            })
+            .collect(),
+        default_variant: None,
+        off_variant: None,
+        enabled: true,
+        killed: false,
+        prerequisites: Vec::new(),
+        targeting: Targeting::Logic(Expr::Lit(Value::Null)),
+        salt: String::new(),
+        unsigned_attrs: Vec::new(),
+        metadata: Map::new(),
+    }
+}
+
+fn compile(rule: Value, evaluators: Value, body: &mut Body) -> Result<Expr, String> {
+    let evaluators = evaluators.as_object().cloned().unwrap_or_default();
+    compile_targeting(&rule, &evaluators, body)
+}
+
+/// Evaluates `rule` against `ctx` at `now_ms` = 1_700_000_000_500 and returns the raw value.
+fn value_of(rule: Value, ctx: Value) -> Result<Value, &'static str> {
+    let mut body = Body::default();
+    let expr = compile(rule, json!({}), &mut body).expect("compiles");
+    check(&expr, &body).expect("checks");
+    let flag = flag(&[]);
+    let attrs = ctx.as_object().cloned().unwrap_or_default();
+    let ctx = Context::new(&attrs);
+    let env = Env {
+        flag: &flag,
+        body: &body,
+        ctx: &ctx,
+        now_ms: 1_700_000_000_500,
+    };
+    expr.eval(&env, 0).map(|v| to_json(&v))
+}
+
+fn to_json(v: &Val<'_>) -> Value {
+    match v {
+        Val::Null => Value::Null,
+        Val::Bool(b) => json!(b),
+        Val::Num(n) if is_whole(*n) => json!(*n as i64),
+        Val::Num(n) => json!(n),
+        Val::Str(s) => json!(s.as_ref()),
+        Val::Json(v) => (*v).clone(),
+        Val::Arr(items) => Value::Array(items.iter().map(to_json).collect()),
+    }
+}
+
+#[track_caller]
+fn assert_value(rule: Value, ctx: Value, expected: Value) {
+    let got = value_of(rule.clone(), ctx).expect("evaluates");
+    // Numbers compare by value: 2 and 2.0 are the same JSONLogic result.
+    let same = match (got.as_f64(), expected.as_f64()) {
+        (Some(a), Some(b)) => a == b,
+        _ => got == expected,
+    };
+    assert!(same, "{rule} gave {got}, expected {expected}");
+}
+
+fn outcome(rule: Value, evaluators: Value, variants: &[&str], ctx: Value) -> Outcome {
+    let mut body = Body::default();
+    let expr = compile(rule, evaluators, &mut body).expect("compiles");
+    check(&expr, &body).expect("checks");
+    let attrs = ctx.as_object().cloned().unwrap_or_default();
+    evaluate_targeting(&expr, &flag(variants), &body, &Context::new(&attrs), 0)
+}
+
+#[test]
+fn var_reads_nested_paths_array_indices_and_defaults() {
+    let ctx = json!({"user": {"plan": "pro", "tags": ["a", "b"]}, "n": null, "targetingKey": "tk"});
+    assert_value(json!({"var": "user.plan"}), ctx.clone(), json!("pro"));
+    assert_value(json!({"var": ["user.plan"]}), ctx.clone(), json!("pro"));
+    assert_value(json!({"var": "user.tags.1"}), ctx.clone(), json!("b"));
+    assert_value(json!({"var": "user.tags.5"}), ctx.clone(), Value::Null);
+    assert_value(json!({"var": "user.nope"}), ctx.clone(), Value::Null);
+    assert_value(
+        json!({"var": ["user.nope", "dflt"]}),
+        ctx.clone(),
+        json!("dflt"),
+    );
+    // flagd (Go JSONLogic) treats a null attribute as missing: the default applies.
+    assert_value(json!({"var": ["n", 7]}), ctx.clone(), json!(7));
+    assert_value(json!({"var": "targetingKey"}), ctx.clone(), json!("tk"));
+    assert_value(
+        json!({"var": "$flagd.flagKey"}),
+        ctx.clone(),
+        json!("flag-key"),
+    );
+    assert_value(
+        json!({"var": "$flagd.timestamp"}),
+        ctx.clone(),
+        json!(1_700_000_000),
+    );
+    // The context cannot override flagd's own properties.
+    assert_value(
+        json!({"var": "$flagd.flagKey"}),
+        json!({"$flagd": {"flagKey": "x"}}),
+        json!("flag-key"),
+    );
+}
+
+#[test]
+fn var_paths_are_interned_once() {
+    let mut body = Body::default();
+    compile(
+        json!({"and": [{"var": "a.b"}, {"var": "a.b"}, {"var": "c"}]}),
+        json!({}),
+        &mut body,
+    )
+    .unwrap();
+    assert_eq!(
+        body.attrs,
+        vec![
+            vec!["a".to_string(), "b".to_string()],
+            vec!["c".to_string()]
+        ]
+    );
+}
+
+#[test]
+fn if_chains_and_defaults_to_null() {
+    let rule =
+        |x: i64| json!({"if": [{"<": [x, 10]}, "small", {"<": [x, 100]}, "medium", "large"]});
+    assert_value(rule(5), json!({}), json!("small"));
+    assert_value(rule(50), json!({}), json!("medium"));
+    assert_value(rule(500), json!({}), json!("large"));
+    assert_value(json!({"if": [false, "x"]}), json!({}), Value::Null);
+    assert_value(json!({"if": []}), json!({}), Value::Null);
+    assert_value(json!({"?:": [true, "a", "b"]}), json!({}), json!("a"));
+}
+
+#[test]
+fn equality_is_loose_or_strict() {
+    for (a, b, loose, strict) in [
+        (json!(1), json!("1"), true, false),
+        (json!(1), json!(1.0), true, true),
+        (json!(true), json!(1), true, false),
+        (json!(null), json!(null), true, true),
+        (json!(null), json!(0), false, false),
+        (json!("a"), json!("a"), true, true),
+        (json!("a"), json!("b"), false, false),
+        (json!(0), json!(""), true, false),
+    ] {
+        assert_value(json!({"==": [a, b]}), json!({}), json!(loose));
+        assert_value(json!({"!=": [a, b]}), json!({}), json!(!loose));
+        assert_value(json!({"===": [a, b]}), json!({}), json!(strict));
+        assert_value(json!({"!==": [a, b]}), json!({}), json!(!strict));
+    }
+}
+
+#[test]
+fn negation_follows_jsonlogic_truthiness() {
+    for (v, truthy) in [
+        (json!(0), false),
+        (json!(""), false),
+        (json!(null), false),
+        (json!([]), false),
+        (json!("0"), true),
+        (json!(-1), true),
+        (json!(["x"]), true),
+    ] {
+        assert_value(json!({"!": [v.clone()]}), json!({}), json!(!truthy));
+        assert_value(json!({"!!": [v]}), json!({}), json!(truthy));
+    }
+    assert_value(json!({"!": true}), json!({}), json!(false));
+}
+
+#[test]
+fn and_or_return_the_deciding_value_and_short_circuit() {
+    assert_value(json!({"and": [1, "x", 0, "y"]}), json!({}), json!(0));
+    assert_value(json!({"and": [1, "x"]}), json!({}), json!("x"));
+    assert_value(json!({"or": [0, "", "z", 1]}), json!({}), json!("z"));
+    assert_value(json!({"or": [0, false]}), json!({}), json!(false));
+    // The unknown $ref after the deciding value is never evaluated.
+    assert_value(
+        json!({"and": [false, {"$ref": "nope"}]}),
+        json!({}),
+        json!(false),
+    );
+    assert_value(
+        json!({"or": [true, {"$ref": "nope"}]}),
+        json!({}),
+        json!(true),
+    );
+    assert_eq!(
+        value_of(json!({"and": [true, {"$ref": "nope"}]}), json!({})).map_err(|_| ()),
+        Err(())
+    );
+}
+
+#[test]
+fn comparisons_cover_numbers_strings_and_between() {
+    assert_value(json!({"<": [1, 2]}), json!({}), json!(true));
+    assert_value(json!({"<": [2, 2]}), json!({}), json!(false));
+    assert_value(json!({"<=": [2, 2]}), json!({}), json!(true));
+    assert_value(json!({">": [3, 2]}), json!({}), json!(true));
+    assert_value(json!({">=": [2, 3]}), json!({}), json!(false));
+    assert_value(json!({"<": ["a", "b"]}), json!({}), json!(true));
+    assert_value(json!({"<": ["10", 9]}), json!({}), json!(false));
+    assert_value(
+        json!({"<": [1, {"var": "x"}, 3]}),
+        json!({"x": 2}),
+        json!(true),
+    );
+    assert_value(
+        json!({"<": [1, {"var": "x"}, 3]}),
+        json!({"x": 3}),
+        json!(false),
+    );
+    assert_value(
+        json!({"<=": [1, {"var": "x"}, 3]}),
+        json!({"x": 3}),
+        json!(true),
+    );
+    assert_value(json!({"<": ["abc", 1]}), json!({}), json!(false)); // NaN never compares
+    assert_value(json!({"<": [1]}), json!({}), json!(false));
+}
+
+#[test]
+fn in_checks_substrings_and_elements() {
+    assert_value(json!({"in": ["ell", "hello"]}), json!({}), json!(true));
+    assert_value(json!({"in": ["xyz", "hello"]}), json!({}), json!(false));
+    assert_value(
+        json!({"in": [{"var": "c"}, ["de", "fr"]]}),
+        json!({"c": "fr"}),
+        json!(true),
+    );
+    assert_value(
+        json!({"in": [{"var": "c"}, ["de", "fr"]]}),
+        json!({"c": "it"}),
+        json!(false),
+    );
+    assert_value(json!({"in": [2, [1, 2, 3]]}), json!({}), json!(true));
+    assert_value(
+        json!({"in": ["a", {"var": "tags"}]}),
+        json!({"tags": ["a", "b"]}),
+        json!(true),
+    );
+    assert_value(json!({"in": ["a", 5]}), json!({}), json!(false));
+}
+
+#[test]
+fn long_literal_lists_become_sorted_interned_sets() {
+    let emails: Vec<String> = (0..40)
+        .rev()
+        .map(|i| format!("user{i}@example.com"))
+        .collect();
+    let rule = json!({"in": [{"var": "email"}, emails]});
+    let mut body = Body::default();
+    let expr = compile(rule.clone(), json!({}), &mut body).unwrap();
+    assert!(matches!(expr, Expr::InList(_, 0)), "{expr:?}");
+    assert_eq!(body.lists.len(), 1);
+    assert!(
+        body.lists[0].windows(2).all(|w| w[0] < w[1]),
+        "sorted and deduplicated"
+    );
+    assert_value(
+        rule.clone(),
+        json!({"email": "user7@example.com"}),
+        json!(true),
+    );
+    assert_value(
+        rule.clone(),
+        json!({"email": "user77@example.com"}),
+        json!(false),
+    );
+    assert_value(rule, json!({}), json!(false));
+    // The same list twice is stored once.
+    compile(json!({"in": ["x", emails]}), json!({}), &mut body).unwrap();
+    assert_eq!(body.lists.len(), 1);
+}
+
+#[test]
+fn strings_concatenate_and_slice() {
+    assert_value(
+        json!({"cat": ["a", 1, 1.5, null, true]}),
+        json!({}),
+        json!("a11.5true"),
+    );
+    assert_value(json!({"cat": "solo"}), json!({}), json!("solo"));
+    assert_value(
+        json!({"cat": [{"var": "$flagd.flagKey"}, {"var": "id"}]}),
+        json!({"id": 42}),
+        json!("flag-key42"),
+    );
+    // jsonlogic.com's examples.
+    assert_value(
+        json!({"substr": ["jsonlogic", 4]}),
+        json!({}),
+        json!("logic"),
+    );
+    assert_value(
+        json!({"substr": ["jsonlogic", -5]}),
+        json!({}),
+        json!("logic"),
+    );
+    assert_value(
+        json!({"substr": ["jsonlogic", 1, 3]}),
+        json!({}),
+        json!("son"),
+    );
+    assert_value(
+        json!({"substr": ["jsonlogic", 4, -2]}),
+        json!({}),
+        json!("log"),
+    );
+    assert_value(json!({"substr": ["héllo", 1, 2]}), json!({}), json!("él"));
+    assert_value(json!({"substr": ["abc", 9]}), json!({}), json!("abc"));
+    assert_value(json!({"substr": ["abc", 2, -2]}), json!({}), json!(""));
+}
+
+#[test]
+fn arithmetic_coerces_to_numbers() {
+    assert_value(json!({"+": [1, "2", true]}), json!({}), json!(4));
+    assert_value(json!({"-": [10, 3, 2]}), json!({}), json!(5));
+    assert_value(json!({"-": [4]}), json!({}), json!(-4));
+    assert_value(json!({"*": [2, 3, 4]}), json!({}), json!(24));
+    assert_value(json!({"/": [9, 2]}), json!({}), json!(4.5));
+    assert_value(json!({"%": [10, 3]}), json!({}), json!(1));
+    assert_value(json!({"min": [3, 1, 2]}), json!({}), json!(1));
+    assert_value(json!({"max": [3, 1, 2]}), json!({}), json!(3));
+    assert_value(json!({"max": []}), json!({}), Value::Null);
+    assert_value(
+        json!({"merge": [[1, 2], 3, [[4]]]}),
+        json!({}),
+        json!([1, 2, 3, [4]]),
+    );
+}
+
+#[test]
+fn missing_lists_absent_and_null_attributes() {
+    assert_value(
+        json!({"missing": ["a", "b.c", "d"]}),
+        json!({"a": 1, "b": {"c": null}}),
+        json!(["b.c", "d"]),
+    );
+    assert_value(json!({"missing": "a"}), json!({"a": 1}), json!([]));
+}
+
+#[test]
+fn starts_and_ends_with_are_null_on_bad_input() {
+    assert_value(
+        json!({"starts_with": [{"var": "id"}, "abc"]}),
+        json!({"id": "abcdef"}),
+        json!(true),
+    );
+    assert_value(
+        json!({"starts_with": [{"var": "id"}, "abc"]}),
+        json!({"id": "xabc"}),
+        json!(false),
+    );
+    assert_value(
+        json!({"ends_with": [{"var": "id"}, "xyz"]}),
+        json!({"id": "uvwxyz"}),
+        json!(true),
+    );
+    assert_value(
+        json!({"ends_with": [{"var": "id"}, "xyz"]}),
+        json!({"id": 123}),
+        Value::Null,
+    );
+    assert_value(json!({"starts_with": ["abc"]}), json!({}), Value::Null);
+    assert_value(
+        json!({"starts_with": [{"var": "missing"}, "a"]}),
+        json!({}),
+        Value::Null,
+    );
+}
+
+#[test]
+fn sem_ver_operators() {
+    let test = |version: Value, op: &str, target: &str| {
+        value_of(
+            json!({"sem_ver": [{"var": "v"}, op, target]}),
+            json!({"v": version}),
+        )
+        .unwrap()
+    };
+    assert_eq!(test(json!("2.0.0"), "=", "2.0.0"), json!(true));
+    assert_eq!(test(json!("2.0.1"), "!=", "2.0.0"), json!(true));
+    assert_eq!(test(json!("1.9.9"), "<", "2.0.0"), json!(true));
+    assert_eq!(test(json!("2.0.0"), "<=", "2.0.0"), json!(true));
+    assert_eq!(test(json!("2.0.0-alpha"), ">", "1.99.0"), json!(true));
+    assert_eq!(test(json!("2.0.0-alpha"), ">=", "2.0.0"), json!(false));
+    assert_eq!(test(json!("3.9.1"), "^", "3.0.0"), json!(true));
+    assert_eq!(test(json!("4.0.0"), "^", "3.0.0"), json!(false));
+    assert_eq!(test(json!("3.0.9"), "~", "3.0.0"), json!(true));
+    assert_eq!(test(json!("3.1.0"), "~", "3.0.0"), json!(false));
+    // Numbers are printed first, as flagd does: 1.2 is 1.2.0, 2 is 2.0.0.
+    assert_eq!(test(json!(1.2), ">", "1.1"), json!(true));
+    assert_eq!(test(json!(2), ">", "1.1"), json!(true));
+    assert_eq!(test(json!(1), ">", "1.1"), json!(false));
+    // Bad versions, operators or arity give null (the default variant), never false.
+    assert_eq!(test(json!("not-a-version"), "=", "1.0.0"), Value::Null);
+    assert_eq!(test(json!("1.0.0"), "===", "1.0.0"), Value::Null);
+    assert_eq!(test(json!("1.0.0"), "=", "1.0"), json!(true));
+    assert_eq!(
+        value_of(
+            json!({"sem_ver": [{"var": "v"}, "="]}),
+            json!({"v": "1.0.0"})
+        )
+        .unwrap(),
+        Value::Null
+    );
+    // A computed target is parsed at evaluation.
+    let rule = json!({"sem_ver": [{"var": "v"}, ">=", {"var": "min"}]});
+    assert_value(
+        rule.clone(),
+        json!({"v": "1.4.0", "min": "1.3.0"}),
+        json!(true),
+    );
+    assert_value(rule, json!({"v": "1.4.0", "min": "x"}), Value::Null);
+}
+
+#[test]
+fn literal_sem_ver_targets_are_parsed_at_compile_time() {
+    let mut body = Body::default();
+    let expr = compile(
+        json!({"sem_ver": [{"var": "v"}, "^", "v1.2"]}),
+        json!({}),
+        &mut body,
+    )
+    .unwrap();
+    let Expr::SemVer(test) = expr else {
+        panic!("{expr:?}")
+    };
+    assert_eq!(
+        test.target,
+        SemVerTarget::Version(SemVer {
+            major: 1,
+            minor: 2,
+            patch: 0,
+            pre: Vec::new()
+        })
+    );
+}
+
+/// The bucket of `key` in `total` by flagd's v2 formula, computed here independently of
+/// `flagd_fractional_bucket`.
+fn bucket_of(key: &str, total: u64) -> u64 {
+    (u64::from(crate::murmur3_x86_32(key.as_bytes(), 0)) * total) >> 32
+}
+
+#[test]
+fn fractional_buckets_with_murmur3_v2() {
+    let rule = json!({"fractional": [
+        {"cat": [{"var": "$flagd.flagKey"}, {"var": "name"}]},
+        ["clubs", 25], ["diamonds", 25], ["hearts", 25], ["spades", 25]
+    ]});
+    let suits = ["clubs", "diamonds", "hearts", "spades"];
+    for name in ["jack", "queen", "ten", "nine", "3", "ünïcode"] {
+        let expected = suits[(bucket_of(&format!("flag-key{name}"), 100) / 25) as usize];
+        assert_value(rule.clone(), json!({"name": name}), json!(expected));
+    }
+    // The testbed's vector: murmur3("fractional-flagjack") = 0x9fe843e0 -> 62 of 100 -> hearts.
+    assert_eq!(bucket_of("fractional-flagjack", 100), 62);
+}
+
+#[test]
+fn fractional_defaults_to_flag_key_and_targeting_key() {
+    let rule = json!({"fractional": [["heads"], ["tails", 1]]});
+    for tk in ["jon@company.com", "jane@company.com", "x"] {
+        let expected = if bucket_of(&format!("flag-key{tk}"), 2) == 0 {
+            "heads"
+        } else {
+            "tails"
+        };
+        assert_value(rule.clone(), json!({"targetingKey": tk}), json!(expected));
+    }
+    // No targeting key (or an empty one): null, so the default variant is served.
+    assert_value(rule.clone(), json!({}), Value::Null);
+    assert_value(rule.clone(), json!({"targetingKey": ""}), Value::Null);
+    // A bucketing value that is null falls back to the targeting key too.
+    let with_missing = json!({"fractional": [{"var": "nope"}, ["heads"], ["tails", 1]]});
+    let tk = "jon@company.com";
+    let expected = if bucket_of(&format!("flag-key{tk}"), 2) == 0 {
+        "heads"
+    } else {
+        "tails"
+    };
+    assert_value(
+        with_missing.clone(),
+        json!({"targetingKey": tk}),
+        json!(expected),
+    );
+    assert_value(with_missing, json!({}), Value::Null);
+}
+
+#[test]
+fn fractional_weights_are_validated_at_evaluation() {
+    let ctx = json!({"targetingKey": "any-user"});
+    assert_value(
+        json!({"fractional": [{"var": "targetingKey"}, ["one", 0], ["two", 0]]}),
+        ctx.clone(),
+        Value::Null,
+    );
+    assert_value(
+        json!({"fractional": [{"var": "targetingKey"}, ["one", -50], ["two", 100]]}),
+        ctx.clone(),
+        json!("two"),
+    );
+    assert_value(
+        json!({"fractional": [["only", 1]]}),
+        ctx.clone(),
+        json!("only"),
+    );
+    // Computed weights and variants.
+    let rule = json!({"fractional": [["red", {"if": [{"var": "premium"}, 100, 0]}], ["blue", 10]]});
+    assert_value(
+        rule.clone(),
+        json!({"targetingKey": "u", "premium": false}),
+        json!("blue"),
+    );
+    let premium = value_of(rule, json!({"targetingKey": "u", "premium": true})).unwrap();
+    let expected = if bucket_of("flag-keyu", 110) < 100 {
+        "red"
+    } else {
+        "blue"
+    };
+    assert_eq!(premium, json!(expected));
+    assert_value(
+        json!({"fractional": [[{"var": "v"}, 1]]}),
+        json!({"targetingKey": "u", "v": [1]}),
+        Value::Null,
+    );
+    assert_value(
+        json!({"fractional": [["a", {"var": "w"}]]}),
+        json!({"targetingKey": "u", "w": 0.5}),
+        Value::Null,
+    );
+    // A bucketing value that is neither a string nor null is an error: null.
+    assert_value(
+        json!({"fractional": [{"var": "n"}, ["a", 1]]}),
+        json!({"n": 5}),
+        Value::Null,
+    );
+    // Boolean variants, e.g. fractional as a condition.
+    assert_value(
+        json!({"fractional": [[false, 0], [true, 100]]}),
+        ctx,
+        json!(true),
+    );
+}
+
+#[test]
+fn malformed_fractional_is_a_compile_error() {
+    let mut body = Body::default();
+    for bad in [
+        json!({"fractional": "x"}),
+        json!({"fractional": [{"var": "x"}]}),
+        json!({"fractional": [["a", 1], "b"]}),
+        json!({"fractional": [["a", 1.5]]}),
+        json!({"fractional": [["a", 1, 2]]}),
+        json!({"fractional": [["a", 3_000_000_000u64]]}),
+    ] {
+        assert!(compile(bad.clone(), json!({}), &mut body).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn results_map_to_variants_like_flagd() {
+    let variants = ["on", "off", "true", "false", "1"];
+    let o = |rule: Value, ctx: Value| outcome(rule, json!({}), &variants, ctx);
+    assert_eq!(
+        o(json!("off"), json!({})),
+        Outcome::Variant(1, Reason::TargetingMatch)
+    );
+    assert_eq!(
+        o(json!({"==": [1, 1]}), json!({})),
+        Outcome::Variant(2, Reason::TargetingMatch)
+    );
+    assert_eq!(
+        o(json!({"==": [1, 2]}), json!({})),
+        Outcome::Variant(3, Reason::TargetingMatch)
+    );
+    assert_eq!(
+        o(json!({"+": [0.5, 0.5]}), json!({})),
+        Outcome::Variant(4, Reason::TargetingMatch)
+    );
+    assert_eq!(o(json!(null), json!({})), Outcome::Default);
+    assert_eq!(o(json!({"if": [false, "on"]}), json!({})), Outcome::Default);
+    assert!(matches!(
+        o(json!("nope"), json!({})),
+        Outcome::Error(ErrorCode::General, _)
+    ));
+    assert!(matches!(
+        o(json!({"var": "list"}), json!({"list": ["on"]})),
+        Outcome::Error(ErrorCode::General, _)
+    ));
+}
+
+#[test]
+fn refs_resolve_and_dangling_refs_fail_at_evaluation() {
+    let evaluators = json!({"is_vip": {"in": [{"var": "email"}, ["a@x.com", "b@x.com"]]}, "vip_or_beta": {"or": [{"$ref": "is_vip"}, {"var": "beta"}]}});
+    let rule = json!({"if": [{"$ref": "vip_or_beta"}, "on", "off"]});
+    let o = |ctx: Value| outcome(rule.clone(), evaluators.clone(), &["on", "off"], ctx);
+    assert_eq!(
+        o(json!({"email": "a@x.com"})),
+        Outcome::Variant(0, Reason::TargetingMatch)
+    );
+    assert_eq!(
+        o(json!({"beta": true})),
+        Outcome::Variant(0, Reason::TargetingMatch)
+    );
+    assert_eq!(o(json!({})), Outcome::Variant(1, Reason::TargetingMatch));
+    let dangling = outcome(
+        json!({"if": [{"$ref": "gone"}, "on", "off"]}),
+        evaluators,
+        &["on", "off"],
+        json!({}),
+    );
+    assert!(
+        matches!(dangling, Outcome::Error(ErrorCode::ParseError, _)),
+        "{dangling:?}"
+    );
+}
+
+#[test]
+fn ref_cycles_and_unknown_operators_are_compile_errors() {
+    let mut body = Body::default();
+    let cyclic = json!({"a": {"!": {"$ref": "b"}}, "b": {"!": {"$ref": "a"}}});
+    let err = compile(json!({"$ref": "a"}), cyclic, &mut body).unwrap_err();
+    assert!(err.contains("cycle"), "{err}");
+    let err = compile(
+        json!({"if": [{"regex_match": ["a", "b"]}, "x"]}),
+        json!({}),
+        &mut body,
+    )
+    .unwrap_err();
+    assert!(err.contains("regex_match"), "{err}");
+    let err = compile(json!({"map": [[1], {"var": ""}]}), json!({}), &mut body).unwrap_err();
+    assert!(err.contains("not supported"), "{err}");
+    assert!(compile(json!({"var": {"cat": ["a", "b"]}}), json!({}), &mut body).is_err());
+}
+
+#[test]
+fn multi_key_objects_are_literals() {
+    assert_value(json!({"a": 1, "b": 2}), json!({}), json!({"a": 1, "b": 2}));
+    assert_value(json!([1, {"var": "x"}]), json!({"x": "y"}), json!([1, "y"]));
+}
+
+#[test]
+fn nesting_is_bounded_at_compile_and_load_time() {
+    let mut deep = json!(true);
+    for _ in 0..MAX_RULE_DEPTH + 1 {
+        deep = json!({"!": [deep]});
+    }
+    let mut body = Body::default();
+    assert!(
+        compile(deep, json!({}), &mut body)
+            .unwrap_err()
+            .contains("deeper")
+    );
+    // A hand-made blob bypassing the compiler is caught by `check`.
+    let mut expr = Expr::Lit(Value::Bool(true));
+    for _ in 0..MAX_RULE_DEPTH + 1 {
+        expr = Expr::Op(LogicOp::Not, vec![expr]);
+    }
+    assert!(check(&expr, &body).is_err());
+    // And evaluation of an unchecked one errors instead of recursing further.
+    let flag = flag(&[]);
+    let attrs = Map::new();
+    assert!(matches!(
+        evaluate_targeting(&expr, &flag, &body, &Context::new(&attrs), 0),
+        Outcome::Error(ErrorCode::ParseError, _)
+    ));
+}
+
+#[test]
+fn check_rejects_out_of_range_indices() {
+    let body = Body::default();
+    assert!(check(&Expr::Var(0, None), &body).is_err());
+    assert!(check(&Expr::Missing(vec![3]), &body).is_err());
+    assert!(check(&Expr::InList(Box::new(Expr::Lit(Value::Null)), 0), &body).is_err());
+    // Evaluating one anyway is an error, not a panic.
+    assert_eq!(
+        value_of(json!({"var": "x"}), json!({})).unwrap(),
+        Value::Null
+    );
+}
+
+#[test]
+fn compiled_expressions_round_trip_through_json() {
+    let mut body = Body::default();
+    let rule = json!({"if": [
+        {"and": [{"sem_ver": [{"var": "app.version"}, ">=", "1.2.0"]}, {"starts_with": [{"var": "email"}, "a"]}]},
+        {"fractional": [["on", 50], ["off", 50]]},
+        {"$ref": "missing"}
+    ]});
+    let expr = compile(rule, json!({}), &mut body).unwrap();
+    let text = serde_json::to_string(&expr).unwrap();
+    let back: Expr = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, expr);
+}
