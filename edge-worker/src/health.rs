@@ -4,13 +4,17 @@
 //! header's; differs after a rollback), `content_hash`, `sha256` (of the `.gz` object),
 //! `loaded_at`, `age_ms`, `loaded_from` (`cache`/`origin`), `source` (what this request did:
 //! `memory`, `cache` or `origin`), `last_check_at`, `consecutive_failures`, `last_error`
-//! (`{message, at}` or null), `revalidate_ms`, `flags` (count), `worker_version`.
+//! (`{message, at}` or null), `revalidate_ms`, `flags` (count), `worker_version`, and `canary`:
+//! null, or what the canary's share of users gets (`percent`, `salt`, `since`, and the same
+//! blob fields as above). The top-level blob fields describe the stable version. A canary
+//! that failed to load shows in `last_error` (prefixed `canary:`) while the last good one, if
+//! any, keeps serving.
 
 use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
 use crate::http::Reply;
-use crate::loader::{Loaded, Schedule, Source};
+use crate::loader::{Loaded, LoadedCanary, Schedule, Source};
 
 /// Path of the health endpoint.
 pub const PATH: &str = "/_flags/health";
@@ -19,12 +23,13 @@ pub const PATH: &str = "/_flags/health";
 pub fn document(
     environment: &str,
     loaded: Option<&Loaded>,
+    canary: Option<&LoadedCanary>,
     schedule: &Schedule,
     source: Source,
     revalidate_ms: u64,
     now_ms: u64,
 ) -> Value {
-    let blob = loaded.map(|l| {
+    let describe = |l: &Loaded| {
         let header = l.snapshot.header();
         json!({
             "version": l.version,
@@ -37,6 +42,18 @@ pub fn document(
             "loaded_from": l.source.as_str(),
             "flags": l.snapshot.flag_keys().count(),
         })
+    };
+    let blob = loaded.map(describe);
+    let canary = canary.map(|c| {
+        let mut doc = describe(&c.loaded);
+        if let Some(doc) = doc.as_object_mut() {
+            // A canary's `version` is the one that started it (its blob may be newer: a kill).
+            doc.remove("version");
+            doc.insert("since".into(), json!(c.split.since));
+            doc.insert("percent".into(), json!(c.split.percent()));
+            doc.insert("salt".into(), json!(c.split.salt));
+        }
+        doc
     });
     let mut doc = json!({
         "environment": environment,
@@ -47,6 +64,7 @@ pub fn document(
         "last_error": schedule.last_error.as_ref().map(|f| json!({"message": f.message, "at": rfc3339(f.at_ms)})),
         "revalidate_ms": revalidate_ms,
         "worker_version": env!("CARGO_PKG_VERSION"),
+        "canary": canary,
     });
     if let (Some(Value::Object(blob)), Some(doc)) = (blob, doc.as_object_mut()) {
         doc.extend(blob);
@@ -69,11 +87,12 @@ mod tests {
     fn cold_isolate_reports_its_last_error() {
         let mut schedule = Schedule::default();
         schedule.failed(&LoadError::NotFound("pointer"), 1_000, 250);
-        let doc = document("prod", None, &schedule, Source::Origin, 250, 1_100);
+        let doc = document("prod", None, None, &schedule, Source::Origin, 250, 1_100);
         assert_eq!(doc["loaded"], false);
         assert_eq!(doc["environment"], "prod");
         assert_eq!(doc["last_error"]["message"], "origin has no pointer (404)");
         assert_eq!(doc["consecutive_failures"], 1);
         assert!(doc.get("version").is_none());
+        assert_eq!(doc["canary"], serde_json::Value::Null);
     }
 }

@@ -197,6 +197,7 @@ mod glue {
             }
         };
         let loaded = io::current();
+        let canary = io::current_canary();
         let eval_started = io::now_ms();
         let (authorization, cookie, if_none_match) = (
             header(&req, "Authorization"),
@@ -213,6 +214,7 @@ mod glue {
         let served = loaded.as_deref().map(|l| Served {
             snapshot: &l.snapshot,
             version: l.version,
+            canary: canary.as_deref().map(|c| (&c.loaded.snapshot, &c.split)),
         });
         let secret = cfg.as_ref().ok().and_then(|c| c.identity_secret.as_deref());
         let reply = ofrep::handle(&request, served, secret, eval_started as i64);
@@ -241,10 +243,12 @@ mod glue {
             Ok(cfg) => {
                 let source = io::ensure_fresh(env, &cfg, &cache_key(&cfg)).await;
                 let loaded = io::current();
+                let canary = io::current_canary();
                 let doc = io::with_schedule(|s| {
                     health::document(
                         &cfg.environment,
                         loaded.as_deref(),
+                        canary.as_deref(),
                         s,
                         source,
                         cfg.revalidate_ms,
@@ -255,8 +259,9 @@ mod glue {
             }
             Err(why) => {
                 record_config_error(&why, now);
-                let doc =
-                    io::with_schedule(|s| health::document("", None, s, Source::Memory, 0, now));
+                let doc = io::with_schedule(|s| {
+                    health::document("", None, None, s, Source::Memory, 0, now)
+                });
                 health::reply(&doc)
             }
         }

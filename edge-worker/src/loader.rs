@@ -56,6 +56,9 @@ pub enum LoadError {
     Gzip,
     /// The blob was refused by `Snapshot::from_json` (bad JSON, schema, content hash...).
     Blob(BlobError),
+    /// The canary's blob failed to load (stable is unaffected; the last good canary, if any,
+    /// keeps serving its users).
+    Canary(Box<LoadError>),
     /// The blob belongs to another environment.
     WrongEnvironment {
         /// Configured.
@@ -82,6 +85,7 @@ impl fmt::Display for LoadError {
             }
             LoadError::Gzip => write!(f, "blob is not a complete gzip stream"),
             LoadError::Blob(error) => write!(f, "{error}"),
+            LoadError::Canary(error) => write!(f, "canary: {error}"),
             LoadError::WrongEnvironment { expected, found } => {
                 write!(
                     f,
@@ -93,7 +97,7 @@ impl fmt::Display for LoadError {
 }
 
 /// `<env>/current.json`, as the publisher writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Pointer {
     /// The environment's version.
     pub version: u64,
@@ -105,6 +109,85 @@ pub struct Pointer {
     /// blob already gunzipped (see [`decode_blob`]).
     #[serde(default)]
     pub content_hash: Option<String>,
+    /// The canary served beside the blob above to a share of users; absent when none runs
+    /// (and in every pointer written before canaries existed).
+    #[serde(default)]
+    pub canary: Option<CanaryPointer>,
+}
+
+/// The pointer's canary half (ARCHITECTURE.md, store layout).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CanaryPointer {
+    /// Blob key relative to the environment: `blobs/<sha256>.json.gz`.
+    pub blob: String,
+    /// Hex SHA-256 of the `.gz` bytes.
+    pub sha256: String,
+    /// The blob body's content hash.
+    #[serde(default)]
+    pub content_hash: Option<String>,
+    /// Share of users, in percent (0.001 steps).
+    pub percent: f64,
+    /// Bucketing salt, fixed for the canary's life.
+    pub salt: String,
+    /// The version that started the canary.
+    pub since: u64,
+}
+
+impl CanaryPointer {
+    /// Who gets the canary.
+    pub fn split(&self) -> CanarySplit {
+        let buckets = (self.percent * f64::from(shared_eval::BUCKETS) / 100.0).round();
+        CanarySplit {
+            // Checked to be in range by `parse_pointer`.
+            buckets: buckets.clamp(0.0, f64::from(shared_eval::BUCKETS)) as u32,
+            salt: self.salt.clone(),
+            since: self.since,
+        }
+    }
+}
+
+/// Which users a canary serves: those whose `bucket(salt, targeting key)` is below `buckets`
+/// (shared-eval's own bucketing, so it is the same in every isolate and every colo, and a larger
+/// share only adds users). Requests without a targeting key get stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanarySplit {
+    /// Share in buckets of [`shared_eval::BUCKETS`].
+    pub buckets: u32,
+    /// The canary's salt.
+    pub salt: String,
+    /// The version that started it.
+    pub since: u64,
+}
+
+impl CanarySplit {
+    /// Whether the user with this targeting key is served the canary.
+    pub fn serves(&self, targeting_key: Option<&str>) -> bool {
+        targeting_key.is_some_and(|key| shared_eval::bucket(&self.salt, key) < self.buckets)
+    }
+
+    /// The share as a percentage.
+    pub fn percent(&self) -> f64 {
+        f64::from(self.buckets) * 100.0 / f64::from(shared_eval::BUCKETS)
+    }
+}
+
+/// Longest canary salt accepted (the publisher writes `canary-<env>-<version>`).
+const MAX_SALT_BYTES: usize = 128;
+
+fn check_blob_name(sha256: &str, blob: &str) -> Result<(), LoadError> {
+    let hex_ok = sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex_ok {
+        return Err(LoadError::BadPointer(
+            "sha256 is not 64 lowercase hex digits",
+        ));
+    }
+    if blob != format!("blobs/{sha256}.json.gz") {
+        return Err(LoadError::BadPointer("blob is not blobs/<sha256>.json.gz"));
+    }
+    Ok(())
 }
 
 /// Parses and checks a pointer. The blob key must be the content-addressed name of `sha256`,
@@ -115,20 +198,23 @@ pub fn parse_pointer(bytes: &[u8]) -> Result<Pointer, LoadError> {
     }
     let pointer: Pointer =
         serde_json::from_slice(bytes).map_err(|_| LoadError::BadPointer("not the pointer JSON"))?;
-    let hex_ok = pointer.sha256.len() == 64
-        && pointer
-            .sha256
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !hex_ok {
-        return Err(LoadError::BadPointer(
-            "sha256 is not 64 lowercase hex digits",
-        ));
-    }
-    if pointer.blob != format!("blobs/{}.json.gz", pointer.sha256) {
-        return Err(LoadError::BadPointer("blob is not blobs/<sha256>.json.gz"));
+    check_blob_name(&pointer.sha256, &pointer.blob)?;
+    if let Some(canary) = &pointer.canary {
+        check_canary(canary)?;
     }
     Ok(pointer)
+}
+
+/// Checks a canary half, from the pointer or from the colo cache entry's header.
+pub fn check_canary(canary: &CanaryPointer) -> Result<(), LoadError> {
+    check_blob_name(&canary.sha256, &canary.blob)?;
+    if !(canary.percent > 0.0 && canary.percent <= 100.0) {
+        return Err(LoadError::BadPointer("canary percent is not in (0, 100]"));
+    }
+    if canary.salt.is_empty() || canary.salt.len() > MAX_SALT_BYTES {
+        return Err(LoadError::BadPointer("canary salt is empty or too long"));
+    }
+    Ok(())
 }
 
 /// Hex SHA-256.
@@ -233,6 +319,15 @@ pub struct Loaded {
     pub loaded_at_ms: u64,
     /// Where it came from.
     pub source: Source,
+}
+
+/// A loaded canary: its blob and who it serves.
+#[derive(Debug)]
+pub struct LoadedCanary {
+    /// The blob, as for stable (shared when only the share changes).
+    pub loaded: std::rc::Rc<Loaded>,
+    /// Who it serves.
+    pub split: CanarySplit,
 }
 
 /// The last failure, for the health endpoint.
@@ -408,6 +503,76 @@ mod tests {
         ] {
             assert!(parse_pointer(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_pointer_may_carry_a_checked_canary_and_older_ones_load_without() {
+        let (sha, other) = ("ab".repeat(32), "cd".repeat(32));
+        let legacy = format!(
+            r#"{{"version":4,"blob":"blobs/{sha}.json.gz","sha256":"{sha}","content_hash":"sha256:x"}}"#
+        );
+        assert_eq!(parse_pointer(legacy.as_bytes()).unwrap().canary, None);
+        let with = |canary: &str| {
+            format!(
+                r#"{{"version":5,"blob":"blobs/{sha}.json.gz","sha256":"{sha}","canary":{canary}}}"#
+            )
+        };
+        let good = with(&format!(
+            r#"{{"blob":"blobs/{other}.json.gz","sha256":"{other}","percent":12.5,"salt":"canary-prod-5","since":5}}"#
+        ));
+        let split = parse_pointer(good.as_bytes())
+            .unwrap()
+            .canary
+            .unwrap()
+            .split();
+        assert_eq!(
+            (split.buckets, split.salt.as_str(), split.since),
+            (12_500, "canary-prod-5", 5)
+        );
+        for bad in [
+            format!(r#"{{"blob":"../x","sha256":"{other}","percent":5,"salt":"s","since":5}}"#),
+            format!(
+                r#"{{"blob":"blobs/{other}.json.gz","sha256":"{other}","percent":0,"salt":"s","since":5}}"#
+            ),
+            format!(
+                r#"{{"blob":"blobs/{other}.json.gz","sha256":"{other}","percent":101,"salt":"s","since":5}}"#
+            ),
+            format!(
+                r#"{{"blob":"blobs/{other}.json.gz","sha256":"{other}","percent":5,"salt":"","since":5}}"#
+            ),
+            r#"{"percent":5}"#.to_owned(),
+        ] {
+            assert!(parse_pointer(with(&bad).as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_canary_share_is_shared_evals_bucketing_of_the_targeting_key() {
+        let split = CanarySplit {
+            buckets: 10_000,
+            salt: "canary-prod-5".into(),
+            since: 5,
+        };
+        assert!(!split.serves(None), "no targeting key: stable");
+        let keys: Vec<String> = (0..20_000).map(|i| format!("user-{i}")).collect();
+        let served = keys.iter().filter(|k| split.serves(Some(k))).count();
+        // 10% of 20,000 is 2,000; 3 sigma is about 127.
+        assert!((1_873..=2_127).contains(&served), "{served}");
+        for key in &keys {
+            assert_eq!(
+                split.serves(Some(key)),
+                shared_eval::bucket("canary-prod-5", key) < 10_000
+            );
+        }
+        // A larger share only adds users.
+        let wider = CanarySplit {
+            buckets: 25_000,
+            ..split.clone()
+        };
+        assert!(
+            keys.iter()
+                .all(|k| !split.serves(Some(k)) || wider.serves(Some(k)))
+        );
     }
 
     #[test]

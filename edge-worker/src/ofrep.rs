@@ -10,6 +10,11 @@
 //! results. An isolate that has never loaded a blob answers 200 with reason `ERROR` and
 //! `GENERAL` (single) or an empty flag list (bulk), so clients fall back to their code
 //! defaults; an evaluation is never answered with a 5xx.
+//!
+//! While a canary runs, each request is answered from the stable or the canary blob by its
+//! targeting key ([`Served::for_user`]); every answer says which: headers `X-Flags-Version`
+//! and `X-Flags-Track` (`stable` / `canary`), the single-flag result's `metadata`
+//! (`flagsVersion`, `flagsTrack`), the bulk answer's `metadata` (`version`, `track`).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -21,6 +26,7 @@ use crate::identity;
 use crate::limits::{
     self, MAX_BODY_BYTES, MAX_CONTEXT_ATTRIBUTES, MAX_FLAG_KEY_BYTES, MAX_JSON_DEPTH,
 };
+use crate::loader::CanarySplit;
 
 /// Path of the bulk endpoint; the single-flag endpoint is this plus `/{key}`.
 pub const BULK_PATH: &str = "/ofrep/v1/evaluate/flags";
@@ -50,6 +56,65 @@ pub struct Served<'a> {
     pub snapshot: &'a Snapshot,
     /// The pointer's version (after a rollback it differs from the blob header's).
     pub version: u64,
+    /// The canary beside it, if one runs (and has loaded).
+    pub canary: Option<(&'a Snapshot, &'a CanarySplit)>,
+}
+
+/// Which blob answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// The stable version.
+    Stable,
+    /// The canary.
+    Canary,
+}
+
+impl Track {
+    /// `stable` / `canary`, for headers and metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::Stable => "stable",
+            Track::Canary => "canary",
+        }
+    }
+}
+
+/// The blob picked for one user.
+#[derive(Debug, Clone, Copy)]
+struct Answering<'a> {
+    snapshot: &'a Snapshot,
+    version: u64,
+    track: Track,
+}
+
+impl<'a> Served<'a> {
+    /// The canary for users in its share, stable for everyone else (and for requests without
+    /// a targeting key). Deterministic in the key alone, so a user never flips between
+    /// versions across requests, isolates or colos.
+    fn for_user(self, targeting_key: Option<&str>) -> Answering<'a> {
+        match self.canary {
+            Some((snapshot, split)) if split.serves(targeting_key) => Answering {
+                snapshot,
+                version: self.version,
+                track: Track::Canary,
+            },
+            _ => Answering {
+                snapshot: self.snapshot,
+                version: self.version,
+                track: Track::Stable,
+            },
+        }
+    }
+}
+
+/// Marks a reply with the version and track that answered it.
+fn answered_by(reply: Reply, answering: Option<&Answering<'_>>) -> Reply {
+    match answering {
+        Some(a) => reply
+            .with_header("X-Flags-Version", a.version.to_string())
+            .with_header("X-Flags-Track", a.track.as_str()),
+        None => reply,
+    }
 }
 
 /// Runs one OFREP request: limits, identity, evaluation, response.
@@ -79,10 +144,19 @@ pub fn handle(
         unsigned.remove("targetingKey");
     }
     let context = Context::with_unsigned(&identity.signed, &unsigned, identity.verified);
-    match key_ref {
-        Some(key) => single(key, served, &context, now_ms),
-        None => bulk(served, &context, now_ms, request.if_none_match),
+    // The same targeting key a split buckets by: the token's subject, else the body's.
+    let targeting_key = if identity.verified {
+        identity.signed.get("targetingKey")
+    } else {
+        unsigned.get("targetingKey")
     }
+    .and_then(Value::as_str);
+    let answering = served.map(|s| s.for_user(targeting_key));
+    let reply = match key_ref {
+        Some(key) => single(key, answering, &context, now_ms),
+        None => bulk(answering, &context, now_ms, request.if_none_match),
+    };
+    answered_by(reply, answering.as_ref())
 }
 
 /// Percent-decodes and checks a flag key from the URL path.
@@ -176,7 +250,7 @@ impl<'a> FlagResult<'a> {
 
 const NOT_LOADED: &str = "flag configuration is not loaded yet";
 
-fn single(key: &str, served: Option<Served<'_>>, context: &Context<'_>, now_ms: i64) -> Reply {
+fn single(key: &str, served: Option<Answering<'_>>, context: &Context<'_>, now_ms: i64) -> Reply {
     let (status, body) = match served {
         None => {
             let result = FlagResult {
@@ -197,10 +271,14 @@ fn single(key: &str, served: Option<Served<'_>>, context: &Context<'_>, now_ms: 
                 Some(shared_eval::ErrorCode::FlagNotFound) => 404,
                 Some(_) => 400,
             };
-            (
-                status,
-                serde_json::to_vec(&FlagResult::new(key, &evaluation)),
-            )
+            let mut metadata = evaluation.metadata.cloned().unwrap_or_default();
+            metadata.insert("flagsVersion".into(), Value::from(served.version));
+            metadata.insert("flagsTrack".into(), Value::from(served.track.as_str()));
+            let result = FlagResult {
+                metadata: Some(&metadata),
+                ..FlagResult::new(key, &evaluation)
+            };
+            (status, serde_json::to_vec(&result))
         }
     };
     Reply::json(status, body.unwrap_or_default())
@@ -215,7 +293,7 @@ struct BulkBody<'a> {
 }
 
 fn bulk(
-    served: Option<Served<'_>>,
+    served: Option<Answering<'_>>,
     context: &Context<'_>,
     now_ms: i64,
     if_none_match: Option<&str>,
@@ -241,6 +319,7 @@ fn bulk(
         Value::String(header.environment.clone()),
     );
     metadata.insert("version".into(), Value::from(served.version));
+    metadata.insert("track".into(), Value::from(served.track.as_str()));
     let body = BulkBody {
         flags: evaluations
             .iter()
@@ -402,6 +481,83 @@ mod tests {
         assert_eq!(
             (bad_body.status, reply_json(&bad_body)["errorCode"].clone()),
             (400, json!("PARSE_ERROR"))
+        );
+    }
+
+    #[test]
+    fn a_canary_answers_its_share_of_users_and_says_so() {
+        use shared_eval::{Blob, Body, Header};
+        let snapshot = |version: u64| {
+            let header = Header {
+                environment: "prod".into(),
+                version,
+                previous: None,
+                content_hash: String::new(),
+                author: "t".into(),
+                source_commit: None,
+                created_at: "2026-11-21T00:00:00Z".into(),
+            };
+            let blob = Blob::new(header, Body::default());
+            Snapshot::from_json(&serde_json::to_vec(&blob).unwrap()).unwrap()
+        };
+        let (stable, canary) = (snapshot(4), snapshot(5));
+        let split = CanarySplit {
+            buckets: 50_000,
+            salt: "canary-prod-5".into(),
+            since: 5,
+        };
+        let served = Served {
+            snapshot: &stable,
+            version: 5,
+            canary: Some((&canary, &split)),
+        };
+        let ask = |key: Option<&str>| {
+            let body = match key {
+                Some(k) => json!({"context": {"targetingKey": k}}).to_string(),
+                None => "{}".to_owned(),
+            };
+            let reply = handle(
+                &EvalRequest {
+                    body: body.as_bytes(),
+                    ..Default::default()
+                },
+                Some(served),
+                None,
+                0,
+            );
+            let track = reply.header("X-Flags-Track").map(str::to_owned);
+            assert_eq!(reply_json(&reply)["metadata"]["track"], json!(track));
+            (track, reply.header("ETag").map(str::to_owned))
+        };
+        let (in_canary, in_stable) = (0..100)
+            .map(|i| format!("user-{i}"))
+            .partition::<Vec<_>, _>(|k| split.serves(Some(k)));
+        let (track, canary_etag) = ask(Some(&in_canary[0]));
+        assert_eq!(track.as_deref(), Some("canary"));
+        let (track, stable_etag) = ask(Some(&in_stable[0]));
+        assert_eq!(track.as_deref(), Some("stable"));
+        assert_ne!(
+            canary_etag, stable_etag,
+            "the ETag says which version answered"
+        );
+        assert_eq!(ask(None).0.as_deref(), Some("stable"));
+
+        let single = handle(
+            &EvalRequest {
+                key: Some("missing"),
+                body: json!({"context": {"targetingKey": in_canary[0]}})
+                    .to_string()
+                    .as_bytes(),
+                ..Default::default()
+            },
+            Some(served),
+            None,
+            0,
+        );
+        assert_eq!(single.header("X-Flags-Version"), Some("5"));
+        assert_eq!(
+            reply_json(&single)["metadata"],
+            json!({"flagsVersion": 5, "flagsTrack": "canary"})
         );
     }
 

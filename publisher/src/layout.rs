@@ -2,7 +2,8 @@
 //! ARCHITECTURE.md "Store layout" is the reference):
 //!
 //! ```text
-//! <env>/current.json                              Pointer: the one mutable object
+//! <env>/current.json                              Pointer: the one mutable object (stable
+//!                                                 blob, plus the canary's while one runs)
 //! <env>/blobs/<sha256 of the .gz bytes>.json.gz   immutable, content-addressed blobs
 //! <env>/versions/<version, 20 digits>.json        VersionRecord: one per version, immutable
 //! <env>/audit/<version, 20 digits>.json           AuditEntry: one per version, immutable
@@ -88,6 +89,101 @@ pub struct Pointer {
     pub sha256: String,
     /// The blob body's `sha256:<hex>` content hash, as in its header.
     pub content_hash: String,
+    /// A canary beside the stable blob above, served to a share of users; absent (and so
+    /// absent from pointers written before canaries existed) when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+}
+
+/// The canary half of a pointer (and of the version record that wrote it): a second blob that
+/// the edge serves to `percent` of users, picked by `bucket(salt, targeting key) < buckets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Canary {
+    /// The blob's key relative to the environment: `blobs/<hex>.json.gz`.
+    pub blob: String,
+    /// Hex SHA-256 of the blob object's (gzipped) bytes.
+    pub sha256: String,
+    /// The blob body's `sha256:<hex>` content hash.
+    pub content_hash: String,
+    /// Share of users served the canary.
+    pub percent: Share,
+    /// The bucketing salt, `canary-<env>-<since>`: fixed for the canary's whole life (a later
+    /// push to the canary or a kill keeps it), so a user never changes sides while it runs, and
+    /// a new canary reshuffles who goes first.
+    pub salt: String,
+    /// The version that started this canary (`push --canary`).
+    pub since: u64,
+}
+
+impl Canary {
+    /// The salt of a canary started by version `since` of `env`.
+    pub fn salt_for(env: &str, since: u64) -> String {
+        format!("canary-{env}-{since}")
+    }
+}
+
+/// A share of users in steps of one bucket (0.001%, see `shared_eval::BUCKETS`), written in
+/// JSON as a percentage (`5`, `0.5`). A user is in the share when its bucket is below
+/// [`Share::buckets`], so a larger share only adds users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Share(u32);
+
+impl Share {
+    /// The share in buckets of 100,000.
+    pub fn buckets(self) -> u32 {
+        self.0
+    }
+
+    /// From a percentage; `None` unless `0 < percent <= 100` (a 0% canary serves no one, which
+    /// is what `abort` is for).
+    pub fn from_percent(percent: f64) -> Option<Share> {
+        let buckets = (percent * f64::from(shared_eval::BUCKETS) / 100.0).round();
+        (percent.is_finite() && buckets >= 1.0 && buckets <= f64::from(shared_eval::BUCKETS))
+            .then_some(Share(buckets as u32))
+    }
+
+    /// The share as a percentage.
+    pub fn percent(self) -> f64 {
+        f64::from(self.0) * 100.0 / f64::from(shared_eval::BUCKETS)
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.percent())
+    }
+}
+
+impl std::str::FromStr for Share {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Share, String> {
+        let number = text.trim().trim_end_matches('%');
+        number
+            .parse::<f64>()
+            .ok()
+            .and_then(Share::from_percent)
+            .ok_or_else(|| format!("invalid share {text:?}: expected a percentage above 0 and at most 100 (steps of 0.001)"))
+    }
+}
+
+impl Serialize for Share {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Whole percentages as integers (`5`, not `5.0`), so pointers read naturally.
+        if self.0 % (shared_eval::BUCKETS / 100) == 0 {
+            serializer.serialize_u32(self.0 / (shared_eval::BUCKETS / 100))
+        } else {
+            serializer.serialize_f64(self.percent())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Share {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Share, D::Error> {
+        let percent = f64::deserialize(deserializer)?;
+        Share::from_percent(percent).ok_or_else(|| {
+            serde::de::Error::custom(format!("canary percent {percent} is not in (0, 100]"))
+        })
+    }
 }
 
 /// What a version did.
@@ -103,6 +199,13 @@ pub enum Action {
     Kill,
     /// A kill undone.
     Unkill,
+    /// New flags compiled from files, published as a canary beside the stable version (or a
+    /// running canary's flags or share replaced).
+    Canary,
+    /// The canary became the stable version.
+    Promote,
+    /// The canary was dropped; the stable version serves everyone again.
+    Abort,
 }
 
 impl Action {
@@ -113,6 +216,9 @@ impl Action {
             Action::Rollback => "rollback",
             Action::Kill => "kill",
             Action::Unkill => "unkill",
+            Action::Canary => "canary",
+            Action::Promote => "promote",
+            Action::Abort => "abort",
         }
     }
 }
@@ -199,6 +305,10 @@ pub struct VersionRecord {
     /// `--message`: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The canary this version serves beside `blob`, if any (the fields above are the stable
+    /// side). The pointer is derived from the record, canary included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
 }
 
 impl VersionRecord {
@@ -209,6 +319,7 @@ impl VersionRecord {
             blob: self.blob.clone(),
             sha256: self.sha256.clone(),
             content_hash: self.content_hash.clone(),
+            canary: self.canary.clone(),
         }
     }
 }
@@ -261,11 +372,34 @@ impl AuditEntry {
                 }
                 (Action::Kill | Action::Unkill, _) if !record.flags.is_empty() => {
                     format!(
-                        "{} {}: {}",
+                        "{} {}{}: {}",
                         record.action.as_str(),
                         record.flags.join(", "),
+                        if record.canary.is_some() {
+                            " (stable and canary)"
+                        } else {
+                            ""
+                        },
                         record.summary.one_line()
                     )
+                }
+                (Action::Canary, _) => match &record.canary {
+                    Some(canary) => format!(
+                        "canary to {} of users (since version {}): {}",
+                        canary.percent,
+                        canary.since,
+                        record.summary.one_line()
+                    ),
+                    None => record.summary.one_line(),
+                },
+                (Action::Promote, _) => {
+                    format!(
+                        "promoted the canary to stable: {}",
+                        record.summary.one_line()
+                    )
+                }
+                (Action::Abort, _) => {
+                    format!("aborted the canary: {}", record.summary.one_line())
                 }
                 _ => record.summary.one_line(),
             },
@@ -307,6 +441,24 @@ mod tests {
         for bad in ["", "-x", "a/b", "..", "a b", ".hidden", &"x".repeat(65)] {
             assert!(check_env(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn shares_are_percentages_in_bucket_steps() {
+        assert_eq!("5".parse::<Share>().unwrap().buckets(), 5_000);
+        assert_eq!("0.001%".parse::<Share>().unwrap().buckets(), 1);
+        assert_eq!("100".parse::<Share>().unwrap().buckets(), 100_000);
+        for bad in ["0", "-1", "100.5", "abc", "NaN", "0.0001"] {
+            assert!(bad.parse::<Share>().is_err(), "{bad}");
+        }
+        let json = |s: &str| serde_json::to_string(&s.parse::<Share>().unwrap()).unwrap();
+        assert_eq!((json("5"), json("12.5")), ("5".into(), "12.5".into()));
+        assert_eq!(
+            serde_json::from_str::<Share>("12.5").unwrap().buckets(),
+            12_500
+        );
+        assert!(serde_json::from_str::<Share>("0").is_err());
+        assert_eq!("2.5".parse::<Share>().unwrap().to_string(), "2.5%");
     }
 
     #[test]

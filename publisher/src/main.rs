@@ -44,6 +44,10 @@ enum Command {
     Kill(cli::kill::Args),
     /// Undo a kill: serve the flags' normal targeting again, then purge the CDN.
     Unkill(cli::kill::Args),
+    /// Make the running canary the stable version, served to everyone; then purge the CDN.
+    Promote(cli::promote::Args),
+    /// Drop the running canary: the stable version serves everyone again; then purge the CDN.
+    Abort(cli::promote::Args),
     /// Purge the CDN's copy of an environment (e.g. to retry after a failed purge).
     Purge(cli::kill::PurgeOnlyArgs),
 }
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Command::Audit(args) => cli::audit::run(args),
         Command::Kill(args) => cli::kill::run(args, true),
         Command::Unkill(args) => cli::kill::run(args, false),
+        Command::Promote(args) => cli::promote::run(args, true),
+        Command::Abort(args) => cli::promote::run(args, false),
         Command::Purge(args) => cli::kill::run_purge(args),
     }
 }

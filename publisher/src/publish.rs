@@ -40,9 +40,11 @@ use shared_eval::{Blob, Body};
 use crate::blob_file::{self, BlobFileError, Provenance};
 use crate::diff::{self, BodyDiff};
 use crate::layout::{
-    self, Action, AuditEntry, Pointer, VersionRecord, audit_key, audit_prefix, blob_name,
+    self, Action, AuditEntry, Canary, Pointer, VersionRecord, audit_key, audit_prefix, blob_name,
     pointer_key, version_key, version_of_key, versions_prefix,
 };
+
+mod canary;
 use crate::store::{ObjectStore, PutOptions, StoreError};
 
 /// Why a publishing operation failed.
@@ -102,6 +104,24 @@ pub enum PublishError {
     /// The blob could not be encoded.
     #[error(transparent)]
     Blob(#[from] BlobFileError),
+    /// `promote` / `abort` with no canary running.
+    #[error("{env} has no canary to {action}")]
+    NoCanary {
+        /// The environment.
+        env: String,
+        /// `promote` or `abort`.
+        action: &'static str,
+    },
+    /// A plain push while a canary runs: it would replace the stable version under the canary.
+    #[error(
+        "{env} has a canary running (since version {since}): `promote` or `abort` it first, or push to it with --canary"
+    )]
+    CanaryRunning {
+        /// The environment.
+        env: String,
+        /// The version that started the canary.
+        since: u64,
+    },
     /// `kill`/`unkill` named flags the deployed version does not have.
     #[error("{env} has no flag {}", keys.join(", "))]
     UnknownFlags {
@@ -178,6 +198,67 @@ pub struct History {
     pub records: Vec<VersionRecord>,
     /// Inconsistencies found (gaps, pointer behind); empty in a healthy store.
     pub problems: Vec<String>,
+}
+
+/// What an environment serves now: the pointer and the blobs it names, read back and checked.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// The pointer as read.
+    pub current: Current,
+    /// The stable blob.
+    pub stable: Blob,
+    /// The canary blob, when a canary runs (its share and salt are in `current.pointer.canary`).
+    pub canary: Option<Blob>,
+}
+
+/// One side (stable or canary) of the version being published: a body to seal and upload as
+/// that version, or a blob already in the store served again as it is.
+#[derive(Debug, Clone)]
+pub(crate) enum Side {
+    /// Sealed with the new version's header, uploaded and read back.
+    New(Body),
+    /// `(blob, sha256, content_hash)` of a stored blob (rollback, promote, the untouched side).
+    Stored(String, String, String),
+}
+
+impl Side {
+    fn stable_of(pointer: &Pointer) -> Side {
+        Side::Stored(
+            pointer.blob.clone(),
+            pointer.sha256.clone(),
+            pointer.content_hash.clone(),
+        )
+    }
+
+    fn canary_of(canary: &Canary) -> Side {
+        Side::Stored(
+            canary.blob.clone(),
+            canary.sha256.clone(),
+            canary.content_hash.clone(),
+        )
+    }
+}
+
+/// The canary side of the version being published.
+#[derive(Debug, Clone)]
+pub(crate) struct NextCanary {
+    pub(crate) side: Side,
+    pub(crate) percent: layout::Share,
+    pub(crate) salt: String,
+    pub(crate) since: u64,
+}
+
+/// Everything a new version is made of; [`Environment::publish_next`] turns it into the record.
+#[derive(Debug, Clone)]
+pub(crate) struct Next {
+    pub(crate) stable: Side,
+    pub(crate) canary: Option<NextCanary>,
+    pub(crate) action: Action,
+    pub(crate) summary: layout::ChangeSummary,
+    pub(crate) flags: Vec<String>,
+    pub(crate) provenance: Provenance,
+    pub(crate) message: Option<String>,
+    pub(crate) rollback_to: Option<u64>,
 }
 
 /// One environment of a store.
@@ -301,6 +382,40 @@ impl Environment {
         Ok(Some((current.pointer, blob)))
     }
 
+    /// Everything the environment serves now (stable and canary), read back and checked.
+    pub async fn deployed_all(&self) -> Result<Option<Deployed>, PublishError> {
+        let Some(current) = self.current().await? else {
+            return Ok(None);
+        };
+        self.read_deployed(current).await.map(Some)
+    }
+
+    async fn read_deployed(&self, current: Current) -> Result<Deployed, PublishError> {
+        let stable = self
+            .blob(&current.pointer.blob, &current.pointer.sha256)
+            .await?;
+        let canary = match &current.pointer.canary {
+            Some(c) => Some(self.blob(&c.blob, &c.sha256).await?),
+            None => None,
+        };
+        Ok(Deployed {
+            current,
+            stable,
+            canary,
+        })
+    }
+
+    /// Like [`Environment::deployed_all`], after rolling a half-finished publish forward.
+    pub(crate) async fn settled_deployed(
+        &self,
+        author: &str,
+    ) -> Result<Option<Deployed>, PublishError> {
+        match self.settled_current(author).await? {
+            Some(current) => self.read_deployed(current).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The body a version served.
     pub async fn version_body(&self, version: u64) -> Result<Body, PublishError> {
         let record = self.require_record(version).await?;
@@ -348,6 +463,12 @@ impl Environment {
         message: Option<String>,
     ) -> Result<Outcome, PublishError> {
         let current = self.settled_current(&provenance.author).await?;
+        if let Some(canary) = current.as_ref().and_then(|c| c.pointer.canary.as_ref()) {
+            return Err(PublishError::CanaryRunning {
+                env: self.env.clone(),
+                since: canary.since,
+            });
+        }
         let (previous, old_body) = match &current {
             Some(c) => (
                 Some(c.pointer.version),
@@ -363,14 +484,18 @@ impl Environment {
         {
             return Ok(Outcome::Unchanged { version });
         }
-        self.publish_body(
+        self.publish_next(
             current.as_ref(),
-            body,
-            summary,
-            Action::Push,
-            Vec::new(),
-            provenance,
-            message,
+            Next {
+                stable: Side::New(body),
+                canary: None,
+                action: Action::Push,
+                summary,
+                flags: Vec::new(),
+                provenance: provenance.clone(),
+                message,
+                rollback_to: None,
+            },
         )
         .await
         .map(Outcome::Published)
@@ -378,8 +503,9 @@ impl Environment {
 
     /// Kills (`kill = true`) or revives the `target` flags: publishes the deployed body with
     /// their `killed` bit changed, as a new version. Starts from what is deployed, not from
-    /// files, so it works without the Git checkout. [`Outcome::Unchanged`] if every targeted
-    /// flag already is in that state.
+    /// files, so it works without the Git checkout. During a canary both blobs change, so no
+    /// user escapes a kill. [`Outcome::Unchanged`] if every targeted flag already is in that
+    /// state.
     pub async fn set_killed(
         &self,
         target: &KillTarget,
@@ -388,19 +514,19 @@ impl Environment {
         created_at: &str,
         reason: Option<String>,
     ) -> Result<Outcome, PublishError> {
-        let Some(current) = self.settled_current(author).await? else {
+        let Some(deployed) = self.settled_deployed(author).await? else {
             return Err(PublishError::NothingPublished {
                 env: self.env.clone(),
             });
         };
-        let old = self
-            .blob(&current.pointer.blob, &current.pointer.sha256)
-            .await?;
-        let mut body = old.body.clone();
         if let KillTarget::Flags(keys) = target {
+            let has = |body: &Body, key: &String| body.flags.iter().any(|f| &f.key == key);
             let unknown: Vec<String> = keys
                 .iter()
-                .filter(|k| !body.flags.iter().any(|f| &f.key == *k))
+                .filter(|k| {
+                    !has(&deployed.stable.body, k)
+                        && !deployed.canary.as_ref().is_some_and(|c| has(&c.body, k))
+                })
                 .cloned()
                 .collect();
             if !unknown.is_empty() {
@@ -410,83 +536,151 @@ impl Environment {
                 });
             }
         }
-        let mut changed = Vec::new();
-        for flag in &mut body.flags {
-            let targeted = match target {
-                KillTarget::All => true,
-                KillTarget::Flags(keys) => keys.contains(&flag.key),
-            };
-            if targeted && flag.killed != kill {
-                flag.killed = kill;
-                changed.push(flag.key.clone());
+        let apply = |body: &Body| {
+            let mut body = body.clone();
+            let mut changed = Vec::new();
+            for flag in &mut body.flags {
+                let targeted = match target {
+                    KillTarget::All => true,
+                    KillTarget::Flags(keys) => keys.contains(&flag.key),
+                };
+                if targeted && flag.killed != kill {
+                    flag.killed = kill;
+                    changed.push(flag.key.clone());
+                }
+            }
+            (body, changed)
+        };
+        let (stable_body, mut changed) = apply(&deployed.stable.body);
+        let stable_changed = !changed.is_empty();
+        let canary = deployed.canary.as_ref().map(|c| apply(&c.body));
+        if let Some((_, canary_changed)) = &canary {
+            for key in canary_changed {
+                if !changed.contains(key) {
+                    changed.push(key.clone());
+                }
             }
         }
         if changed.is_empty() {
             return Ok(Outcome::Unchanged {
-                version: current.pointer.version,
+                version: deployed.current.pointer.version,
             });
         }
-        let summary = diff::diff(&old.body, &body).summary();
+        let summary = diff::diff(&deployed.stable.body, &stable_body).summary();
         // The flags' source did not change: keep the deployed version's commit.
         let provenance = Provenance {
             author: author.to_owned(),
-            source_commit: old.header.source_commit.clone(),
+            source_commit: deployed.stable.header.source_commit.clone(),
             created_at: created_at.to_owned(),
         };
+        let pointer = &deployed.current.pointer;
+        let next_canary = match (&pointer.canary, canary) {
+            (Some(c), Some((body, canary_changed))) => Some(NextCanary {
+                side: if canary_changed.is_empty() {
+                    Side::canary_of(c)
+                } else {
+                    Side::New(body)
+                },
+                percent: c.percent,
+                salt: c.salt.clone(),
+                since: c.since,
+            }),
+            _ => None,
+        };
         let action = if kill { Action::Kill } else { Action::Unkill };
-        self.publish_body(
-            Some(&current),
-            body,
-            summary,
-            action,
-            changed,
-            &provenance,
-            reason,
+        self.publish_next(
+            Some(&deployed.current),
+            Next {
+                stable: if stable_changed {
+                    Side::New(stable_body)
+                } else {
+                    Side::stable_of(pointer)
+                },
+                canary: next_canary,
+                action,
+                summary,
+                flags: changed,
+                provenance,
+                message: reason,
+                rollback_to: None,
+            },
         )
         .await
         .map(Outcome::Published)
     }
 
-    /// Seals `body` as the version after `current`, uploads and verifies the blob, and commits
-    /// the record (module docs, steps 2 to 5).
-    #[allow(clippy::too_many_arguments)]
-    async fn publish_body(
+    /// Builds version `current + 1` from `next`: seals and uploads each new side (read back and
+    /// checked), then commits the record (module docs, steps 2 to 5). Every publishing
+    /// operation ends here: push, canary, promote, abort, rollback, kill, rollout ticks.
+    pub(crate) async fn publish_next(
         &self,
         current: Option<&Current>,
-        body: Body,
-        summary: layout::ChangeSummary,
-        action: Action,
-        flags: Vec<String>,
-        provenance: &Provenance,
-        message: Option<String>,
+        next: Next,
     ) -> Result<VersionRecord, PublishError> {
         let previous = current.map(|c| c.pointer.version);
         let version = previous.map_or(1, |p| p + 1);
-        let blob = blob_file::seal(body, &self.env, version, previous, provenance);
-        let gz = blob_file::encode_gzip(&blob)?;
-        let sha256 = sha256_hex(&gz);
-        let name = blob_name(&sha256);
-        self.upload_blob(&name, gz, &sha256).await?;
+        let (blob, sha256, content_hash) = self
+            .stored_side(next.stable, version, previous, &next.provenance)
+            .await?;
+        let canary = match next.canary {
+            Some(c) => {
+                let (blob, sha256, content_hash) = self
+                    .stored_side(c.side, version, previous, &next.provenance)
+                    .await?;
+                Some(Canary {
+                    blob,
+                    sha256,
+                    content_hash,
+                    percent: c.percent,
+                    salt: c.salt,
+                    since: c.since,
+                })
+            }
+            None => None,
+        };
         let record = VersionRecord {
             version,
             previous,
-            action,
-            blob: name,
+            action: next.action,
+            blob,
             sha256,
-            content_hash: blob.header.content_hash,
-            author: provenance.author.clone(),
-            source_commit: provenance.source_commit.clone(),
-            created_at: provenance.created_at.clone(),
-            summary,
-            rollback_to: None,
-            flags,
-            message,
+            content_hash,
+            author: next.provenance.author,
+            source_commit: next.provenance.source_commit,
+            created_at: next.provenance.created_at,
+            summary: next.summary,
+            rollback_to: next.rollback_to,
+            flags: next.flags,
+            message: next.message,
+            canary,
         };
         self.commit(current, record).await
     }
 
+    /// A side of the next version as `(blob, sha256, content_hash)`, uploading it if new.
+    async fn stored_side(
+        &self,
+        side: Side,
+        version: u64,
+        previous: Option<u64>,
+        provenance: &Provenance,
+    ) -> Result<(String, String, String), PublishError> {
+        match side {
+            Side::Stored(blob, sha256, content_hash) => Ok((blob, sha256, content_hash)),
+            Side::New(body) => {
+                let blob = blob_file::seal(body, &self.env, version, previous, provenance);
+                let gz = blob_file::encode_gzip(&blob)?;
+                let sha256 = sha256_hex(&gz);
+                let name = blob_name(&sha256);
+                self.upload_blob(&name, gz, &sha256).await?;
+                Ok((name, sha256, blob.header.content_hash))
+            }
+        }
+    }
+
     /// Serves version `to`'s blob again, as a new version (blobs are immutable, so nothing is
-    /// compiled or uploaded). [`Outcome::Unchanged`] if it is already served.
+    /// compiled or uploaded). The emergency path: it serves that blob to everyone, so a running
+    /// canary ends too. [`Outcome::Unchanged`] if it is already served, without a canary.
     pub async fn rollback(
         &self,
         to: u64,
@@ -500,7 +694,7 @@ impl Environment {
             });
         };
         let target = self.require_record(to).await?;
-        if target.sha256 == current.pointer.sha256 {
+        if target.sha256 == current.pointer.sha256 && current.pointer.canary.is_none() {
             return Ok(Outcome::Unchanged {
                 version: current.pointer.version,
             });
@@ -510,22 +704,21 @@ impl Environment {
         let current_blob = self
             .blob(&current.pointer.blob, &current.pointer.sha256)
             .await?;
-        let record = VersionRecord {
-            version: current.pointer.version + 1,
-            previous: Some(current.pointer.version),
+        let next = Next {
+            stable: Side::Stored(target.blob, target.sha256, target.content_hash),
+            canary: None,
             action: Action::Rollback,
-            blob: target.blob,
-            sha256: target.sha256,
-            content_hash: target.content_hash,
-            author: author.to_owned(),
-            source_commit: target.source_commit,
-            created_at: created_at.to_owned(),
             summary: diff::diff(&current_blob.body, &target_blob.body).summary(),
-            rollback_to: Some(to),
             flags: Vec::new(),
+            provenance: Provenance {
+                author: author.to_owned(),
+                source_commit: target.source_commit,
+                created_at: created_at.to_owned(),
+            },
             message,
+            rollback_to: Some(to),
         };
-        self.commit(Some(&current), record)
+        self.publish_next(Some(&current), next)
             .await
             .map(Outcome::Published)
     }

@@ -95,7 +95,7 @@ fn bulk_answers_carry_an_etag_and_revalidate_with_304() {
     assert_eq!(first.json()["flags"].as_array().map(Vec::len), Some(20));
     assert_eq!(
         first.json()["metadata"],
-        json!({"environment": ENV, "version": 1})
+        json!({"environment": ENV, "version": 1, "track": "stable"})
     );
 
     let again = s.worker.post(

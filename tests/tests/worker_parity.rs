@@ -54,6 +54,7 @@ fn ten_thousand_random_cases_answer_identically_native_and_in_workerd() {
             Some(edge_worker::ofrep::Served {
                 snapshot: &snapshot,
                 version: 7,
+                canary: None,
             }),
             Some(SECRET),
             now_s() * 1000,
@@ -62,7 +63,7 @@ fn ten_thousand_random_cases_answer_identically_native_and_in_workerd() {
         let native: Value = serde_json::from_slice(&native.body).expect("native JSON");
         assert_eq!(
             in_worker["metadata"],
-            json!({"environment": ENV, "version": 7})
+            json!({"environment": ENV, "version": 7, "track": "stable"})
         );
         let (worker_flags, native_flags) = (
             in_worker["flags"].as_array().unwrap(),
@@ -144,6 +145,7 @@ fn single_flag_answers_match_native_evaluation() {
                 Some(edge_worker::ofrep::Served {
                     snapshot: &snapshot,
                     version: 3,
+                    canary: None,
                 }),
                 Some(SECRET),
                 now_s() * 1000,

@@ -9,18 +9,25 @@ use worker::{
     AbortController, Cache, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response,
 };
 
-use super::{LoadError, Loaded, Schedule, Source, decode_blob, parse_pointer};
+use super::{
+    CanaryPointer, LoadError, Loaded, LoadedCanary, Schedule, Source, check_canary, decode_blob,
+    parse_pointer,
+};
 use crate::config::{Config, Origin, bindings};
 
 /// Response headers on the colo cache entry describing the blob it holds.
 const SHA_HEADER: &str = "X-Flags-Sha256";
 const VERSION_HEADER: &str = "X-Flags-Version";
 const CONTENT_HASH_HEADER: &str = "X-Flags-Content-Hash";
+/// On the stable entry: the pointer's canary half as JSON, when a canary runs. The canary's
+/// blob has its own entry, keyed by its SHA-256 (immutable, so it never needs purging).
+const CANARY_HEADER: &str = "X-Flags-Canary";
 
-/// What one isolate holds: the blob and the retry schedule.
+/// What one isolate holds: the stable blob, the canary's, and the retry schedule.
 #[derive(Default)]
 struct Isolate {
     loaded: Option<Rc<Loaded>>,
+    canary: Option<Rc<LoadedCanary>>,
     schedule: Schedule,
 }
 
@@ -37,6 +44,11 @@ pub(crate) fn now_ms() -> u64 {
 /// The blob served right now, if any.
 pub(crate) fn current() -> Option<Rc<Loaded>> {
     ISOLATE.with(|i| i.borrow().loaded.clone())
+}
+
+/// The canary served right now beside [`current`], if any.
+pub(crate) fn current_canary() -> Option<Rc<LoadedCanary>> {
+    ISOLATE.with(|i| i.borrow().canary.clone())
 }
 
 /// Runs `f` on the schedule (for the health endpoint and config errors).
@@ -68,6 +80,18 @@ enum Outcome {
     New(Box<Loaded>),
 }
 
+/// What a revalidation found for the canary.
+enum CanaryOutcome {
+    /// The pointer names no canary: stop serving one.
+    None,
+    /// The same canary blob; its share may have changed.
+    Same(super::CanarySplit),
+    /// A new canary blob.
+    New(Box<LoadedCanary>),
+    /// The pointer names a canary that did not load: keep the last good one, if any.
+    Failed(LoadError),
+}
+
 /// Revalidates if due; returns where this request's blob came from.
 pub(crate) async fn ensure_fresh(env: &Env, config: &Config, cache_key: &str) -> Source {
     let start = now_ms();
@@ -93,33 +117,80 @@ pub(crate) async fn ensure_fresh(env: &Env, config: &Config, cache_key: &str) ->
         return Source::Memory;
     }
     let guard = InFlight;
-    let result = revalidate(env, config, cache_key, current.as_deref()).await;
+    let current_canary = current_canary();
+    let result = revalidate(
+        env,
+        config,
+        cache_key,
+        current.as_deref(),
+        current_canary.as_deref(),
+    )
+    .await;
     let done = now_ms();
     let source = ISOLATE.with(|i| {
         let mut isolate = i.borrow_mut();
-        match result {
-            Ok(Outcome::New(loaded)) => {
+        let result = match result {
+            Ok((outcome, canary)) => {
+                let canary_error = match canary {
+                    CanaryOutcome::None => {
+                        isolate.canary = None;
+                        None
+                    }
+                    CanaryOutcome::Same(split) => {
+                        if let Some(loaded) = isolate.canary.as_mut()
+                            && loaded.split != split
+                        {
+                            // Rebuilt rather than mutated: a request may still hold the old one.
+                            *loaded = Rc::new(LoadedCanary {
+                                loaded: Rc::clone(&loaded.loaded),
+                                split,
+                            });
+                        }
+                        None
+                    }
+                    CanaryOutcome::New(loaded) => {
+                        isolate.canary = Some(Rc::from(loaded));
+                        None
+                    }
+                    CanaryOutcome::Failed(error) => Some(error),
+                };
+                match canary_error {
+                    Some(error) => Err((Some(outcome), error)),
+                    None => Ok(outcome),
+                }
+            }
+            Err(error) => Err((None, error)),
+        };
+        // A canary that failed to load still lets a new stable blob through, then backs off.
+        let (result, failure) = match result {
+            Ok(outcome) => (Some(outcome), None),
+            Err((outcome, error)) => (outcome, Some(error)),
+        };
+        let source = match result {
+            None => Source::Memory,
+            Some(Outcome::New(loaded)) => {
                 let source = loaded.source;
                 isolate.loaded = Some(Rc::from(loaded));
-                isolate.schedule.succeeded(done, config.revalidate_ms);
                 source
             }
-            Ok(Outcome::Same { version, source }) => {
+            Some(Outcome::Same { version, source }) => {
                 if let (Some(version), Some(loaded)) = (version, isolate.loaded.as_mut())
                     && loaded.version != version
                     && let Some(loaded) = Rc::get_mut(loaded)
                 {
                     loaded.version = version;
                 }
-                isolate.schedule.succeeded(done, config.revalidate_ms);
                 source
             }
-            Err(error) => {
+        };
+        match failure {
+            None => isolate.schedule.succeeded(done, config.revalidate_ms),
+            Some(error) => {
                 worker::console_warn!("flags: keeping last good blob: {error}");
                 isolate.schedule.failed(&error, done, config.revalidate_ms);
-                Source::Memory
             }
         }
+        source
     });
     drop(guard);
     source
@@ -138,7 +209,8 @@ async fn revalidate(
     config: &Config,
     cache_key: &str,
     current: Option<&Loaded>,
-) -> Result<Outcome, LoadError> {
+    current_canary: Option<&LoadedCanary>,
+) -> Result<(Outcome, CanaryOutcome), LoadError> {
     let cache = Cache::default();
     if let Ok(Some(mut hit)) = cache.get(cache_key, true).await {
         let sha = hit.headers().get(SHA_HEADER).ok().flatten();
@@ -148,25 +220,42 @@ async fn revalidate(
             .ok()
             .flatten()
             .and_then(|v| v.parse::<u64>().ok());
-        if let (Some(sha), Some(version)) = (sha, version) {
+        // An entry whose canary header does not parse is treated as a bad entry.
+        let canary = match hit.headers().get(CANARY_HEADER).ok().flatten() {
+            None => Some(None),
+            Some(json) => serde_json::from_str::<CanaryPointer>(&json)
+                .ok()
+                .filter(|c| check_canary(c).is_ok())
+                .map(Some),
+        };
+        if let (Some(sha), Some(version), Some(canary)) = (sha, version, canary) {
             if current.is_some_and(|c| c.sha256 == sha) {
-                return Ok(Outcome::Same {
-                    version: Some(version),
-                    source: Source::Cache,
-                });
+                let canary =
+                    load_canary(env, config, cache_key, canary.as_ref(), current_canary).await;
+                return Ok((
+                    Outcome::Same {
+                        version: Some(version),
+                        source: Source::Cache,
+                    },
+                    canary,
+                ));
             }
             if let Ok(gz) = hit.bytes().await {
                 let content_hash = hit.headers().get(CONTENT_HASH_HEADER).ok().flatten();
                 match decode_blob(&gz, &sha, content_hash.as_deref(), &config.environment) {
                     Ok(snapshot) => {
-                        return Ok(Outcome::New(Box::new(Loaded {
+                        let canary =
+                            load_canary(env, config, cache_key, canary.as_ref(), current_canary)
+                                .await;
+                        let loaded = Loaded {
                             snapshot,
                             gz,
                             sha256: sha,
                             version,
                             loaded_at_ms: now_ms(),
                             source: Source::Cache,
-                        })));
+                        };
+                        return Ok((Outcome::New(Box::new(loaded)), canary));
                     }
                     // A bad cache entry is dropped and the origin asked instead.
                     Err(error) => worker::console_warn!("flags: bad cache entry: {error}"),
@@ -209,13 +298,102 @@ async fn revalidate(
             (Outcome::New(Box::new(loaded)), gz)
         }
     };
-    if let Err(error) = fill_cache(&cache, cache_key, config, &pointer, &gz).await {
+    let canary = load_canary(
+        env,
+        config,
+        cache_key,
+        pointer.canary.as_ref(),
+        current_canary,
+    )
+    .await;
+    // The stable entry (which names the canary) is only cached once the canary has loaded, so
+    // other isolates of the colo do not take the cache's word for a canary the origin refused.
+    if !matches!(canary, CanaryOutcome::Failed(_))
+        && let Err(error) = fill_cache(&cache, cache_key, config, &pointer, &gz).await
+    {
         worker::console_warn!("flags: cache put failed: {error}");
     }
-    Ok(match outcome {
+    let outcome = match outcome {
         Outcome::New(loaded) => Outcome::New(Box::new(Loaded { gz, ..*loaded })),
         same => same,
-    })
+    };
+    Ok((outcome, canary))
+}
+
+/// The canary named by the pointer (or the stable cache entry): the one in memory if it is the
+/// same blob, else from its own colo cache entry (keyed by SHA-256), else from the origin.
+async fn load_canary(
+    env: &Env,
+    config: &Config,
+    cache_key: &str,
+    wanted: Option<&CanaryPointer>,
+    current: Option<&LoadedCanary>,
+) -> CanaryOutcome {
+    let Some(wanted) = wanted else {
+        return CanaryOutcome::None;
+    };
+    let split = wanted.split();
+    if current.is_some_and(|c| c.loaded.sha256 == wanted.sha256) {
+        return CanaryOutcome::Same(split);
+    }
+    let cache = Cache::default();
+    let blob_key = format!("{cache_key}/blob/{}", wanted.sha256);
+    if let Ok(Some(mut hit)) = cache.get(&blob_key, true).await
+        && let Ok(gz) = hit.bytes().await
+    {
+        match decode_blob(
+            &gz,
+            &wanted.sha256,
+            wanted.content_hash.as_deref(),
+            &config.environment,
+        ) {
+            Ok(snapshot) => return canary_loaded(snapshot, wanted, split, Source::Cache),
+            Err(error) => {
+                worker::console_warn!("flags: bad canary cache entry: {error}");
+                let _ = cache.delete(&blob_key, true).await;
+            }
+        }
+    }
+    let key = format!("{}/{}", config.environment, wanted.blob);
+    let fetched = match get_object(env, config, &key, "canary blob").await {
+        Ok(gz) => decode_blob(
+            &gz,
+            &wanted.sha256,
+            wanted.content_hash.as_deref(),
+            &config.environment,
+        )
+        .map(|snapshot| (snapshot, gz)),
+        Err(error) => Err(error),
+    };
+    match fetched {
+        Ok((snapshot, gz)) => {
+            if let Err(error) = fill_blob_cache(&cache, &blob_key, config, &gz).await {
+                worker::console_warn!("flags: canary cache put failed: {error}");
+            }
+            canary_loaded(snapshot, wanted, split, Source::Origin)
+        }
+        Err(error) => CanaryOutcome::Failed(LoadError::Canary(Box::new(error))),
+    }
+}
+
+fn canary_loaded(
+    snapshot: shared_eval::Snapshot,
+    wanted: &CanaryPointer,
+    split: super::CanarySplit,
+    source: Source,
+) -> CanaryOutcome {
+    let loaded = Loaded {
+        snapshot,
+        gz: Vec::new(),
+        sha256: wanted.sha256.clone(),
+        version: wanted.since,
+        loaded_at_ms: now_ms(),
+        source,
+    };
+    CanaryOutcome::New(Box::new(LoadedCanary {
+        loaded: Rc::new(loaded),
+        split,
+    }))
 }
 
 async fn fill_cache(
@@ -237,6 +415,41 @@ async fn fill_cache(
     if let Some(content_hash) = &pointer.content_hash {
         headers.set(CONTENT_HASH_HEADER, content_hash)?;
     }
+    if let Some(canary) = &pointer.canary {
+        headers.set(CANARY_HEADER, &canary_header(canary))?;
+    }
+    let response = Response::from_bytes(gz.to_vec())?.with_headers(headers);
+    cache.put(key, response).await
+}
+
+/// The canary half as the stable entry's header value (what `CanaryPointer` parses back).
+fn canary_header(canary: &CanaryPointer) -> String {
+    serde_json::json!({
+        "blob": canary.blob,
+        "sha256": canary.sha256,
+        "content_hash": canary.content_hash,
+        "percent": canary.percent,
+        "salt": canary.salt,
+        "since": canary.since,
+    })
+    .to_string()
+}
+
+/// Caches a canary blob under its content address: immutable, so it never needs purging (a
+/// purge by tag drops it too, harmlessly).
+async fn fill_blob_cache(
+    cache: &Cache,
+    key: &str,
+    config: &Config,
+    gz: &[u8],
+) -> worker::Result<()> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/octet-stream")?;
+    headers.set(
+        "Cache-Control",
+        &format!("public, max-age={}", config.cache_ttl_s),
+    )?;
+    headers.set("Cache-Tag", &format!("flags-{}", config.environment))?;
     let response = Response::from_bytes(gz.to_vec())?.with_headers(headers);
     cache.put(key, response).await
 }

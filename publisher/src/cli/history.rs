@@ -47,9 +47,15 @@ pub fn run(args: Args) -> ExitCode {
                 } else {
                     ' '
                 };
-                let what = match record.rollback_to {
-                    Some(to) => format!("back to {to}: {}", record.summary.one_line()),
-                    None => record.summary.one_line(),
+                let what = match (record.rollback_to, &record.canary) {
+                    (Some(to), _) => format!("back to {to}: {}", record.summary.one_line()),
+                    (None, Some(canary)) => format!(
+                        "canary {} since {}: {}",
+                        canary.percent,
+                        canary.since,
+                        record.summary.one_line()
+                    ),
+                    (None, None) => record.summary.one_line(),
                 };
                 let message = record
                     .message

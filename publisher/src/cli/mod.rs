@@ -7,6 +7,7 @@ pub mod eval;
 pub mod explain;
 pub mod history;
 pub mod kill;
+pub mod promote;
 pub mod purge_args;
 pub mod push;
 pub mod rollback;

@@ -2,12 +2,14 @@
 //! append the audit entry; print the new version and a one-line summary of what changed.
 //! With `--purge` (or `FLAGS_PURGE`) the CDN is purged after publishing.
 //! `--dry-run` compiles and shows the change against what is deployed, writing nothing.
+//! `--canary PERCENT` publishes the flags as the environment's canary instead, served to that
+//! share of users beside the stable version until `promote` or `abort`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use publisher::blob_file::Provenance;
-use publisher::layout::VersionRecord;
+use publisher::layout::{Share, VersionRecord};
 use serde_json::json;
 
 use super::compile_or_report;
@@ -24,6 +26,11 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub purge: PurgeArgs,
+    /// Publish as a canary served to this percentage of users (by targeting key), beside the
+    /// stable version; `promote` or `abort` ends it. Again during a canary: replaces its flags
+    /// and share.
+    #[arg(long, value_name = "PERCENT")]
+    pub canary: Option<Share>,
     /// Show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -92,11 +99,23 @@ pub fn run(args: Args) -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        match env.push(compiled.body, &provenance, args.message).await {
+        let pushed = match args.canary {
+            Some(percent) => {
+                env.push_canary(compiled.body, percent, &provenance, args.message)
+                    .await
+            }
+            None => env.push(compiled.body, &provenance, args.message).await,
+        };
+        match pushed {
             Ok(outcome) => {
                 let published = |record: &VersionRecord| {
+                    let canary = record
+                        .canary
+                        .as_ref()
+                        .map(|c| format!(" as a canary to {} of users", c.percent))
+                        .unwrap_or_default();
                     format!(
-                        "published {} version {} ({}): {}",
+                        "published {} version {}{canary} ({}): {}",
                         env.name(),
                         record.version,
                         record

@@ -1,0 +1,67 @@
+//! `publisher promote --env ENV` and `publisher abort --env ENV`: end the running canary,
+//! making it the stable version or dropping it, as a new version; then purge the CDN.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use publisher::blob_file::Provenance;
+use publisher::layout::VersionRecord;
+
+use super::purge_args::PurgeArgs;
+use super::store_args::{StoreArgs, fail, print_outcome, with_env};
+
+/// Arguments of `promote` and `abort`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub purge: PurgeArgs,
+    /// Author recorded in the version (default: `git config user.name`).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Why: recorded in the version and the audit trail.
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `promote = true` for `promote`, false for `abort`. Exit 0 when done, 3 on a lost race, 4
+/// when stored but the purge failed, 1 otherwise (including: no canary running).
+pub fn run(args: Args, promote: bool) -> ExitCode {
+    let verb = if promote { "promote" } else { "abort" };
+    let provenance = Provenance::detect(Path::new("."), args.author.as_deref());
+    with_env(args.store, |env| async move {
+        let (author, at) = (&provenance.author, &provenance.created_at);
+        let outcome = if promote {
+            env.promote(author, at, args.message.clone()).await
+        } else {
+            env.abort(author, at, args.message.clone()).await
+        };
+        match outcome {
+            Ok(outcome) => {
+                let published = |record: &VersionRecord| {
+                    let done = if promote {
+                        "promoted the canary to stable"
+                    } else {
+                        "aborted the canary; stable serves everyone"
+                    };
+                    format!(
+                        "{done} in {} as version {} (was {}): {}",
+                        env.name(),
+                        record.version,
+                        record.previous.unwrap_or_default(),
+                        record.summary.one_line()
+                    )
+                };
+                let unchanged =
+                    |version| format!("{} version {version}: nothing to {verb}", env.name());
+                print_outcome(env.name(), &outcome, args.json, published, unchanged);
+                args.purge.after_outcome(env.name(), &outcome).await
+            }
+            Err(e) => fail(verb, &e),
+        }
+    })
+}
