@@ -1,10 +1,16 @@
 //! The publisher: flag files -> compiled blob -> object store -> CDN purge.
+//!
+//! The `store` feature (default) brings the object stores, publishing, purging and the CLI;
+//! without it the library is the compiler alone (`compile`, `blob_file`, `diff`, `token`).
 
 pub mod blob_file;
 pub mod compile;
 pub mod diff;
 pub mod layout;
+#[cfg(feature = "store")]
 pub mod publish;
+#[cfg(feature = "store")]
 pub mod purge;
+#[cfg(feature = "store")]
 pub mod store;
 pub mod token;

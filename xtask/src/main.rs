@@ -5,11 +5,14 @@
 //!   Chromium).
 //! - `demo`: SeaweedFS + the worker in workerd + the example flags pushed + the dashboard.
 //! - `test`: `setup`, then the whole test suite (the README's test command).
+//! - `fuzz [--seconds N] [TARGET...]`: builds the libFuzzer targets in `fuzz/` (stable toolchain,
+//!   SanitizerCoverage flags) and runs each for N seconds (default 10).
 //! - `worker-build [--no-opt] [--if-stale]`: builds the edge worker to `edge-worker/build/`.
 //!
 //! Plain `std::process` on purpose: this crate must build fast on a fresh machine.
 
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 mod util;
@@ -21,11 +24,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo::run(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("setup") => setup::run(),
         Some("test") => test::run(&args[1..]),
         Some("worker-build") => worker::run(&util::project_root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|setup|test|worker-build>");
+            eprintln!("usage: cargo xtask <demo|fuzz|setup|test|worker-build>");
             return ExitCode::from(2);
         }
     };
