@@ -26,6 +26,8 @@ pub enum ApiError {
     TokenInvalid,
     /// Token past its `exp` (or before its `nbf`).
     TokenExpired,
+    /// Token's `aud` does not name this worker's environment (replayed from another one).
+    TokenWrongAudience,
     /// A token was sent but the worker has no `IDENTITY_SECRET` to check it with.
     TokenUnverifiable,
     /// CORS: the `Origin` is not in the allowlist.
@@ -62,7 +64,10 @@ impl ApiError {
             | ApiError::TooManyAttributes
             | ApiError::KeyTooLong
             | ApiError::KeyInvalid => 400,
-            ApiError::TokenInvalid | ApiError::TokenExpired | ApiError::TokenUnverifiable => 401,
+            ApiError::TokenInvalid
+            | ApiError::TokenExpired
+            | ApiError::TokenWrongAudience
+            | ApiError::TokenUnverifiable => 401,
             ApiError::PurgeUnauthorized => 401,
             ApiError::OriginNotAllowed | ApiError::PurgeDisabled => 403,
             ApiError::NotFound => 404,
@@ -98,6 +103,7 @@ impl ApiError {
             ApiError::KeyInvalid => "flag key is empty or not valid UTF-8",
             ApiError::TokenInvalid => "identity token is invalid",
             ApiError::TokenExpired => "identity token has expired",
+            ApiError::TokenWrongAudience => "identity token is for another environment",
             ApiError::TokenUnverifiable => "identity tokens are not accepted by this worker",
             ApiError::OriginNotAllowed => "origin is not allowed",
             ApiError::MethodNotAllowed => "method not allowed",

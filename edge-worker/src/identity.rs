@@ -5,6 +5,12 @@
 //! attributes; the request body can add unsigned attributes but never override these (the
 //! evaluator looks in the signed set first and reads unsigned ones only where a flag allows).
 //! No token means an anonymous identity: nothing signed, so permission flags are never served.
+//!
+//! What binds a token to an environment: its secret, and its `aud` claim. A token with `aud`
+//! (a string or an array of strings, RFC 7519 section 4.1.3) is accepted only by a worker whose
+//! environment it names, so a `dev` token is refused by `prod` even when both share a secret.
+//! A token without `aud` is valid wherever its secret is: give each environment its own secret,
+//! or mint tokens with `aud` (`publisher token --claim aud=prod`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -63,10 +69,12 @@ pub fn token_from_headers<'a>(
     })
 }
 
-/// Resolves the caller: anonymous without a token; otherwise the token must verify.
+/// Resolves the caller: anonymous without a token; otherwise the token must verify, and its
+/// `aud`, when it has one, must name `environment` (the worker's).
 pub fn resolve(
     token: Option<&str>,
     secret: Option<&str>,
+    environment: &str,
     now_s: i64,
 ) -> Result<Identity, ApiError> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -78,6 +86,11 @@ pub fn resolve(
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::TokenUnverifiable)?;
     let claims = verify_hs256(token, secret.as_bytes(), now_s)?;
+    if let Some(audience) = claims.get("aud")
+        && !audience_names(audience, environment)
+    {
+        return Err(ApiError::TokenWrongAudience);
+    }
     let subject = match claims.get("sub") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(ApiError::TokenInvalid),
@@ -91,6 +104,18 @@ pub fn resolve(
         signed,
         verified: true,
     })
+}
+
+/// Whether an `aud` claim names `environment` (an empty environment is never named).
+fn audience_names(audience: &Value, environment: &str) -> bool {
+    let names = |v: &Value| {
+        v.as_str()
+            .is_some_and(|a| !a.is_empty() && a == environment)
+    };
+    match audience {
+        Value::Array(items) => items.iter().any(names),
+        single => names(single),
+    }
 }
 
 /// Verifies an HS256 JWT's signature and time claims and returns its claims.
@@ -177,6 +202,7 @@ mod tests {
 
     const SECRET: &str = "test-secret";
     const NOW: i64 = 1_800_000_000;
+    const ENV: &str = "prod";
 
     fn claims(value: Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap()
@@ -210,7 +236,7 @@ mod tests {
             ),
             SECRET.as_bytes(),
         );
-        let id = resolve(Some(&token), Some(SECRET), NOW).unwrap();
+        let id = resolve(Some(&token), Some(SECRET), ENV, NOW).unwrap();
         assert!(id.verified);
         assert_eq!(
             Value::Object(id.signed),
@@ -224,18 +250,18 @@ mod tests {
         let token = sign_hs256(&good, SECRET.as_bytes());
         // Wrong secret, tampered payload, expired, missing exp, missing sub, not yet valid.
         assert_eq!(
-            resolve(Some(&token), Some("other"), NOW),
+            resolve(Some(&token), Some("other"), ENV, NOW),
             Err(ApiError::TokenInvalid)
         );
         let mut parts: Vec<&str> = token.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","exp":9999999999}"#);
         parts[1] = &forged;
         assert_eq!(
-            resolve(Some(&parts.join(".")), Some(SECRET), NOW),
+            resolve(Some(&parts.join(".")), Some(SECRET), ENV, NOW),
             Err(ApiError::TokenInvalid)
         );
         assert_eq!(
-            resolve(Some(&token), Some(SECRET), NOW + 60),
+            resolve(Some(&token), Some(SECRET), ENV, NOW + 60),
             Err(ApiError::TokenExpired)
         );
         for bad in [
@@ -245,7 +271,7 @@ mod tests {
         ] {
             let t = sign_hs256(&claims(bad), SECRET.as_bytes());
             assert_eq!(
-                resolve(Some(&t), Some(SECRET), NOW),
+                resolve(Some(&t), Some(SECRET), ENV, NOW),
                 Err(ApiError::TokenInvalid)
             );
         }
@@ -254,12 +280,12 @@ mod tests {
             SECRET.as_bytes(),
         );
         assert_eq!(
-            resolve(Some(&early), Some(SECRET), NOW),
+            resolve(Some(&early), Some(SECRET), ENV, NOW),
             Err(ApiError::TokenExpired)
         );
         // A token but no secret configured: refused, not silently anonymous.
         assert_eq!(
-            resolve(Some(&token), None, NOW),
+            resolve(Some(&token), None, ENV, NOW),
             Err(ApiError::TokenUnverifiable)
         );
         for junk in [
@@ -270,7 +296,7 @@ mod tests {
             "é.é.é",
             "eyJhbGciOiJub25lIn0.e30.",
         ] {
-            let result = resolve(Some(junk), Some(SECRET), NOW);
+            let result = resolve(Some(junk), Some(SECRET), ENV, NOW);
             assert!(junk.is_empty() || result.is_err(), "{junk:?} accepted");
         }
     }
@@ -286,10 +312,47 @@ mod tests {
         ] {
             let token = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header));
             assert_eq!(
-                resolve(Some(&token), Some(SECRET), NOW),
+                resolve(Some(&token), Some(SECRET), ENV, NOW),
                 Err(ApiError::TokenInvalid)
             );
         }
+    }
+
+    #[test]
+    fn a_token_for_another_environment_is_refused() {
+        let mint = |aud: Value| {
+            sign_hs256(
+                &claims(json!({"sub": "u", "exp": NOW + 60, "aud": aud})),
+                SECRET.as_bytes(),
+            )
+        };
+        for accepted in [json!("prod"), json!(["dev", "prod"])] {
+            let id = resolve(Some(&mint(accepted.clone())), Some(SECRET), ENV, NOW);
+            assert!(id.is_ok_and(|id| id.verified), "{accepted}");
+        }
+        for refused in [
+            json!("dev"),
+            json!(["dev", "staging"]),
+            json!([]),
+            json!(""),
+            json!(7),
+        ] {
+            assert_eq!(
+                resolve(Some(&mint(refused.clone())), Some(SECRET), ENV, NOW),
+                Err(ApiError::TokenWrongAudience),
+                "{refused}"
+            );
+        }
+        // Without `aud` the secret alone binds it.
+        let plain = sign_hs256(
+            &claims(json!({"sub": "u", "exp": NOW + 60})),
+            SECRET.as_bytes(),
+        );
+        assert!(resolve(Some(&plain), Some(SECRET), ENV, NOW).is_ok());
+        assert_eq!(
+            resolve(Some(&mint(json!("prod"))), Some(SECRET), "", NOW),
+            Err(ApiError::TokenWrongAudience)
+        );
     }
 
     #[test]
@@ -306,6 +369,9 @@ mod tests {
         );
         assert_eq!(token_from_headers(None, Some("xff_token=1")), None);
         assert_eq!(token_from_headers(Some("Bear"), None), None);
-        assert_eq!(resolve(None, Some(SECRET), NOW), Ok(Identity::anonymous()));
+        assert_eq!(
+            resolve(None, Some(SECRET), ENV, NOW),
+            Ok(Identity::anonymous())
+        );
     }
 }

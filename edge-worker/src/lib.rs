@@ -20,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod identity;
+pub mod isolate;
 pub mod limits;
 pub mod loader;
 pub mod ofrep;
@@ -65,12 +66,9 @@ mod glue {
     use crate::error::ApiError;
     use crate::health;
     use crate::http::{CorsDecision, Reply, cors_decision, preflight, with_cors};
-    use crate::limits::MAX_BODY_BYTES;
+    use crate::limits::{BodyReader, MAX_BODY_BYTES, MAX_DRAIN_BYTES};
     use crate::loader::{LoadError, Source, io};
     use crate::ofrep::{self, BULK_PATH, EvalRequest, Served};
-
-    /// Bodies up to this size are read even when refused (see `route`); larger ones are not.
-    const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
 
     thread_local! {
         // Bindings do not change during an isolate's life: read them once.
@@ -89,6 +87,7 @@ mod glue {
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+        crate::isolate::count_request(io::now_ms());
         let reply = route(req, &env).await;
         into_response(reply)
     }
@@ -166,13 +165,14 @@ mod glue {
         }
         // Read the body before any refusal (when it is of a sane size): closing a connection
         // with an unread body makes some HTTP stacks reset it before the client reads the answer.
+        // Streamed, never buffered whole: at most MAX_BODY_BYTES are kept, whatever is declared.
         let declared_len = header(&req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
-        let drain =
-            method == Method::Post && declared_len.is_none_or(|len| len <= DRAIN_LIMIT_BYTES);
-        let body = if drain {
-            req.bytes().await.unwrap_or_default()
+        let body = if method != Method::Post {
+            Some(Vec::new())
+        } else if declared_len.is_none_or(|len| len <= MAX_DRAIN_BYTES) {
+            read_body(&mut req).await
         } else {
-            Vec::new()
+            None
         };
         if cors == CorsDecision::Refused {
             return Reply::error(ApiError::OriginNotAllowed, None).with_header("Vary", "Origin");
@@ -184,9 +184,10 @@ mod glue {
                 &cors,
             );
         }
-        if declared_len.is_some_and(|len| len > MAX_BODY_BYTES) || body.len() > MAX_BODY_BYTES {
+        let Some(body) = body.filter(|_| declared_len.is_none_or(|len| len <= MAX_BODY_BYTES))
+        else {
             return with_cors(Reply::error(ApiError::BodyTooLarge, None), &cors);
-        }
+        };
 
         let load_started = io::now_ms();
         let source = match &cfg {
@@ -210,6 +211,7 @@ mod glue {
             authorization: authorization.as_deref(),
             cookie: cookie.as_deref(),
             if_none_match: if_none_match.as_deref(),
+            environment: cfg.as_ref().map_or("", |c| c.environment.as_str()),
         };
         let served = loaded.as_deref().map(|l| Served {
             snapshot: &l.snapshot,
@@ -226,6 +228,20 @@ mod glue {
             done.saturating_sub(eval_started)
         );
         with_cors(reply.with_header("Server-Timing", timing), &cors)
+    }
+
+    /// The body, chunk by chunk, or `None` when it is over the limit (see [`BodyReader`]).
+    async fn read_body(req: &mut Request) -> Option<Vec<u8>> {
+        use futures_util::StreamExt as _;
+        let mut reader = BodyReader::default();
+        if let Ok(mut stream) = req.stream() {
+            while let Some(Ok(chunk)) = stream.next().await {
+                if !reader.push(&chunk) {
+                    break;
+                }
+            }
+        }
+        reader.finish()
     }
 
     fn record_config_error(why: &str, now_ms: u64) {
@@ -255,16 +271,24 @@ mod glue {
                         io::now_ms(),
                     )
                 });
-                health::reply(&doc)
+                health::reply(&with_isolate(doc))
             }
             Err(why) => {
                 record_config_error(&why, now);
                 let doc = io::with_schedule(|s| {
                     health::document("", None, None, s, Source::Memory, 0, now)
                 });
-                health::reply(&doc)
+                health::reply(&with_isolate(doc))
             }
         }
+    }
+
+    /// Adds `isolate` (start time, request count) to a health document.
+    fn with_isolate(mut doc: serde_json::Value) -> serde_json::Value {
+        if let Some(fields) = doc.as_object_mut() {
+            fields.insert("isolate".into(), crate::isolate::document());
+        }
+        doc
     }
 
     async fn assets(req: Request, env: &Env) -> Reply {

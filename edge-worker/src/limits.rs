@@ -23,6 +23,35 @@ pub const MAX_FLAG_KEY_BYTES: usize = 256;
 /// Longest identity token accepted (header or cookie).
 pub const MAX_TOKEN_BYTES: usize = 4096;
 
+/// Most body bytes read (and thrown away) from a request refused for its size, so that the
+/// client, still sending, reads the 413 instead of a reset connection; past it the worker stops
+/// reading. Bounds what one request costs however long its body is.
+pub const MAX_DRAIN_BYTES: usize = 1024 * 1024;
+
+/// A request body read chunk by chunk as it streams in: keeps at most [`MAX_BODY_BYTES`] + 1
+/// bytes, whatever the client sends or declares (a chunked body has no `Content-Length`).
+#[derive(Debug, Default)]
+pub struct BodyReader {
+    kept: Vec<u8>,
+    seen: usize,
+}
+
+impl BodyReader {
+    /// Takes the next chunk; `false` means stop reading (the drain limit is reached).
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        self.seen = self.seen.saturating_add(chunk.len());
+        let room = (MAX_BODY_BYTES + 1).saturating_sub(self.kept.len());
+        self.kept
+            .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        self.seen <= MAX_DRAIN_BYTES
+    }
+
+    /// The body, or `None` when it was over [`MAX_BODY_BYTES`].
+    pub fn finish(self) -> Option<Vec<u8>> {
+        (self.seen <= MAX_BODY_BYTES).then_some(self.kept)
+    }
+}
+
 /// Whether `bytes`, read as JSON, nests arrays/objects deeper than `max`.
 ///
 /// A single pass that tracks strings and escapes; malformed JSON is left for the parser to
@@ -84,6 +113,30 @@ mod tests {
         assert!(!json_too_deep(br#"{"a":"\"[[[[["}"#, 1));
         assert!(json_too_deep(&[b'['; 100], 8));
         assert!(!json_too_deep(b"]]]]}}}{", 1));
+    }
+
+    #[test]
+    fn body_reader_keeps_the_limit_and_stops_at_the_drain_limit() {
+        let mut body = BodyReader::default();
+        assert!(body.push(b"{\"context\":"));
+        assert!(body.push(b"{}}"));
+        assert_eq!(body.finish().as_deref(), Some(&b"{\"context\":{}}"[..]));
+
+        let mut body = BodyReader::default();
+        let chunk = vec![b' '; 64 * 1024];
+        let mut pushes = 0;
+        while body.push(&chunk) {
+            pushes += 1;
+            assert!(body.kept.len() <= MAX_BODY_BYTES + 1);
+        }
+        // Stopped right after passing the drain limit, keeping no more than the body limit.
+        assert_eq!(pushes, MAX_DRAIN_BYTES / chunk.len());
+        assert_eq!(body.kept.len(), MAX_BODY_BYTES + 1);
+        assert_eq!(body.finish(), None);
+
+        let mut exact = BodyReader::default();
+        assert!(exact.push(&vec![b' '; MAX_BODY_BYTES]));
+        assert_eq!(exact.finish().map(|b| b.len()), Some(MAX_BODY_BYTES));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct EvalRequest<'a> {
     pub cookie: Option<&'a str>,
     /// `If-None-Match` header (bulk only).
     pub if_none_match: Option<&'a str>,
+    /// The environment this worker serves: a token whose `aud` names another is refused.
+    pub environment: &'a str,
 }
 
 /// The blob being served, with the environment version that named it.
@@ -134,7 +136,8 @@ pub fn handle(
         Err(error) => return Reply::error(error, key_ref),
     };
     let token = identity::token_from_headers(request.authorization, request.cookie);
-    let identity = match identity::resolve(token, identity_secret, now_ms.div_euclid(1000)) {
+    let now_s = now_ms.div_euclid(1000);
+    let identity = match identity::resolve(token, identity_secret, request.environment, now_s) {
         Ok(identity) => identity,
         Err(error) => return Reply::error(error, key_ref),
     };
