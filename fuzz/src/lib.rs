@@ -241,6 +241,7 @@ pub fn ofrep_request(data: &[u8]) {
     let served = Served {
         snapshot: example_snapshot(),
         version: 7,
+        canary: None,
     };
     for served in [Some(served), None] {
         let reply = ofrep::handle(&request, served, Some(SECRET), NOW_MS);
