@@ -126,6 +126,9 @@ pub(crate) async fn ensure_fresh(env: &Env, config: &Config, cache_key: &str) ->
         current_canary.as_deref(),
     )
     .await;
+    // Let go of our references first, so that `Rc::get_mut` below can update the version of a
+    // blob that stayed the same (no other request holds one across an `.await`).
+    drop((current, current_canary));
     let done = now_ms();
     let source = ISOLATE.with(|i| {
         let mut isolate = i.borrow_mut();
