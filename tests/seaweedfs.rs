@@ -35,6 +35,9 @@ pub struct SeaweedFs {
     /// Its secret key.
     pub secret_key: String,
     child: Child,
+    command: Command,
+    log_path: PathBuf,
+    s3_port: u16,
     data: tempfile::TempDir,
 }
 
@@ -201,44 +204,72 @@ impl SeaweedFs {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", weed.display()));
         let s3_port = ports[0];
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if healthy(s3_port) {
-                break;
-            }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = fs::read_to_string(&log_path).unwrap_or_default();
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(30)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                panic!(
-                    "SeaweedFS did not become healthy on 127.0.0.1:{s3_port} ({exited:?}); log tail:\n{tail}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let child = spawn_healthy(&mut command, s3_port, &log_path);
         SeaweedFs {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             access_key,
             secret_key,
             child,
+            command,
+            log_path,
+            s3_port,
             data,
         }
     }
 
+    /// Stops the server (as a crash would: killed), keeping its data for [`restart`](Self::restart).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same ports and data; returns once it is healthy.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_healthy(&mut self.command, self.s3_port, &self.log_path);
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Spawns `command` and waits until its S3 port answers `/healthz`; panics with the log's tail
+/// if it does not within 60 s.
+fn spawn_healthy(command: &mut Command, s3_port: u16, log_path: &std::path::Path) -> Child {
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {:?}: {e}", command.get_program()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if healthy(s3_port) {
+            return child;
+        }
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = fs::read_to_string(log_path).unwrap_or_default();
+            let tail: String = log
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!(
+                "SeaweedFS did not become healthy on 127.0.0.1:{s3_port} ({exited:?}); log tail:\n{tail}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl SeaweedFs {
     /// One server shared by every test of the process that holds it at the same time: started
     /// by the first, stopped when the last one drops its handle.
     pub fn shared() -> Arc<SeaweedFs> {
@@ -358,6 +389,54 @@ impl SeaweedFs {
                 version_marker = page.next_version_id_marker().map(str::to_owned);
             }
             counts
+        })
+    }
+
+    /// Writes `bytes` at `key` of `bucket` unconditionally, as a broken publisher (or bit rot)
+    /// would: for fault tests. Panics if the server refuses.
+    pub fn put_raw(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        block_on(async {
+            let store = self.store(bucket, "").await;
+            store
+                .client()
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(bytes.into())
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "put {bucket}/{key}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                });
+        });
+    }
+
+    /// Reads `key` of `bucket`.
+    pub fn get_raw(&self, bucket: &str, key: &str) -> Vec<u8> {
+        block_on(async {
+            let store = self.store(bucket, "").await;
+            let object = store
+                .client()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "get {bucket}/{key}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                });
+            object
+                .body
+                .collect()
+                .await
+                .map(|b| b.into_bytes().to_vec())
+                .expect("read object body")
         })
     }
 

@@ -441,3 +441,113 @@ pub fn now_s() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The built worker in bare workerd (no Miniflare in front), as benchmarks and load tests run
+/// it: one `main` service on a free 127.0.0.1 port, allowed to reach loopback origins. Killed
+/// on drop.
+#[derive(Debug)]
+pub struct Workerd {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+}
+
+impl Workerd {
+    /// Starts workerd with these text bindings and waits until `/_flags/ping` answers.
+    pub fn start(bindings: &[(&str, &str)]) -> Workerd {
+        let build = built_worker();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let dir = scratch_dir("workerd");
+        let bindings: Vec<String> = bindings
+            .iter()
+            .map(|(name, value)| format!("    (name = {name:?}, text = {value:?}),"))
+            .collect();
+        let config = format!(
+            r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .flagsWorker),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (), service = "main") ],
+);
+const flagsWorker :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "2026-04-26",
+  bindings = [
+{}
+  ],
+  globalOutbound = "internet",
+);
+"#,
+            bindings.join("\n")
+        );
+        // capnp embeds are read relative to the config file.
+        for file in ["index.js", "index_bg.wasm"] {
+            std::fs::copy(build.join(file), dir.join(file)).expect("copy the built worker");
+        }
+        let config_path = dir.join("worker.capnp");
+        std::fs::write(&config_path, config).expect("write capnp");
+        let workerd = project_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+        let log = std::fs::File::create(dir.join("workerd.log")).expect("log file");
+        let child = Command::new(&workerd)
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start workerd (run `npm ci`)");
+        let workerd = Workerd {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let start = Instant::now();
+        while ureq::get(&format!("{}/_flags/ping", workerd.url))
+            .call()
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "workerd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        workerd
+    }
+
+    /// The workerd process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the workerd process in KiB (`VmRSS` of /proc).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status.lines().find_map(|l| {
+                    l.strip_prefix("VmRSS:")
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                })
+            })
+            .unwrap_or(0)
+    }
+
+    /// Whether workerd is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -361,7 +361,9 @@ fn rollback_then_history_and_diff(backend: &Backend) {
 
 /// Rounds of 20 concurrent `publisher push` processes, each with different flags: every one
 /// either publishes a distinct version or fails with the conflict error, and the history stays
-/// gapless with an audit entry per version; no blob object is ever overwritten.
+/// gapless with an audit entry per version; no blob object is ever overwritten. In the middle
+/// round a `publisher kill` races the pushes: it wins a version (at once or on a re-run after
+/// exit 3), and no push started before it undoes it (the flag is still killed at the end).
 fn racing_pushes(backend: &Backend) {
     const ROUNDS: usize = 3;
     const PUSHERS: usize = 20;
@@ -381,7 +383,18 @@ fn racing_pushes(backend: &Backend) {
         .collect();
     let mut winners = BTreeSet::new();
     let mut total_wins = 0;
+    let mut kill_version = None;
     for round in 0..ROUNDS {
+        let kill = (round == 1).then(|| {
+            backend
+                .command(&[
+                    "kill", "racer", "--env", "prod", "--reason", "race", "--author", "killer",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        });
         let children: Vec<_> = (0..PUSHERS)
             .map(|i| {
                 let dir = &dirs[round * PUSHERS + i].1;
@@ -427,9 +440,36 @@ fn racing_pushes(backend: &Backend) {
                 _ => panic!("a racing push neither won nor lost cleanly: {}", text(&out)),
             }
         }
+        if let Some(mut child) = kill {
+            // Re-run a lost kill as an operator would, until it wins.
+            let version = loop {
+                let out = child.wait_with_output().unwrap();
+                match out.status.code() {
+                    Some(0) => break version_after(&text(&out), "as version "),
+                    Some(3) => {
+                        child = backend
+                            .command(&["kill", "racer", "--env", "prod", "--reason", "race"])
+                            .stdout(std::process::Stdio::piped())
+                            .stderr(std::process::Stdio::piped())
+                            .spawn()
+                            .unwrap();
+                    }
+                    _ => panic!(
+                        "the racing kill neither won nor lost cleanly: {}",
+                        text(&out)
+                    ),
+                }
+            };
+            assert!(winners.insert(version), "version {version} won twice");
+            kill_version = Some(version);
+            round_wins += 1;
+        }
         assert!(round_wins >= 1, "round {round}: nobody won");
         total_wins += round_wins;
     }
+    // Every push after the kill carried it: killing again changes nothing.
+    let again = backend.ok(&["kill", "racer", "--env", "prod", "--reason", "check"]);
+    assert!(again.contains("nothing to kill"), "{again}");
     let history = backend.json(&["history", "--env", "prod"]);
     assert_eq!(history["problems"], Value::Array(vec![]), "{history}");
     let versions: Vec<u64> = history["versions"]
@@ -463,6 +503,18 @@ fn racing_pushes(backend: &Backend) {
         .map(|e| e["version"].as_u64().unwrap())
         .collect();
     assert_eq!(audited, versions, "one audit entry per version");
+    let kills: Vec<u64> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "kill")
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        kills,
+        kill_version.into_iter().collect::<Vec<_>>(),
+        "the kill is audited once"
+    );
 
     if let (Some(server), Some(bucket)) = (&backend._server, &backend.bucket) {
         // The bucket is versioned: an overwrite would show up as a second version of a key.
@@ -490,6 +542,16 @@ fn racing_pushes(backend: &Backend) {
             assert_eq!(name, format!("{digest}.json.gz"));
         }
     }
+}
+
+/// The version number following `marker` in a command's output.
+fn version_after(output: &str, marker: &str) -> u64 {
+    output
+        .split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no version after {marker:?} in: {output}"))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: install every tool the tests and the demo need, once.
 //!
-//! Each step first asks the installed tool for its version and skips the install when it
+//! wrk (Debian) is for the load-with-faults test. Each step first asks the installed tool for its version and skips the install when it
 //! matches, because the two `cargo install`s alone take ~17 minutes on these machines.
 
 use std::process::Command;
@@ -19,6 +19,7 @@ pub fn run() -> Result {
     npm_packages()?;
     seaweedfs()?;
     chromium()?;
+    wrk()?;
     Ok(())
 }
 
@@ -109,5 +110,22 @@ fn chromium() -> Result {
     sh(Command::new("apt-get").args(["update", "-qq"]))?;
     sh(Command::new("apt-get")
         .args(["install", "-y", "-qq", "chromium"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Debian's wrk for the load-with-faults test (tests/load.rs); 4.x is what Debian 12 ships.
+fn wrk() -> Result {
+    // `wrk -v` prints its version and exits non-zero, so read the output directly.
+    let version = Command::new("wrk")
+        .arg("-v")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    if version.starts_with("wrk ") && version.contains("4.") {
+        return Ok(());
+    }
+    sh(Command::new("apt-get").args(["update", "-qq"]))?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "wrk"])
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }

@@ -1,0 +1,27 @@
+//! Load with faults, the README's run: six phases of `LOAD_PHASE_SECONDS` (default 10) with
+//! `LOAD_CONNECTIONS` (default 8) wrk connections against the worker in bare workerd, the origin
+//! (SeaweedFS) stopped, restarted, served a corrupt and a truncated blob, then a real push.
+//!
+//! Run: `cargo xtask worker-build && cargo run --release -p integration-tests --example worker_load_faults`
+//! (needs `wrk`, installed by `cargo xtask setup`). Figures also go to
+//! `target/artifacts/load-faults.json`.
+
+fn main() {
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let phase = std::time::Duration::from_secs(number("LOAD_PHASE_SECONDS", 10));
+    let report = integration_tests::load::run(phase, number("LOAD_CONNECTIONS", 8) as u32);
+    println!("{}", report.table());
+    let artifacts = integration_tests::worker::project_root().join("target/artifacts");
+    let _ = std::fs::create_dir_all(&artifacts);
+    let _ = std::fs::write(
+        artifacts.join("load-faults.json"),
+        serde_json::to_string_pretty(&report.to_json()).unwrap_or_default(),
+    );
+    report.check();
+    println!("all checks passed");
+}
