@@ -2,7 +2,7 @@
 //! `LOAD_CONNECTIONS` (default 8) wrk connections against the worker in bare workerd, the origin
 //! (SeaweedFS) stopped, restarted, served a corrupt and a truncated blob, then a real push.
 //!
-//! Run: `cargo xtask worker-build && cargo run --release -p integration-tests --example worker_load_faults`
+//! Run: `cargo xtask worker-build && cargo run -p integration-tests --example worker_load_faults`
 //! (needs `wrk`, installed by `cargo xtask setup`). Figures also go to
 //! `target/artifacts/load-faults.json`.
 
