@@ -9,6 +9,7 @@
 pub mod gherkin;
 pub mod load;
 mod seaweedfs;
+pub mod sse;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

@@ -280,12 +280,25 @@ impl Worker {
 
     /// Starts the worker with bindings and, optionally, a static assets directory.
     pub fn start_with(bindings: &[(&str, &str)], assets: Option<&Path>) -> Worker {
+        Worker::start_with_options(bindings, assets, Value::Null)
+    }
+
+    /// Starts the worker with more runner options (`tests/worker/miniflare.mjs`): e.g.
+    /// `{"port": P, "persist": DIR}` to restart it later on the same port with its storage.
+    pub fn start_with_options(
+        bindings: &[(&str, &str)],
+        assets: Option<&Path>,
+        options: Value,
+    ) -> Worker {
         let build = built_worker();
         let bindings: Map<String, Value> = bindings
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
             .collect();
-        let config = serde_json::json!({ "bindings": bindings, "assets": assets });
+        let mut config = serde_json::json!({ "bindings": bindings, "assets": assets });
+        if let (Value::Object(config), Value::Object(options)) = (&mut config, options) {
+            config.extend(options);
+        }
         let log = scratch_dir("miniflare").join("stderr.log");
         let mut child = Command::new("node")
             .arg(project_root().join("tests/worker/miniflare.mjs"))
@@ -329,6 +342,23 @@ impl Worker {
             stdin,
             agent,
         }
+    }
+
+    /// Process ids of the runner and everything it started (workerd), for memory figures.
+    pub fn pids(&self) -> Vec<u32> {
+        fn children(pid: u32, out: &mut Vec<u32>) {
+            out.push(pid);
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten();
+            for task in tasks.flatten() {
+                let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                for child in text.split_whitespace().filter_map(|c| c.parse().ok()) {
+                    children(child, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        children(self.child.id(), &mut out);
+        out
     }
 
     /// Sends a request.

@@ -7,7 +7,9 @@
 //! - `GET /_flags/health` ([`health`]): what this isolate serves and its last load error;
 //! - `POST /_flags/purge` (bearer `PURGE_TOKEN`): drop the colo cache entry and revalidate now,
 //!   the local stand-in for a CDN purge;
-//! - `GET /_flags/ping`: a trivial route, the baseline for latency measurements.
+//! - `GET /_flags/ping`: a trivial route, the baseline for latency measurements;
+//! - `GET /ofrep/v1/events/{env}` and `POST /_flags/notify` ([`events`]): OFREP event streams,
+//!   held by the `EventHub` Durable Object; a purge notifies it too.
 //!
 //! Modules other than the Workers glue at the bottom of this file are plain Rust and unit-test
 //! natively: [`loader`] (cache/origin/last-known-good), [`identity`] (signed tokens),
@@ -17,6 +19,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod identity;
@@ -32,6 +35,11 @@ pub const PURGE_PATH: &str = "/_flags/purge";
 pub const PING_PATH: &str = "/_flags/ping";
 /// Path prefix of the colo cache entries (never routed to a browser: the worker 404s it).
 pub const CACHE_KEY_PREFIX: &str = "/_flags/cache/";
+
+/// The colo cache key of an environment's blob, under the worker's own origin.
+pub fn cache_key(own_origin: &str, environment: &str) -> String {
+    format!("{own_origin}{CACHE_KEY_PREFIX}{environment}")
+}
 
 /// Whether a presented bearer token equals the configured one, compared in constant time.
 pub fn bearer_matches(authorization: Option<&str>, expected: &str) -> bool {
@@ -75,7 +83,7 @@ mod glue {
         static CONFIG: RefCell<Option<Result<Config, String>>> = const { RefCell::new(None) };
     }
 
-    fn config(env: &Env) -> Result<Config, String> {
+    pub(crate) fn config(env: &Env) -> Result<Config, String> {
         CONFIG.with(|c| {
             c.borrow_mut()
                 .get_or_insert_with(|| {
@@ -88,11 +96,14 @@ mod glue {
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
         crate::isolate::count_request(io::now_ms());
+        if req.path().starts_with(crate::events::STREAM_PREFIX) {
+            return event_stream(req, &env).await;
+        }
         let reply = route(req, &env).await;
         into_response(reply)
     }
 
-    fn into_response(reply: Reply) -> worker::Result<Response> {
+    pub(crate) fn into_response(reply: Reply) -> worker::Result<Response> {
         let headers = Headers::new();
         for (name, value) in &reply.headers {
             headers.append(name, value)?;
@@ -114,8 +125,7 @@ mod glue {
         let method = req.method();
         // Not `req.url()`: parsing with the `url` crate links its IDNA tables into the module.
         let own_origin = crate::http::origin_of(&req.inner().url()).to_owned();
-        let cache_key =
-            |cfg: &Config| format!("{own_origin}{}{}", crate::CACHE_KEY_PREFIX, cfg.environment);
+        let cache_key = |cfg: &Config| crate::cache_key(&own_origin, &cfg.environment);
 
         if path == crate::PING_PATH {
             return Reply::json(200, b"{\"ok\":true}".to_vec())
@@ -141,7 +151,18 @@ mod glue {
                 return Reply::error(ApiError::PurgeUnauthorized, None);
             }
             io::purge(&cache_key(&cfg)).await;
-            return health_reply(env, &cache_key).await;
+            let reply = health_reply(env, &cache_key).await;
+            return notify_events(
+                env,
+                &cfg,
+                &own_origin,
+                io::current().map(|l| l.version),
+                reply,
+            )
+            .await;
+        }
+        if path == crate::events::NOTIFY_PATH {
+            return notify_route(req, env, &own_origin).await;
         }
         let key = if path == BULK_PATH {
             None
@@ -191,7 +212,15 @@ mod glue {
 
         let load_started = io::now_ms();
         let source = match &cfg {
-            Ok(cfg) => io::ensure_fresh(env, cfg, &cache_key(cfg)).await,
+            Ok(cfg) => {
+                let source = io::ensure_fresh(env, cfg, &cache_key(cfg)).await;
+                let wanted = crate::events::flag_config_etag(&req.inner().url())
+                    .and_then(|tag| crate::events::parse_config_etag(&tag));
+                if let Some(wanted) = wanted {
+                    crate::events::hub::catch_up(env, cfg, &cache_key(cfg), wanted).await;
+                }
+                source
+            }
             Err(why) => {
                 record_config_error(why, load_started);
                 Source::Memory
@@ -217,6 +246,7 @@ mod glue {
             snapshot: &l.snapshot,
             version: l.version,
             canary: canary.as_deref().map(|c| (&c.loaded.snapshot, &c.split)),
+            event_streams: events_enabled(env),
         });
         let secret = cfg.as_ref().ok().and_then(|c| c.identity_secret.as_deref());
         let reply = ofrep::handle(&request, served, secret, eval_started as i64);
@@ -242,6 +272,110 @@ mod glue {
             }
         }
         reader.finish()
+    }
+
+    /// Whether the `EVENTS` Durable Object binding exists (then bulk answers offer streams).
+    fn events_enabled(env: &Env) -> bool {
+        thread_local! {
+            static ENABLED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+        }
+        ENABLED.with(|e| {
+            let enabled = e
+                .get()
+                .unwrap_or_else(|| env.durable_object(crate::events::bindings::EVENTS).is_ok());
+            e.set(Some(enabled));
+            enabled
+        })
+    }
+
+    /// `GET /ofrep/v1/events/{env}`: the OFREP routes' CORS rules, then the environment's
+    /// object holds the stream.
+    async fn event_stream(req: Request, env: &Env) -> worker::Result<Response> {
+        let own_origin = crate::http::origin_of(&req.inner().url()).to_owned();
+        let Ok(cfg) = config(env) else {
+            return into_response(Reply::error(ApiError::Misconfigured, None));
+        };
+        let cors = cors_decision(
+            header(&req, "Origin").as_deref(),
+            &own_origin,
+            &cfg.cors_origins,
+        );
+        if cors == CorsDecision::Refused {
+            return into_response(
+                Reply::error(ApiError::OriginNotAllowed, None).with_header("Vary", "Origin"),
+            );
+        }
+        let environment = req.path()[crate::events::STREAM_PREFIX.len()..].to_owned();
+        if environment != cfg.environment || !events_enabled(env) {
+            return into_response(with_cors(crate::events::wrong_environment_reply(), &cors));
+        }
+        if req.method() != Method::Get {
+            return into_response(with_cors(
+                Reply::error(ApiError::MethodNotAllowed, None).with_header("Allow", "GET"),
+                &cors,
+            ));
+        }
+        let cors_headers: Vec<_> = with_cors(Reply::json(200, Vec::new()), &cors)
+            .headers
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("Access-Control-"))
+            .collect();
+        match crate::events::hub::stream(req, env, &environment, &cors_headers).await {
+            Ok(response) => Ok(response),
+            Err(error) => {
+                worker::console_warn!("flags events: stream failed: {error}");
+                // Clients fall back to polling on a non-200 answer.
+                into_response(with_cors(crate::events::full_reply(), &cors))
+            }
+        }
+    }
+
+    /// After a purge (or on `POST /_flags/notify`): tell the environment's object. A failure
+    /// answers 502 so the publisher retries (its publish is stored regardless).
+    async fn notify_events(
+        env: &Env,
+        cfg: &Config,
+        own_origin: &str,
+        version: Option<u64>,
+        reply: Reply,
+    ) -> Reply {
+        if !events_enabled(env) {
+            return reply;
+        }
+        match crate::events::hub::notify(env, &cfg.environment, own_origin, version).await {
+            Ok(()) => reply,
+            Err(error) => {
+                worker::console_warn!("flags events: notify failed: {error}");
+                Reply::json(
+                    502,
+                    br#"{"errorCode":"GENERAL","errorDetails":"event streams were not notified"}"#
+                        .to_vec(),
+                )
+                .with_header("Cache-Control", "no-store")
+            }
+        }
+    }
+
+    /// `POST /_flags/notify` (bearer `PURGE_TOKEN`, body `{"version": N}` optional): for
+    /// deployments that purge through Cloudflare's API rather than `/_flags/purge`.
+    async fn notify_route(mut req: Request, env: &Env, own_origin: &str) -> Reply {
+        if req.method() != Method::Post {
+            return Reply::error(ApiError::MethodNotAllowed, None);
+        }
+        let Ok(cfg) = config(env) else {
+            return Reply::error(ApiError::Misconfigured, None);
+        };
+        let Some(expected) = cfg.purge_token.as_deref() else {
+            return Reply::error(ApiError::PurgeDisabled, None);
+        };
+        if !crate::bearer_matches(header(&req, "Authorization").as_deref(), expected) {
+            return Reply::error(ApiError::PurgeUnauthorized, None);
+        }
+        let body = req.bytes().await.unwrap_or_default();
+        let version = crate::events::parse_notify_body(&body);
+        let ok = Reply::json(200, b"{\"notified\":true}".to_vec())
+            .with_header("Cache-Control", "no-store");
+        notify_events(env, &cfg, own_origin, version, ok).await
     }
 
     fn record_config_error(why: &str, now_ms: u64) {

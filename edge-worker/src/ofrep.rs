@@ -60,6 +60,8 @@ pub struct Served<'a> {
     pub version: u64,
     /// The canary beside it, if one runs (and has loaded).
     pub canary: Option<(&'a Snapshot, &'a CanarySplit)>,
+    /// Whether bulk answers offer the environment's event stream (`eventStreams`).
+    pub event_streams: bool,
 }
 
 /// Which blob answered a request.
@@ -87,6 +89,7 @@ struct Answering<'a> {
     snapshot: &'a Snapshot,
     version: u64,
     track: Track,
+    event_streams: bool,
 }
 
 impl<'a> Served<'a> {
@@ -99,11 +102,13 @@ impl<'a> Served<'a> {
                 snapshot,
                 version: self.version,
                 track: Track::Canary,
+                event_streams: self.event_streams,
             },
             _ => Answering {
                 snapshot: self.snapshot,
                 version: self.version,
                 track: Track::Stable,
+                event_streams: self.event_streams,
             },
         }
     }
@@ -292,6 +297,8 @@ fn single(key: &str, served: Option<Answering<'_>>, context: &Context<'_>, now_m
 #[derive(Serialize)]
 struct BulkBody<'a> {
     flags: Vec<FlagResult<'a>>,
+    #[serde(rename = "eventStreams", skip_serializing_if = "Option::is_none")]
+    event_streams: Option<[Value; 1]>,
     metadata: Map<String, Value>,
 }
 
@@ -306,6 +313,7 @@ fn bulk(
         metadata.insert("loaded".into(), Value::Bool(false));
         let body = serde_json::to_vec(&BulkBody {
             flags: Vec::new(),
+            event_streams: None,
             metadata,
         })
         .unwrap_or_default();
@@ -328,6 +336,12 @@ fn bulk(
             .iter()
             .map(|(key, evaluation)| FlagResult::new(key, evaluation))
             .collect(),
+        event_streams: served.event_streams.then(|| {
+            [crate::events::stream_entry(
+                &header.environment,
+                served.version,
+            )]
+        }),
         metadata,
     };
     let body = serde_json::to_vec(&body).unwrap_or_default();
@@ -513,6 +527,7 @@ mod tests {
             snapshot: &stable,
             version: 5,
             canary: Some((&canary, &split)),
+            event_streams: true,
         };
         let ask = |key: Option<&str>| {
             let body = match key {

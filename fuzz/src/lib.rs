@@ -242,6 +242,7 @@ pub fn ofrep_request(data: &[u8]) {
         snapshot: example_snapshot(),
         version: 7,
         canary: None,
+        event_streams: true,
     };
     for served in [Some(served), None] {
         let reply = ofrep::handle(&request, served, Some(SECRET), NOW_MS);

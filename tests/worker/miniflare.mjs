@@ -2,7 +2,10 @@
 // runtime, for the integration tests in tests/tests/worker_*.rs.
 //
 // Configuration comes as JSON in WORKER_TEST_CONFIG:
-//   { "bindings": { "FLAGS_ENV": "test", ... }, "assets": "<dir or null>", "persist": "<dir or null>" }
+//   { "bindings": { "FLAGS_ENV": "test", ... }, "assets": "<dir or null>", "persist": "<dir or null>",
+//     "port": <number or null>, "events": <false to leave out the EVENTS Durable Object> }
+// `persist` keeps R2 and Durable Object storage on disk, so a restart on the same `port` is a
+// restart of the object with its storage (the event-stream fault tests use that).
 // It prints `READY <url>` once serving, and exits when its stdin closes (the test dropped it).
 import { Miniflare } from 'miniflare';
 import { dirname, resolve } from 'node:path';
@@ -21,11 +24,16 @@ const options = {
   bindings: config.bindings || {},
   r2Buckets: ['FLAGS_BUCKET'],
   host: '127.0.0.1',
-  port: 0,
+  port: config.port || 0,
   cache: true,
 };
+if (config.events !== false) {
+  // The event streams' Durable Object (wrangler.toml's [[durable_objects.bindings]]).
+  options.durableObjects = { EVENTS: 'EventHub' };
+}
 if (config.persist) {
   options.r2Persist = config.persist;
+  options.durableObjectsPersist = config.persist;
 }
 if (config.assets) {
   options.assets = { directory: config.assets, binding: 'ASSETS', routerConfig: { has_user_worker: true } };
