@@ -68,7 +68,9 @@ impl Stream {
             remaining: None,
             ended: false,
         };
-        stream.socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream
+            .socket
+            .set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.read_head()?;
         Ok(stream)
     }
@@ -89,7 +91,10 @@ impl Stream {
             }
             let n = self.socket.read(&mut buf)?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no response head"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "no response head",
+                ));
             }
             self.raw.extend_from_slice(&buf[..n]);
         };
@@ -118,7 +123,9 @@ impl Stream {
     /// Moves complete body bytes from `raw` to `body`.
     fn decode(&mut self) {
         if !self.chunked {
-            let take = self.remaining.map_or(self.raw.len(), |r| r.min(self.raw.len()));
+            let take = self
+                .remaining
+                .map_or(self.raw.len(), |r| r.min(self.raw.len()));
             self.body.extend(self.raw.drain(..take));
             if let Some(r) = self.remaining.as_mut() {
                 *r -= take;
@@ -163,7 +170,8 @@ impl Stream {
         if self.ended {
             return Ok(false);
         }
-        self.socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        self.socket
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
         let mut buf = [0u8; 8192];
         match self.socket.read(&mut buf) {
             Ok(0) => {
@@ -175,7 +183,12 @@ impl Stream {
                 self.decode();
                 Ok(!self.ended)
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 Ok(true)
             }
             Err(e) => Err(e),

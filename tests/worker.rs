@@ -348,9 +348,12 @@ impl Worker {
     pub fn pids(&self) -> Vec<u32> {
         fn children(pid: u32, out: &mut Vec<u32>) {
             out.push(pid);
-            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten();
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten();
             for task in tasks.flatten() {
-                let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                let text =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
                 for child in text.split_whitespace().filter_map(|c| c.parse().ok()) {
                     children(child, out);
                 }

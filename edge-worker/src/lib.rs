@@ -343,7 +343,11 @@ mod glue {
             return reply;
         }
         match crate::events::hub::notify(env, &cfg.environment, own_origin, version).await {
-            Ok(()) => reply,
+            Ok(answer) if reply.body.is_empty() => Reply {
+                body: answer,
+                ..reply
+            },
+            Ok(_) => reply,
             Err(error) => {
                 worker::console_warn!("flags events: notify failed: {error}");
                 Reply::json(
@@ -373,9 +377,9 @@ mod glue {
         }
         let body = req.bytes().await.unwrap_or_default();
         let version = crate::events::parse_notify_body(&body);
-        let ok = Reply::json(200, b"{\"notified\":true}".to_vec())
-            .with_header("Cache-Control", "no-store");
-        notify_events(env, &cfg, own_origin, version, ok).await
+        // An empty body takes the object's answer, `{"announced": N, "pending": bool}`.
+        let reply = Reply::json(200, Vec::new()).with_header("Cache-Control", "no-store");
+        notify_events(env, &cfg, own_origin, version, reply).await
     }
 
     fn record_config_error(why: &str, now_ms: u64) {

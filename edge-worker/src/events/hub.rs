@@ -118,14 +118,15 @@ pub(crate) async fn stream(
     Ok(response)
 }
 
-/// Tells the environment's object that `version` (or, with `None`, something) was published.
-/// `own_origin` names the colo cache entry the object loads through.
+/// Tells the environment's object that `version` (or, with `None`, something) was published;
+/// returns its answer, `{"announced": N, "pending": bool}`. `own_origin` names the colo cache
+/// entry the object loads through.
 pub(crate) async fn notify(
     env: &Env,
     environment: &str,
     own_origin: &str,
     version: Option<u64>,
-) -> Result<(), String> {
+) -> Result<Vec<u8>, String> {
     let body = match version {
         Some(v) => format!("{{\"version\":{v}}}"),
         None => "{}".to_owned(),
@@ -140,13 +141,13 @@ pub(crate) async fn notify(
         .with_body(Some(body.into()));
     let request = Request::new_with_init(&format!("{own_origin}{NOTIFY_PATH}"), &init)
         .map_err(|e| e.to_string())?;
-    let response = stub(env, environment)
+    let mut response = stub(env, environment)
         .map_err(|e| e.to_string())?
         .fetch_with_request(request)
         .await
         .map_err(|e| e.to_string())?;
     if response.status_code() == 200 {
-        Ok(())
+        response.bytes().await.map_err(|e| e.to_string())
     } else {
         Err(format!("event hub answered {}", response.status_code()))
     }
