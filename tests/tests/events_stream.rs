@@ -594,3 +594,133 @@ fn early_notifications_cut_streams_and_object_restarts_leave_no_client_stale() {
     );
     write_artifact("events-faults.json", &faults);
 }
+
+/// Resident memory (kB) of the runtime's processes, by process name.
+fn rss_kb(worker: &Worker) -> Vec<(String, u64)> {
+    worker
+        .pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let kb = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some((name.trim().to_owned(), kb))
+        })
+        .collect()
+}
+
+const IDLE_STREAMS: usize = 1_000;
+
+#[test]
+fn a_thousand_idle_streams_all_hear_a_publish_then_the_cap_refuses_and_cors_and_heartbeats_hold() {
+    let max = IDLE_STREAMS.to_string();
+    let local = Local::new(&[
+        ("EVENTS_MAX_CONNECTIONS", max.as_str()),
+        ("EVENTS_HEARTBEAT_S", "1"),
+        ("CORS_ORIGINS", "https://dash.example"),
+    ]);
+    let store = local.store_arg();
+    let worker = local.start();
+    let purge_env = local.purge_env(&worker.url);
+    let examples = repo_root().join("examples/flags");
+    publisher(&store, &purge_env, &["push", examples.to_str().unwrap()]);
+    let path = format!("/ofrep/v1/events/{ENV}?since=1");
+
+    // CORS: the OFREP routes' allowlist.
+    let refused = Stream::open(&worker.url, &path, None, Some("https://evil.example")).unwrap();
+    assert_eq!(refused.status, 403);
+    let mut allowed = Stream::open(&worker.url, &path, None, Some("https://dash.example")).unwrap();
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://dash.example")
+    );
+    assert_eq!(allowed.header("content-type"), Some("text/event-stream"));
+    // Heartbeats keep an idle stream talking (1 s here).
+    assert!(
+        allowed
+            .next_event(Duration::from_millis(300))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        allowed.saw_bytes(Duration::from_millis(2_500)),
+        "no heartbeat within 2.5 s"
+    );
+    let hint = allowed.retry_ms.expect("a retry hint");
+    assert!(
+        (125..=250).contains(&hint),
+        "retry hint {hint} outside [125, 250]"
+    );
+    drop(allowed);
+    // Its place is freed once the runtime notices (a heartbeat write fails): two beats.
+    std::thread::sleep(Duration::from_millis(2_500));
+
+    let before = rss_kb(&worker);
+    let opening = Instant::now();
+    let mut streams: Vec<Stream> = (0..IDLE_STREAMS)
+        .map(|i| {
+            let s = Stream::open(&worker.url, &path, None, None).unwrap();
+            assert_eq!(s.status, 200, "stream {i}");
+            s
+        })
+        .collect();
+    eprintln!("opened {IDLE_STREAMS} streams in {:?}", opening.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kb(&worker);
+
+    // One over the cap: refused with a clear answer, so the provider polls instead.
+    let mut over = Stream::open(&worker.url, &path, None, None).unwrap();
+    assert_eq!(over.status, 503);
+    assert_eq!(over.header("retry-after"), Some("30"));
+    assert!(over.read_to_end().contains("poll instead"));
+
+    // A publish reaches every idle stream.
+    let pushed = publisher(&store, &purge_env, &["kill", FLAG, "--reason", "load"]);
+    let mut last = Duration::ZERO;
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let event = loop {
+            let event = stream
+                .next_event(Duration::from_secs(5))
+                .unwrap()
+                .unwrap_or_else(|| panic!("stream {i} heard nothing"));
+            if event.data.contains("refetchEvaluation") {
+                break event;
+            }
+        };
+        assert_eq!(event.id.as_deref(), Some("\"v2\""), "stream {i}");
+        last = pushed.elapsed().max(last);
+    }
+    eprintln!("all heard the kill after {last:?}");
+    // A closed stream frees its place once the runtime notices (at the latest when the next
+    // heartbeat cannot be written).
+    streams.truncate(IDLE_STREAMS - 1);
+    std::thread::sleep(Duration::from_millis(2_500));
+    let again = Stream::open(&worker.url, &path, None, None).unwrap();
+    assert_eq!(again.status, 200, "a freed place is reusable");
+
+    let per_process: Vec<Value> = before
+        .iter()
+        .zip(&after)
+        .map(|((name, b), (_, a))| {
+            json!({"process": name, "before_kb": b, "after_kb": a,
+                   "per_stream_bytes": (a.saturating_sub(*b) * 1024) / IDLE_STREAMS as u64})
+        })
+        .collect();
+    write_artifact(
+        "events-load.json",
+        &json!({
+            "idle_streams": IDLE_STREAMS,
+            "memory": per_process,
+            "all_heard_the_kill_within_ms": last.as_secs_f64() * 1e3,
+            "note": "node is Miniflare's loopback proxy in front of workerd; in production only the Durable Object's share applies",
+        }),
+    );
+}
