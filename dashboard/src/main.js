@@ -15,9 +15,13 @@ import {
 } from './view.js';
 
 /**
- * How often the provider re-asks the edge (ms). Each poll is a bulk OFREP request with
- * If-None-Match, so an unchanged answer is a bodiless 304. A kill therefore reaches this page at
- * most one interval after the edge serves it. Override with `?poll=MS` (minimum 100).
+ * How often the provider re-asks the edge (ms) when no event stream is up. The edge offers one
+ * (OFREP `eventStreams`): the provider then stops polling and refetches only when the stream
+ * says a new version is out, tens of milliseconds after a publish. If the stream is refused or
+ * fails for good, the provider polls again at this interval; a cut stream reconnects within
+ * the edge's retry hint (<= 250 ms) and is told at once what it missed. Each poll is a bulk
+ * OFREP request with If-None-Match (an unchanged answer is a bodiless 304). Override with
+ * `?poll=MS` (minimum 100).
  */
 const POLL_MS = Math.max(100, Number(new URLSearchParams(location.search).get('poll')) || 250);
 
@@ -61,14 +65,48 @@ function setEdgeStatus(state, text) {
   $('edge-status-text').textContent = text;
 }
 
+/**
+ * The live indicator. The OFREP web provider (0.4.3) opens the stream itself but exposes no
+ * connection state, so the page observes the EventSource the provider constructs: a subclass
+ * that only listens to `open`/`error` on it. No events are read or acted on here.
+ */
+const stream = { state: 'none' };
+function showStream(state) {
+  stream.state = state;
+  document.body.dataset.stream = state;
+  if (document.body.dataset.flagsState === 'ready') setEdgeStatus('ready', edgeLiveText());
+}
+function edgeLiveText() {
+  if (stream.state === 'live') return 'edge live · streaming changes';
+  if (stream.state === 'reconnecting') return 'edge live · stream reconnecting';
+  return `edge live · polling every ${POLL_MS} ms`;
+}
+if (typeof window.EventSource === 'function') {
+  const NativeEventSource = window.EventSource;
+  window.EventSource = class ObservedEventSource extends NativeEventSource {
+    constructor(url, options) {
+      super(url, options);
+      this.addEventListener('open', () => showStream('live'));
+      this.addEventListener('error', () => showStream(this.readyState === NativeEventSource.CLOSED ? 'polling' : 'reconnecting'));
+    }
+  };
+}
+
 function observedFetch(input, init) {
   const started = performance.now();
   return fetch(input, init).then(
     (response) => {
       const count = (lastRequest?.count ?? 0) + 1;
-      lastRequest = { status: response.status, ms: performance.now() - started, etag: response.headers.get('etag'), count };
+      const url = String(input?.url ?? input);
+      lastRequest = {
+        status: response.status,
+        ms: performance.now() - started,
+        etag: response.headers.get('etag'),
+        count,
+        trigger: url.includes('flagConfigEtag=') ? 'stream' : 'poll',
+      };
       renderDebugPanel($('debug-list'), lastRequest);
-      if (response.ok || response.status === 304) setEdgeStatus('ready', `edge live · polling every ${POLL_MS} ms`);
+      if (response.ok || response.status === 304) setEdgeStatus('ready', edgeLiveText());
       else if (response.status === 401) setEdgeStatus('error', 'edge rejected the demo token');
       else setEdgeStatus('stale', `edge answered ${response.status} · showing last values`);
       return response;

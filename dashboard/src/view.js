@@ -150,6 +150,7 @@ export function renderDebugPanel(list, lastRequest) {
     ['Last OFREP request', lastRequest ? `${lastRequest.status} in ${lastRequest.ms.toFixed(0)} ms` : '—'],
     ['ETag', lastRequest?.etag ?? '—'],
     ['Requests since load', String(lastRequest?.count ?? 0)],
+    ['Triggered by', lastRequest?.trigger ?? '—'],
   ];
   list.replaceChildren(...rows.flatMap(([term, value]) => [el('dt', {}, [term]), el('dd', {}, [el('code', {}, [value])])]));
 }

@@ -19,10 +19,12 @@
 //
 // Run: node --test tests/browser/
 //
-// The bound: after `publisher kill` returns, the edge serves the killed value within its
-// revalidation interval (the purge makes that immediate in practice), and the page sees it at
-// its next poll, so the feature disappears within edge delay + POLL_MS + one request. With the
-// defaults (250 ms edge revalidation, 250 ms poll) that is well under the 1 s bound asserted.
+// The bound: the edge offers an OFREP event stream, which the provider holds open instead of
+// polling (the test counts OFREP requests over an idle window: none). `publisher kill` purges
+// the worker, whose Durable Object announces the new version once loaded; the provider then
+// refetches (`?flagConfigEtag=`, after its 50 ms debounce), so the feature disappears tens of
+// milliseconds after the command returns, well under the 1 s bound asserted. Without a
+// stream the page polls every POLL_MS and the same bound holds.
 
 import assert from 'node:assert/strict';
 import { exec } from 'node:child_process';
@@ -69,6 +71,7 @@ function featureVisible(flag) {
 let browser;
 let page;
 const pageErrors = [];
+const ofrepRequests = [];
 
 async function showAs(sub) {
   await page.selectOption('#user-select', sub);
@@ -116,6 +119,11 @@ describe('dashboard demo in headless chromium', () => {
     url.searchParams.set('poll', String(POLL_MS));
     await page.goto(url.href);
     await page.waitForSelector('body[data-flags-state="ready"]:not([data-user=""])', { timeout: 10_000 });
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && new URL(request.url()).pathname === '/ofrep/v1/evaluate/flags') {
+        ofrepRequests.push({ at: performance.now(), url: request.url() });
+      }
+    });
   });
 
   after(async () => {
@@ -144,9 +152,18 @@ describe('dashboard demo in headless chromium', () => {
     });
   }
 
-  it(`hides ${KILL_FLAG} within ${KILL_BOUND_MS} ms of \`publisher kill\` returning, without a reload`, async () => {
+  it(`hides ${KILL_FLAG} within ${KILL_BOUND_MS} ms of \`publisher kill\` returning, through the event stream, without a reload`, async () => {
     await showAs('alice');
     assert.equal(await page.evaluate(featureVisible, KILL_FLAG), true, `alice must see ${KILL_FLAG} before the kill`);
+    // The edge offers an event stream: the provider holds it open and stops polling.
+    await page.waitForSelector('body[data-stream="live"]', { timeout: 5_000 });
+    assert.match(await page.textContent('#edge-status-text'), /streaming changes/);
+    const idleFrom = performance.now();
+    const idleCount = ofrepRequests.length;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS * 6));
+    const pollsWhileStreaming = ofrepRequests.length - idleCount;
+    const idleMs = performance.now() - idleFrom;
+    assert.equal(pollsWhileStreaming, 0, `the page polled ${pollsWhileStreaming} times in ${idleMs.toFixed(0)} ms with its stream up`);
     const rendersBefore = await page.evaluate(() => Number(document.body.dataset.renders));
     const navigations = [];
     page.on('framenavigated', (frame) => navigations.push(frame.url()));
@@ -159,9 +176,21 @@ describe('dashboard demo in headless chromium', () => {
       timeout: KILL_BOUND_MS + 5_000,
     });
     const elapsed = performance.now() - returnedAt;
+    const afterKill = ofrepRequests.slice(idleCount);
+    assert.ok(afterKill.length >= 1 && afterKill.every((r) => r.url.includes('flagConfigEtag=')),
+      `the kill must arrive as a stream-triggered refetch, saw ${JSON.stringify(afterKill.map((r) => r.url))}`);
     console.log(`# ${KILL_FLAG} disappeared ${elapsed.toFixed(0)} ms after the kill command returned (poll ${POLL_MS} ms)`);
     await page.screenshot({ path: join(ARTIFACTS_DIR, 'dashboard.png'), fullPage: true });
-    const measured = { flag: KILL_FLAG, elapsed_ms: Math.round(elapsed), poll_ms: POLL_MS, bound_ms: KILL_BOUND_MS };
+    const measured = {
+      flag: KILL_FLAG,
+      elapsed_ms: Math.round(elapsed),
+      via: 'event stream',
+      poll_ms: POLL_MS,
+      bound_ms: KILL_BOUND_MS,
+      polls_while_streaming: pollsWhileStreaming,
+      idle_window_ms: Math.round(idleMs),
+      refetches_after_kill: afterKill.length,
+    };
     writeFileSync(join(ARTIFACTS_DIR, 'dashboard-kill.json'), `${JSON.stringify(measured)}\n`);
 
     assert.ok(elapsed < KILL_BOUND_MS, `${KILL_FLAG} still visible ${elapsed.toFixed(0)} ms after the kill returned`);
