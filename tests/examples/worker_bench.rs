@@ -6,13 +6,10 @@
 //! Environment: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (default 4).
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use integration_tests::worker::random::{self, Rng};
-use integration_tests::worker::{
-    Origin, Store, built_worker, now_s, project_root, scratch_dir, token,
-};
+use integration_tests::worker::{Origin, Store, Workerd, built_worker, now_s, scratch_dir, token};
 use serde_json::json;
 
 const SECRET: &str = "bench-secret";
@@ -41,52 +38,14 @@ fn main() {
     store.publish("bench", 1, &blob);
     let origin = Origin::start(&store);
 
-    let port = free_port();
-    let dir = scratch_dir("workerd-bench");
-    let config = format!(
-        r#"using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .flagsWorker),
-    (name = "internet", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (), service = "main") ],
-);
-const flagsWorker :Workerd.Worker = (
-  modules = [
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
-  ],
-  compatibilityDate = "2026-04-26",
-  bindings = [
-    (name = "FLAGS_ENV", text = "bench"),
-    (name = "ORIGIN_URL", text = "{origin}"),
-    (name = "IDENTITY_SECRET", text = "{SECRET}"),
-    (name = "REVALIDATE_MS", text = "250"),
-  ],
-  globalOutbound = "internet",
-);
-"#,
-        origin = origin.url,
-    );
-    // capnp embeds are read relative to the config file.
-    for file in ["index.js", "index_bg.wasm"] {
-        std::fs::copy(build.join(file), dir.join(file)).expect("copy the built worker");
-    }
-    let config_path = dir.join("bench.capnp");
-    std::fs::write(&config_path, config).expect("write capnp");
-    let workerd = project_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
-    let child = Command::new(&workerd)
-        .arg("serve")
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start workerd (run `npm ci`)");
-    // Killed on every exit path, panics included.
-    let workerd = KillOnDrop(child);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_up(&format!("{base}/_flags/ping"));
+    // Bare workerd, killed on every exit path, panics included.
+    let workerd = Workerd::start(&[
+        ("FLAGS_ENV", "bench"),
+        ("ORIGIN_URL", &origin.url),
+        ("IDENTITY_SECRET", SECRET),
+        ("REVALIDATE_MS", "250"),
+    ]);
+    let base = workerd.url.clone();
 
     let bearer = token(
         json!({"sub": "user-42", "exp": now_s() + 3600, "plan": "pro", "country": "US"}),
@@ -105,7 +64,7 @@ const flagsWorker :Workerd.Worker = (
         "bulk answers 100 flags"
     );
 
-    let script = dir.join("bulk.lua");
+    let script = scratch_dir("workerd-bench").join("bulk.lua");
     let mut lua = std::fs::File::create(&script).unwrap();
     writeln!(lua, "wrk.method = \"POST\"").unwrap();
     writeln!(lua, "wrk.body = {}", lua_string(&body)).unwrap();
@@ -134,15 +93,6 @@ const flagsWorker :Workerd.Worker = (
         "  bulk p50 / trivial p50 = {:.2}x (target <= 1.25x)",
         bulk.p50_ms / trivial.p50_ms
     );
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 struct Latency {
@@ -208,22 +158,4 @@ fn parse_duration_ms(text: &str) -> f64 {
 
 fn lua_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_until_up(url: &str) {
-    let start = Instant::now();
-    while ureq::get(url).call().is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "workerd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
