@@ -7,6 +7,11 @@
 //! - `http(s)://<worker>`: the local worker's own `POST /_flags/purge` endpoint (bearer
 //!   `FLAGS_PURGE_TOKEN`), for local runs and tests.
 //!
+//! The worker's purge endpoint also tells the environment's event streams (OFREP SSE) to
+//! announce the new version. A Cloudflare purge cannot, so when `FLAGS_NOTIFY` names the worker
+//! (`https://flags.example.com`), the same step then calls its `POST /_flags/notify` (bearer
+//! `FLAGS_PURGE_TOKEN`): every publish that purges also notifies, in this one place.
+//!
 //! A purge runs after the new version is stored, so a failed purge never loses a publish: the
 //! caller reports "version N stored, purge failed" and the edge still converges on its next
 //! cache expiry. Rate limits (HTTP 429) are retried after `Retry-After`, a bounded number of times.
@@ -137,7 +142,10 @@ impl Purger {
             let status = response.status();
             if status.is_success() {
                 return match self {
-                    Purger::Cloudflare { .. } => check_cloudflare_body(response).await,
+                    Purger::Cloudflare { .. } => {
+                        check_cloudflare_body(response).await?;
+                        notify_event_streams(&client).await
+                    }
                     _ => Ok(()),
                 };
             }
@@ -158,6 +166,31 @@ impl Purger {
                 message,
             });
         }
+    }
+}
+
+/// After a Cloudflare purge: `POST <FLAGS_NOTIFY>/_flags/notify` so the worker's event streams
+/// announce the new version (the worker loads it first). Skipped when `FLAGS_NOTIFY` is unset.
+async fn notify_event_streams(client: &reqwest::Client) -> Result<(), PurgeError> {
+    let Some(base) = std::env::var("FLAGS_NOTIFY").ok().filter(|b| !b.is_empty()) else {
+        return Ok(());
+    };
+    let token = std::env::var("FLAGS_PURGE_TOKEN")
+        .map_err(|_| PurgeError::MissingCredential("FLAGS_PURGE_TOKEN"))?;
+    let response = client
+        .post(format!("{}/_flags/notify", base.trim_end_matches('/')))
+        .bearer_auth(token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .map_err(|e| PurgeError::Transport(without_url(&e)))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(PurgeError::Refused {
+            status: response.status().as_u16(),
+            message: "event streams were not notified".into(),
+        })
     }
 }
 
