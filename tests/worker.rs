@@ -515,7 +515,11 @@ const flagsWorker :Workerd.Worker = (
   compatibilityDate = "2026-04-26",
   bindings = [
 {}
+    (name = "EVENTS", durableObjectNamespace = "EventHub"),
   ],
+  # The event streams' Durable Object (wrangler.toml's [[durable_objects.bindings]]).
+  durableObjectNamespaces = [ (className = "EventHub", uniqueKey = "edge-flags-events") ],
+  durableObjectStorage = (inMemory = void),
   globalOutbound = "internet",
 );
 "#,
