@@ -61,6 +61,15 @@ pub enum PurgeError {
     Transport(String),
 }
 
+/// A worker's `POST /_flags/notify`, called after a Cloudflare purge.
+#[derive(Debug, Clone)]
+pub struct Notify {
+    /// Base URL of the worker, e.g. `https://flags.example.com`.
+    pub base: String,
+    /// Bearer token (from `FLAGS_PURGE_TOKEN`, the worker's `PURGE_TOKEN`).
+    pub token: String,
+}
+
 /// Where purges go.
 #[derive(Debug, Clone)]
 pub enum Purger {
@@ -74,6 +83,8 @@ pub enum Purger {
         zone: String,
         /// API token (from `CLOUDFLARE_API_TOKEN`).
         token: String,
+        /// The worker to notify after the purge (from `FLAGS_NOTIFY`), for its event streams.
+        notify: Option<Notify>,
     },
     /// A worker's local purge endpoint.
     Worker {
@@ -98,10 +109,19 @@ impl Purger {
                 .map_err(|_| PurgeError::MissingCredential("CLOUDFLARE_API_TOKEN"))?;
             let api =
                 std::env::var("CLOUDFLARE_API_BASE").unwrap_or_else(|_| CLOUDFLARE_API.to_owned());
+            let notify = match std::env::var("FLAGS_NOTIFY").ok().filter(|b| !b.is_empty()) {
+                Some(base) => Some(Notify {
+                    base: base.trim_end_matches('/').to_owned(),
+                    token: std::env::var("FLAGS_PURGE_TOKEN")
+                        .map_err(|_| PurgeError::MissingCredential("FLAGS_PURGE_TOKEN"))?,
+                }),
+                None => None,
+            };
             return Ok(Purger::Cloudflare {
                 api,
                 zone: zone.to_owned(),
                 token,
+                notify,
             });
         }
         if target.starts_with("http://") || target.starts_with("https://") {
@@ -126,7 +146,9 @@ impl Purger {
             attempt += 1;
             let request = match self {
                 Purger::Disabled => return Ok(()),
-                Purger::Cloudflare { api, zone, token } => client
+                Purger::Cloudflare {
+                    api, zone, token, ..
+                } => client
                     .post(format!("{api}/zones/{zone}/purge_cache"))
                     .bearer_auth(token)
                     .json(&serde_json::json!({ "tags": [cache_tag(environment)] })),
@@ -142,9 +164,12 @@ impl Purger {
             let status = response.status();
             if status.is_success() {
                 return match self {
-                    Purger::Cloudflare { .. } => {
+                    Purger::Cloudflare { notify, .. } => {
                         check_cloudflare_body(response).await?;
-                        notify_event_streams(&client).await
+                        match notify {
+                            Some(notify) => notify_event_streams(&client, notify).await,
+                            None => Ok(()),
+                        }
                     }
                     _ => Ok(()),
                 };
@@ -169,17 +194,12 @@ impl Purger {
     }
 }
 
-/// After a Cloudflare purge: `POST <FLAGS_NOTIFY>/_flags/notify` so the worker's event streams
-/// announce the new version (the worker loads it first). Skipped when `FLAGS_NOTIFY` is unset.
-async fn notify_event_streams(client: &reqwest::Client) -> Result<(), PurgeError> {
-    let Some(base) = std::env::var("FLAGS_NOTIFY").ok().filter(|b| !b.is_empty()) else {
-        return Ok(());
-    };
-    let token = std::env::var("FLAGS_PURGE_TOKEN")
-        .map_err(|_| PurgeError::MissingCredential("FLAGS_PURGE_TOKEN"))?;
+/// After a Cloudflare purge: `POST <worker>/_flags/notify` so the worker's event streams
+/// announce the new version (the worker loads it first).
+async fn notify_event_streams(client: &reqwest::Client, notify: &Notify) -> Result<(), PurgeError> {
     let response = client
-        .post(format!("{}/_flags/notify", base.trim_end_matches('/')))
-        .bearer_auth(token)
+        .post(format!("{}/_flags/notify", notify.base))
+        .bearer_auth(&notify.token)
         .json(&serde_json::json!({}))
         .send()
         .await

@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use publisher::purge::{PurgeError, Purger};
+use publisher::purge::{Notify, PurgeError, Purger};
 use serde_json::{Value, json};
 
 const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
@@ -30,6 +30,9 @@ struct StandIn {
     accepted: Vec<Value>,
     /// Requests that broke the documented shape, with why.
     rejected: Vec<String>,
+    /// `POST /_flags/notify` calls (the worker's, served here too): their bearer tokens, in
+    /// order after the purges they followed (`accepted.len()` at the time).
+    notified: Vec<(String, usize)>,
 }
 
 type Shared = Arc<Mutex<StandIn>>;
@@ -103,6 +106,19 @@ async fn purge_cache(
         .into_response()
 }
 
+/// The worker's notify route, as far as the purger sees it: bearer token in, 200 out.
+async fn worker_notify(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let mut state = state.lock().unwrap();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let purges = state.accepted.len();
+    state.notified.push((auth, purges));
+    Json(json!({"announced": 7, "pending": false})).into_response()
+}
+
 async fn start(failures: Vec<u16>) -> (String, Shared) {
     let state: Shared = Arc::new(Mutex::new(StandIn {
         failures_left: failures,
@@ -110,6 +126,7 @@ async fn start(failures: Vec<u16>) -> (String, Shared) {
     }));
     let app = Router::new()
         .route("/client/v4/zones/{zone}/purge_cache", post(purge_cache))
+        .route("/_flags/notify", post(worker_notify))
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -122,6 +139,7 @@ fn purger(api: &str) -> Purger {
         api: api.to_owned(),
         zone: ZONE.to_owned(),
         token: TOKEN.to_owned(),
+        notify: None,
     }
 }
 
@@ -170,6 +188,7 @@ async fn a_wrong_token_is_refused_and_reported_without_the_token() {
         api,
         zone: ZONE.to_owned(),
         token: "not-the-token".to_owned(),
+        notify: None,
     };
     let err = wrong.purge("prod").await.expect_err("refused");
     let text = err.to_string();
@@ -188,4 +207,30 @@ fn targets_parse_and_bad_ones_are_named() {
     assert!(matches!(Purger::from_target(None), Ok(Purger::Disabled)));
     let err = Purger::from_target(Some("ftp://x")).expect_err("bad scheme");
     assert!(err.to_string().contains("ftp://x"));
+}
+
+#[tokio::test]
+async fn a_cloudflare_purge_then_notifies_the_workers_event_streams() {
+    let (api, state) = start(vec![429]).await;
+    let worker = api.trim_end_matches("/client/v4").to_owned();
+    let purger = Purger::Cloudflare {
+        api: api.clone(),
+        zone: ZONE.to_owned(),
+        token: TOKEN.to_owned(),
+        notify: Some(Notify {
+            base: worker,
+            token: "worker-purge-token".to_owned(),
+        }),
+    };
+    purger
+        .purge("prod")
+        .await
+        .expect("purge and notify succeed");
+    let state = state.lock().unwrap();
+    assert_eq!(state.accepted.len(), 1, "one purge after the 429");
+    // Exactly one notify, after the purge was accepted, with the worker's token (not the API's).
+    assert_eq!(
+        state.notified,
+        [("Bearer worker-purge-token".to_owned(), 1)]
+    );
 }
