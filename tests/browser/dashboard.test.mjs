@@ -198,4 +198,51 @@ describe('dashboard demo in headless chromium', () => {
     assert.ok((await page.evaluate(() => Number(document.body.dataset.renders))) > rendersBefore);
     assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
   });
+
+  it(`falls back to polling every ${POLL_MS} ms when the stream is refused, and still shows a change within the bound`, { skip: !env.UNKILL_CMD && 'UNKILL_CMD not set' }, async () => {
+    const polling = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    let streamAttempts = 0;
+    // The edge's refusal when an object is full, for every stream this page opens.
+    await polling.route('**/ofrep/v1/events/**', (route) => {
+      streamAttempts += 1;
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        headers: { 'Retry-After': '30' },
+        body: '{"errorCode":"GENERAL","errorDetails":"event stream is at capacity; poll instead"}',
+      });
+    });
+    const polls = [];
+    polling.on('request', (request) => {
+      if (request.method() === 'POST' && new URL(request.url()).pathname === '/ofrep/v1/evaluate/flags') polls.push(request.url());
+    });
+    const url = new URL(DASHBOARD_URL);
+    url.searchParams.set('poll', String(POLL_MS));
+    url.searchParams.set('user', 'alice');
+    await polling.goto(url.href);
+    await polling.waitForSelector('body[data-stream="polling"][data-flags-state="ready"][data-user="alice"]', { timeout: 10_000 });
+    assert.ok(streamAttempts >= 1, 'the page never tried the stream');
+    assert.match(await polling.textContent('#edge-status-text'), /polling every/);
+    assert.equal(await polling.evaluate(featureVisible, KILL_FLAG), false, `${KILL_FLAG} is still killed`);
+    const before = polls.length;
+
+    await promisify(exec)(env.UNKILL_CMD);
+    const returnedAt = performance.now();
+    await polling.waitForFunction(`(${featureVisible})(${JSON.stringify(KILL_FLAG)})`, undefined, {
+      polling: 10,
+      timeout: KILL_BOUND_MS + 5_000,
+    });
+    const elapsed = performance.now() - returnedAt;
+    console.log(`# with the stream refused, ${KILL_FLAG} came back ${elapsed.toFixed(0)} ms after unkill returned (poll ${POLL_MS} ms)`);
+    writeFileSync(
+      join(ARTIFACTS_DIR, 'dashboard-polling.json'),
+      `${JSON.stringify({ flag: KILL_FLAG, elapsed_ms: Math.round(elapsed), via: 'polling (stream refused)', poll_ms: POLL_MS, stream_attempts: streamAttempts })}\n`,
+    );
+    assert.ok(elapsed < KILL_BOUND_MS, `${KILL_FLAG} still hidden ${elapsed.toFixed(0)} ms after unkill returned`);
+    const after = polls.slice(before);
+    assert.ok(after.length >= 1 && after.every((u) => !u.includes('flagConfigEtag=')), 'the change must come by polling');
+    // Leave the flag as the kill test left it (the `after` hook undoes it).
+    await promisify(exec)(KILL_CMD);
+    await polling.close();
+  });
 });
