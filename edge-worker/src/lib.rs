@@ -305,7 +305,11 @@ mod glue {
                 Reply::error(ApiError::OriginNotAllowed, None).with_header("Vary", "Origin"),
             );
         }
-        let environment = req.path()[crate::events::STREAM_PREFIX.len()..].to_owned();
+        let path = req.path();
+        let environment = path
+            .strip_prefix(crate::events::STREAM_PREFIX)
+            .unwrap_or_default()
+            .to_owned();
         if environment != cfg.environment || !events_enabled(env) {
             return into_response(with_cors(crate::events::wrong_environment_reply(), &cors));
         }
