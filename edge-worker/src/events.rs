@@ -52,7 +52,8 @@ pub const INACTIVITY_DELAY_S: u64 = 120;
 /// How long the object keeps retrying a notification whose version the origin does not serve
 /// yet (a notify that overtook the pointer write, an origin replica lagging).
 pub const PENDING_FOR_MS: u64 = 30_000;
-/// Delay between those retries.
+/// Delay between those retries for the first second (a lagging origin is usually a matter of
+/// milliseconds); after that once a second, so a notify with nothing new costs little.
 pub const PENDING_RETRY_MS: u64 = 50;
 /// Least time between two forced reloads of one isolate for a refetch that names a version
 /// it does not have: bounds what forged `flagConfigEtag`s can cost the origin.

@@ -158,6 +158,18 @@ pub(crate) async fn notify(
 struct Pending {
     wanted: Option<u64>,
     until_ms: u64,
+    /// Retries so far: every [`PENDING_RETRY_MS`] for the first second, then every second.
+    attempts: u32,
+}
+
+impl Pending {
+    fn retry_in_ms(&self) -> u64 {
+        if u64::from(self.attempts) * PENDING_RETRY_MS < 1_000 {
+            PENDING_RETRY_MS
+        } else {
+            1_000
+        }
+    }
 }
 
 #[derive(Default)]
@@ -279,7 +291,10 @@ impl EventHub {
             let _ = storage.put(ORIGIN_KEY, origin).await;
         }
         if announced.is_some() {
-            self.settle(None).await;
+            // Only news is announced; no news on waking is not worth waiting for.
+            if self.settle(None).await == Decision::Wait {
+                self.hub.borrow_mut().pending = None;
+            }
         }
     }
 
@@ -310,10 +325,16 @@ impl EventHub {
             Decision::Wait => {
                 let mut hub = self.hub.borrow_mut();
                 let wanted = wanted.max(hub.pending.and_then(|p| p.wanted));
-                let until_ms = hub
+                let (until_ms, attempts) = hub
                     .pending
-                    .map_or(now.saturating_add(PENDING_FOR_MS), |p| p.until_ms);
-                hub.pending = Some(Pending { wanted, until_ms });
+                    .map_or((now.saturating_add(PENDING_FOR_MS), 0), |p| {
+                        (p.until_ms, p.attempts.saturating_add(1))
+                    });
+                hub.pending = Some(Pending {
+                    wanted,
+                    until_ms,
+                    attempts,
+                });
             }
             Decision::Nothing => self.hub.borrow_mut().pending = None,
         }
@@ -362,7 +383,7 @@ impl EventHub {
         let at = {
             let mut hub = self.hub.borrow_mut();
             let heartbeat = (hub.open_streams() > 0).then_some(hub.next_heartbeat_ms);
-            let retry = hub.pending.map(|_| now.saturating_add(PENDING_RETRY_MS));
+            let retry = hub.pending.map(|p| now.saturating_add(p.retry_in_ms()));
             match (heartbeat, retry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
