@@ -7,6 +7,7 @@
 
 use alloc::{format, string::String};
 use core::fmt;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::model::{Blob, Body, Header, SCHEMA_VERSION};
@@ -77,14 +78,21 @@ impl core::error::Error for BlobError {}
 /// `sha256:<hex>` of the compact JSON of `body`: what [`Header::content_hash`] holds.
 ///
 /// serde_json writes struct fields in declaration order and maps in key order, so the same
-/// body always serializes to the same bytes on every platform.
+/// body always serializes to the same bytes on every platform. The publisher writes the blob
+/// compactly, so these are exactly the bytes of the `body` value in the blob file, and
+/// [`Snapshot::from_json`] hashes those bytes as received instead of serializing again.
 pub fn content_hash(body: &Body) -> String {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
+    hash_hex(&serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
     for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
     }
     out
 }
@@ -102,23 +110,50 @@ impl Snapshot {
         if bytes.len() > MAX_BLOB_BYTES {
             return Err(BlobError::TooLarge { bytes: bytes.len() });
         }
-        // Header first: a blob of another schema may not parse as this one's body at all,
-        // and "wrong schema" is the more useful report.
+        // One pass that only delimits the three parts (header and body are skipped, not
+        // parsed): the schema is checked first, since a blob of another schema may not parse
+        // as this one's header or body at all and "wrong schema" is the more useful report.
         #[derive(serde::Deserialize)]
-        struct SchemaOnly {
+        struct Parts<'a> {
             schema: u32,
+            #[serde(borrow)]
+            header: Option<&'a RawValue>,
+            #[serde(borrow)]
+            body: Option<&'a RawValue>,
         }
-        let schema: SchemaOnly =
-            serde_json::from_slice(bytes).map_err(|e| BlobError::Malformed(format!("{e}")))?;
-        if schema.schema != SCHEMA_VERSION {
+        let malformed = |e: serde_json::Error| BlobError::Malformed(format!("{e}"));
+        let parts: Parts<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
+        if parts.schema != SCHEMA_VERSION {
             return Err(BlobError::SchemaMismatch {
                 expected: SCHEMA_VERSION,
-                found: schema.schema,
+                found: parts.schema,
             });
         }
-        let blob: Blob =
-            serde_json::from_slice(bytes).map_err(|e| BlobError::Malformed(format!("{e}")))?;
-        Snapshot::from_blob(blob)
+        let (Some(header), Some(body)) = (parts.header, parts.body) else {
+            return Err(BlobError::Malformed(String::from(
+                "the blob needs a `header` and a `body`",
+            )));
+        };
+        let header: Header = serde_json::from_str(header.get()).map_err(malformed)?;
+        // The hash covers the body's bytes as received (see [`content_hash`]): checked before
+        // the body is parsed, and without serializing it again.
+        let found = hash_hex(body.get().as_bytes());
+        if found != header.content_hash {
+            return Err(BlobError::HashMismatch {
+                expected: header.content_hash,
+                found,
+            });
+        }
+        let body: Body = serde_json::from_str(body.get()).map_err(malformed)?;
+        let prepared = crate::eval::Prepared::new(&body).map_err(BlobError::Invalid)?;
+        Ok(Snapshot {
+            blob: Blob {
+                schema: parts.schema,
+                header,
+                body,
+            },
+            prepared,
+        })
     }
 
     /// Checks an in-memory blob (the publisher's path, after compiling or downloading).
@@ -158,5 +193,82 @@ impl Snapshot {
     /// Flag keys in key order.
     pub fn flag_keys(&self) -> impl Iterator<Item = &str> {
         self.blob.body.flags.iter().map(|f| f.key.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::{string::ToString, vec::Vec};
+
+    fn sealed_json() -> Vec<u8> {
+        let header = Header {
+            environment: "prod".to_string(),
+            version: 7,
+            previous: None,
+            content_hash: String::new(),
+            author: "Ada".to_string(),
+            source_commit: None,
+            created_at: "2026-11-21T06:30:00Z".to_string(),
+        };
+        let body: Body = serde_json::from_str(
+            r#"{"attrs":[["targetingKey"]],"flags":[{"key":"a","kind":"release","value_type":"boolean",
+            "variants":[{"name":"on","value":true}],"default_variant":0,"enabled":true,
+            "targeting":{"rules":{"rules":[],"fallthrough":{"variant":0}}}}],"eval_order":[0]}"#,
+        )
+        .unwrap();
+        serde_json::to_vec(&Blob::new(header, body)).unwrap()
+    }
+
+    #[test]
+    fn the_hash_of_the_received_body_bytes_is_the_sealed_hash() {
+        let json = sealed_json();
+        let snapshot = Snapshot::from_json(&json).unwrap();
+        assert_eq!(
+            snapshot.header().content_hash,
+            content_hash(&snapshot.blob().body)
+        );
+        // Header fields in another order, or the parts reordered, change nothing hashed.
+        #[derive(serde::Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            header: &'a RawValue,
+            #[serde(borrow)]
+            body: &'a RawValue,
+        }
+        let raw: Raw<'_> = serde_json::from_slice(&json).unwrap();
+        let reordered = alloc::format!(
+            r#"{{"body":{},"header":{},"schema":1}}"#,
+            raw.body.get(),
+            raw.header.get()
+        );
+        assert!(Snapshot::from_json(reordered.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn any_change_to_the_body_bytes_is_refused() {
+        let json = String::from_utf8(sealed_json()).unwrap();
+        // Same meaning, other bytes: still not what was published.
+        let spaced = json.replacen(r#""attrs":"#, r#""attrs": "#, 1);
+        assert!(matches!(
+            Snapshot::from_json(spaced.as_bytes()),
+            Err(BlobError::HashMismatch { .. })
+        ));
+        let flipped = json.replacen(r#""value":true"#, r#""value":false"#, 1);
+        assert!(matches!(
+            Snapshot::from_json(flipped.as_bytes()),
+            Err(BlobError::HashMismatch { .. })
+        ));
+        assert!(matches!(
+            Snapshot::from_json(br#"{"schema":1,"header":{}}"#),
+            Err(BlobError::Malformed(_))
+        ));
+        assert_eq!(
+            Snapshot::from_json(br#"{"schema":2,"body":[]}"#).unwrap_err(),
+            BlobError::SchemaMismatch {
+                expected: SCHEMA_VERSION,
+                found: 2
+            }
+        );
     }
 }
