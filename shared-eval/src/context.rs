@@ -58,18 +58,6 @@ impl<'a> Context<'a> {
     }
 }
 
-impl<'a> Context<'a> {
-    /// The signed attributes' value at `path`.
-    pub(crate) fn lookup_signed(&self, path: &[String]) -> Option<&'a Value> {
-        lookup_in(self.signed, path)
-    }
-
-    /// The unsigned attributes' value at `path` (`None` when there are none).
-    pub(crate) fn lookup_unsigned(&self, path: &[String]) -> Option<&'a Value> {
-        self.unsigned.and_then(|m| lookup_in(m, path))
-    }
-}
-
 fn lookup_in<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
     let mut value = get(map, first)?;
@@ -85,7 +73,7 @@ const SCAN_LIMIT: usize = 16;
 /// `map.get(key)`, faster on the small maps contexts are: one pass comparing lengths first
 /// rejects most keys without touching their bytes, where the map's ordered search calls
 /// `memcmp` for every key it passes (a third of an evaluation's instructions, measured).
-fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     if map.len() <= SCAN_LIMIT {
         map.iter()
             .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key.as_bytes())

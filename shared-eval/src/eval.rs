@@ -16,14 +16,17 @@
 //! ([`Resolved`]); each flag's salt is pre-hashed at load time, so a split hashes only the value.
 
 use alloc::{string::String, vec::Vec};
-use core::cell::OnceCell;
 use serde_json::{Map, Value};
 use siphasher::sip::SipHasher13;
 
 use crate::{
     Body, Condition, Context, Flag, FlagKind, MAX_RULE_DEPTH, Op, SemVer, Serve, Snapshot, Split,
-    Targeting, ValueType, VariantId, bucket, check, index::HashIndex, logic, ops, parse_semver,
-    regex::CompiledRegex, semver,
+    Targeting, ValueType, VariantId, bucket, check,
+    index::HashIndex,
+    logic, ops, parse_semver,
+    program::{Check, Instr, Programs},
+    regex::CompiledRegex,
+    semver,
 };
 
 /// Why a value was served (OpenFeature reasons).
@@ -132,6 +135,15 @@ pub(crate) struct Prepared {
     flag_index: HashIndex,
     /// Each of `body.lists`, hashed (`in` / `not_in`).
     list_indexes: Vec<HashIndex>,
+    /// Each native flag's rules as a flat program.
+    programs: Programs,
+    /// The distinct first segments of `body.attrs`, hashed; entry `i` is the first segment of
+    /// attribute `roots[i][0]`. Resolving a context walks the context once through this.
+    root_index: HashIndex,
+    /// Per distinct first segment, the attributes whose path starts with it.
+    roots: Vec<Vec<u32>>,
+    /// Per attribute: some semver test reads it, so resolving parses its value as a version.
+    semver_attrs: Vec<bool>,
 }
 
 impl Prepared {
@@ -154,12 +166,71 @@ impl Prepared {
             .iter()
             .map(|list| HashIndex::new(list.iter().map(String::as_str)))
             .collect();
+        let programs = Programs::new(body);
+        let mut roots: Vec<Vec<u32>> = Vec::new();
+        let mut root_of: Vec<(&str, usize)> = Vec::new();
+        for (id, path) in body.attrs.iter().enumerate() {
+            let (Some(first), Ok(id)) = (path.first(), u32::try_from(id)) else {
+                continue;
+            };
+            match root_of.iter().find(|(name, _)| *name == first.as_str()) {
+                Some((_, at)) => {
+                    if let Some(ids) = roots.get_mut(*at) {
+                        ids.push(id);
+                    }
+                }
+                None => {
+                    root_of.push((first.as_str(), roots.len()));
+                    roots.push(alloc::vec![id]);
+                }
+            }
+        }
+        let root_index = HashIndex::new(root_of.iter().map(|(name, _)| *name));
+        let mut semver_attrs = alloc::vec![false; body.attrs.len()];
+        let mut mark = |condition: &Condition| {
+            visit_tests(condition, body, 1, &mut |attr, op| {
+                if let (Op::SemVer(..), Some(slot)) = (op, semver_attrs.get_mut(attr as usize)) {
+                    *slot = true;
+                }
+            })
+        };
+        for segment in &body.segments {
+            mark(&segment.condition);
+        }
+        for flag in &body.flags {
+            if let Targeting::Rules { rules, .. } = &flag.targeting {
+                for rule in rules {
+                    mark(&rule.condition);
+                }
+            }
+        }
         Ok(Prepared {
             regexes,
             salted,
             flag_index,
             list_indexes,
+            programs,
+            root_index,
+            roots,
+            semver_attrs,
         })
+    }
+}
+
+/// Calls `f` on every test of `condition` (segments not followed: they are visited on their own).
+fn visit_tests(condition: &Condition, body: &Body, level: usize, f: &mut impl FnMut(u32, &Op)) {
+    if level > MAX_RULE_DEPTH {
+        return;
+    }
+    match condition {
+        Condition::All(items) | Condition::Any(items) => {
+            for item in items {
+                visit_tests(item, body, level + 1, f);
+            }
+        }
+        Condition::Not(inner) => visit_tests(inner, body, level + 1, f),
+        Condition::Segment(_) => {}
+        Condition::Test(test) => f(test.attr, &test.op),
     }
 }
 
@@ -172,45 +243,92 @@ fn salt(flag: &Flag) -> &str {
     }
 }
 
-/// A context resolved against one snapshot, for evaluating many flags for one request: each
-/// attribute the flags read is looked up in the context at most once (on first use), however
-/// many flags read it. Build it with [`Snapshot::resolve`], evaluate with [`evaluate_resolved`];
+/// A context resolved against one snapshot, for evaluating many flags for one request: the
+/// context is walked once, each attribute the blob interns gets a slot with its value (and, for
+/// attributes a semver test reads, the value parsed as a version), and flags then read slots by
+/// attribute id. Build it with [`Snapshot::resolve`], evaluate with [`evaluate_resolved`];
 /// [`evaluate_all`] does both.
 #[derive(Debug)]
 pub struct Resolved<'s, 'c> {
     snapshot: &'s Snapshot,
     ctx: Context<'c>,
-    /// One per `body.attrs` entry.
-    slots: Vec<Slot<'c>>,
+    /// One per `body.attrs` entry: the signed attributes' value.
+    signed: Vec<Slot<'c>>,
+    /// One per `body.attrs` entry (empty without unsigned attributes): the unsigned value, read
+    /// only by flags that allow it and only when the signed attributes lack it.
+    unsigned: Vec<Slot<'c>>,
 }
 
-/// One attribute's lookups, made on first use: in the signed attributes, and (only for flags
-/// that allow it, when the signed ones lack it) in the unsigned ones; each with its value
-/// parsed as a version, also on first use (semver tests parse the context's text otherwise).
+/// One attribute's value in one half of the context, and that value as a version when a semver
+/// test needs it.
 #[derive(Debug, Default)]
-struct Slot<'c> {
-    signed: Half<'c>,
-    unsigned: Half<'c>,
-}
-
-/// One of a [`Slot`]'s two lookups.
-#[derive(Debug, Default)]
-struct Half<'c> {
-    value: OnceCell<Option<&'c Value>>,
-    semver: OnceCell<Option<SemVer>>,
+pub(crate) struct Slot<'c> {
+    value: Option<&'c Value>,
+    semver: Option<SemVer>,
 }
 
 impl Snapshot {
-    /// Prepares `ctx` for evaluating several flags of this snapshot (one allocation of one
-    /// small slot per attribute the blob interns; no lookup happens yet).
+    /// Prepares `ctx` for evaluating several flags of this snapshot: one pass over the
+    /// context's attributes fills one slot per attribute the blob interns (two allocations,
+    /// bounded by the blob; versions parsed only for attributes a semver test reads).
     pub fn resolve<'s, 'c>(&'s self, ctx: &Context<'c>) -> Resolved<'s, 'c> {
-        let mut slots = Vec::new();
-        slots.resize_with(self.blob.body.attrs.len(), Slot::default);
+        let signed = self.resolve_half(Some(ctx.signed));
+        let unsigned = match ctx.unsigned {
+            Some(map) if !map.is_empty() => self.resolve_half(Some(map)),
+            _ => Vec::new(),
+        };
         Resolved {
             snapshot: self,
             ctx: *ctx,
-            slots,
+            signed,
+            unsigned,
         }
+    }
+
+    fn resolve_half<'c>(&self, map: Option<&'c Map<String, Value>>) -> Vec<Slot<'c>> {
+        let attrs = &self.blob.body.attrs;
+        let prepared = &self.prepared;
+        let mut slots = Vec::new();
+        slots.resize_with(attrs.len(), Slot::default);
+        let Some(map) = map else {
+            return slots;
+        };
+        for (key, value) in map {
+            let root = prepared.root_index.find(key, |i| {
+                let first = prepared.roots.get(i)?.first()?;
+                attrs.get(*first as usize)?.first().map(String::as_str)
+            });
+            let Some(ids) = root.and_then(|i| prepared.roots.get(i)) else {
+                continue;
+            };
+            for id in ids {
+                let (Some(path), Some(slot)) =
+                    (attrs.get(*id as usize), slots.get_mut(*id as usize))
+                else {
+                    continue;
+                };
+                let mut found = Some(value);
+                for segment in path.iter().skip(1) {
+                    found = found
+                        .and_then(Value::as_object)
+                        .and_then(|object| crate::context::get(object, segment));
+                }
+                slot.value = found;
+                if prepared.semver_attrs.get(*id as usize) == Some(&true) {
+                    slot.semver = found.and_then(Value::as_str).and_then(parse_semver);
+                }
+            }
+        }
+        slots
+    }
+}
+
+/// A resolved context's signed and unsigned slots.
+type Halves<'r, 'c> = (&'r [Slot<'c>], &'r [Slot<'c>]);
+
+impl<'c> Resolved<'_, 'c> {
+    fn halves(&self) -> Halves<'_, 'c> {
+        (&self.signed, &self.unsigned)
     }
 }
 
@@ -232,7 +350,7 @@ pub fn evaluate<'s>(
     now_ms: i64,
 ) -> Evaluation<'s> {
     match find_flag(snapshot, key) {
-        Some(index) => evaluate_flag(snapshot, index, ctx, &[], now_ms),
+        Some(index) => evaluate_flag(snapshot, index, ctx, None, now_ms),
         None => not_found(),
     }
 }
@@ -250,7 +368,7 @@ pub fn evaluate_resolved<'s>(
             resolved.snapshot,
             index,
             &resolved.ctx,
-            &resolved.slots,
+            Some(resolved.halves()),
             now_ms,
         ),
         None => not_found(),
@@ -273,7 +391,13 @@ pub fn evaluate_all<'s>(
         .map(|(index, flag)| {
             (
                 flag.key.as_str(),
-                evaluate_flag(snapshot, index, &resolved.ctx, &resolved.slots, now_ms),
+                evaluate_flag(
+                    snapshot,
+                    index,
+                    &resolved.ctx,
+                    Some(resolved.halves()),
+                    now_ms,
+                ),
             )
         })
         .collect()
@@ -310,7 +434,38 @@ fn evaluate_flag<'s, 'c>(
     snapshot: &'s Snapshot,
     index: usize,
     ctx: &Context<'c>,
-    slots: &[Slot<'c>],
+    resolved: Option<Halves<'_, 'c>>,
+    now_ms: i64,
+) -> Evaluation<'s> {
+    run_flag(
+        snapshot,
+        index,
+        ctx,
+        resolved,
+        Some(&snapshot.prepared.programs),
+        now_ms,
+    )
+}
+
+/// The evaluator as it was before flat programs and eagerly resolved contexts: every condition
+/// tree walked, every attribute looked up in the context. The reference the fast path is
+/// tested against.
+#[cfg(test)]
+pub(crate) fn evaluate_reference<'s>(
+    snapshot: &'s Snapshot,
+    index: usize,
+    ctx: &Context<'_>,
+    now_ms: i64,
+) -> Evaluation<'s> {
+    run_flag(snapshot, index, ctx, None, None, now_ms)
+}
+
+fn run_flag<'s, 'c>(
+    snapshot: &'s Snapshot,
+    index: usize,
+    ctx: &Context<'c>,
+    resolved: Option<Halves<'_, 'c>>,
+    programs: Option<&'s Programs>,
     now_ms: i64,
 ) -> Evaluation<'s> {
     let Some(flag) = snapshot.blob.body.flags.get(index) else {
@@ -321,8 +476,9 @@ fn evaluate_flag<'s, 'c>(
         regexes: &snapshot.prepared.regexes,
         salted: &snapshot.prepared.salted,
         list_indexes: &snapshot.prepared.list_indexes,
+        programs,
         ctx,
-        slots,
+        resolved,
         now_ms,
     };
     let pick = env.pick(index, flag, 0);
@@ -388,8 +544,11 @@ struct Env<'s, 'c, 'r> {
     salted: &'s [SipHasher13],
     list_indexes: &'s [HashIndex],
     ctx: &'r Context<'c>,
-    /// A [`Resolved`] context's slots, or empty: look attributes up directly.
-    slots: &'r [Slot<'c>],
+    /// The flat programs; `None` evaluates every flag by walking its condition tree (the
+    /// reference the programs are tested against).
+    programs: Option<&'s Programs>,
+    /// A [`Resolved`] context's slots, or `None`: look attributes up directly.
+    resolved: Option<Halves<'r, 'c>>,
     now_ms: i64,
 }
 
@@ -421,8 +580,15 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         }
         match &flag.targeting {
             Targeting::Rules { rules, fallthrough } => {
-                for rule in rules {
-                    if self.holds(flag, &rule.condition, 1) {
+                let program = self.programs.and_then(|programs| programs.get(index));
+                let matched = match program {
+                    Some((code, entry)) => self.run(code, entry),
+                    None => rules
+                        .iter()
+                        .position(|rule| self.holds(flag, &rule.condition, 1)),
+                };
+                if let Some(rule) = matched.and_then(|i| rules.get(i)) {
+                    {
                         return match &rule.serve {
                             Serve::Variant(id) => {
                                 Pick::serve(*id, Reason::TargetingMatch, Some(&rule.id))
@@ -484,13 +650,13 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 .and_then(|i| self.body.segments.get(i))
                 .is_some_and(|segment| self.holds(flag, &segment.condition, level + 1)),
             Condition::Test(test) => {
-                let (value, half) = self.attr_cached(flag, test.attr);
-                if let (Op::SemVer(cmp, wanted), Some(half)) = (&test.op, half) {
+                let allow_unsigned = flag.unsigned_attrs.contains(&test.attr);
+                let (value, slot) = self.attr_slot(test.attr, allow_unsigned);
+                if let (Op::SemVer(cmp, wanted), Some(slot)) = (&test.op, slot) {
                     // As `ops::holds` decides it (missing, null or not a string: false), with
                     // the parse shared by every flag on this resolved context.
-                    return half
+                    return slot
                         .semver
-                        .get_or_init(|| value.and_then(Value::as_str).and_then(parse_semver))
                         .as_ref()
                         .is_some_and(|actual| semver::compare(actual, *cmp, wanted));
                 }
@@ -499,38 +665,80 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         }
     }
 
+    /// Runs a flag's program from `pc`: the index of the rule that matches, if any. Every jump
+    /// goes forward, so this visits each instruction at most once.
+    fn run(&self, code: &[Instr], mut pc: usize) -> Option<usize> {
+        for _ in 0..code.len() {
+            match code.get(pc)? {
+                Instr::Test {
+                    attr,
+                    unsigned,
+                    check,
+                    then,
+                    otherwise,
+                } => {
+                    let holds = self.check(*attr, *unsigned, check);
+                    pc = *if holds { then } else { otherwise } as usize;
+                }
+                Instr::Matched(rule) => return Some(*rule as usize),
+                Instr::Fallthrough => return None,
+            }
+        }
+        None
+    }
+
+    /// One program test: the same answer as `ops::holds` on the operator it was compiled from.
+    fn check(&self, attr: u32, allow_unsigned: bool, check: &Check) -> bool {
+        let (value, slot) = self.attr_slot(attr, allow_unsigned);
+        match check {
+            Check::StrEq(wanted) => value.and_then(Value::as_str) == Some(wanted.as_str()),
+            Check::StrNe(wanted) => value.and_then(Value::as_str) != Some(wanted.as_str()),
+            Check::SemVer(cmp, wanted) => match slot {
+                Some(slot) => slot.semver.as_ref(),
+                None => {
+                    return value
+                        .and_then(Value::as_str)
+                        .and_then(parse_semver)
+                        .is_some_and(|actual| semver::compare(&actual, *cmp, wanted));
+                }
+            }
+            .is_some_and(|actual| semver::compare(actual, *cmp, wanted)),
+            Check::Op(op) => ops::holds(op, value, self.body, self.regexes, self.list_indexes),
+        }
+    }
+
     /// The attribute's value in the context, read from unsigned attributes only when the flag
     /// allows it for this attribute.
     fn attr(&self, flag: &Flag, id: u32) -> Option<&'c Value> {
-        self.attr_cached(flag, id).0
+        self.attr_slot(id, flag.unsigned_attrs.contains(&id)).0
     }
 
-    /// [`Self::attr`], and on a resolved context the slot half the value came from (where
-    /// derived values are cached).
-    fn attr_cached(&self, flag: &Flag, id: u32) -> (Option<&'c Value>, Option<&'r Half<'c>>) {
-        let Some((index, path)) = usize::try_from(id)
-            .ok()
-            .and_then(|i| Some((i, self.body.attrs.get(i)?)))
-        else {
+    /// The attribute's value (signed first, then unsigned if allowed), and on a resolved
+    /// context the slot it came from (where its parsed version is).
+    fn attr_slot(
+        &self,
+        id: u32,
+        allow_unsigned: bool,
+    ) -> (Option<&'c Value>, Option<&'r Slot<'c>>) {
+        let index = id as usize;
+        let Some((signed, unsigned)) = self.resolved else {
+            let value = self
+                .body
+                .attrs
+                .get(index)
+                .and_then(|path| self.ctx.lookup(path, allow_unsigned));
+            return (value, None);
+        };
+        let Some(slot) = signed.get(index) else {
             return (None, None);
         };
-        let allow_unsigned = flag.unsigned_attrs.contains(&id);
-        let Some(slot) = self.slots.get(index) else {
-            return (self.ctx.lookup(path, allow_unsigned), None);
-        };
-        // The same answer as `ctx.lookup`, each half looked up once per resolved context.
-        let signed = *slot
-            .signed
-            .value
-            .get_or_init(|| self.ctx.lookup_signed(path));
-        if signed.is_some() || !allow_unsigned {
-            return (signed, Some(&slot.signed));
+        if slot.value.is_some() || !allow_unsigned {
+            return (slot.value, Some(slot));
         }
-        let unsigned = *slot
-            .unsigned
-            .value
-            .get_or_init(|| self.ctx.lookup_unsigned(path));
-        (unsigned, Some(&slot.unsigned))
+        match unsigned.get(index) {
+            Some(slot) => (slot.value, Some(slot)),
+            None => (None, None),
+        }
     }
 
     /// Buckets the context by `split.bucket_by` and picks the variant whose cumulative weight

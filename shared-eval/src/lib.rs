@@ -39,6 +39,7 @@ mod index;
 pub mod logic;
 mod model;
 mod ops;
+mod program;
 mod regex;
 mod semver;
 
