@@ -17,7 +17,6 @@
 
 use alloc::{string::String, vec::Vec};
 use serde_json::{Map, Value};
-use siphasher::sip::SipHasher13;
 
 use crate::{
     Body, Condition, Context, Flag, FlagKind, MAX_RULE_DEPTH, Op, SemVer, Serve, Snapshot, Split,
@@ -130,7 +129,7 @@ impl Evaluation<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     regexes: Vec<CompiledRegex>,
-    salted: Vec<SipHasher13>,
+    salted: Vec<bucket::Salted>,
     /// Flag keys, hashed (single-flag evaluation looks its key up per request).
     flag_index: HashIndex,
     /// Each of `body.lists`, hashed (`in` / `not_in`).
@@ -541,7 +540,7 @@ struct Env<'s, 'c, 'r> {
     body: &'s Body,
     regexes: &'s [CompiledRegex],
     /// Per flag index, its salt pre-hashed.
-    salted: &'s [SipHasher13],
+    salted: &'s [bucket::Salted],
     list_indexes: &'s [HashIndex],
     ctx: &'r Context<'c>,
     /// The flat programs; `None` evaluates every flag by walking its condition tree (the
