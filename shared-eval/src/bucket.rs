@@ -123,27 +123,25 @@ impl Salted {
     fn absorb(&mut self, mut bytes: &[u8]) {
         self.len = self.len.wrapping_add(bytes.len() as u64);
         if self.tail_len > 0 {
-            while self.tail_len < 8 {
-                let Some((byte, rest)) = bytes.split_first() else {
-                    return;
-                };
-                self.tail |= u64::from(*byte) << (8 * self.tail_len);
-                self.tail_len += 1;
-                bytes = rest;
+            let wanted = 8 - self.tail_len as usize;
+            let (fill, rest) = bytes.split_at(wanted.min(bytes.len()));
+            self.tail |= load_partial(fill) << (8 * self.tail_len);
+            self.tail_len += fill.len() as u32;
+            if self.tail_len < 8 {
+                return;
             }
             let word = self.tail;
             self.compress(word);
             self.tail = 0;
             self.tail_len = 0;
+            bytes = rest;
         }
         let mut words = bytes.chunks_exact(8);
         for word in &mut words {
             let word = <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes);
             self.compress(word);
         }
-        for (i, byte) in words.remainder().iter().enumerate() {
-            self.tail |= u64::from(*byte) << (8 * i);
-        }
+        self.tail = load_partial(words.remainder());
         self.tail_len = words.remainder().len() as u32;
     }
 
@@ -157,6 +155,30 @@ impl Salted {
         let [v0, v1, v2, v3] = self.v;
         v0 ^ v1 ^ v2 ^ v3
     }
+}
+
+/// Up to 8 bytes as a little-endian integer, in at most three loads (not one per byte).
+fn load_partial(bytes: &[u8]) -> u64 {
+    if let Ok(word) = <[u8; 8]>::try_from(bytes) {
+        return u64::from_le_bytes(word);
+    }
+    let mut out = 0u64;
+    let mut at = 0usize;
+    if let Some(four) = bytes.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+        out = u64::from(u32::from_le_bytes(four));
+        at = 4;
+    }
+    if let Some(two) = bytes
+        .get(at..at + 2)
+        .and_then(|b| <[u8; 2]>::try_from(b).ok())
+    {
+        out |= u64::from(u16::from_le_bytes(two)) << (8 * at);
+        at += 2;
+    }
+    if let Some(one) = bytes.get(at) {
+        out |= u64::from(*one) << (8 * at);
+    }
+    out
 }
 
 /// MurmurHash3 x86_32 (Austin Appleby's reference `MurmurHash3_x86_32`), as flagd's
