@@ -206,6 +206,8 @@ pub enum Action {
     Promote,
     /// The canary was dropped; the stable version serves everyone again.
     Abort,
+    /// Rollout schedules moved (a stage advanced, stepped back, or halted).
+    Rollout,
 }
 
 impl Action {
@@ -219,6 +221,7 @@ impl Action {
             Action::Canary => "canary",
             Action::Promote => "promote",
             Action::Abort => "abort",
+            Action::Rollout => "rollout",
         }
     }
 }
@@ -309,6 +312,52 @@ pub struct VersionRecord {
     /// side). The pointer is derived from the record, canary included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
+    /// The rollout schedules in force and where each stands. Carried from version to version
+    /// (the record is the state's one home, so two racing ticks cannot both advance it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<RolloutState>,
+}
+
+/// Where one rollout schedule stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// The schedule, as compiled from the flag file.
+    pub schedule: crate::compile::schedule::Schedule,
+    /// The live stage, 1-based (0: stepped back before the first stage, nobody treated).
+    pub stage: usize,
+    /// When this stage went live (RFC 3339 UTC).
+    pub since: String,
+    /// Running, held, reverting or done.
+    pub status: RolloutStatus,
+    /// Why it is held or reverting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A schedule's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutStatus {
+    /// Advances when due and healthy.
+    Running,
+    /// Halted by a failing health check (`hold`), until `rollout resume`.
+    Held,
+    /// Stepping back one stage per tick while the check fails (`revert`).
+    Reverting,
+    /// At its last stage.
+    Done,
+}
+
+impl RolloutStatus {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutStatus::Running => "running",
+            RolloutStatus::Held => "held",
+            RolloutStatus::Reverting => "reverting",
+            RolloutStatus::Done => "done",
+        }
+    }
 }
 
 impl VersionRecord {
@@ -401,6 +450,11 @@ impl AuditEntry {
                 (Action::Abort, _) => {
                     format!("aborted the canary: {}", record.summary.one_line())
                 }
+                (Action::Rollout, _) => format!(
+                    "rollout {}: {}",
+                    record.message.as_deref().unwrap_or(""),
+                    record.summary.one_line()
+                ),
                 _ => record.summary.one_line(),
             },
             commit: record.source_commit.clone(),

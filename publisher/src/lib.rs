@@ -14,5 +14,7 @@ pub mod publish;
 #[cfg(feature = "store")]
 pub mod purge;
 #[cfg(feature = "store")]
+pub mod rollout;
+#[cfg(feature = "store")]
 pub mod store;
 pub mod token;

@@ -48,6 +48,9 @@ enum Command {
     Promote(cli::promote::Args),
     /// Drop the running canary: the stable version serves everyone again; then purge the CDN.
     Abort(cli::promote::Args),
+    /// Progressive rollout schedules: status, tick (advance due stages), resume.
+    #[command(subcommand)]
+    Rollout(cli::rollout::Args),
     /// Purge the CDN's copy of an environment (e.g. to retry after a failed purge).
     Purge(cli::kill::PurgeOnlyArgs),
 }
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Unkill(args) => cli::kill::run(args, false),
         Command::Promote(args) => cli::promote::run(args, true),
         Command::Abort(args) => cli::promote::run(args, false),
+        Command::Rollout(args) => cli::rollout::run(args),
         Command::Purge(args) => cli::kill::run_purge(args),
     }
 }

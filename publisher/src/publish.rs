@@ -259,6 +259,8 @@ pub(crate) struct Next {
     pub(crate) provenance: Provenance,
     pub(crate) message: Option<String>,
     pub(crate) rollback_to: Option<u64>,
+    /// The rollout states of the new version; `None` carries the previous version's.
+    pub(crate) rollouts: Option<Vec<layout::RolloutState>>,
 }
 
 /// One environment of a store.
@@ -458,7 +460,21 @@ impl Environment {
     /// writing anything when the environment already serves exactly this body.
     pub async fn push(
         &self,
+        body: Body,
+        provenance: &Provenance,
+        message: Option<String>,
+    ) -> Result<Outcome, PublishError> {
+        self.push_scheduled(body, None, provenance, message).await
+    }
+
+    /// [`Environment::push`] with the flag files' rollout schedules (`compile::schedule::collect`):
+    /// a schedule already running keeps its stage, status and since (as kills carry across
+    /// pushes); a new one starts at stage 1; one no longer in the files ends. `None` carries the
+    /// running schedules as they are.
+    pub async fn push_scheduled(
+        &self,
         mut body: Body,
+        schedules: Option<Vec<crate::compile::schedule::Schedule>>,
         provenance: &Provenance,
         message: Option<String>,
     ) -> Result<Outcome, PublishError> {
@@ -477,10 +493,26 @@ impl Environment {
             None => (None, Body::default()),
         };
         carry_kills(&old_body, &mut body);
+        let running = match previous {
+            Some(v) => self
+                .record(v)
+                .await?
+                .map(|r| r.rollouts)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let rollouts = match schedules {
+            None => running.clone(),
+            Some(schedules) => crate::rollout::merge(&running, schedules, &provenance.created_at),
+        };
+        for state in &rollouts {
+            crate::compile::schedule::apply(&mut body, &state.schedule, state.stage);
+        }
         let summary = diff::diff(&old_body, &body).summary();
         let content_hash = shared_eval::content_hash(&body);
         if let (Some(c), Some(version)) = (&current, previous)
             && c.pointer.content_hash == content_hash
+            && rollouts == running
         {
             return Ok(Outcome::Unchanged { version });
         }
@@ -495,6 +527,7 @@ impl Environment {
                 provenance: provenance.clone(),
                 message,
                 rollback_to: None,
+                rollouts: Some(rollouts),
             },
         )
         .await
@@ -603,10 +636,55 @@ impl Environment {
                 provenance,
                 message: reason,
                 rollback_to: None,
+                rollouts: None,
             },
         )
         .await
         .map(Outcome::Published)
+    }
+
+    /// Publishes the deployed flags again with new rollout states (their stages applied by
+    /// [`Environment::publish_next`]): what rollout ticks and resumes do.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn republish(
+        &self,
+        deployed: &Deployed,
+        rollouts: Vec<layout::RolloutState>,
+        action: Action,
+        flags: Vec<String>,
+        author: &str,
+        created_at: &str,
+        message: String,
+    ) -> Result<Outcome, PublishError> {
+        let mut body = deployed.stable.body.clone();
+        for state in &rollouts {
+            crate::compile::schedule::apply(&mut body, &state.schedule, state.stage);
+        }
+        let summary = diff::diff(&deployed.stable.body, &body).summary();
+        let pointer = &deployed.current.pointer;
+        let next = Next {
+            stable: Side::New(body),
+            canary: pointer.canary.as_ref().map(|c| NextCanary {
+                side: Side::canary_of(c),
+                percent: c.percent,
+                salt: c.salt.clone(),
+                since: c.since,
+            }),
+            action,
+            summary,
+            flags,
+            provenance: Provenance {
+                author: author.to_owned(),
+                source_commit: deployed.stable.header.source_commit.clone(),
+                created_at: created_at.to_owned(),
+            },
+            message: Some(message),
+            rollback_to: None,
+            rollouts: Some(rollouts),
+        };
+        self.publish_next(Some(&deployed.current), next)
+            .await
+            .map(Outcome::Published)
     }
 
     /// Builds version `current + 1` from `next`: seals and uploads each new side (read back and
@@ -619,11 +697,35 @@ impl Environment {
     ) -> Result<VersionRecord, PublishError> {
         let previous = current.map(|c| c.pointer.version);
         let version = previous.map_or(1, |p| p + 1);
+        let rollouts = match (next.rollouts, previous) {
+            (Some(rollouts), _) => rollouts,
+            (None, Some(previous)) => self
+                .record(previous)
+                .await?
+                .map(|r| r.rollouts)
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        // Whatever a new body was built from (files, the deployed blob), the live stage of each
+        // schedule is the store's.
+        let staged = |side: Side| match side {
+            Side::New(mut body) => {
+                for state in &rollouts {
+                    crate::compile::schedule::apply(&mut body, &state.schedule, state.stage);
+                }
+                Side::New(body)
+            }
+            stored => stored,
+        };
         let (blob, sha256, content_hash) = self
-            .stored_side(next.stable, version, previous, &next.provenance)
+            .stored_side(staged(next.stable), version, previous, &next.provenance)
             .await?;
         let canary = match next.canary {
             Some(c) => {
+                let c = NextCanary {
+                    side: staged(c.side),
+                    ..c
+                };
                 let (blob, sha256, content_hash) = self
                     .stored_side(c.side, version, previous, &next.provenance)
                     .await?;
@@ -653,6 +755,7 @@ impl Environment {
             flags: next.flags,
             message: next.message,
             canary,
+            rollouts,
         };
         self.commit(current, record).await
     }
@@ -717,6 +820,7 @@ impl Environment {
             },
             message,
             rollback_to: Some(to),
+            rollouts: None,
         };
         self.publish_next(Some(&current), next)
             .await

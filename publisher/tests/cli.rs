@@ -37,7 +37,7 @@ fn validate_accepts_the_examples() {
     let out = publisher(&["validate", "examples/flags"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("examples/flags: 10 flags, 2 segments"),
+        text(&out).contains("examples/flags: 11 flags, 2 segments"),
         "{}",
         text(&out)
     );
@@ -143,7 +143,7 @@ fn build_writes_a_gzipped_blob_the_edge_accepts() {
         header.created_at
     );
     let keys: Vec<&str> = snapshot.flag_keys().collect();
-    assert_eq!(keys.len(), 10);
+    assert_eq!(keys.len(), 11);
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted: {keys:?}");
     assert!(text(&out).contains(&header.content_hash), "{}", text(&out));
     // The source commit is the repository's HEAD when the flags are in Git.

@@ -11,6 +11,7 @@ pub mod promote;
 pub mod purge_args;
 pub mod push;
 pub mod rollback;
+pub mod rollout;
 pub mod store_args;
 pub mod token;
 pub mod validate;

@@ -104,7 +104,14 @@ pub fn run(args: Args) -> ExitCode {
                 env.push_canary(compiled.body, percent, &provenance, args.message)
                     .await
             }
-            None => env.push(compiled.body, &provenance, args.message).await,
+            None => {
+                let schedules = args
+                    .dir
+                    .is_dir()
+                    .then(|| publisher::compile::schedule::collect(&args.dir, env.name()));
+                env.push_scheduled(compiled.body, schedules, &provenance, args.message)
+                    .await
+            }
         };
         match pushed {
             Ok(outcome) => {

@@ -10,6 +10,7 @@ pub mod flagd;
 mod graph;
 pub mod limits;
 pub mod native;
+pub mod schedule;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

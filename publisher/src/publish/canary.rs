@@ -66,6 +66,7 @@ impl Environment {
             provenance: provenance.clone(),
             message,
             rollback_to: None,
+            rollouts: None,
         };
         self.publish_next(Some(&deployed.current), next)
             .await
@@ -139,6 +140,7 @@ impl Environment {
             },
             message,
             rollback_to: None,
+            rollouts: None,
         };
         self.publish_next(Some(&deployed.current), next)
             .await

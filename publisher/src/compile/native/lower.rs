@@ -2,6 +2,7 @@
 //! paths, lists and regexes interned into [`Tables`] and segments/prerequisites resolved.
 
 use super::*;
+use crate::compile::schedule;
 
 /// Interned tables. The requested environment compiles into the body's; other environments
 /// compile into a scratch copy that is thrown away (checked, not shipped).
@@ -347,6 +348,9 @@ impl Compiler {
                 .map(Serve::Variant);
         };
         self.check_fields(at, entries, SPLIT_FIELDS, "a split");
+        if let Some(rollout) = node.get("rollout") {
+            return self.rollout(at, def, node, rollout, scope);
+        }
         let Some(split) = node.get("split") else {
             self.error(
                 at,
@@ -420,6 +424,48 @@ impl Compiler {
         };
         let bucket_by = scope.tables.attr(bucket_by?);
         ok.then_some(Serve::Split(Split { bucket_by, weights }))
+    }
+
+    /// `serve: {rollout: {...}}` (`compile/schedule.rs`): the first stage's split.
+    fn rollout(
+        &mut self,
+        at: &At<'_>,
+        def: &FlagDef<'_>,
+        node: &Node,
+        rollout: &Node,
+        scope: &mut Scope<'_>,
+    ) -> Option<Serve> {
+        if node.get("split").is_some() {
+            self.error(
+                at,
+                rollout.line,
+                "a rule serves a `split` or a `rollout`, not both",
+            );
+            return None;
+        }
+        let names: Vec<&str> = def.variants.iter().map(|v| v.name.as_str()).collect();
+        let rule = at.rule.clone().unwrap_or_default();
+        let schedule = match schedule::parse(rollout, &def.key, &rule, &names) {
+            Ok(schedule) => schedule,
+            Err(errors) => {
+                for (line, message) in errors {
+                    self.error(at, line, message);
+                }
+                return None;
+            }
+        };
+        let index = |name: &str| names.iter().position(|n| *n == name).unwrap_or(0) as VariantId;
+        let weights = schedule::weights(
+            schedule::stage_percent(&schedule, 1),
+            index(&schedule.variant),
+            index(&schedule.others),
+        );
+        let bucket_by = match node.get("bucket-by") {
+            Some(n) => self.attr_path(at, n),
+            None => Some(vec![TARGETING_KEY.to_owned()]),
+        };
+        let bucket_by = scope.tables.attr(bucket_by?);
+        Some(Serve::Split(Split { bucket_by, weights }))
     }
 
     pub(super) fn attr_path(&mut self, at: &At<'_>, node: &Node) -> Option<Vec<String>> {

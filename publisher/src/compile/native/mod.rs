@@ -148,7 +148,7 @@ const FLAG_FIELDS: &[&str] = &[
 const SEGMENT_FIELDS: &[&str] = &["key", "description", "owner", "if"];
 const ENV_FIELDS: &[&str] = &["enabled", "rules", "fallthrough"];
 const RULE_FIELDS: &[&str] = &["id", "description", "if", "serve"];
-const SPLIT_FIELDS: &[&str] = &["split", "bucket-by"];
+const SPLIT_FIELDS: &[&str] = &["split", "rollout", "bucket-by"];
 const PREREQ_FIELDS: &[&str] = &["flag", "variants"];
 
 impl Compiler {

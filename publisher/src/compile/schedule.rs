@@ -1,0 +1,440 @@
+//! Progressive rollout schedules: a rule whose split follows ordered stages (docs/flag-format.md,
+//! "Rollout schedules").
+//!
+//! ```yaml
+//! serve:
+//!   rollout:
+//!     variant: on            # the treatment
+//!     others: off            # what the rule's other users get
+//!     stages:
+//!       - { percent: 1, soak: 1h }
+//!       - { percent: 25, soak: 1d }
+//!       - { percent: 100 }
+//!     health: { url: "https://status.example.com/checkout" }   # or { command: "./check" }
+//!     on-failure: revert     # or hold (the default)
+//!   bucket-by: org.id        # optional, as for a split
+//! ```
+//!
+//! The compiler serves the first stage (a split with the treatment's weight first, so a user is
+//! treated exactly when `bucket < percent`); which stage is live is state in the store
+//! (`rollout::`), applied to the compiled body by [`apply`]. Stage percentages never decrease,
+//! so with the same salt and bucketing attribute a later stage only adds users.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use shared_eval::{Body, Serve, Split, Targeting, VariantId};
+
+use super::yaml::{Node, Value};
+use crate::layout::Share;
+
+/// A rule's rollout schedule, as stored with the rollout's state (so a tick needs no checkout).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The flag.
+    pub flag: String,
+    /// The rule's id.
+    pub rule: String,
+    /// The treatment variant.
+    pub variant: String,
+    /// The variant the rule's other users get.
+    pub others: String,
+    /// In order; percentages never decrease.
+    pub stages: Vec<Stage>,
+    /// What must pass before a stage advances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+    /// What a failing check does.
+    pub on_failure: OnFailure,
+}
+
+/// One stage of a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// Share of the rule's users treated.
+    pub percent: Share,
+    /// Least time at this stage before the next one is due, in seconds.
+    pub soak_s: u64,
+}
+
+/// A health signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// Must answer a GET with 2xx.
+    Url(String),
+    /// Run with `sh -c`; must exit 0.
+    Command(String),
+}
+
+/// What a failing health check does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stay at the current stage, halted, until `rollout resume`.
+    #[default]
+    Hold,
+    /// Step back one stage per tick while the check fails (never all at once), then hold.
+    Revert,
+}
+
+const ROLLOUT_FIELDS: &[&str] = &["variant", "others", "stages", "health", "on-failure"];
+const STAGE_FIELDS: &[&str] = &["percent", "soak"];
+/// Upper bound on stages: a schedule is a handful of steps, not a ramp function.
+pub const MAX_STAGES: usize = 20;
+
+/// Parses a `rollout:` node for a flag with these variant names. Errors are `(line, message)`.
+pub fn parse(
+    node: &Node,
+    flag: &str,
+    rule: &str,
+    variants: &[&str],
+) -> Result<Schedule, Vec<(usize, String)>> {
+    let mut errors = Vec::new();
+    let Some(entries) = node.as_map() else {
+        return Err(vec![(
+            node.line,
+            "`rollout` is a mapping with `variant`, `others` and `stages`".into(),
+        )]);
+    };
+    for entry in entries {
+        if !ROLLOUT_FIELDS.contains(&entry.key.as_str()) {
+            errors.push((
+                entry.line,
+                format!(
+                    "unknown field `{}` in a rollout; expected one of: {}",
+                    entry.key,
+                    ROLLOUT_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    let variant_of = |field: &str, errors: &mut Vec<(usize, String)>| match node.get(field) {
+        None => {
+            errors.push((
+                node.line,
+                format!("a rollout needs `{field}`: a variant name"),
+            ));
+            None
+        }
+        Some(n) => match scalar(n) {
+            Some(name) if variants.contains(&name.as_str()) => Some(name),
+            _ => {
+                errors.push((
+                    n.line,
+                    format!(
+                        "`{field}` must name one of this flag's variants: {}",
+                        variants.join(", ")
+                    ),
+                ));
+                None
+            }
+        },
+    };
+    let variant = variant_of("variant", &mut errors);
+    let others = variant_of("others", &mut errors);
+    if variant.is_some() && variant == others {
+        errors.push((node.line, "`variant` and `others` must differ".into()));
+    }
+    let mut stages = Vec::new();
+    match node.get("stages").map(|n| (n.line, &n.value)) {
+        Some((_, Value::Seq(items))) if !items.is_empty() && items.len() <= MAX_STAGES => {
+            for item in items {
+                if let Some(stage) = parse_stage(item, &mut errors) {
+                    if let Some(last) = stages.last().map(|s: &Stage| s.percent)
+                        && stage.percent < last
+                    {
+                        errors.push((
+                            item.line,
+                            format!("stage percentages never decrease ({} after {last}): a later stage only adds users", stage.percent),
+                        ));
+                    }
+                    stages.push(stage);
+                }
+            }
+        }
+        Some((line, _)) => errors.push((
+            line,
+            format!("`stages` is a list of 1 to {MAX_STAGES} `{{percent, soak}}` stages"),
+        )),
+        None => errors.push((node.line, "a rollout needs `stages`".into())),
+    }
+    let health = match node.get("health") {
+        None => None,
+        Some(n) => match (
+            n.get("url").and_then(Node::as_str),
+            n.get("command").and_then(Node::as_str),
+        ) {
+            (Some(url), None) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(HealthCheck::Url(url.to_owned()))
+            }
+            (None, Some(command)) if !command.trim().is_empty() => {
+                Some(HealthCheck::Command(command.to_owned()))
+            }
+            _ => {
+                errors.push((
+                    n.line,
+                    "`health` is `{url: http(s)://...}` or `{command: ...}`, exactly one".into(),
+                ));
+                None
+            }
+        },
+    };
+    let on_failure = match node.get("on-failure") {
+        None => OnFailure::Hold,
+        Some(n) => match n.as_str() {
+            Some("hold") => OnFailure::Hold,
+            Some("revert") => OnFailure::Revert,
+            _ => {
+                errors.push((n.line, "`on-failure` is `hold` or `revert`".into()));
+                OnFailure::Hold
+            }
+        },
+    };
+    match (variant, others, errors.is_empty()) {
+        (Some(variant), Some(others), true) => Ok(Schedule {
+            flag: flag.to_owned(),
+            rule: rule.to_owned(),
+            variant,
+            others,
+            stages,
+            health,
+            on_failure,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_stage(node: &Node, errors: &mut Vec<(usize, String)>) -> Option<Stage> {
+    let Some(entries) = node.as_map() else {
+        errors.push((
+            node.line,
+            "a stage is `{percent: N, soak: DURATION}`".into(),
+        ));
+        return None;
+    };
+    for entry in entries {
+        if !STAGE_FIELDS.contains(&entry.key.as_str()) {
+            errors.push((
+                entry.line,
+                format!(
+                    "unknown field `{}` in a stage; expected one of: percent, soak",
+                    entry.key
+                ),
+            ));
+        }
+    }
+    let percent = match node.get("percent").map(|n| (n.line, &n.value)) {
+        Some((_, Value::Int(i))) => Share::from_percent(*i as f64),
+        Some((_, Value::Float(f))) => Share::from_percent(*f),
+        _ => None,
+    };
+    let Some(percent) = percent else {
+        errors.push((
+            node.line,
+            "a stage's `percent` is a number above 0 and at most 100".into(),
+        ));
+        return None;
+    };
+    let soak_s = match node.get("soak") {
+        None => 0,
+        Some(n) => match scalar(n).as_deref().and_then(parse_duration) {
+            Some(s) => s,
+            None => {
+                errors.push((n.line, "`soak` is a duration like 30m, 2h or 1d".into()));
+                return None;
+            }
+        },
+    };
+    Some(Stage { percent, soak_s })
+}
+
+/// `90s`, `30m`, `2h`, `1d`, or plain seconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+fn scalar(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Str(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// The split weights of stage `stage` (1-based; 0 = before the first stage: nobody treated),
+/// treatment first, so a user is treated exactly when its bucket is below the percentage.
+pub fn weights(
+    stage_percent: Option<Share>,
+    variant: VariantId,
+    others: VariantId,
+) -> Vec<(VariantId, u32)> {
+    let treated = stage_percent.map_or(0, Share::buckets);
+    vec![(variant, treated), (others, shared_eval::BUCKETS - treated)]
+}
+
+/// The percentage live at `stage` (1-based; 0: none).
+pub fn stage_percent(schedule: &Schedule, stage: usize) -> Option<Share> {
+    stage
+        .checked_sub(1)
+        .and_then(|i| schedule.stages.get(i))
+        .map(|s| s.percent)
+}
+
+/// Sets the schedule's rule in `body` to stage `stage`. Returns false (changing nothing) when
+/// the body has no such flag, rule or variants, or the rule is not a split.
+pub fn apply(body: &mut Body, schedule: &Schedule, stage: usize) -> bool {
+    let Some(flag) = body.flags.iter_mut().find(|f| f.key == schedule.flag) else {
+        return false;
+    };
+    let index = |name: &str| flag.variants.iter().position(|v| v.name == name);
+    let (Some(variant), Some(others)) = (index(&schedule.variant), index(&schedule.others)) else {
+        return false;
+    };
+    let Targeting::Rules { rules, .. } = &mut flag.targeting else {
+        return false;
+    };
+    let Some(rule) = rules.iter_mut().find(|r| r.id == schedule.rule) else {
+        return false;
+    };
+    let Serve::Split(Split { weights: w, .. }) = &mut rule.serve else {
+        return false;
+    };
+    *w = weights(
+        stage_percent(schedule, stage),
+        variant as VariantId,
+        others as VariantId,
+    );
+    true
+}
+
+/// Every schedule in a native flags directory for `environment` (a directory that compiled:
+/// anything unreadable is skipped, the compiler has reported it already).
+pub fn collect(dir: &Path, environment: &str) -> Vec<Schedule> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.join("flags")];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["yaml", "yml", "json"].contains(&e))
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut schedules = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(doc) = super::yaml::parse(&text) else {
+            continue;
+        };
+        let Some(key) = doc.get("key").and_then(scalar) else {
+            continue;
+        };
+        let variants: Vec<String> = match doc.get("variants").and_then(Node::as_map) {
+            Some(entries) => entries.iter().map(|e| e.key.clone()).collect(),
+            None => vec!["on".into(), "off".into()],
+        };
+        let names: Vec<&str> = variants.iter().map(String::as_str).collect();
+        let rules = doc
+            .get("environments")
+            .and_then(|e| e.get(environment))
+            .and_then(|e| e.get("rules"));
+        let Some(Value::Seq(rules)) = rules.map(|r| &r.value) else {
+            continue;
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            let Some(rollout) = rule.get("serve").and_then(|s| s.get("rollout")) else {
+                continue;
+            };
+            let id = rule
+                .get("id")
+                .and_then(scalar)
+                .unwrap_or_else(|| (i + 1).to_string());
+            if let Ok(schedule) = parse(rollout, &key, &id, &names) {
+                schedules.push(schedule);
+            }
+        }
+    }
+    schedules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_yaml(text: &str) -> Result<Schedule, Vec<(usize, String)>> {
+        parse(
+            &super::super::yaml::parse(text).unwrap(),
+            "f",
+            "r",
+            &["on", "off"],
+        )
+    }
+
+    #[test]
+    fn a_schedule_parses_with_its_defaults() {
+        let s = parse_yaml("variant: on\nothers: off\nstages:\n  - { percent: 1, soak: 1h }\n  - { percent: 100 }\n").unwrap();
+        assert_eq!(s.stages.len(), 2);
+        assert_eq!(
+            (s.stages[0].percent.buckets(), s.stages[0].soak_s),
+            (1_000, 3_600)
+        );
+        assert_eq!((s.on_failure, s.health), (OnFailure::Hold, None));
+    }
+
+    #[test]
+    fn bad_schedules_say_what_and_where() {
+        let errors = parse_yaml(
+            "variant: on\nothers: on\nstages:\n  - { percent: 50, soak: 1h }\n  - { percent: 10, soak: soon }\nhealth: { url: ftp://x }\non-failure: panic\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(|(l, m)| format!("{l}: {m}")).collect();
+        let all = text.join("\n");
+        for expected in [
+            "1: `variant` and `others` must differ",
+            "5: `soak` is a duration",
+            "6: `health` is",
+            "7: `on-failure` is",
+        ] {
+            assert!(all.contains(expected), "{expected:?} in:\n{all}");
+        }
+        let decreasing = parse_yaml(
+            "variant: on\nothers: off\nstages:\n  - { percent: 50 }\n  - { percent: 10 }\n",
+        )
+        .unwrap_err();
+        assert!(decreasing[0].1.contains("never decrease"), "{decreasing:?}");
+        assert_eq!(decreasing[0].0, 5);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("2h"), Some(7_200));
+        assert_eq!(parse_duration("1d"), Some(86_400));
+        assert_eq!(parse_duration("15"), Some(15));
+        assert_eq!(parse_duration("1w"), None);
+    }
+}
