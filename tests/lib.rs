@@ -4,10 +4,12 @@
 //!   free 127.0.0.1 ports with its own data directory and credentials, stopped on drop.
 //! - [`publisher_bin`]: the `publisher` binary, built if needed, to run as a real process.
 //! - [`load`]: the worker in workerd under wrk load while its origin fails (README "Load with faults").
+//! - [`propagation`]: how long a change takes to reach polling clients.
 //! - [`write_flag_set`]: a realistic flags directory of any size (the 1,000-flag set).
 
 pub mod gherkin;
 pub mod load;
+pub mod propagation;
 mod seaweedfs;
 pub mod sse;
 pub mod worker;

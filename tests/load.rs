@@ -75,7 +75,7 @@ pub fn run(phase: Duration, connections: u32) -> Report {
     let mut s3 = SeaweedFs::start();
     let store = format!("{}/{PREFIX}", s3.bucket(BUCKET));
     let flags = scratch_dir("load-flags");
-    copy_dir(&project_root().join("examples/flags"), &flags);
+    crate::propagation::copy_dir(&project_root().join("examples/flags"), &flags);
     push(&s3, &store, &flags, 1, None);
     let good_pointer = s3.get_raw(BUCKET, &format!("{PREFIX}/{ENV}/current.json"));
 
@@ -450,16 +450,4 @@ fn parse_phase(event: &'static str, text: &str, last_error: Value) -> Phase {
         "no wrk summary:\n{text}"
     );
     phase
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }

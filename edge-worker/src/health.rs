@@ -4,7 +4,9 @@
 //! header's; differs after a rollback), `content_hash`, `sha256` (of the `.gz` object),
 //! `loaded_at`, `age_ms`, `loaded_from` (`cache`/`origin`), `source` (what this request did:
 //! `memory`, `cache` or `origin`), `last_check_at`, `consecutive_failures`, `last_error`
-//! (`{message, at}` or null), `revalidate_ms`, `flags` (count), `worker_version`, and `canary`:
+//! (`{message, at, recovered_at}` or null; `recovered_at` is null while the error is current,
+//! so a monitor alerts on `consecutive_failures > 0` or `recovered_at == null`, not on an old
+//! error kept for the record), `revalidate_ms`, `flags` (count), `worker_version`, and `canary`:
 //! null, or what the canary's share of users gets (`percent`, `salt`, `since`, and the same
 //! blob fields as above). The top-level blob fields describe the stable version. A canary
 //! that failed to load shows in `last_error` (prefixed `canary:`) while the last good one, if
@@ -61,7 +63,11 @@ pub fn document(
         "source": source.as_str(),
         "last_check_at": schedule.last_check_ms.map(rfc3339),
         "consecutive_failures": schedule.consecutive_failures,
-        "last_error": schedule.last_error.as_ref().map(|f| json!({"message": f.message, "at": rfc3339(f.at_ms)})),
+        "last_error": schedule.last_error.as_ref().map(|f| json!({
+            "message": f.message,
+            "at": rfc3339(f.at_ms),
+            "recovered_at": f.recovered_at_ms.map(rfc3339),
+        })),
         "revalidate_ms": revalidate_ms,
         "worker_version": env!("CARGO_PKG_VERSION"),
         "canary": canary,
@@ -91,6 +97,7 @@ mod tests {
         assert_eq!(doc["loaded"], false);
         assert_eq!(doc["environment"], "prod");
         assert_eq!(doc["last_error"]["message"], "origin has no pointer (404)");
+        assert_eq!(doc["last_error"]["recovered_at"], serde_json::Value::Null);
         assert_eq!(doc["consecutive_failures"], 1);
         assert!(doc.get("version").is_none());
         assert_eq!(doc["canary"], serde_json::Value::Null);

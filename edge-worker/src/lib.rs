@@ -391,6 +391,7 @@ mod glue {
             s.last_error = Some(crate::loader::Failure {
                 message: LoadError::Config(why.to_owned()).to_string(),
                 at_ms: now_ms,
+                recovered_at_ms: None,
             });
         });
     }

@@ -337,6 +337,8 @@ pub struct Failure {
     pub message: String,
     /// When (epoch ms).
     pub at_ms: u64,
+    /// When a revalidation next succeeded (epoch ms): the error is history, not the present.
+    pub recovered_at_ms: Option<u64>,
 }
 
 /// Retry bookkeeping for one isolate.
@@ -348,7 +350,7 @@ pub struct Schedule {
     pub last_check_ms: Option<u64>,
     /// Failed revalidations in a row.
     pub consecutive_failures: u32,
-    /// The most recent failure (kept after recovery, with its time).
+    /// The most recent failure (kept after recovery, with its time and the recovery's).
     pub last_error: Option<Failure>,
     /// A revalidation is running (other requests of the isolate serve what is loaded).
     pub in_flight: bool,
@@ -367,6 +369,9 @@ impl Schedule {
         self.consecutive_failures = 0;
         self.last_check_ms = Some(now_ms);
         self.next_check_ms = now_ms.saturating_add(revalidate_ms);
+        if let Some(failure) = self.last_error.as_mut() {
+            failure.recovered_at_ms.get_or_insert(now_ms);
+        }
     }
 
     /// Records a failure and backs off.
@@ -377,6 +382,7 @@ impl Schedule {
         self.last_error = Some(Failure {
             message: error.to_string(),
             at_ms: now_ms,
+            recovered_at_ms: None,
         });
         self.next_check_ms =
             now_ms.saturating_add(backoff_ms(self.consecutive_failures, revalidate_ms));
@@ -598,6 +604,19 @@ mod tests {
             (schedule.consecutive_failures, schedule.next_check_ms),
             (0, 8_250)
         );
+        // The error stays visible as history, marked with when it stopped being the present.
+        let failure = schedule.last_error.as_ref().unwrap();
+        assert_eq!(
+            (failure.at_ms, failure.recovered_at_ms),
+            (2_000, Some(8_000))
+        );
+        schedule.succeeded(9_000, 250);
+        assert_eq!(
+            schedule.last_error.as_ref().unwrap().recovered_at_ms,
+            Some(8_000)
+        );
+        schedule.failed(&LoadError::Gzip, 9_500, 250);
+        assert_eq!(schedule.last_error.as_ref().unwrap().recovered_at_ms, None);
         schedule.in_flight = true;
         assert!(!schedule.due(9_000));
     }

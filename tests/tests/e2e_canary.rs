@@ -8,11 +8,12 @@
 //! figures in `target/artifacts/canary-propagation.json`); racing canary pushes cannot both win.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use integration_tests::worker::{Reply, Worker, now_s, scratch_dir, token};
+use integration_tests::propagation::{banner_off_flags, delays_after, missed};
+use integration_tests::worker::{Reply, Worker, now_s, token};
 use integration_tests::{SeaweedFs, publisher_bin, repo_root};
 use serde_json::{Value, json};
 
@@ -154,34 +155,6 @@ fn ask_all(worker: &Worker, bearers: &[(String, String)]) -> BTreeMap<String, Se
     })
 }
 
-/// A copy of the example flags with the beta banner off in `dev`: the canary's change.
-fn changed_flags() -> PathBuf {
-    let dir = scratch_dir("canary-flags");
-    copy_dir(&repo_root().join("examples/flags"), &dir);
-    let file = dir.join("flags/beta-banner.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let changed = text.replacen("  dev:\n    enabled: true", "  dev:\n    enabled: false", 1);
-    assert_ne!(
-        text, changed,
-        "examples/flags/flags/beta-banner.yaml changed shape"
-    );
-    std::fs::write(&file, changed).unwrap();
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// Runs `step`, then has each client poll until it sees `expected`; returns each client's
 /// delay from the step's return, asserting the bound.
 fn measure(
@@ -191,36 +164,10 @@ fn measure(
     expected: &Seen,
     step: impl FnOnce() -> Instant,
 ) -> Vec<Duration> {
-    let returned_at = std::sync::OnceLock::<Instant>::new();
-    let delays: Vec<Option<Duration>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = clients
-            .iter()
-            .map(|bearer| {
-                let (returned_at, worker) = (&returned_at, &setup.worker);
-                scope.spawn(move || {
-                    let returned = loop {
-                        match returned_at.get() {
-                            Some(at) => break *at,
-                            None => std::thread::sleep(Duration::from_millis(1)),
-                        }
-                    };
-                    loop {
-                        if &ask(worker, bearer) == expected {
-                            return Some(returned.elapsed());
-                        }
-                        if returned.elapsed() > BOUND * 3 {
-                            return None;
-                        }
-                        std::thread::sleep(CLIENT_POLL);
-                    }
-                })
-            })
-            .collect();
-        let _ = returned_at.set(step());
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let sees = |bearer: &String| &ask(&setup.worker, bearer) == expected;
+    let delays = delays_after(clients, CLIENT_POLL, BOUND * 3, sees, step);
     assert!(
-        delays.iter().all(|d| d.is_some_and(|d| d < BOUND)),
+        missed(&delays, BOUND).is_empty(),
         "{label}: not every client saw {expected:?} within {BOUND:?}: {delays:?}\nhealth: {}",
         setup.worker.health()
     );
@@ -238,7 +185,7 @@ fn measure(
 fn a_ten_percent_canary_is_served_by_user_then_promoted_and_aborted_within_the_bound() {
     let setup = Setup::start();
     let examples = repo_root().join("examples/flags");
-    let changed = changed_flags();
+    let changed = banner_off_flags("canary-flags");
     setup.publisher(&["push", examples.to_str().unwrap()]);
     setup.publisher(&["push", changed.to_str().unwrap(), "--canary", "10"]);
     let health = setup

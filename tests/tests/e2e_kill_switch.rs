@@ -8,10 +8,11 @@
 //! playwright-core) runs against the same worker, with `publisher kill` as its kill command.
 //! Measured figures go to `target/artifacts/propagation.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use integration_tests::propagation::{banner_off_flags, delays_after, missed, percentile};
 use integration_tests::worker::{Worker, now_s, scratch_dir, token};
 use integration_tests::{SeaweedFs, publisher_bin, repo_root};
 use serde_json::{Value, json};
@@ -146,44 +147,9 @@ fn measure(
     let bearers: Vec<String> = (0..CLIENTS)
         .map(|n| format!("Bearer {}", client_token(n)))
         .collect();
-    // The clients start polling once the step has returned, so only propagation is timed.
-    let returned_at = std::sync::OnceLock::<Instant>::new();
-    let delays = std::thread::scope(|scope| {
-        let handles: Vec<_> = bearers
-            .iter()
-            .map(|bearer| {
-                let (returned_at, expected, worker) = (&returned_at, &expected, &setup.worker);
-                scope.spawn(move || {
-                    let returned = loop {
-                        match returned_at.get() {
-                            Some(at) => break *at,
-                            None => std::thread::sleep(Duration::from_millis(1)),
-                        }
-                    };
-                    loop {
-                        if observe(worker, bearer, flag).as_ref() == Some(expected) {
-                            return Some(returned.elapsed());
-                        }
-                        if returned.elapsed() > BOUND * 3 {
-                            return None;
-                        }
-                        std::thread::sleep(CLIENT_POLL);
-                    }
-                })
-            })
-            .collect();
-        let _ = returned_at.set(step());
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .collect::<Vec<_>>()
-    });
-    let missed: Vec<usize> = delays
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| !d.is_some_and(|d| d < BOUND))
-        .map(|(i, _)| i)
-        .collect();
+    let sees = |bearer: &String| observe(&setup.worker, bearer, flag).as_ref() == Some(&expected);
+    let delays = delays_after(&bearers, CLIENT_POLL, BOUND * 3, sees, step);
+    let missed = missed(&delays, BOUND);
     if !missed.is_empty() {
         let sample = setup.worker.post(
             &format!("/ofrep/v1/evaluate/flags/{flag}"),
@@ -207,44 +173,11 @@ fn measure(
     delays
 }
 
-/// A copy of the example flags with the beta banner switched off in `dev`: "version 2".
-fn changed_flags() -> PathBuf {
-    let dir = scratch_dir("flags-v2");
-    copy_dir(&repo_root().join("examples/flags"), &dir);
-    let file = dir.join("flags/beta-banner.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let changed = text.replacen("  dev:\n    enabled: true", "  dev:\n    enabled: false", 1);
-    assert_ne!(
-        text, changed,
-        "examples/flags/flags/beta-banner.yaml changed shape; update this test"
-    );
-    std::fs::write(&file, changed).unwrap();
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 #[test]
 fn push_kill_unkill_rollback_reach_every_client_within_a_second_then_the_browser_sees_a_kill() {
     let setup = start();
     let examples = repo_root().join("examples/flags");
-    let v2 = changed_flags();
+    let v2 = banner_off_flags("flags-v2");
     let mut all = Vec::new();
 
     all.extend(measure(

@@ -12,12 +12,13 @@
 //! Figures go to `target/artifacts/events-propagation.json`, `events-faults.json` and
 //! `events-load.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
+use integration_tests::propagation::{banner_off_flags, percentile};
 use integration_tests::sse::Stream;
 use integration_tests::worker::{Origin, Store, Worker, now_s, scratch_dir, token};
 use integration_tests::{SeaweedFs, publisher_bin, repo_root};
@@ -347,39 +348,6 @@ fn publisher(store: &str, env: &[(&str, String)], args: &[&str]) -> Instant {
     Instant::now()
 }
 
-/// A copy of the example flags with the beta banner switched off in `dev`.
-fn banner_off_flags() -> PathBuf {
-    let dir = scratch_dir("flags-banner-off");
-    copy_dir(&repo_root().join("examples/flags"), &dir);
-    let file = dir.join("flags/beta-banner.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let changed = text.replacen("  dev:\n    enabled: true", "  dev:\n    enabled: false", 1);
-    assert_ne!(
-        text, changed,
-        "examples/flags/flags/beta-banner.yaml changed shape"
-    );
-    std::fs::write(&file, changed).unwrap();
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1e3
-}
-
 fn write_artifact(name: &str, report: &Value) {
     let dir = repo_root().join("target/artifacts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -391,12 +359,16 @@ fn write_artifact(name: &str, report: &Value) {
     eprintln!("{name}: {report}");
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 fn summary(mut delays: Vec<Duration>) -> Value {
     delays.sort();
     json!({
         "samples": delays.len(),
-        "p50_ms": percentile(&delays, 0.5),
-        "p99_ms": percentile(&delays, 0.99),
+        "p50_ms": ms(percentile(&delays, 0.5)),
+        "p99_ms": ms(percentile(&delays, 0.99)),
         "max_ms": delays.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     })
 }
@@ -425,7 +397,7 @@ fn fifty_streams_see_push_rollback_kill_and_unkill_and_refetch_the_new_answer() 
     env.push(("FLAGS_PURGE", worker.url.clone()));
     env.push(("FLAGS_PURGE_TOKEN", PURGE_TOKEN.to_owned()));
     let examples = repo_root().join("examples/flags");
-    let off = banner_off_flags();
+    let off = banner_off_flags("flags-banner-off");
     publisher(&store, &env, &["push", examples.to_str().unwrap()]);
 
     let all = with_clients(&worker.url, SSE_CLIENTS, |clients| {
@@ -534,7 +506,7 @@ fn early_notifications_cut_streams_and_object_restarts_leave_no_client_stale() {
     let local = Local::new(&[]);
     let store = local.store_arg();
     let examples = repo_root().join("examples/flags");
-    let off = banner_off_flags();
+    let off = banner_off_flags("flags-banner-off");
     let mut worker = Some(local.start());
     let base = worker.as_ref().unwrap().url.clone();
     let purge_env = local.purge_env(&base);

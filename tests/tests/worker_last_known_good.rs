@@ -33,6 +33,7 @@ fn assert_still_serving_v1(worker: &Worker, health: &Value, error: &str) {
         "expected {error:?}, got {message:?}"
     );
     assert!(health["consecutive_failures"].as_u64() >= Some(1));
+    assert!(health["last_error"]["recovered_at"].is_null(), "{health:#}");
     let bulk = worker.post(
         "/ofrep/v1/evaluate/flags",
         &json!({"context": {"targetingKey": "u"}}),
@@ -148,5 +149,9 @@ fn every_bad_load_keeps_the_previous_blob_and_says_why() {
     assert!(
         health["last_error"]["message"].is_string(),
         "the last error stays visible, with its time"
+    );
+    assert!(
+        health["last_error"]["recovered_at"].is_string(),
+        "and is marked as past once a load succeeded: {health:#}"
     );
 }
