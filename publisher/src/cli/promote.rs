@@ -8,7 +8,7 @@ use publisher::blob_file::Provenance;
 use publisher::layout::VersionRecord;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, fail, print_outcome, with_env};
+use super::store_args::{StoreArgs, finish, with_env};
 
 /// Arguments of `promote` and `abort`.
 #[derive(Debug, clap::Args)]
@@ -40,28 +40,30 @@ pub fn run(args: Args, promote: bool) -> ExitCode {
         } else {
             env.abort(author, at, args.message.clone()).await
         };
-        match outcome {
-            Ok(outcome) => {
-                let published = |record: &VersionRecord| {
-                    let done = if promote {
-                        "promoted the canary to stable"
-                    } else {
-                        "aborted the canary; stable serves everyone"
-                    };
-                    format!(
-                        "{done} in {} as version {} (was {}): {}",
-                        env.name(),
-                        record.version,
-                        record.previous.unwrap_or_default(),
-                        record.summary.one_line()
-                    )
-                };
-                let unchanged =
-                    |version| format!("{} version {version}: nothing to {verb}", env.name());
-                print_outcome(env.name(), &outcome, args.json, published, unchanged);
-                args.purge.after_outcome(env.name(), &outcome).await
-            }
-            Err(e) => fail(verb, &e),
-        }
+        let published = |record: &VersionRecord| {
+            let done = if promote {
+                "promoted the canary to stable"
+            } else {
+                "aborted the canary; stable serves everyone"
+            };
+            format!(
+                "{done} in {} as version {} (was {}): {}",
+                env.name(),
+                record.version,
+                record.previous.unwrap_or_default(),
+                record.summary.one_line()
+            )
+        };
+        let unchanged = |version| format!("{} version {version}: nothing to {verb}", env.name());
+        finish(
+            env.name(),
+            verb,
+            outcome,
+            args.json,
+            &args.purge,
+            published,
+            unchanged,
+        )
+        .await
     })
 }

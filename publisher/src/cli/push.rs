@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::compile_or_report;
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, fail, print_json, print_outcome, with_env};
+use super::store_args::{StoreArgs, fail, finish, print_json, with_env};
 
 /// Arguments of `push`.
 #[derive(Debug, clap::Args)]
@@ -113,34 +113,37 @@ pub fn run(args: Args) -> ExitCode {
                     .await
             }
         };
-        match pushed {
-            Ok(outcome) => {
-                let published = |record: &VersionRecord| {
-                    let canary = record
-                        .canary
-                        .as_ref()
-                        .map(|c| format!(" as a canary to {} of users", c.percent))
-                        .unwrap_or_default();
-                    format!(
-                        "published {} version {}{canary} ({}): {}",
-                        env.name(),
-                        record.version,
-                        record
-                            .previous
-                            .map_or("first version".to_owned(), |p| format!("was {p}")),
-                        record.summary.one_line()
-                    )
-                };
-                let unchanged = |version| {
-                    format!(
-                        "{} already serves these flags as version {version}; nothing published",
-                        env.name()
-                    )
-                };
-                print_outcome(env.name(), &outcome, args.json, published, unchanged);
-                args.purge.after_outcome(env.name(), &outcome).await
-            }
-            Err(e) => fail("push", &e),
-        }
+        let published = |record: &VersionRecord| {
+            let canary = record
+                .canary
+                .as_ref()
+                .map(|c| format!(" as a canary to {} of users", c.percent))
+                .unwrap_or_default();
+            format!(
+                "published {} version {}{canary} ({}): {}",
+                env.name(),
+                record.version,
+                record
+                    .previous
+                    .map_or("first version".to_owned(), |p| format!("was {p}")),
+                record.summary.one_line()
+            )
+        };
+        let unchanged = |version| {
+            format!(
+                "{} already serves these flags as version {version}; nothing published",
+                env.name()
+            )
+        };
+        finish(
+            env.name(),
+            "push",
+            pushed,
+            args.json,
+            &args.purge,
+            published,
+            unchanged,
+        )
+        .await
     })
 }

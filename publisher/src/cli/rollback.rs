@@ -8,7 +8,7 @@ use publisher::blob_file::Provenance;
 use publisher::layout::VersionRecord;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, fail, print_outcome, with_env};
+use super::store_args::{StoreArgs, finish, with_env};
 
 /// Arguments of `rollback`.
 #[derive(Debug, clap::Args)]
@@ -35,37 +35,40 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let provenance = Provenance::detect(Path::new("."), args.author.as_deref());
     with_env(args.store, |env| async move {
-        match env
+        let outcome = env
             .rollback(
                 args.to,
                 &provenance.author,
                 &provenance.created_at,
                 args.message,
             )
-            .await
-        {
-            Ok(outcome) => {
-                let published = |record: &VersionRecord| {
-                    format!(
-                        "rolled {} back to version {}'s flags as version {} (was {}): {}",
-                        env.name(),
-                        args.to,
-                        record.version,
-                        record.previous.unwrap_or_default(),
-                        record.summary.one_line()
-                    )
-                };
-                let unchanged = |version| {
-                    format!(
-                        "{} already serves version {}'s flags (as version {version}); nothing to do",
-                        env.name(),
-                        args.to
-                    )
-                };
-                print_outcome(env.name(), &outcome, args.json, published, unchanged);
-                args.purge.after_outcome(env.name(), &outcome).await
-            }
-            Err(e) => fail("rollback", &e),
-        }
+            .await;
+        let published = |record: &VersionRecord| {
+            format!(
+                "rolled {} back to version {}'s flags as version {} (was {}): {}",
+                env.name(),
+                args.to,
+                record.version,
+                record.previous.unwrap_or_default(),
+                record.summary.one_line()
+            )
+        };
+        let unchanged = |version| {
+            format!(
+                "{} already serves version {}'s flags (as version {version}); nothing to do",
+                env.name(),
+                args.to
+            )
+        };
+        finish(
+            env.name(),
+            "rollback",
+            outcome,
+            args.json,
+            &args.purge,
+            published,
+            unchanged,
+        )
+        .await
     })
 }

@@ -104,6 +104,26 @@ pub fn print_outcome(
     }
 }
 
+/// How every publishing command ends: print what it did ([`print_outcome`]) and purge when a
+/// version was published, or report the failure ([`fail`]). Returns the exit code.
+pub async fn finish(
+    env: &str,
+    verb: &str,
+    outcome: Result<Outcome, PublishError>,
+    json: bool,
+    purge: &super::purge_args::PurgeArgs,
+    published: impl FnOnce(&VersionRecord) -> String,
+    unchanged: impl FnOnce(u64) -> String,
+) -> ExitCode {
+    match outcome {
+        Ok(outcome) => {
+            print_outcome(env, &outcome, json, published, unchanged);
+            purge.after_outcome(env, &outcome).await
+        }
+        Err(e) => fail(verb, &e),
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
