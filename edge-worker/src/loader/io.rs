@@ -406,13 +406,7 @@ async fn fill_cache(
     pointer: &super::Pointer,
     gz: &[u8],
 ) -> worker::Result<()> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/octet-stream")?;
-    headers.set(
-        "Cache-Control",
-        &format!("public, max-age={}", config.cache_ttl_s),
-    )?;
-    headers.set("Cache-Tag", &format!("flags-{}", config.environment))?;
+    let headers = blob_entry_headers(config)?;
     headers.set(SHA_HEADER, &pointer.sha256)?;
     headers.set(VERSION_HEADER, &pointer.version.to_string())?;
     if let Some(content_hash) = &pointer.content_hash {
@@ -423,6 +417,18 @@ async fn fill_cache(
     }
     let response = Response::from_bytes(gz.to_vec())?.with_headers(headers);
     cache.put(key, response).await
+}
+
+/// What every colo cache entry of a blob carries: its lifetime and the environment's purge tag.
+fn blob_entry_headers(config: &Config) -> worker::Result<Headers> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/octet-stream")?;
+    headers.set(
+        "Cache-Control",
+        &format!("public, max-age={}", config.cache_ttl_s),
+    )?;
+    headers.set("Cache-Tag", &format!("flags-{}", config.environment))?;
+    Ok(headers)
 }
 
 /// The canary half as the stable entry's header value (what `CanaryPointer` parses back).
@@ -446,14 +452,7 @@ async fn fill_blob_cache(
     config: &Config,
     gz: &[u8],
 ) -> worker::Result<()> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/octet-stream")?;
-    headers.set(
-        "Cache-Control",
-        &format!("public, max-age={}", config.cache_ttl_s),
-    )?;
-    headers.set("Cache-Tag", &format!("flags-{}", config.environment))?;
-    let response = Response::from_bytes(gz.to_vec())?.with_headers(headers);
+    let response = Response::from_bytes(gz.to_vec())?.with_headers(blob_entry_headers(config)?);
     cache.put(key, response).await
 }
 
