@@ -3,22 +3,13 @@
 //! canaries existed still load, and that racing canary pushes cannot both win. (The worker
 //! serving a canary to its share of users is `tests/tests/e2e_canary.rs`.)
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use publisher::blob_file::Provenance;
-use publisher::compile::{CompileOptions, compile_path};
-use publisher::layout::{Action, Share, VersionRecord};
-use publisher::publish::{Environment, KillTarget, Outcome, PublishError};
+use common::{environment, examples, provenance, published};
+use publisher::layout::{Action, Share};
+use publisher::publish::{KillTarget, Outcome, PublishError};
 use publisher::store::{LocalStore, ObjectStore, PutOptions};
 use shared_eval::Body;
-
-fn examples() -> Body {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flags");
-    compile_path(&dir, &CompileOptions::new("dev".to_owned()))
-        .expect("examples compile")
-        .body
-}
 
 /// The examples with `onboarding-tour` switched off: the change a canary tries out.
 fn changed() -> Body {
@@ -32,27 +23,8 @@ fn changed() -> Body {
     body
 }
 
-fn provenance(author: &str) -> Provenance {
-    Provenance {
-        author: author.into(),
-        source_commit: Some("abc1234".into()),
-        created_at: "2026-11-21T08:00:00Z".into(),
-    }
-}
-
 fn share(percent: f64) -> Share {
     Share::from_percent(percent).unwrap()
-}
-
-fn published(outcome: Outcome) -> VersionRecord {
-    match outcome {
-        Outcome::Published(record) => record,
-        other => panic!("expected a new version, got {other:?}"),
-    }
-}
-
-fn environment(dir: &Path) -> Environment {
-    Environment::new(Arc::new(LocalStore::new(dir)), "dev").expect("environment")
 }
 
 #[tokio::test]

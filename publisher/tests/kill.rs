@@ -3,35 +3,13 @@
 //! a later push until someone undoes it. (The S3 + worker + purge path is covered end to end in
 //! `tests/tests/e2e_kill_switch.rs`.)
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use publisher::blob_file::Provenance;
-use publisher::compile::{CompileOptions, compile_path};
+use common::{environment, examples, provenance, published};
 use publisher::layout::Action;
 use publisher::publish::{Environment, KillTarget, Outcome, PublishError};
-use publisher::store::LocalStore;
 use serde_json::{Map, Value, json};
 use shared_eval::{Context, Reason, Snapshot, evaluate};
-
-fn examples() -> shared_eval::Body {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flags");
-    compile_path(&dir, &CompileOptions::new("dev".to_owned()))
-        .expect("examples compile")
-        .body
-}
-
-fn provenance() -> Provenance {
-    Provenance {
-        author: "tester".into(),
-        source_commit: Some("abc1234".into()),
-        created_at: "2026-11-21T08:00:00Z".into(),
-    }
-}
-
-async fn environment(dir: &Path) -> Environment {
-    Environment::new(Arc::new(LocalStore::new(dir)), "dev").expect("environment")
-}
 
 async fn deployed(env: &Environment) -> Snapshot {
     let (_, blob) = env
@@ -50,18 +28,15 @@ fn alice() -> Map<String, Value> {
         .unwrap()
 }
 
-fn published(outcome: Outcome) -> publisher::layout::VersionRecord {
-    match outcome {
-        Outcome::Published(record) => record,
-        other => panic!("expected a new version, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn kill_serves_the_safe_default_records_why_and_unkill_restores() {
     let dir = tempfile::tempdir().unwrap();
-    let env = environment(dir.path()).await;
-    published(env.push(examples(), &provenance(), None).await.unwrap());
+    let env = environment(dir.path());
+    published(
+        env.push(examples(), &provenance("tester"), None)
+            .await
+            .unwrap(),
+    );
     let ctx = alice();
     let before = deployed(&env).await;
     let on = evaluate(&before, "beta-banner", &Context::new(&ctx), 0);
@@ -157,8 +132,12 @@ async fn kill_serves_the_safe_default_records_why_and_unkill_restores() {
 #[tokio::test]
 async fn a_kill_survives_a_push_from_files_until_unkilled() {
     let dir = tempfile::tempdir().unwrap();
-    let env = environment(dir.path()).await;
-    published(env.push(examples(), &provenance(), None).await.unwrap());
+    let env = environment(dir.path());
+    published(
+        env.push(examples(), &provenance("tester"), None)
+            .await
+            .unwrap(),
+    );
     published(
         env.set_killed(
             &KillTarget::Flags(vec!["new-chart".into()]),
@@ -180,7 +159,11 @@ async fn a_kill_survives_a_push_from_files_until_unkilled() {
     {
         flag.enabled = false;
     }
-    published(env.push(changed, &provenance(), None).await.unwrap());
+    published(
+        env.push(changed, &provenance("tester"), None)
+            .await
+            .unwrap(),
+    );
     let snapshot = deployed(&env).await;
     let ctx = alice();
     let chart = evaluate(&snapshot, "new-chart", &Context::new(&ctx), 0);
@@ -203,7 +186,7 @@ async fn a_kill_survives_a_push_from_files_until_unkilled() {
 #[tokio::test]
 async fn kill_all_and_unknown_flags() {
     let dir = tempfile::tempdir().unwrap();
-    let env = environment(dir.path()).await;
+    let env = environment(dir.path());
     let none = env
         .set_killed(&KillTarget::All, true, "oncall", "t", None)
         .await;
@@ -212,7 +195,11 @@ async fn kill_all_and_unknown_flags() {
         "{none:?}"
     );
 
-    published(env.push(examples(), &provenance(), None).await.unwrap());
+    published(
+        env.push(examples(), &provenance("tester"), None)
+            .await
+            .unwrap(),
+    );
     let unknown = env
         .set_killed(
             &KillTarget::Flags(vec!["beta-banner".into(), "no-such-flag".into()]),
