@@ -8,7 +8,7 @@ use publisher::blob_file::Provenance;
 use publisher::layout::VersionRecord;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, finish, with_env};
+use super::store_args::{RecordArgs, StoreArgs, finish, with_env};
 
 /// Arguments of `promote` and `abort`.
 #[derive(Debug, clap::Args)]
@@ -17,28 +17,21 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub purge: PurgeArgs,
-    /// Author recorded in the version (default: `git config user.name`).
-    #[arg(long)]
-    pub author: Option<String>,
-    /// Why: recorded in the version and the audit trail.
-    #[arg(long, short)]
-    pub message: Option<String>,
-    /// Print the result as one JSON object.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub record: RecordArgs,
 }
 
 /// `promote = true` for `promote`, false for `abort`. Exit 0 when done, 3 on a lost race, 4
 /// when stored but the purge failed, 1 otherwise (including: no canary running).
 pub fn run(args: Args, promote: bool) -> ExitCode {
     let verb = if promote { "promote" } else { "abort" };
-    let provenance = Provenance::detect(Path::new("."), args.author.as_deref());
+    let provenance = Provenance::detect(Path::new("."), args.record.author.as_deref());
     with_env(args.store, |env| async move {
         let (author, at) = (&provenance.author, &provenance.created_at);
         let outcome = if promote {
-            env.promote(author, at, args.message.clone()).await
+            env.promote(author, at, args.record.message.clone()).await
         } else {
-            env.abort(author, at, args.message.clone()).await
+            env.abort(author, at, args.record.message.clone()).await
         };
         let published = |record: &VersionRecord| {
             let done = if promote {
@@ -59,7 +52,7 @@ pub fn run(args: Args, promote: bool) -> ExitCode {
             env.name(),
             verb,
             outcome,
-            args.json,
+            args.record.json,
             &args.purge,
             published,
             unchanged,

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::compile_or_report;
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, fail, finish, print_json, with_env};
+use super::store_args::{RecordArgs, StoreArgs, fail, finish, print_json, with_env};
 
 /// Arguments of `push`.
 #[derive(Debug, clap::Args)]
@@ -34,15 +34,8 @@ pub struct Args {
     /// Show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Author recorded in the version (default: `git config user.name`).
-    #[arg(long)]
-    pub author: Option<String>,
-    /// Why: recorded in the version and the audit trail.
-    #[arg(long, short)]
-    pub message: Option<String>,
-    /// Print the result as one JSON object.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub record: RecordArgs,
 }
 
 /// Exit 0 when published (or nothing changed), 3 when another push won the race (re-run), 4
@@ -57,7 +50,7 @@ pub fn run(args: Args) -> ExitCode {
     ) else {
         return ExitCode::FAILURE;
     };
-    let provenance = Provenance::detect(&args.dir, args.author.as_deref());
+    let provenance = Provenance::detect(&args.dir, args.record.author.as_deref());
     with_env(args.store, |env| async move {
         if args.dry_run {
             let plan = match env.plan(&compiled.body).await {
@@ -65,7 +58,7 @@ pub fn run(args: Args) -> ExitCode {
                 Err(e) => return fail("push --dry-run", &e),
             };
             let summary = plan.diff.summary();
-            if args.json {
+            if args.record.json {
                 print_json(&json!({
                     "env": env.name(),
                     "dry_run": true,
@@ -101,7 +94,7 @@ pub fn run(args: Args) -> ExitCode {
         }
         let pushed = match args.canary {
             Some(percent) => {
-                env.push_canary(compiled.body, percent, &provenance, args.message)
+                env.push_canary(compiled.body, percent, &provenance, args.record.message)
                     .await
             }
             None => {
@@ -109,7 +102,7 @@ pub fn run(args: Args) -> ExitCode {
                     .dir
                     .is_dir()
                     .then(|| publisher::compile::schedule::collect(&args.dir, env.name()));
-                env.push_scheduled(compiled.body, schedules, &provenance, args.message)
+                env.push_scheduled(compiled.body, schedules, &provenance, args.record.message)
                     .await
             }
         };
@@ -139,7 +132,7 @@ pub fn run(args: Args) -> ExitCode {
             env.name(),
             "push",
             pushed,
-            args.json,
+            args.record.json,
             &args.purge,
             published,
             unchanged,

@@ -8,7 +8,7 @@ use publisher::blob_file::Provenance;
 use publisher::layout::VersionRecord;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, finish, with_env};
+use super::store_args::{RecordArgs, StoreArgs, finish, with_env};
 
 /// Arguments of `rollback`.
 #[derive(Debug, clap::Args)]
@@ -20,27 +20,20 @@ pub struct Args {
     /// The version whose flags to serve again.
     #[arg(long)]
     pub to: u64,
-    /// Author recorded in the version (default: `git config user.name`).
-    #[arg(long)]
-    pub author: Option<String>,
-    /// Why: recorded in the version and the audit trail.
-    #[arg(long, short)]
-    pub message: Option<String>,
-    /// Print the result as one JSON object.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub record: RecordArgs,
 }
 
 /// Exit 0 when rolled back (or already serving that blob), 3 on a lost race, 1 otherwise.
 pub fn run(args: Args) -> ExitCode {
-    let provenance = Provenance::detect(Path::new("."), args.author.as_deref());
+    let provenance = Provenance::detect(Path::new("."), args.record.author.as_deref());
     with_env(args.store, |env| async move {
         let outcome = env
             .rollback(
                 args.to,
                 &provenance.author,
                 &provenance.created_at,
-                args.message,
+                args.record.message,
             )
             .await;
         let published = |record: &VersionRecord| {
@@ -64,7 +57,7 @@ pub fn run(args: Args) -> ExitCode {
             env.name(),
             "rollback",
             outcome,
-            args.json,
+            args.record.json,
             &args.purge,
             published,
             unchanged,

@@ -23,6 +23,21 @@ pub struct StoreArgs {
     pub env: String,
 }
 
+/// Who and why, recorded in the version and the audit trail, and how to print the result: the
+/// options of every command that publishes a version (push, rollback, promote, abort).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordArgs {
+    /// Author recorded in the version (default: `git config user.name`).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Why: recorded in the version and the audit trail.
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl StoreArgs {
     /// Opens the store and the environment.
     pub async fn open(&self) -> Result<Environment, String> {
