@@ -9,16 +9,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use integration_tests::deployment::{Deployment, Spec};
 use integration_tests::propagation::{banner_off_flags, delays_after, missed};
+use integration_tests::repo_root;
 use integration_tests::worker::{Reply, Worker, now_s, token};
-use integration_tests::{SeaweedFs, publisher_bin, repo_root};
 use serde_json::{Value, json};
 
 const ENV: &str = "dev";
-const PREFIX: &str = "canary/";
 const IDENTITY_SECRET: &str = "canary-identity-secret-not-used-elsewhere";
 const PURGE_TOKEN: &str = "canary-purge-token";
 const REVALIDATE_MS: u64 = 250;
@@ -30,69 +29,18 @@ const CLIENT_POLL: Duration = Duration::from_millis(20);
 /// `beta-banner` is on for signed-in beta users in the examples and off in the canary's flags.
 const FLAG: &str = "beta-banner";
 
-struct Setup {
-    worker: Worker,
-    store: String,
-    env: Vec<(&'static str, String)>,
-    _s3: std::sync::Arc<SeaweedFs>,
-}
+type Setup = Deployment;
 
-impl Setup {
-    fn start() -> Setup {
-        let s3 = SeaweedFs::shared();
-        let bucket = format!("canary-{}", std::process::id());
-        let store = format!("{}/{}", s3.bucket(&bucket), PREFIX.trim_end_matches('/'));
-        let revalidate = REVALIDATE_MS.to_string();
-        let worker = Worker::start(&[
-            ("FLAGS_ENV", ENV),
-            ("ORIGIN_KIND", "s3"),
-            ("S3_ENDPOINT", s3.endpoint.as_str()),
-            ("S3_BUCKET", bucket.as_str()),
-            ("S3_REGION", "us-east-1"),
-            ("ORIGIN_PREFIX", PREFIX),
-            ("S3_ACCESS_KEY_ID", s3.access_key.as_str()),
-            ("S3_SECRET_ACCESS_KEY", s3.secret_key.as_str()),
-            ("IDENTITY_SECRET", IDENTITY_SECRET),
-            ("PURGE_TOKEN", PURGE_TOKEN),
-            ("REVALIDATE_MS", revalidate.as_str()),
-        ]);
-        let mut env = s3.aws_env();
-        env.push(("FLAGS_PURGE", worker.url.clone()));
-        env.push(("FLAGS_PURGE_TOKEN", PURGE_TOKEN.to_owned()));
-        Setup {
-            worker,
-            store,
-            env,
-            _s3: s3,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(publisher_bin());
-        command
-            .args(args)
-            .args(["--env", ENV, "--store", &self.store])
-            .envs(self.env.iter().cloned())
-            .current_dir(repo_root());
-        command
-    }
-
-    /// Runs the publisher and expects exit 0; returns the moment it exited.
-    fn publisher(&self, args: &[&str]) -> Instant {
-        let output = self.command(args).output().expect("run publisher");
-        assert!(
-            output.status.success(),
-            "publisher {args:?} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Instant::now()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.command(args).arg("--json").output().unwrap();
-        serde_json::from_slice(&output.stdout).expect("--json output")
-    }
+fn start() -> Setup {
+    let revalidate = REVALIDATE_MS.to_string();
+    Deployment::start(&Spec {
+        label: "canary",
+        environment: ENV,
+        identity_secret: IDENTITY_SECRET,
+        purge_token: PURGE_TOKEN,
+        bindings: &[("REVALIDATE_MS", revalidate.as_str())],
+        assets: None,
+    })
 }
 
 /// A signed-in beta user's bearer token.
@@ -183,7 +131,7 @@ fn measure(
 
 #[test]
 fn a_ten_percent_canary_is_served_by_user_then_promoted_and_aborted_within_the_bound() {
-    let setup = Setup::start();
+    let setup = start();
     let examples = repo_root().join("examples/flags");
     let changed = banner_off_flags("canary-flags");
     setup.publisher(&["push", examples.to_str().unwrap()]);

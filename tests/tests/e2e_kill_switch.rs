@@ -12,13 +12,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use integration_tests::deployment::{Deployment, Spec};
 use integration_tests::propagation::{banner_off_flags, delays_after, missed, percentile};
 use integration_tests::worker::{Worker, now_s, scratch_dir, token};
-use integration_tests::{SeaweedFs, publisher_bin, repo_root};
+use integration_tests::{publisher_bin, repo_root};
 use serde_json::{Value, json};
 
 const ENV: &str = "dev";
-const PREFIX: &str = "e2e/";
 const IDENTITY_SECRET: &str = "e2e-identity-secret-not-used-elsewhere";
 const PURGE_TOKEN: &str = "e2e-purge-token";
 /// The product's promise: a published change reaches every client within a second.
@@ -27,78 +27,18 @@ const CLIENTS: usize = 6;
 /// How often each client asks, like a dashboard revalidating.
 const CLIENT_POLL: Duration = Duration::from_millis(20);
 
-struct Setup {
-    worker: Worker,
-    store: String,
-    env: Vec<(&'static str, String)>,
-    _s3: std::sync::Arc<SeaweedFs>,
-}
-
-impl Setup {
-    /// `publisher <args> --env dev --store ...`, with the worker as purge target. Panics unless
-    /// it exits 0; returns when the process has exited (the moment measurements start from).
-    fn publisher(&self, args: &[&str]) -> Instant {
-        let output = self
-            .publisher_command(args)
-            .output()
-            .expect("run publisher");
-        assert!(
-            output.status.success(),
-            "publisher {args:?} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Instant::now()
-    }
-
-    fn publisher_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(publisher_bin());
-        command
-            .args(args)
-            .args(["--env", ENV, "--store", &self.store])
-            .envs(self.env.iter().cloned())
-            .current_dir(repo_root());
-        command
-    }
-
-    /// The shell form of a publisher command, for the browser test's KILL_CMD.
-    fn publisher_shell(&self, args: &str) -> String {
-        format!(
-            "{} {args} --env {ENV} --store {}",
-            publisher_bin().display(),
-            self.store
-        )
-    }
-}
+type Setup = Deployment;
 
 fn start() -> Setup {
-    let s3 = SeaweedFs::shared();
-    let bucket = format!("e2e-{}", std::process::id());
-    let store = format!("{}/{}", s3.bucket(&bucket), PREFIX.trim_end_matches('/'));
     let assets = build_dashboard();
-    let bindings = [
-        ("FLAGS_ENV", ENV),
-        ("ORIGIN_KIND", "s3"),
-        ("S3_ENDPOINT", s3.endpoint.as_str()),
-        ("S3_BUCKET", bucket.as_str()),
-        ("S3_REGION", "us-east-1"),
-        ("ORIGIN_PREFIX", PREFIX),
-        ("S3_ACCESS_KEY_ID", s3.access_key.as_str()),
-        ("S3_SECRET_ACCESS_KEY", s3.secret_key.as_str()),
-        ("IDENTITY_SECRET", IDENTITY_SECRET),
-        ("PURGE_TOKEN", PURGE_TOKEN),
-        ("REVALIDATE_MS", "250"),
-    ];
-    let worker = Worker::start_with(&bindings, Some(&assets));
-    let mut env = s3.aws_env();
-    env.push(("FLAGS_PURGE", worker.url.clone()));
-    env.push(("FLAGS_PURGE_TOKEN", PURGE_TOKEN.to_owned()));
-    Setup {
-        worker,
-        store,
-        env,
-        _s3: s3,
-    }
+    Deployment::start(&Spec {
+        label: "e2e",
+        environment: ENV,
+        identity_secret: IDENTITY_SECRET,
+        purge_token: PURGE_TOKEN,
+        bindings: &[("REVALIDATE_MS", "250")],
+        assets: Some(&assets),
+    })
 }
 
 /// Builds the dashboard with demo tokens signed by this worker's secret.
@@ -217,10 +157,7 @@ fn push_kill_unkill_rollback_reach_every_client_within_a_second_then_the_browser
         health["version"], 5,
         "the worker serves the last version: {health}"
     );
-    let history = setup
-        .publisher_command(&["history", "--json"])
-        .output()
-        .unwrap();
+    let history = setup.command(&["history", "--json"]).output().unwrap();
     let history: Value = serde_json::from_slice(&history.stdout).expect("history --json");
     let actions: Vec<&str> = history["versions"]
         .as_array()
@@ -259,9 +196,9 @@ fn browser_test(setup: &Setup) {
         .env("DASHBOARD_URL", format!("{}/", setup.worker.url))
         .env(
             "KILL_CMD",
-            setup.publisher_shell("kill beta-banner --reason browser-test"),
+            setup.shell("kill beta-banner --reason browser-test"),
         )
-        .env("UNKILL_CMD", setup.publisher_shell("unkill beta-banner"))
+        .env("UNKILL_CMD", setup.shell("unkill beta-banner"))
         .env("KILL_FLAG", "beta-banner")
         .env("IDENTITY_SECRET", IDENTITY_SECRET)
         .envs(setup.env.iter().cloned())

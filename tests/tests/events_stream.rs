@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
+use integration_tests::deployment::{Deployment, Spec};
 use integration_tests::propagation::{banner_off_flags, percentile};
 use integration_tests::sse::Stream;
 use integration_tests::worker::{Origin, Store, Worker, now_s, scratch_dir, token};
-use integration_tests::{SeaweedFs, publisher_bin, repo_root};
+use integration_tests::{publisher_bin, repo_root};
 use serde_json::{Value, json};
 
 const ENV: &str = "dev";
@@ -377,25 +378,15 @@ const SSE_CLIENTS: usize = 50;
 
 #[test]
 fn fifty_streams_see_push_rollback_kill_and_unkill_and_refetch_the_new_answer() {
-    let s3 = SeaweedFs::shared();
-    let bucket = format!("events-{}", std::process::id());
-    let store = format!("{}/events", s3.bucket(&bucket));
-    let bindings = [
-        ("FLAGS_ENV", ENV),
-        ("ORIGIN_KIND", "s3"),
-        ("S3_ENDPOINT", s3.endpoint.as_str()),
-        ("S3_BUCKET", bucket.as_str()),
-        ("S3_REGION", "us-east-1"),
-        ("ORIGIN_PREFIX", "events/"),
-        ("S3_ACCESS_KEY_ID", s3.access_key.as_str()),
-        ("S3_SECRET_ACCESS_KEY", s3.secret_key.as_str()),
-        ("IDENTITY_SECRET", IDENTITY_SECRET),
-        ("PURGE_TOKEN", PURGE_TOKEN),
-    ];
-    let worker = Worker::start(&bindings);
-    let mut env = s3.aws_env();
-    env.push(("FLAGS_PURGE", worker.url.clone()));
-    env.push(("FLAGS_PURGE_TOKEN", PURGE_TOKEN.to_owned()));
+    let deployment = Deployment::start(&Spec {
+        label: "events",
+        environment: ENV,
+        identity_secret: IDENTITY_SECRET,
+        purge_token: PURGE_TOKEN,
+        bindings: &[],
+        assets: None,
+    });
+    let (worker, store, env) = (&deployment.worker, &deployment.store, &deployment.env);
     let examples = repo_root().join("examples/flags");
     let off = banner_off_flags("flags-banner-off");
     publisher(&store, &env, &["push", examples.to_str().unwrap()]);
