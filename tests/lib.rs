@@ -13,6 +13,7 @@ pub mod gherkin;
 pub mod load;
 pub mod propagation;
 mod seaweedfs;
+pub mod serve;
 pub mod sse;
 pub mod worker;
 

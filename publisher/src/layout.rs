@@ -405,6 +405,9 @@ pub struct AuditEntry {
     /// between moving the pointer and writing the entry: who completed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_by: Option<String>,
+    /// The client address of the `publisher serve` call that did it (absent from the CLI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl AuditEntry {
@@ -463,6 +466,7 @@ impl AuditEntry {
             rollback_to: record.rollback_to,
             summary: record.summary.clone(),
             completed_by,
+            client: None,
         }
     }
 }

@@ -16,5 +16,7 @@ pub mod purge;
 #[cfg(feature = "store")]
 pub mod rollout;
 #[cfg(feature = "store")]
+pub mod serve;
+#[cfg(feature = "store")]
 pub mod store;
 pub mod token;

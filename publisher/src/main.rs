@@ -53,6 +53,8 @@ enum Command {
     Rollout(cli::rollout::Args),
     /// Purge the CDN's copy of an environment (e.g. to retry after a failed purge).
     Purge(cli::kill::PurgeOnlyArgs),
+    /// Run the control-plane service: HTTP API with roles, status page, metrics.
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,5 +75,6 @@ fn main() -> ExitCode {
         Command::Abort(args) => cli::promote::run(args, false),
         Command::Rollout(args) => cli::rollout::run(args),
         Command::Purge(args) => cli::kill::run_purge(args),
+        Command::Serve(args) => cli::serve::run(args),
     }
 }

@@ -268,6 +268,8 @@ pub(crate) struct Next {
 pub struct Environment {
     store: Arc<dyn ObjectStore>,
     env: String,
+    /// Who is acting, network-wise (`publisher serve`'s caller address), for the audit trail.
+    client: Option<String>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -291,7 +293,15 @@ impl Environment {
         Ok(Environment {
             store,
             env: env.to_owned(),
+            client: None,
         })
+    }
+
+    /// The same environment, recording `client` (the caller's address) in the audit entries
+    /// of what it publishes.
+    pub fn with_client(mut self, client: impl Into<String>) -> Environment {
+        self.client = Some(client.into());
+        self
     }
 
     /// The environment's name.
@@ -922,7 +932,10 @@ impl Environment {
         record: &VersionRecord,
         completed_by: Option<String>,
     ) -> Result<(), PublishError> {
-        let entry = AuditEntry::of(record, completed_by);
+        let mut entry = AuditEntry::of(record, completed_by);
+        if entry.completed_by.is_none() {
+            entry.client = self.client.clone();
+        }
         let key = audit_key(&self.env, record.version);
         match self
             .store

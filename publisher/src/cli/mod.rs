@@ -12,6 +12,7 @@ pub mod purge_args;
 pub mod push;
 pub mod rollback;
 pub mod rollout;
+pub mod serve;
 pub mod store_args;
 pub mod token;
 pub mod validate;

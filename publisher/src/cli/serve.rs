@@ -1,0 +1,82 @@
+//! `publisher serve`: the control-plane service (`publisher::serve`). Settings come from
+//! `--config serve.yaml`, overridden by `FLAGS_SERVE_*` variables and then by flags, so
+//! `publisher serve --listen 127.0.0.1:8080 --store DIR --flags DIR --tokens FILE` needs no file.
+//! Logs are JSON lines on stderr (`RUST_LOG` filters, default `info`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use publisher::serve::config::{Overrides, ServeConfig};
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// YAML configuration (see examples/serve.yaml); flags and env variables override it.
+    #[arg(long, env = "FLAGS_SERVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address.
+    #[arg(long, env = "FLAGS_SERVE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The store: a directory or `s3://bucket/prefix`.
+    #[arg(long, env = "FLAGS_SERVE_STORE")]
+    pub store: Option<String>,
+    /// The flags repository's checkout that `push` compiles.
+    #[arg(long, env = "FLAGS_SERVE_FLAGS")]
+    pub flags: Option<PathBuf>,
+    /// The token file (YAML: name, sha256 of the secret, roles per environment).
+    #[arg(long, env = "FLAGS_SERVE_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// CDN to purge after a publish (as `push --purge`).
+    #[arg(long, env = "FLAGS_PURGE")]
+    pub purge: Option<String>,
+    /// An environment to serve (repeatable); default: those of the config, else of the token file.
+    #[arg(long = "env")]
+    pub environments: Vec<String>,
+}
+
+/// Runs until SIGINT/SIGTERM; 0 after a clean shutdown, 1 if it cannot start.
+pub fn run(args: Args) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let overrides = Overrides {
+        listen: args.listen,
+        store: args.store,
+        flags: args.flags,
+        tokens: args.tokens,
+        purge: args.purge,
+        environments: args.environments,
+    };
+    let config = match ServeConfig::load(args.config.as_deref(), overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(publisher::serve::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! [`ApiError`]: every failure of the API, answered as `application/problem+json` (RFC 9457)
+//! with a clear message. Internal details (store errors, corrupt objects) go to the log only.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::compile::Diagnostic;
+use crate::publish::PublishError;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization: Bearer`, or a secret no token has.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// A known token without the role.
+    #[error("token {token:?} lacks the {role} role for environment {env:?}")]
+    Forbidden {
+        /// The token's name.
+        token: String,
+        /// The role needed.
+        role: &'static str,
+        /// The environment.
+        env: String,
+    },
+    /// Unknown environment, version or flag.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The operation conflicts with the environment's state (lost race, nothing published).
+    #[error("{0}")]
+    Conflict(String),
+    /// The flag files do not compile: nothing was published.
+    #[error("the flag files have {} error(s); nothing was published", .0.iter().filter(|d| d.severity == crate::compile::Severity::Error).count())]
+    Invalid(Vec<Diagnostic>),
+    /// The store cannot be reached.
+    #[error("the store is unavailable; nothing was changed")]
+    Unavailable(String),
+    /// Anything else; the detail is logged, not answered.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<PublishError> for ApiError {
+    fn from(error: PublishError) -> ApiError {
+        match &error {
+            PublishError::Conflict { .. } | PublishError::NothingPublished { .. } => {
+                ApiError::Conflict(error.to_string())
+            }
+            PublishError::NoSuchVersion { .. } | PublishError::UnknownFlags { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            PublishError::Store(_) => ApiError::Unavailable(error.to_string()),
+            _ => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// A diagnostic as JSON: its parts, and the `file:line: ...` line the CLI prints.
+pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    json!({
+        "severity": match d.severity {
+            crate::compile::Severity::Error => "error",
+            crate::compile::Severity::Warning => "warning",
+        },
+        "file": d.file.display().to_string(),
+        "line": d.line,
+        "flag": d.flag,
+        "rule": d.rule,
+        "message": d.message,
+        "text": d.to_string(),
+    })
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(detail) | ApiError::Unavailable(detail) => {
+                tracing::error!(status = status.as_u16(), %detail, "request failed");
+            }
+            _ => tracing::info!(status = status.as_u16(), error = %self, "request refused"),
+        }
+        let mut body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        if let ApiError::Invalid(diags) = &self {
+            body["diagnostics"] = diags.iter().map(diagnostic_json).collect();
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"flags\""),
+            );
+        }
+        response
+    }
+}

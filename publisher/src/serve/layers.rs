@@ -1,0 +1,67 @@
+//! The tower layers around every route: a request id (`x-request-id`, generated when absent,
+//! echoed back, on every log line of the request), a trace span per request, request metrics,
+//! a body size limit (axum's, which every body extractor obeys: 413 beyond it), a timeout and a concurrency limit (503 beyond it).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use super::AppState;
+use super::metrics;
+
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    // The path without the query string: queries are not secrets today, but keep logs lean.
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+}
+
+async fn overloaded(error: tower::BoxError) -> impl IntoResponse {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            "overloaded; retry shortly\n",
+        )
+            .into_response()
+    } else {
+        tracing::error!(%error, "request failed in a layer");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+    }
+}
+
+/// `routes` with state and every layer.
+pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
+    let limits = state.config.limits.clone();
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(limits.concurrency.max(1))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    limits.timeout().max(Duration::from_secs(1)),
+                ))
+                .layer(DefaultBodyLimit::max(limits.body_bytes)),
+        )
+}

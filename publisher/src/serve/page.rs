@@ -1,0 +1,144 @@
+//! `GET /`: the status page, rendered on the server (no front-end build). A visitor without a
+//! token gets the login form; `POST /` with the form's token sets an HttpOnly cookie. The page
+//! is read-only whatever the token's roles: it shows, the API changes.
+
+use std::fmt::Write as _;
+
+use axum::Form;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::Caller;
+use super::routes::environments::{EnvStatus, status};
+use super::tokens::Role;
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
+th{background:#f4f4f4}.killed{color:#b00;font-weight:bold}";
+
+fn layout(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    ))
+}
+
+fn login_form(message: &str) -> Html<String> {
+    layout(
+        "Flags: sign in",
+        &format!(
+            "<h1>Flags</h1><p>{}</p><form method=post action=/><label>Token <input type=password name=token \
+             autocomplete=off></label> <button type=submit>Sign in</button></form>",
+            escape(message)
+        ),
+    )
+}
+
+fn env_section(out: &mut String, env: &EnvStatus) {
+    let _ = write!(
+        out,
+        "<section class=env id=\"env-{0}\"><h2>{0}</h2>",
+        escape(&env.name)
+    );
+    match (&env.version, &env.record) {
+        (Some(version), Some(record)) => {
+            let _ = write!(
+                out,
+                "<p>version <b class=version>{version}</b> ({} flags), {} by <b>{}</b> at {}{}</p>",
+                env.flags,
+                escape(record.action.as_str()),
+                escape(&record.author),
+                escape(&record.created_at),
+                record
+                    .source_commit
+                    .as_deref()
+                    .map_or(String::new(), |c| format!(
+                        ", commit <code>{}</code>",
+                        escape(c.get(..7).unwrap_or(c))
+                    ))
+            );
+        }
+        (Some(version), None) => {
+            let _ = write!(out, "<p>version <b class=version>{version}</b></p>");
+        }
+        _ => out.push_str("<p>nothing published yet</p>"),
+    }
+    if !env.killed.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=killed>killed: {}</p>",
+            escape(&env.killed.join(", "))
+        );
+    }
+    out.push_str("</section>");
+}
+
+/// `GET /`.
+pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Response {
+    let caller = match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(caller) => caller,
+        Err(_) => {
+            return login_form("Sign in with a token that can read an environment.")
+                .into_response();
+        }
+    };
+    let mut body = format!(
+        "<h1>Flags</h1><p>signed in as <b id=whoami>{}</b></p>",
+        escape(caller.name())
+    );
+    for name in state.environments() {
+        if !caller.token.allows(&name, Role::Read) {
+            continue;
+        }
+        match status(&state, &name).await {
+            Ok(env) => env_section(&mut body, &env),
+            Err(e) => {
+                let _ = write!(
+                    body,
+                    "<section><h2>{}</h2><p>cannot read: {}</p></section>",
+                    escape(&name),
+                    escape(&e.to_string())
+                );
+            }
+        }
+    }
+    layout("Flags", &body).into_response()
+}
+
+/// The login form's fields.
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    token: String,
+}
+
+/// `POST /`: checks the token and keeps it in an HttpOnly cookie.
+pub async fn login(State(state): State<AppState>, Form(login): Form<Login>) -> Response {
+    if state.tokens.current().authenticate(&login.token).is_none() {
+        return login_form("Unknown token.").into_response();
+    }
+    let cookie = format!(
+        "flags_token={}; HttpOnly; SameSite=Strict; Path=/",
+        login.token
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}

@@ -1,0 +1,47 @@
+//! The routes, one module per resource. Every `/api/v1` handler takes an extractor from
+//! `auth.rs` ([`super::auth::Authorized`] or [`super::auth::Caller`]); the public ones
+//! (`/healthz`, `/readyz`, `/metrics`, the page's login) take none.
+
+pub mod environments;
+pub mod health;
+pub mod publishing;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::page;
+
+/// Every route, without state or layers.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(super::metrics::render))
+        .route("/", get(page::status_page).post(page::login))
+        .route("/api/v1/environments", get(environments::list))
+        .route("/api/v1/environments/{env}", get(environments::show))
+        .route(
+            "/api/v1/environments/{env}/history",
+            get(environments::history),
+        )
+        .route("/api/v1/environments/{env}/audit", get(environments::audit))
+        .route("/api/v1/environments/{env}/diff", get(environments::diff))
+        .route(
+            "/api/v1/environments/{env}/validate",
+            get(environments::validate).post(environments::validate),
+        )
+        .route("/api/v1/environments/{env}/push", post(publishing::push))
+        .route(
+            "/api/v1/environments/{env}/rollback",
+            post(publishing::rollback),
+        )
+        .route(
+            "/api/v1/environments/{env}/flags/{key}/kill",
+            post(publishing::kill),
+        )
+        .route(
+            "/api/v1/environments/{env}/flags/{key}/unkill",
+            post(publishing::unkill),
+        )
+}
