@@ -66,6 +66,11 @@ pub fn audit_prefix(env: &str) -> String {
     format!("{env}/audit/")
 }
 
+/// `<env>/audit/drift/`: drift checks and fixes, which make no version of their own.
+pub fn drift_audit_prefix(env: &str) -> String {
+    format!("{env}/audit/drift/")
+}
+
 /// The version number in a version or audit key (`prod/versions/00000000000000000007.json`).
 pub fn version_of_key(key: &str) -> Option<u64> {
     let name = key.rsplit('/').next()?.strip_suffix(".json")?;

@@ -812,16 +812,25 @@ impl Environment {
                 version: current.pointer.version,
             });
         }
-        // Read both back: the target must still be intact before anything points at it.
+        // The target must still be intact before anything points at it. The current blob may
+        // be broken (rolling back off it is how `drift --fix` repairs it): then the summary
+        // lists every flag as added.
         let target_blob = self.blob(&target.blob, &target.sha256).await?;
-        let current_blob = self
+        let current_body = match self
             .blob(&current.pointer.blob, &current.pointer.sha256)
-            .await?;
+            .await
+        {
+            Ok(blob) => blob.body,
+            Err(PublishError::Corrupt { .. } | PublishError::ReadBackMismatch { .. }) => {
+                Body::default()
+            }
+            Err(e) => return Err(e),
+        };
         let next = Next {
             stable: Side::Stored(target.blob, target.sha256, target.content_hash),
             canary: None,
             action: Action::Rollback,
-            summary: diff::diff(&current_blob.body, &target_blob.body).summary(),
+            summary: diff::diff(&current_body, &target_blob.body).summary(),
             flags: Vec::new(),
             provenance: Provenance {
                 author: author.to_owned(),

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod build;
 pub mod diff;
+pub mod drift;
 pub mod eval;
 pub mod explain;
 pub mod history;

@@ -1,0 +1,282 @@
+//! The Git layer: the flags directory compiled for the environment (by `compile_path`, the
+//! entry point `push` uses), and its comparison with what the store serves.
+//!
+//! # Ahead or behind
+//!
+//! Every version records the commit it was built from (`source_commit`). With the checkout's
+//! `HEAD` as H and the served version's commit as S:
+//! - S = H: a clean checkout compiling to other flags (or uncommitted edits) is **ahead**;
+//! - S is an ancestor of H (`git merge-base --is-ancestor S H`): **ahead**;
+//! - H is an ancestor of S: **behind** (someone published newer commits than this checkout);
+//! - neither: **diverged**; S unknown to this clone, or no commit recorded: **unknown**.
+//!
+//! Only "ahead" is fixed by publishing from Git; the others would move the store back to an
+//! older or unrelated state and need `--allow-older`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use shared_eval::Body;
+
+use super::store::Inspection;
+use super::{FIX_MESSAGE_PREFIX, Finding, FindingKind, Layer};
+use crate::compile::{CompileOptions, compile_path};
+use crate::diff::{self, FlagDiff};
+use crate::layout::{Action, ChangeSummary};
+use crate::publish::carry_kills;
+
+/// The Git layer as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct GitLayer {
+    /// The flags directory.
+    pub dir: PathBuf,
+    /// `HEAD` of the repository holding it, if it is in one.
+    pub commit: Option<String>,
+    /// Whether the directory has uncommitted changes.
+    pub dirty: bool,
+    /// The compiled body's content hash.
+    pub content_hash: String,
+    /// Flags compiled for the environment.
+    pub flags: usize,
+    /// The compiled body (not reported).
+    #[serde(skip)]
+    pub body: Body,
+}
+
+/// How the checkout's commit relates to the served version's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    /// Same commit (with other content, or uncommitted edits).
+    Same,
+    /// The store's commit is an ancestor of the checkout's.
+    Ahead,
+    /// The checkout's commit is an ancestor of the store's.
+    Behind,
+    /// Neither is an ancestor of the other.
+    Diverged,
+    /// No commit on one side, or the store's commit is not in this clone.
+    Unknown,
+}
+
+/// Git compared with the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct GitVsStore {
+    /// Whether the store serves exactly what Git compiles to (kills kept by the store aside).
+    pub in_sync: bool,
+    /// How the commits relate, when the content differs.
+    pub relation: Option<Relation>,
+    /// The checkout's commit.
+    pub git_commit: Option<String>,
+    /// The served version's commit.
+    pub store_commit: Option<String>,
+    /// The served version.
+    pub store_version: Option<u64>,
+    /// Flags killed in the store that Git does not kill: kept across pushes, not drift.
+    pub killed_in_store: Vec<String>,
+    /// What publishing from Git would change (store -> Git), flag by flag.
+    pub summary: ChangeSummary,
+    /// Flag- and rule-level differences (store -> Git).
+    pub flags: Vec<FlagDiff>,
+}
+
+impl GitVsStore {
+    /// The finding, if Git and the store differ.
+    pub fn finding(&self, store: &Inspection) -> Option<Finding> {
+        if self.in_sync || store.body.is_none() && store.pointer.is_some() {
+            return None;
+        }
+        let short = |c: &Option<String>| {
+            c.as_deref().map_or("no commit".to_owned(), |c| {
+                c.get(..7).unwrap_or(c).to_owned()
+            })
+        };
+        let what = self.summary.one_line();
+        let (kind, message, fix) = if store.pointer.is_none() {
+            (
+                FindingKind::StoreEmpty,
+                format!("nothing is published; Git has {what}"),
+                Some("publish from Git".to_owned()),
+            )
+        } else if store.record.as_ref().is_some_and(|r| {
+            r.action == Action::Rollback
+                && !r
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(FIX_MESSAGE_PREFIX))
+        }) {
+            (
+                FindingKind::StoreRolledBack,
+                format!(
+                    "the store serves a rollback (version {}) that Git does not reflect: {what}",
+                    self.store_version.unwrap_or_default()
+                ),
+                None,
+            )
+        } else {
+            let relation = self.relation.unwrap_or(Relation::Unknown);
+            let (git, store) = (short(&self.git_commit), short(&self.store_commit));
+            match relation {
+                Relation::Same | Relation::Ahead => (
+                    FindingKind::GitAhead,
+                    format!(
+                        "Git ({git}) is ahead of the store (version {}, {store}): {what}",
+                        self.store_version.unwrap_or_default()
+                    ),
+                    Some("publish from Git".to_owned()),
+                ),
+                Relation::Behind => (
+                    FindingKind::GitBehind,
+                    format!(
+                        "Git ({git}) is behind the store (version {}, {store}): publishing it would undo {what}",
+                        self.store_version.unwrap_or_default()
+                    ),
+                    None,
+                ),
+                Relation::Diverged => (
+                    FindingKind::GitDiverged,
+                    format!(
+                        "Git ({git}) and the store (version {}, {store}) are on diverged commits: {what}",
+                        self.store_version.unwrap_or_default()
+                    ),
+                    None,
+                ),
+                Relation::Unknown => (
+                    FindingKind::GitUnordered,
+                    format!(
+                        "Git ({git}) and the store (version {}, {store}) differ and their order is unknown: {what}",
+                        self.store_version.unwrap_or_default()
+                    ),
+                    None,
+                ),
+            }
+        };
+        // "Nothing published" is the store's shortfall; every other case is Git's difference.
+        let (layer, against) = if kind == FindingKind::StoreEmpty {
+            (Layer::Store, Layer::Git)
+        } else {
+            (Layer::Git, Layer::Store)
+        };
+        Some(Finding {
+            layer,
+            against,
+            kind,
+            target: None,
+            message,
+            fix,
+        })
+    }
+}
+
+/// Compiles `dir` for `env` and reads its commit. `Err` when it does not compile.
+pub async fn read(dir: &Path, env: &str) -> Result<GitLayer, String> {
+    let compiled = compile_path(dir, &CompileOptions::new(env)).map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        format!("the flags do not compile:\n{}", lines.join("\n"))
+    })?;
+    let repo = if dir.is_dir() {
+        dir
+    } else {
+        dir.parent().unwrap_or(Path::new("."))
+    };
+    let commit = git(repo, &["rev-parse", "HEAD"]).await.ok();
+    let dirty = commit.is_some()
+        && git(repo, &["status", "--porcelain", "--", "."])
+            .await
+            .is_ok_and(|out| !out.is_empty());
+    Ok(GitLayer {
+        dir: dir.to_path_buf(),
+        commit,
+        dirty,
+        content_hash: shared_eval::content_hash(&compiled.body),
+        flags: compiled.body.flags.len(),
+        body: compiled.body,
+    })
+}
+
+/// What Git would publish over the store's body: Git's flags with the store's kills kept, as
+/// `push` keeps them.
+pub fn as_pushed(git: &Body, store: &Body) -> (Body, Vec<String>) {
+    let mut body = git.clone();
+    let kept = carry_kills(store, &mut body);
+    (body, kept)
+}
+
+/// Compares the compiled checkout with the served blob.
+pub async fn compare(git: &GitLayer, store: &Inspection) -> GitVsStore {
+    let empty = Body::default();
+    let served = store.body.as_ref().unwrap_or(&empty);
+    let (pushed, killed_in_store) = as_pushed(&git.body, served);
+    let in_sync = store.body.is_some()
+        && store
+            .pointer
+            .as_ref()
+            .is_some_and(|p| p.content_hash == shared_eval::content_hash(&pushed));
+    let difference = diff::diff(served, &pushed);
+    let relation = if in_sync {
+        None
+    } else {
+        Some(relation(git, store.layer.source_commit.as_deref()).await)
+    };
+    GitVsStore {
+        in_sync,
+        relation,
+        git_commit: git.commit.clone(),
+        store_commit: store.layer.source_commit.clone(),
+        store_version: store.layer.version,
+        killed_in_store,
+        summary: difference.summary(),
+        flags: difference.flags,
+    }
+}
+
+async fn relation(git: &GitLayer, store_commit: Option<&str>) -> Relation {
+    let (Some(head), Some(stored)) = (git.commit.as_deref(), store_commit) else {
+        return Relation::Unknown;
+    };
+    if head == stored {
+        return Relation::Same;
+    }
+    let repo = if git.dir.is_dir() {
+        git.dir.as_path()
+    } else {
+        git.dir.parent().unwrap_or(Path::new("."))
+    };
+    // Exit 0: ancestor; 1: not; anything else (unknown commit): cannot tell.
+    let is_ancestor = |a: &str, b: &str| {
+        let (a, b) = (a.to_owned(), b.to_owned());
+        async move {
+            tokio::process::Command::new("git")
+                .arg("-C")
+                .arg(repo)
+                .args(["merge-base", "--is-ancestor", &a, &b])
+                .output()
+                .await
+                .ok()
+                .and_then(|o| o.status.code())
+        }
+    };
+    match is_ancestor(stored, head).await {
+        Some(0) => Relation::Ahead,
+        Some(1) => match is_ancestor(head, stored).await {
+            Some(0) => Relation::Behind,
+            Some(1) => Relation::Diverged,
+            _ => Relation::Unknown,
+        },
+        _ => Relation::Unknown,
+    }
+}
+
+async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
