@@ -6,10 +6,11 @@
 pub mod blob_file;
 pub mod compile;
 pub mod diff;
-pub mod drift;
 pub mod layout;
 // A module that needs the network side (tokio, the AWS SDK, reqwest, clap) is gated like the
-// three below: `cargo xtask fuzz` (run by the test command) builds this crate without `store`.
+// modules below: `cargo xtask fuzz` (run by the test command) builds this crate without `store`.
+#[cfg(feature = "store")]
+pub mod drift;
 #[cfg(feature = "store")]
 pub mod publish;
 #[cfg(feature = "store")]
