@@ -159,6 +159,29 @@ pub fn carry_kills(deployed: &Body, next: &mut Body) -> Vec<String> {
     kept
 }
 
+/// What a push of `body` publishes over `deployed` (running `running`): the deployed kills
+/// kept ([`carry_kills`]) and every scheduled rule at its stage. A schedule already running
+/// keeps its stage, status and since; a new one in `schedules` starts at stage 1; one no longer
+/// there ends; `None` keeps the running ones as they are. Returns the body and the rollout
+/// states; `drift` compares Git with the store through this same function.
+pub fn as_pushed(
+    deployed: &Body,
+    running: &[layout::RolloutState],
+    mut body: Body,
+    schedules: Option<Vec<crate::compile::schedule::Schedule>>,
+    now: &str,
+) -> (Body, Vec<layout::RolloutState>) {
+    carry_kills(deployed, &mut body);
+    let rollouts = match schedules {
+        None => running.to_vec(),
+        Some(schedules) => crate::rollout::merge(running, schedules, now),
+    };
+    for state in &rollouts {
+        crate::compile::schedule::apply(&mut body, &state.schedule, state.stage);
+    }
+    (body, rollouts)
+}
+
 /// The pointer as read, with the ETag a conditional move needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
@@ -483,7 +506,7 @@ impl Environment {
     /// running schedules as they are.
     pub async fn push_scheduled(
         &self,
-        mut body: Body,
+        body: Body,
         schedules: Option<Vec<crate::compile::schedule::Schedule>>,
         provenance: &Provenance,
         message: Option<String>,
@@ -502,7 +525,6 @@ impl Environment {
             ),
             None => (None, Body::default()),
         };
-        carry_kills(&old_body, &mut body);
         let running = match previous {
             Some(v) => self
                 .record(v)
@@ -511,13 +533,8 @@ impl Environment {
                 .unwrap_or_default(),
             None => Vec::new(),
         };
-        let rollouts = match schedules {
-            None => running.clone(),
-            Some(schedules) => crate::rollout::merge(&running, schedules, &provenance.created_at),
-        };
-        for state in &rollouts {
-            crate::compile::schedule::apply(&mut body, &state.schedule, state.stage);
-        }
+        let (body, rollouts) =
+            as_pushed(&old_body, &running, body, schedules, &provenance.created_at);
         let summary = diff::diff(&old_body, &body).summary();
         let content_hash = shared_eval::content_hash(&body);
         if let (Some(c), Some(version)) = (&current, previous)

@@ -72,6 +72,20 @@ struct Health {
     last_error: Option<LoadError>,
     #[serde(default)]
     revalidate_ms: u64,
+    canary: Option<EdgeCanary>,
+}
+
+/// The canary an edge serves beside its stable version (the `canary` of `/_flags/health`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeCanary {
+    /// The version that started it.
+    pub since: Option<u64>,
+    /// The share of users it serves, in percent.
+    pub percent: Option<f64>,
+    /// Its blob's SHA-256.
+    pub sha256: Option<String>,
+    /// Its content hash.
+    pub content_hash: Option<String>,
 }
 
 /// One edge endpoint.
@@ -89,6 +103,8 @@ pub struct EdgeReport {
     pub sha256: Option<String>,
     /// The content hash it serves.
     pub content_hash: Option<String>,
+    /// The canary it serves beside, when it has one loaded.
+    pub canary: Option<EdgeCanary>,
     /// How long ago it loaded what it serves.
     pub age_ms: Option<u64>,
     /// When it loaded it.
@@ -118,6 +134,7 @@ impl EdgeReport {
             version: None,
             sha256: None,
             content_hash: None,
+            canary: None,
             age_ms: None,
             loaded_at: None,
             revalidate_ms: None,
@@ -178,12 +195,14 @@ impl EdgeReport {
 }
 
 /// How many edges serve one version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FleetVersion {
     /// The version (none: nothing loaded).
     pub version: Option<u64>,
     /// Its `.gz` SHA-256.
     pub sha256: Option<String>,
+    /// The canary served beside it, if any.
+    pub canary: Option<EdgeCanary>,
     /// Whether it is the store's.
     pub current: bool,
     /// How many endpoints serve it.
@@ -191,7 +210,7 @@ pub struct FleetVersion {
 }
 
 /// The edges as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fleet {
     /// Endpoints asked.
     pub endpoints: usize,
@@ -211,12 +230,14 @@ impl Fleet {
     /// Counts `edges`.
     pub fn of(edges: &[EdgeReport]) -> Fleet {
         let count = |state: &[EdgeState]| edges.iter().filter(|e| state.contains(&e.state)).count();
-        let mut versions: BTreeMap<(Option<u64>, Option<String>), (bool, usize)> = BTreeMap::new();
+        type Key = (Option<u64>, Option<String>, Option<String>);
+        let mut versions: BTreeMap<Key, (bool, Option<EdgeCanary>, usize)> = BTreeMap::new();
         for edge in edges.iter().filter(|e| e.state != EdgeState::Unreachable) {
+            let canary_sha = edge.canary.as_ref().and_then(|c| c.sha256.clone());
             let entry = versions
-                .entry((edge.version, edge.sha256.clone()))
-                .or_insert((edge.state == EdgeState::InSync, 0));
-            entry.1 += 1;
+                .entry((edge.version, edge.sha256.clone(), canary_sha))
+                .or_insert((edge.state == EdgeState::InSync, edge.canary.clone(), 0));
+            entry.2 += 1;
         }
         Fleet {
             endpoints: edges.len(),
@@ -231,12 +252,15 @@ impl Fleet {
             versions: versions
                 .into_iter()
                 .rev()
-                .map(|((version, sha256), (current, endpoints))| FleetVersion {
-                    version,
-                    sha256,
-                    current,
-                    endpoints,
-                })
+                .map(
+                    |((version, sha256, _), (current, canary, endpoints))| FleetVersion {
+                        version,
+                        sha256,
+                        canary,
+                        current,
+                        endpoints,
+                    },
+                )
                 .collect(),
         }
     }
@@ -324,6 +348,7 @@ async fn classify(
         version: health.version.filter(|_| health.loaded),
         sha256: health.sha256.clone().filter(|_| health.loaded),
         content_hash: health.content_hash.clone(),
+        canary: health.canary.clone().filter(|_| health.loaded),
         age_ms: health.age_ms,
         loaded_at: health.loaded_at.clone(),
         revalidate_ms: Some(health.revalidate_ms),
@@ -348,7 +373,12 @@ async fn classify(
     };
     // The worker re-reads a blob only when its SHA-256 changes, so after a rollback to the
     // blob it already holds it keeps reporting the older version number: same bytes, in sync.
-    if health.loaded && health.sha256.as_deref() == Some(pointer.sha256.as_str()) {
+    // A canary is part of the version, not drift: in sync means the same stable blob and the
+    // same canary blob (or none on both sides).
+    let canary_sha = |c: Option<&EdgeCanary>| c.and_then(|c| c.sha256.clone());
+    let same_canary =
+        canary_sha(report.canary.as_ref()) == pointer.canary.as_ref().map(|c| c.sha256.clone());
+    if health.loaded && health.sha256.as_deref() == Some(pointer.sha256.as_str()) && same_canary {
         report.state = EdgeState::InSync;
         return report;
     }

@@ -231,17 +231,19 @@ async fn publish_from_git(
     let Some(finding) = compared.finding(&inspection) else {
         return false;
     };
-    let allowed = matches!(
-        finding.kind,
-        FindingKind::GitAhead | FindingKind::StoreEmpty
-    ) || (options.allow_older && is_older(finding.kind));
+    let allowed = finding.fix.is_some() || (options.allow_older && is_older(finding.kind));
     if !allowed {
         return false;
     }
     let mut provenance = Provenance::detect(dir, Some(&options.author));
     provenance.source_commit = layer.commit.clone();
     let result = env
-        .push(layer.body, &provenance, message(&finding.message))
+        .push_scheduled(
+            layer.body,
+            layer.schedules,
+            &provenance,
+            message(&finding.message),
+        )
         .await;
     let (ok, version, detail) = match result {
         Ok(Outcome::Published(record)) => (

@@ -20,10 +20,11 @@ use shared_eval::Body;
 
 use super::store::Inspection;
 use super::{FIX_MESSAGE_PREFIX, Finding, FindingKind, Layer};
+use crate::compile::schedule::{self, Schedule};
 use crate::compile::{CompileOptions, compile_path};
 use crate::diff::{self, FlagDiff};
-use crate::layout::{Action, ChangeSummary};
-use crate::publish::carry_kills;
+use crate::layout::{Action, ChangeSummary, RolloutState};
+use crate::publish::as_pushed;
 
 /// The Git layer as reported.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +42,9 @@ pub struct GitLayer {
     /// The compiled body (not reported).
     #[serde(skip)]
     pub body: Body,
+    /// The rollout schedules in the files, as `push` collects them (not reported).
+    #[serde(skip)]
+    pub schedules: Option<Vec<Schedule>>,
 }
 
 /// How the checkout's commit relates to the served version's.
@@ -59,11 +63,23 @@ pub enum Relation {
     Unknown,
 }
 
+/// A side of what the store serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The stable version.
+    Stable,
+    /// The canary beside it.
+    Canary,
+}
+
 /// Git compared with the store.
 #[derive(Debug, Clone, Serialize)]
 pub struct GitVsStore {
     /// Whether the store serves exactly what Git compiles to (kills kept by the store aside).
     pub in_sync: bool,
+    /// Which side Git matches, when in sync: `canary` while a canary runs Git's flags.
+    pub matches: Option<Side>,
     /// How the commits relate, when the content differs.
     pub relation: Option<Relation>,
     /// The checkout's commit.
@@ -151,6 +167,17 @@ impl GitVsStore {
                 ),
             }
         };
+        // `push` refuses to replace a running canary: promoting or aborting it is a decision.
+        let (message, fix) = match store.pointer.as_ref().and_then(|p| p.canary.as_ref()) {
+            Some(c) if fix.is_some() => (
+                format!(
+                    "{message}; a canary (since version {}, {}% of users) is running: promote or abort it, then push",
+                    c.since, c.percent
+                ),
+                None,
+            ),
+            _ => (message, fix),
+        };
         // "Nothing published" is the store's shortfall; every other case is Git's difference.
         let (layer, against) = if kind == FindingKind::StoreEmpty {
             (Layer::Store, Layer::Git)
@@ -191,28 +218,61 @@ pub async fn read(dir: &Path, env: &str) -> Result<GitLayer, String> {
         content_hash: shared_eval::content_hash(&compiled.body),
         flags: compiled.body.flags.len(),
         body: compiled.body,
+        schedules: dir.is_dir().then(|| schedule::collect(dir, env)),
     })
 }
 
-/// What Git would publish over the store's body: Git's flags with the store's kills kept, as
-/// `push` keeps them.
-pub fn as_pushed(git: &Body, store: &Body) -> (Body, Vec<String>) {
-    let mut body = git.clone();
-    let kept = carry_kills(store, &mut body);
-    (body, kept)
+/// What publishing Git would serve over `served`: the same [`as_pushed`] as `push`, so the
+/// store's kills and rollout stages (operational state, not in the files) are not drift.
+pub fn pushed_over(git: &GitLayer, served: &Body, running: &[RolloutState]) -> Body {
+    as_pushed(
+        served,
+        running,
+        git.body.clone(),
+        git.schedules.clone(),
+        &crate::blob_file::now_rfc3339(),
+    )
+    .0
 }
 
-/// Compares the compiled checkout with the served blob.
+/// Compares the compiled checkout with the served blob. During a canary Git is in sync when
+/// it is what either side serves: usually the canary is Git's newest flags on trial.
 pub async fn compare(git: &GitLayer, store: &Inspection) -> GitVsStore {
     let empty = Body::default();
     let served = store.body.as_ref().unwrap_or(&empty);
-    let (pushed, killed_in_store) = as_pushed(&git.body, served);
-    let in_sync = store.body.is_some()
+    let running = store
+        .record
+        .as_ref()
+        .map_or(&[][..], |r| r.rollouts.as_slice());
+    let pushed = pushed_over(git, served, running);
+    let killed_in_store = killed_only_in(served, &git.body);
+    let pushed_hash = shared_eval::content_hash(&pushed);
+    let matches_stable = store.body.is_some()
         && store
             .pointer
             .as_ref()
-            .is_some_and(|p| p.content_hash == shared_eval::content_hash(&pushed));
-    let difference = diff::diff(served, &pushed);
+            .is_some_and(|p| p.content_hash == pushed_hash);
+    let canary = store.pointer.as_ref().and_then(|p| p.canary.as_ref());
+    let over_canary = store
+        .canary_body
+        .as_ref()
+        .map(|body| pushed_over(git, body, running));
+    let matches_canary = match (canary, &over_canary) {
+        (Some(c), Some(body)) => c.content_hash == shared_eval::content_hash(body),
+        _ => false,
+    };
+    let matches = if matches_canary {
+        Some(Side::Canary)
+    } else if matches_stable {
+        Some(Side::Stable)
+    } else {
+        None
+    };
+    let in_sync = matches.is_some();
+    let difference = match (&store.canary_body, &over_canary) {
+        (Some(canary), Some(pushed)) if !matches_stable => diff::diff(canary, pushed),
+        _ => diff::diff(served, &pushed),
+    };
     let relation = if in_sync {
         None
     } else {
@@ -220,6 +280,7 @@ pub async fn compare(git: &GitLayer, store: &Inspection) -> GitVsStore {
     };
     GitVsStore {
         in_sync,
+        matches,
         relation,
         git_commit: git.commit.clone(),
         store_commit: store.layer.source_commit.clone(),
@@ -228,6 +289,16 @@ pub async fn compare(git: &GitLayer, store: &Inspection) -> GitVsStore {
         summary: difference.summary(),
         flags: difference.flags,
     }
+}
+
+/// Flags killed in `served` that `files` does not kill: kept across pushes, not drift.
+fn killed_only_in(served: &Body, files: &Body) -> Vec<String> {
+    files
+        .flags
+        .iter()
+        .filter(|f| !f.killed && served.flags.iter().any(|s| s.key == f.key && s.killed))
+        .map(|f| f.key.clone())
+        .collect()
 }
 
 async fn relation(git: &GitLayer, store_commit: Option<&str>) -> Relation {

@@ -32,7 +32,7 @@ pub enum StoreState {
 }
 
 /// The store layer as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoreLayer {
     /// The state.
     pub state: StoreState,
@@ -54,11 +54,30 @@ pub struct StoreLayer {
     pub message: Option<String>,
     /// Flags in the served blob.
     pub flags: Option<usize>,
+    /// The canary served beside the stable version, when one runs (not drift).
+    pub canary: Option<StoreCanary>,
     /// What is wrong, when the state is not `ok`.
     pub detail: Option<String>,
     /// When the state is broken: the newest version whose blob is intact (what `--fix`
     /// republishes).
     pub last_good_version: Option<u64>,
+}
+
+/// A running canary as the pointer names it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreCanary {
+    /// The version that started it.
+    pub since: u64,
+    /// The share of users it serves, in percent.
+    pub percent: f64,
+    /// Its blob.
+    pub blob: String,
+    /// Its blob's SHA-256.
+    pub sha256: String,
+    /// Its content hash.
+    pub content_hash: String,
+    /// Flags in its blob, when it loads.
+    pub flags: Option<usize>,
 }
 
 /// The store layer with what later comparisons need.
@@ -72,6 +91,8 @@ pub struct Inspection {
     pub record: Option<VersionRecord>,
     /// The served body, when the blob loads.
     pub body: Option<Body>,
+    /// The canary's body, when a canary runs and its blob loads.
+    pub canary_body: Option<Body>,
     /// The newest version number recorded.
     pub latest_record: Option<u64>,
 }
@@ -168,6 +189,7 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         created_at: None,
         message: None,
         flags: None,
+        canary: None,
         detail: None,
         last_good_version: None,
     };
@@ -180,6 +202,7 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
             pointer: None,
             record: None,
             body: None,
+            canary_body: None,
             latest_record,
         });
     };
@@ -193,6 +216,7 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
                 pointer: None,
                 record: None,
                 body: None,
+                canary_body: None,
                 latest_record,
             });
         }
@@ -257,6 +281,30 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
             None
         }
     };
+    let mut canary_body = None;
+    if let Some(canary) = &pointer.canary {
+        let mut reported = StoreCanary {
+            since: canary.since,
+            percent: canary.percent.percent(),
+            blob: canary.blob.clone(),
+            sha256: canary.sha256.clone(),
+            content_hash: canary.content_hash.clone(),
+            flags: None,
+        };
+        match load_blob(env, &canary.blob, &canary.sha256).await? {
+            Ok(blob) => {
+                reported.flags = Some(blob.body.flags.len());
+                canary_body = Some(blob.body);
+            }
+            // The stable blob's trouble is reported first: it is what everyone else gets.
+            Err((state, detail)) if layer.state == StoreState::Ok => {
+                layer.state = state;
+                layer.detail = Some(format!("canary: {detail}"));
+            }
+            Err(_) => {}
+        }
+        layer.canary = Some(reported);
+    }
     if layer.state != StoreState::Ok {
         layer.last_good_version = last_good(env, latest_record).await?;
     }
@@ -265,6 +313,7 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         pointer: Some(pointer),
         record,
         body,
+        canary_body,
         latest_record,
     })
 }
