@@ -301,3 +301,98 @@ fn an_environment_no_flag_defines_is_a_warning() {
         text(&out)
     );
 }
+
+/// The broken flags of `flagd-one-broken.json`, with the line of each key.
+const BROKEN_FLAGD: &[(&str, usize)] = &[
+    ("unknown-operator", 9),
+    ("missing-evaluator", 15),
+    ("wrong-variant-type", 21),
+    ("malformed-fractional", 26),
+];
+
+#[test]
+fn a_broken_flagd_flag_is_parse_error_and_the_rest_is_served() {
+    let file = fixture("flagd-one-broken.json");
+    let file = file.to_str().unwrap();
+    let eval = |key: &str, context: &str| {
+        let out = publisher(&["eval", "--flags", file, "--context", context, key, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{key}: {}", text(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let banner = eval("banner", r#"{"plan":"pro"}"#);
+    assert_eq!(
+        (&banner["value"], &banner["reason"]),
+        (&json!(true), &json!("TARGETING_MATCH"))
+    );
+    for (key, _) in BROKEN_FLAGD {
+        let answer = eval(key, r#"{"plan":"pro"}"#);
+        assert_eq!(answer["reason"], "ERROR", "{key}: {answer}");
+        assert_eq!(answer["errorCode"], "PARSE_ERROR", "{key}: {answer}");
+        assert!(answer.get("value").is_none(), "caller's default: {answer}");
+    }
+}
+
+#[test]
+fn build_warns_per_broken_flagd_flag_and_validate_fails_on_them() {
+    let file = fixture("flagd-one-broken.json");
+    let file = file.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("blob.json.gz");
+    let out = publisher(&[
+        "build",
+        file,
+        "--env",
+        "prod",
+        "-o",
+        output.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("5 flags for prod"), "{}", text(&out));
+    let validate = publisher(&["validate", file]);
+    assert_eq!(validate.status.code(), Some(1), "{}", text(&validate));
+    for (key, line) in BROKEN_FLAGD {
+        let at =
+            format!("flagd-one-broken.json:{line}: warning: flag {key}: served as PARSE_ERROR");
+        assert!(text(&out).contains(&at), "build: {at}\n{}", text(&out));
+        let at = format!("flagd-one-broken.json:{line}: error: flag {key}: served as PARSE_ERROR");
+        assert!(
+            text(&validate).contains(&at),
+            "validate: {at}\n{}",
+            text(&validate)
+        );
+    }
+    assert!(text(&out).contains("unknown JSONLogic operator `invalid`"));
+    assert!(text(&validate).contains("4 errors"), "{}", text(&validate));
+}
+
+#[test]
+fn push_strict_refuses_broken_flagd_flags_and_plain_push_publishes() {
+    let file = fixture("flagd-one-broken.json");
+    let file = file.to_str().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let store = store.path().to_str().unwrap();
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "push", file, "--env", "prod", "--store", store, "--author", "t",
+        ];
+        args.extend_from_slice(extra);
+        publisher(&args)
+    };
+    let strict = push(&["--strict"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
+    assert!(text(&strict).contains("4 broken flags served as PARSE_ERROR; nothing was published"));
+    let history = publisher(&["history", "--env", "prod", "--store", store]);
+    assert!(
+        text(&history).contains("nothing published yet"),
+        "{}",
+        text(&history)
+    );
+    let plain = push(&[]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    assert!(
+        text(&plain).contains("published prod version 1"),
+        "{}",
+        text(&plain)
+    );
+    assert!(text(&plain).contains("warning: flag unknown-operator: served as PARSE_ERROR"));
+}

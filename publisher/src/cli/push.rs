@@ -36,6 +36,9 @@ pub struct Args {
     pub dry_run: bool,
     #[command(flatten)]
     pub record: RecordArgs,
+    /// Refuse to publish a flagd file with flags that would be served as PARSE_ERROR.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Exit 0 when published (or nothing changed), 3 when another push won the race (re-run), 4
@@ -50,6 +53,13 @@ pub fn run(args: Args) -> ExitCode {
     ) else {
         return ExitCode::FAILURE;
     };
+    if args.strict && !compiled.broken.is_empty() {
+        eprintln!(
+            "push failed: --strict and {} served as PARSE_ERROR; nothing was published",
+            super::plural(compiled.broken.len(), "broken flag")
+        );
+        return ExitCode::FAILURE;
+    }
     let provenance = Provenance::detect(&args.dir, args.record.author.as_deref());
     with_env(args.store, |env| async move {
         if args.dry_run {

@@ -1,11 +1,12 @@
 //! `publisher validate [DIR]`: compile without writing anything; print every diagnostic.
 //! Every environment of every flag is checked whatever `--env` says; `--env` only picks the
-//! environment whose compiled size is reported.
+//! environment whose compiled size is reported. A flagd flag that `build`/`push` would serve as
+//! `PARSE_ERROR` is an error here, so CI catches it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use publisher::compile::{CompileOptions, compile_path};
+use publisher::compile::{CompileOptions, Severity, compile_path};
 
 use super::{DEFAULT_ENV, plural, print_diagnostics};
 
@@ -27,7 +28,27 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     match compile_path(&args.dir, &CompileOptions::new(&args.env)) {
         Ok(compiled) => {
-            let (_, warnings) = print_diagnostics(&compiled.warnings);
+            let diags: Vec<_> = compiled
+                .warnings
+                .iter()
+                .map(|d| {
+                    let mut d = d.clone();
+                    if compiled.broken.contains(&d) {
+                        d.severity = Severity::Error;
+                    }
+                    d
+                })
+                .collect();
+            let (errors, warnings) = print_diagnostics(&diags);
+            if errors > 0 {
+                println!(
+                    "{}: {}, {}",
+                    args.dir.display(),
+                    plural(errors, "error"),
+                    plural(warnings, "warning")
+                );
+                return ExitCode::FAILURE;
+            }
             println!(
                 "{}: {} flags, {} segments, {}",
                 args.dir.display(),

@@ -14,7 +14,12 @@
 //! - `metadata` of the flag, merged over the file's top-level `metadata` -> [`Flag::metadata`].
 //!
 //! Every problem becomes a [`Diagnostic`] naming the file, the line of the flag's key (or the
-//! line and column of a JSON syntax error) and the flag.
+//! line and column of a JSON syntax error) and the flag. As in flagd, a problem inside one flag
+//! (an unknown operator, malformed targeting, a variant of the wrong type, ...) does not stop
+//! the file: that flag compiles to a *broken flag* that answers `ERROR`/`PARSE_ERROR` with the
+//! caller's default ([`logic::Expr::Invalid`], no variants), and its problems are returned
+//! beside the body ([`compile_flagd_file`]). Problems of the file itself (not JSON, no `flags`,
+//! duplicate keys) are errors.
 
 use std::path::Path;
 
@@ -25,13 +30,24 @@ use shared_eval::{
 
 use super::Diagnostic;
 
-/// Compiles one flagd flag-definition JSON document (`source`, read from `file`) into a body.
-/// `environment` is recorded for symmetry with native flags; flagd files have one environment.
+/// Compiles one flagd flag-definition JSON document (`source`, read from `file`) into a body,
+/// broken flags included (see the module docs); [`compile_flagd_file`] also says which.
 pub fn compile_flagd(
     source: &str,
     file: &Path,
     environment: &str,
 ) -> Result<Body, Vec<Diagnostic>> {
+    compile_flagd_file(source, file, environment).map(|(body, _)| body)
+}
+
+/// Compiles one flagd document into a body plus one warning per broken flag (`file:line: flag
+/// K: served as PARSE_ERROR: why`). `environment` is recorded for symmetry with native flags;
+/// flagd files have one environment.
+pub fn compile_flagd_file(
+    source: &str,
+    file: &Path,
+    environment: &str,
+) -> Result<(Body, Vec<Diagnostic>), Vec<Diagnostic>> {
     let _ = environment;
     let document: Value = serde_json::from_str(source).map_err(|e| {
         vec![Diagnostic::error(
@@ -100,22 +116,30 @@ pub fn compile_flagd(
 
     let mut body = Body::default();
     let mut flags: Vec<Flag> = Vec::new();
+    let mut broken = Vec::new();
     for (key, definition) in definitions {
         let line = line_of_key(source, flags_start, &key);
-        match compile_flag(&key, definition, &evaluators, &set_metadata, &mut body) {
+        if flags.iter().any(|f| f.key == key) {
+            errors.push(Diagnostic::error(file, line, "duplicate flag key").in_flag(&key));
+            continue;
+        }
+        // A failed flag may have interned attributes before failing: compile into a copy.
+        let mut scratch = body.clone();
+        match compile_flag(&key, definition, &evaluators, &set_metadata, &mut scratch) {
             Ok(flag) => {
-                if flags.iter().any(|f| f.key == key) {
-                    errors.push(Diagnostic::error(file, line, "duplicate flag key").in_flag(&key));
-                } else {
-                    flags.push(flag);
-                }
+                body = scratch;
+                flags.push(flag);
             }
             Err(messages) => {
-                errors.extend(
-                    messages
-                        .into_iter()
-                        .map(|m| Diagnostic::error(file, line, m).in_flag(&key)),
+                broken.push(
+                    Diagnostic::warning(
+                        file,
+                        line,
+                        format!("served as PARSE_ERROR: {}", messages.join("; ")),
+                    )
+                    .in_flag(&key),
                 );
+                flags.push(broken_flag(&key, definition, &set_metadata));
             }
         }
     }
@@ -127,7 +151,39 @@ pub fn compile_flagd(
         .map_err(|_| vec![Diagnostic::error(file, None, "too many flags in one file")])?;
     body.flags = flags;
     body.eval_order = (0..count).collect();
-    Ok(body)
+    Ok((body, broken))
+}
+
+/// The stand-in for a flag that failed to compile: it answers `ERROR`/`PARSE_ERROR` and the
+/// caller's default (no variants, so no value), or `DISABLED` when its state says so, as
+/// flagd answers a flag it could not parse.
+fn broken_flag(key: &str, definition: &Value, set_metadata: &Map<String, Value>) -> Flag {
+    let enabled = definition.get("state").and_then(Value::as_str) != Some("DISABLED");
+    let mut metadata = set_metadata.clone();
+    if let Some(Value::Object(own)) = definition.get("metadata") {
+        metadata.extend(
+            own.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    Flag {
+        key: key.to_string(),
+        kind: FlagKind::Release,
+        value_type: ValueType::String,
+        variants: Vec::new(),
+        default_variant: None,
+        off_variant: None,
+        enabled,
+        killed: false,
+        prerequisites: Vec::new(),
+        targeting: Targeting::Logic(logic::Expr::Invalid(
+            "the flag failed to compile".to_string(),
+        )),
+        salt: String::new(),
+        unsigned_attrs: Vec::new(),
+        metadata,
+    }
 }
 
 /// Compiles one flag; on failure returns every problem found in it.

@@ -47,6 +47,10 @@ pub struct Compiled {
     pub body: Body,
     /// Lints: expired flags, unused segments, unreachable rules, ...
     pub warnings: Vec<Diagnostic>,
+    /// Flags of a flagd file that failed to compile and are served as `PARSE_ERROR` (one
+    /// warning each, naming file:line; also in `warnings`). `validate` counts them as errors,
+    /// `push --strict` refuses them.
+    pub broken: Vec<Diagnostic>,
 }
 
 /// File extensions read as flag and segment files.
@@ -59,6 +63,7 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
     let today = options
         .today
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let mut broken = Vec::new();
     let (body, mut diags) = if path.is_dir() {
         let sources = read_dir_sources(path)?;
         native::compile(&sources, &options.environment, today)
@@ -68,8 +73,10 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
             limits::MAX_FILE_BYTES.max(shared_eval::MAX_BLOB_BYTES),
         )?;
         if looks_like_flagd(&text) {
-            let body = flagd::compile_flagd(&text, path, &options.environment)?;
-            (body, Vec::new())
+            let (body, broken_flags) =
+                flagd::compile_flagd_file(&text, path, &options.environment)?;
+            broken = broken_flags;
+            (body, broken.clone())
         } else {
             let sources = native::Sources {
                 flags: vec![native::SourceFile {
@@ -123,6 +130,7 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
     Ok(Compiled {
         body,
         warnings: diags,
+        broken,
     })
 }
 

@@ -10,8 +10,9 @@ use super::*;
 ///
 /// Errors (a message naming the construct) are for what the edge must not run or this crate
 /// does not support: unknown operators, nesting deeper than [`crate::MAX_RULE_DEPTH`], malformed
-/// `fractional` or `sem_ver`, `$ref` cycles. A `$ref` to an evaluator that does not exist is not
-/// an error here: as in flagd, it fails when evaluated (PARSE_ERROR).
+/// `fractional` or `sem_ver`, `$ref` cycles, a `$ref` to an evaluator that does not exist. The
+/// publisher serves a flag whose targeting fails here as `PARSE_ERROR` (flagd refuses such
+/// targeting when it loads the file, and answers that flag with the caller's default).
 pub fn compile_targeting(
     rule: &Value,
     evaluators: &Map<String, Value>,
@@ -107,12 +108,10 @@ impl Compiler<'_> {
 
     fn compile_ref(&mut self, args: &Value, depth: usize) -> Result<Expr, String> {
         let Value::String(name) = args else {
-            return Ok(Expr::Invalid("`$ref` must name an evaluator".to_string()));
+            return Err("`$ref` must name an evaluator".to_string());
         };
         let Some(target) = self.evaluators.get(name) else {
-            return Ok(Expr::Invalid(format!(
-                "`$ref` to `{name}`, which is not in `$evaluators`"
-            )));
+            return Err(format!("`$ref` to `{name}`, which is not in `$evaluators`"));
         };
         if self.refs.iter().any(|r| r == name) {
             return Err(format!("`$ref` cycle through evaluator `{name}`"));

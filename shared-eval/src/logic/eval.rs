@@ -70,7 +70,9 @@ impl Expr {
             }
             Expr::SemVer(test) => eval_sem_ver(test, env, next),
             Expr::Fractional(f) => eval_fractional(f, env, next),
-            Expr::Invalid(_) => Err("targeting uses a `$ref` to an evaluator that does not exist"),
+            Expr::Invalid(_) => Err(
+                "the flag's definition is invalid (a `$ref` to no evaluator, or refused by the publisher: see its warnings)",
+            ),
         }
     }
 }

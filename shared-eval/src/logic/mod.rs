@@ -64,8 +64,9 @@ pub enum Expr {
     SemVer(Box<SemVerTest>),
     /// flagd's `fractional`.
     Fractional(Box<Fractional>),
-    /// A construct flagd accepts when loading but fails on when evaluating (a `$ref` to an
-    /// evaluator that does not exist): evaluating it is a `PARSE_ERROR`, as in flagd.
+    /// What flagd answers `PARSE_ERROR` for: a `$ref` to an evaluator that does not exist, or
+    /// a whole flag the publisher could not compile (an unknown operator, malformed targeting,
+    /// a variant of the wrong type); the rest of the file is served, as in flagd.
     Invalid(String),
 }
 

@@ -39,13 +39,18 @@ fn compile(rule: Value, evaluators: Value, body: &mut Body) -> Result<Expr, Stri
 fn value_of(rule: Value, ctx: Value) -> Result<Value, &'static str> {
     let mut body = Body::default();
     let expr = compile(rule, json!({}), &mut body).expect("compiles");
-    check(&expr, &body).expect("checks");
+    eval_expr(&expr, &body, ctx)
+}
+
+/// Evaluates a compiled expression (checked first, as the edge loads it).
+fn eval_expr(expr: &Expr, body: &Body, ctx: Value) -> Result<Value, &'static str> {
+    check(expr, body).expect("checks");
     let flag = flag(&[]);
     let attrs = ctx.as_object().cloned().unwrap_or_default();
     let ctx = Context::new(&attrs);
     let env = Env {
         flag: &flag,
-        body: &body,
+        body,
         ctx: &ctx,
         now_ms: 1_700_000_000_500,
     };
@@ -189,21 +194,15 @@ fn and_or_return_the_deciding_value_and_short_circuit() {
     assert_value(json!({"and": [1, "x"]}), json!({}), json!("x"));
     assert_value(json!({"or": [0, "", "z", 1]}), json!({}), json!("z"));
     assert_value(json!({"or": [0, false]}), json!({}), json!(false));
-    // The unknown $ref after the deciding value is never evaluated.
-    assert_value(
-        json!({"and": [false, {"$ref": "nope"}]}),
-        json!({}),
-        json!(false),
-    );
-    assert_value(
-        json!({"or": [true, {"$ref": "nope"}]}),
-        json!({}),
-        json!(true),
-    );
-    assert_eq!(
-        value_of(json!({"and": [true, {"$ref": "nope"}]}), json!({})).map_err(|_| ()),
-        Err(())
-    );
+    // What fails to evaluate (here a broken flag's targeting) is never reached after the
+    // deciding value.
+    let after = |op, first: bool| {
+        let expr = Expr::Op(op, vec![Expr::Lit(json!(first)), Expr::Invalid("x".into())]);
+        eval_expr(&expr, &Body::default(), json!({})).map_err(|_| ())
+    };
+    assert_eq!(after(LogicOp::And, false), Ok(json!(false)));
+    assert_eq!(after(LogicOp::Or, true), Ok(json!(true)));
+    assert_eq!(after(LogicOp::And, true), Err(()));
 }
 
 #[test]
@@ -608,7 +607,7 @@ fn results_map_to_variants_like_flagd() {
 }
 
 #[test]
-fn refs_resolve_and_dangling_refs_fail_at_evaluation() {
+fn refs_resolve_and_dangling_refs_fail_to_compile() {
     let evaluators = json!({"is_vip": {"in": [{"var": "email"}, ["a@x.com", "b@x.com"]]}, "vip_or_beta": {"or": [{"$ref": "is_vip"}, {"var": "beta"}]}});
     let rule = json!({"if": [{"$ref": "vip_or_beta"}, "on", "off"]});
     let o = |ctx: Value| outcome(rule.clone(), evaluators.clone(), &["on", "off"], ctx);
@@ -621,15 +620,14 @@ fn refs_resolve_and_dangling_refs_fail_at_evaluation() {
         Outcome::Variant(0, Reason::TargetingMatch)
     );
     assert_eq!(o(json!({})), Outcome::Variant(1, Reason::TargetingMatch));
-    let dangling = outcome(
+    let dangling = compile(
         json!({"if": [{"$ref": "gone"}, "on", "off"]}),
         evaluators,
-        &["on", "off"],
-        json!({}),
+        &mut Body::default(),
     );
-    assert!(
-        matches!(dangling, Outcome::Error(ErrorCode::ParseError, _)),
-        "{dangling:?}"
+    assert_eq!(
+        dangling,
+        Err("`$ref` to `gone`, which is not in `$evaluators`".to_string())
     );
 }
 
@@ -703,9 +701,9 @@ fn compiled_expressions_round_trip_through_json() {
     let rule = json!({"if": [
         {"and": [{"sem_ver": [{"var": "app.version"}, ">=", "1.2.0"]}, {"starts_with": [{"var": "email"}, "a"]}]},
         {"fractional": [["on", 50], ["off", 50]]},
-        {"$ref": "missing"}
+        {"$ref": "off"}
     ]});
-    let expr = compile(rule, json!({}), &mut body).unwrap();
+    let expr = compile(rule, json!({"off": "off"}), &mut body).unwrap();
     let text = serde_json::to_string(&expr).unwrap();
     let back: Expr = serde_json::from_str(&text).unwrap();
     assert_eq!(back, expr);
