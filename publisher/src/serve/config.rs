@@ -31,6 +31,52 @@ pub struct ServeConfig {
     /// Request limits.
     #[serde(default)]
     pub limits: Limits,
+    /// The Git push webhook (`POST /api/v1/webhooks/git`); unset: the route answers 404.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The Git push webhook. Its secret never sits in this file: it is read from the file
+/// `secret_file` names, or from `FLAGS_SERVE_WEBHOOK_SECRET`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The branch whose pushes publish (`refs/heads/<branch>`).
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// The checkout's remote to fetch from.
+    #[serde(default = "default_remote")]
+    pub remote: String,
+    /// A file holding the HMAC secret (trailing newline ignored).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+fn default_remote() -> String {
+    "origin".into()
+}
+
+impl WebhookConfig {
+    /// The HMAC secret: `FLAGS_SERVE_WEBHOOK_SECRET`, else the content of `secret_file`.
+    pub fn secret(&self) -> Result<Vec<u8>, String> {
+        if let Some(secret) = std::env::var_os("FLAGS_SERVE_WEBHOOK_SECRET") {
+            return Ok(secret.into_encoded_bytes());
+        }
+        let Some(file) = &self.secret_file else {
+            return Err("webhook: set secret_file or FLAGS_SERVE_WEBHOOK_SECRET".into());
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("webhook secret {}: {e}", file.display()))?;
+        let secret = text.trim_end_matches(['\n', '\r']);
+        if secret.is_empty() {
+            return Err(format!("webhook secret {} is empty", file.display()));
+        }
+        Ok(secret.as_bytes().to_vec())
+    }
 }
 
 /// One environment's settings.
@@ -39,6 +85,31 @@ pub struct ServeConfig {
 pub struct EnvConfig {
     /// Its name.
     pub name: String,
+    /// When set, a push or rollback becomes a pending change that a different token with
+    /// `approve` must approve (kills never wait).
+    #[serde(default)]
+    pub approval: Option<ApprovalConfig>,
+    /// Whether a webhook push to the configured branch publishes here.
+    #[serde(default)]
+    pub auto_publish: bool,
+}
+
+/// An environment's approval rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// How long a pending change waits for approval before it expires, e.g. `24h`, `30m`.
+    #[serde(default = "default_ttl", deserialize_with = "duration")]
+    pub ttl: Duration,
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
 }
 
 /// Backpressure: what one request and one token may cost.
@@ -94,7 +165,7 @@ pub struct Overrides {
     pub tokens: Option<PathBuf>,
     /// `--purge`.
     pub purge: Option<String>,
-    /// `--env` (repeatable): the environments served.
+    /// `--env` (repeatable): the environments served (without approval or auto-publish).
     pub environments: Vec<String>,
 }
 
@@ -120,6 +191,7 @@ impl ServeConfig {
         if let Some(listen) = overrides.listen {
             set("listen", listen.to_string().into());
         }
+        let store_overridden = overrides.store.is_some();
         if let Some(store) = overrides.store {
             set("store", store.into());
         }
@@ -154,11 +226,24 @@ impl ServeConfig {
             if overrides.tokens.is_none() {
                 loaded.tokens = base.join(&loaded.tokens);
             }
+            let local_store =
+                !loaded.store.contains("://") && Path::new(&loaded.store).is_relative();
+            if !store_overridden && local_store {
+                loaded.store = base.join(&loaded.store).display().to_string();
+            }
+            if let Some(file) = loaded.webhook.as_mut().and_then(|w| w.secret_file.as_mut()) {
+                *file = base.join(&*file);
+            }
         }
         for env in &loaded.environments {
             crate::layout::check_env(&env.name)?;
         }
         Ok(loaded)
+    }
+
+    /// The settings of environment `name`, if it is configured.
+    pub fn environment(&self, name: &str) -> Option<&EnvConfig> {
+        self.environments.iter().find(|e| e.name == name)
     }
 }
 
@@ -173,7 +258,8 @@ mod tests {
         std::fs::write(
             &file,
             "listen: 127.0.0.1:9000\nstore: /srv/store\nflags: repo\ntokens: tokens.yaml\n\
-             environments:\n  - name: prod\nlimits:\n  concurrency: 8\n",
+             environments:\n  - name: prod\n    approval: {ttl: 90m}\n    auto_publish: true\n  - name: dev\n\
+             limits:\n  concurrency: 8\nwebhook:\n  branch: release\n  secret_file: hook.secret\n",
         )
         .unwrap();
         let config = ServeConfig::load(
@@ -189,6 +275,19 @@ mod tests {
         assert_eq!(config.flags, dir.path().join("repo"));
         assert_eq!(config.tokens, dir.path().join("tokens.yaml"));
         assert_eq!(config.environments[0].name, "prod");
+        let approval = config.environments[0].approval.as_ref().unwrap();
+        assert_eq!(approval.ttl, Duration::from_secs(90 * 60));
+        assert!(config.environments[0].auto_publish);
+        assert!(config.environments[1].approval.is_none());
+        let webhook = config.webhook.as_ref().unwrap();
+        assert_eq!(
+            (webhook.branch.as_str(), webhook.remote.as_str()),
+            ("release", "origin")
+        );
+        assert_eq!(
+            webhook.secret_file.as_deref(),
+            Some(dir.path().join("hook.secret").as_path())
+        );
         assert_eq!(config.limits.concurrency, 8);
         assert_eq!(config.limits.body_bytes, Limits::default().body_bytes);
     }

@@ -24,6 +24,16 @@ pub enum ApiError {
         /// The environment.
         env: String,
     },
+    /// A known token refused for a reason other than a missing role (e.g. approving its own
+    /// change).
+    #[error("{0}")]
+    Denied(String),
+    /// A webhook delivery without a valid signature.
+    #[error("{0}")]
+    BadSignature(String),
+    /// The thing existed but is no more (an expired pending change).
+    #[error("{0}")]
+    Gone(String),
     /// Unknown environment, version or flag.
     #[error("{0}")]
     NotFound(String),
@@ -36,6 +46,9 @@ pub enum ApiError {
     /// The flag files do not compile: nothing was published.
     #[error("the flag files have {} error(s); nothing was published", .0.iter().filter(|d| d.severity == crate::compile::Severity::Error).count())]
     Invalid(Vec<Diagnostic>),
+    /// A tool or service the operation needs failed (e.g. `git fetch`).
+    #[error("{0}")]
+    Upstream(String),
     /// The store cannot be reached.
     #[error("the store is unavailable; nothing was changed")]
     Unavailable(String),
@@ -80,12 +93,15 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::Denied(_) => StatusCode::FORBIDDEN,
+            ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +111,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            ApiError::Internal(detail) | ApiError::Unavailable(detail) => {
+            ApiError::Internal(detail)
+            | ApiError::Unavailable(detail)
+            | ApiError::Upstream(detail) => {
                 tracing::error!(status = status.as_u16(), %detail, "request failed");
             }
             _ => tracing::info!(status = status.as_u16(), error = %self, "request refused"),
@@ -115,7 +133,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, ApiError::Unauthorized) {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"flags\""),

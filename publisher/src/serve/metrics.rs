@@ -111,6 +111,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the pending-approvals gauge from `approvals` (expired changes no longer count).
+    pub fn set_approvals_pending(&self, approvals: &super::approvals::Approvals) {
+        self.approvals_pending.reset();
+        for (env, count) in approvals.counts(std::time::SystemTime::now()) {
+            self.approvals_pending.with_label_values(&[&env]).set(count);
+        }
+    }
+
     /// The registry as Prometheus text.
     pub fn text(&self) -> String {
         let mut out = Vec::new();
@@ -123,6 +131,7 @@ impl Metrics {
 
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> Response {
+    state.metrics.set_approvals_pending(&state.approvals);
     (
         [(
             header::CONTENT_TYPE,

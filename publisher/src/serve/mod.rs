@@ -11,6 +11,7 @@
 //!   publish (a second publish waits), and runs in its own task so that a client hanging up
 //!   cannot stop it halfway; shutdown waits for every such task.
 
+pub mod approvals;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod page;
 pub mod routes;
 pub mod tokens;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,6 +48,12 @@ pub struct AppState {
     pub purger: Arc<Purger>,
     /// Counters and histograms.
     pub metrics: Arc<metrics::Metrics>,
+    /// Changes waiting for approval.
+    pub approvals: Arc<approvals::Approvals>,
+    /// The Git webhook, when configured.
+    pub webhook: Option<Arc<webhook::Webhook>>,
+    /// Compiling the checkout takes it shared; the webhook's `git checkout` exclusively.
+    pub checkout: Arc<tokio::sync::RwLock<()>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -63,7 +71,13 @@ impl AppState {
         let store = crate::store::open(&config.store).await?;
         let tokens = TokenSource::open(&config.tokens)?;
         let purger = Purger::from_target(config.purge.as_deref()).map_err(|e| e.to_string())?;
-        Ok(AppState::new(config, store, tokens, purger))
+        let webhook = match &config.webhook {
+            Some(webhook) => Some(Arc::new(webhook::Webhook::new(webhook.clone())?)),
+            None => None,
+        };
+        let mut state = AppState::new(config, store, tokens, purger);
+        state.webhook = webhook;
+        Ok(state)
     }
 
     /// From parts already opened.
@@ -79,6 +93,9 @@ impl AppState {
             tokens: Arc::new(tokens),
             purger: Arc::new(purger),
             metrics: Arc::new(metrics::Metrics::new()),
+            approvals: Arc::default(),
+            webhook: None,
+            checkout: Arc::default(),
             locks: Arc::default(),
         }
     }

@@ -2,9 +2,11 @@
 //! `auth.rs` ([`super::auth::Authorized`] or [`super::auth::Caller`]); the public ones
 //! (`/healthz`, `/readyz`, `/metrics`, the page's login) take none.
 
+pub mod approvals;
 pub mod environments;
 pub mod health;
 pub mod publishing;
+pub mod webhook;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -44,4 +46,14 @@ pub fn router() -> Router<AppState> {
             "/api/v1/environments/{env}/flags/{key}/unkill",
             post(publishing::unkill),
         )
+        .route("/api/v1/environments/{env}/approvals", get(approvals::list))
+        .route(
+            "/api/v1/environments/{env}/approvals/{id}/approve",
+            post(approvals::approve),
+        )
+        .route(
+            "/api/v1/environments/{env}/approvals/{id}/reject",
+            post(approvals::reject),
+        )
+        .route("/api/v1/webhooks/git", post(webhook::git_push))
 }

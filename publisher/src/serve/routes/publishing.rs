@@ -1,10 +1,15 @@
 //! Changing what an environment serves: `POST .../push` (role `publish`), `.../rollback`
 //! (`publish`), `.../flags/{key}/kill` and `.../unkill` (`kill`). Each runs the library's
 //! publish step under the environment's lock, audited with the token's name and the client
-//! address, then purges; the answer says what was done (version, purge result).
+//! address, then purges; the answer says what was done (version, purge result). In an
+//! environment that requires approval, push and rollback answer 202 with a pending change
+//! instead (`approvals.rs`); kill and unkill never wait.
+
+use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -13,7 +18,8 @@ use crate::layout::Action;
 use crate::publish::{KillTarget, Outcome};
 use crate::purge::Purger;
 use crate::serve::AppState;
-use crate::serve::auth::{Authorized, Caller, Kill, Publish};
+use crate::serve::approvals::{Draft, Proposal};
+use crate::serve::auth::{Authorized, Kill, Publish};
 use crate::serve::error::ApiError;
 use crate::serve::routes::environments::compile_checkout;
 
@@ -41,6 +47,25 @@ pub struct RollbackRequest {
 pub struct KillRequest {
     /// Why: recorded in the version and the audit trail.
     pub reason: Option<String>,
+}
+
+/// Who asks for a change: the token's name (or `webhook`) and the client address, as the
+/// audit trail records them.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// Token name.
+    pub name: String,
+    /// Client address.
+    pub client: String,
+}
+
+impl<R> From<&Authorized<R>> for Actor {
+    fn from(auth: &Authorized<R>) -> Actor {
+        Actor {
+            name: auth.caller.name().to_owned(),
+            client: auth.caller.client.clone(),
+        }
+    }
 }
 
 fn now() -> String {
@@ -72,83 +97,168 @@ pub async fn purge(state: &AppState, env: &str) -> Value {
 /// The answer of a publishing call: the outcome, as the CLI's `--json` prints it, plus the purge.
 async fn answer(
     state: &AppState,
-    caller: &Caller,
+    actor: &Actor,
     env: &str,
     action: Action,
     outcome: Outcome,
     purge_when_unchanged: bool,
-) -> Json<Value> {
+) -> Value {
     let mut body = match &outcome {
         Outcome::Published(record) => {
             state.metrics.published(env, record.action.as_str());
-            tracing::info!(env, token = caller.name(), client = %caller.client, action = record.action.as_str(), version = record.version, "published");
+            tracing::info!(env, token = %actor.name, client = %actor.client, action = record.action.as_str(), version = record.version, "published");
             json!({ "env": env, "published": true, "version": record.version, "record": record })
         }
         Outcome::Unchanged { version } => {
-            tracing::info!(env, token = caller.name(), client = %caller.client, action = action.as_str(), version, "nothing to publish");
+            tracing::info!(env, token = %actor.name, client = %actor.client, action = action.as_str(), version, "nothing to publish");
             json!({ "env": env, "published": false, "version": version })
         }
     };
     if matches!(outcome, Outcome::Published(_)) || purge_when_unchanged {
         body["purge"] = purge(state, env).await;
     }
-    Json(body)
+    body
 }
 
-/// `POST .../push`: compiles the checkout's flags for the environment and publishes them.
+/// Publishes `proposal` to `env` now (an environment without approval, or an approved
+/// change), under the environment's lock, audited as `actor`.
+pub async fn publish(
+    state: &AppState,
+    env: &str,
+    actor: &Actor,
+    proposal: Proposal,
+    message: Option<String>,
+) -> Result<Value, ApiError> {
+    let environment = state.environment(env, &actor.client)?;
+    let (action, author) = match &proposal {
+        Proposal::Push { .. } => (Action::Push, actor.name.clone()),
+        Proposal::Rollback { .. } => (Action::Rollback, actor.name.clone()),
+    };
+    let outcome = state
+        .serialized(env, async move {
+            match proposal {
+                Proposal::Push {
+                    body,
+                    schedules,
+                    provenance,
+                } => {
+                    environment
+                        .push_scheduled(body, schedules, &provenance, message)
+                        .await
+                }
+                Proposal::Rollback { to } => {
+                    environment.rollback(to, &author, &now(), message).await
+                }
+            }
+            .map_err(ApiError::from)
+        })
+        .await?;
+    Ok(answer(state, actor, env, action, outcome, false).await)
+}
+
+/// Publishes `proposal` to `env`, or, when `env` requires approval, holds it as a pending
+/// change (202) with its diff against what is deployed.
+pub async fn publish_or_propose(
+    state: &AppState,
+    env: &str,
+    actor: &Actor,
+    proposal: Proposal,
+    message: Option<String>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let Some(approval) = state
+        .config
+        .environment(env)
+        .and_then(|e| e.approval.clone())
+    else {
+        return Ok((
+            StatusCode::OK,
+            publish(state, env, actor, proposal, message).await?,
+        ));
+    };
+    let environment = state.environment(env, &actor.client)?;
+    let (base_version, new_body) = match &proposal {
+        Proposal::Push { body, .. } => (environment.plan(body).await?.current, body.clone()),
+        Proposal::Rollback { to } => (
+            environment.current().await?.map(|c| c.pointer.version),
+            environment.version_body(*to).await?,
+        ),
+    };
+    let old_body = environment
+        .deployed()
+        .await?
+        .map(|(_, blob)| blob.body)
+        .unwrap_or_default();
+    let diff = crate::diff::diff(&old_body, &new_body);
+    let pending = state.approvals.propose(
+        Draft {
+            env: env.to_owned(),
+            author: actor.name.clone(),
+            client: actor.client.clone(),
+            message,
+            proposal,
+            base_version,
+            diff: json!({ "summary": diff.summary(), "flags": diff.flags }),
+        },
+        approval.ttl,
+        SystemTime::now(),
+    );
+    state.metrics.set_approvals_pending(&state.approvals);
+    tracing::info!(env, token = %actor.name, client = %actor.client, id = pending.id, action = pending.action, "change pending approval");
+    Ok((
+        StatusCode::ACCEPTED,
+        json!({ "env": env, "published": false, "pending": pending }),
+    ))
+}
+
+/// The checkout's flags for `env` as a push proposal by `author`: compiled, with the files'
+/// rollout schedules (as `publisher push` does), under the checkout's read lock.
+pub async fn checkout_proposal(
+    state: &AppState,
+    env: &str,
+    author: &str,
+) -> Result<Proposal, ApiError> {
+    let _checkout = state.checkout.read().await;
+    let compiled = compile_checkout(state, env)
+        .await?
+        .map_err(ApiError::Invalid)?;
+    let dir = &state.config.flags;
+    let schedules = dir
+        .is_dir()
+        .then(|| crate::compile::schedule::collect(dir, env));
+    Ok(Proposal::Push {
+        body: compiled.body,
+        schedules,
+        provenance: Provenance::detect(dir, Some(author)),
+    })
+}
+
+/// `POST .../push`: compiles the checkout's flags for the environment and publishes them (or
+/// proposes them, 202, where approval is required).
 pub async fn push(
     State(state): State<AppState>,
     auth: Authorized<Publish>,
     request: Option<Json<PushRequest>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request = request.map(|Json(r)| r).unwrap_or_default();
-    let compiled = compile_checkout(&state, &auth.env)
-        .await?
-        .map_err(ApiError::Invalid)?;
-    let env = state.environment(&auth.env, &auth.caller.client)?;
-    let provenance = Provenance::detect(&state.config.flags, Some(auth.caller.name()));
-    let outcome = state
-        .serialized(&auth.env, async move {
-            env.push(compiled.body, &provenance, request.message)
-                .await
-                .map_err(ApiError::from)
-        })
-        .await?;
-    Ok(answer(
-        &state,
-        &auth.caller,
-        &auth.env,
-        Action::Push,
-        outcome,
-        false,
-    )
-    .await)
+    let actor = Actor::from(&auth);
+    let proposal = checkout_proposal(&state, &auth.env, &actor.name).await?;
+    publish_or_propose(&state, &auth.env, &actor, proposal, request.message)
+        .await
+        .map(|(status, body)| (status, Json(body)))
 }
 
-/// `POST .../rollback` `{"to": N}`: serves version N's flags again, as a new version.
+/// `POST .../rollback` `{"to": N}`: serves version N's flags again, as a new version (or
+/// proposes it, 202, where approval is required).
 pub async fn rollback(
     State(state): State<AppState>,
     auth: Authorized<Publish>,
     Json(request): Json<RollbackRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let env = state.environment(&auth.env, &auth.caller.client)?;
-    let author = auth.caller.name().to_owned();
-    let outcome = state
-        .serialized(&auth.env, async move {
-            env.rollback(request.to, &author, &now(), request.message)
-                .await
-                .map_err(ApiError::from)
-        })
-        .await?;
-    Ok(answer(
-        &state,
-        &auth.caller,
-        &auth.env,
-        Action::Rollback,
-        outcome,
-        false,
-    )
-    .await)
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let actor = Actor::from(&auth);
+    let proposal = Proposal::Rollback { to: request.to };
+    publish_or_propose(&state, &auth.env, &actor, proposal, request.message)
+        .await
+        .map(|(status, body)| (status, Json(body)))
 }
 
 async fn set_killed(
@@ -159,8 +269,9 @@ async fn set_killed(
     kill: bool,
 ) -> Result<Json<Value>, ApiError> {
     let request = request.map(|Json(r)| r).unwrap_or_default();
-    let env = state.environment(&auth.env, &auth.caller.client)?;
-    let author = auth.caller.name().to_owned();
+    let actor = Actor::from(&auth);
+    let env = state.environment(&auth.env, &actor.client)?;
+    let author = actor.name.clone();
     let outcome = state
         .serialized(&auth.env, async move {
             env.set_killed(
@@ -176,7 +287,9 @@ async fn set_killed(
         .await?;
     let action = if kill { Action::Kill } else { Action::Unkill };
     // Purged even when nothing changed, as the CLI does: the caller may be retrying a purge.
-    Ok(answer(&state, &auth.caller, &auth.env, action, outcome, true).await)
+    Ok(Json(
+        answer(&state, &actor, &auth.env, action, outcome, true).await,
+    ))
 }
 
 /// `POST .../flags/{key}/kill`: the emergency path; never needs approval.
