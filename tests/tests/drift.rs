@@ -3,7 +3,10 @@
 //! the flags in a real Git repository. Drift is introduced in each layer in turn (an edited
 //! flag committed in Git, an overwritten pointer, a corrupted blob, edges left stale by a push
 //! without purge); each must be found with the right layer named and exit 1, fixed by `--fix`,
-//! and the next check must exit 0. Then environment against environment on the example flags.
+//! and the next check must exit 0. A canary (pushed from Git, then promoted) is reported as a
+//! canary, not drift; so is a rollout stage advanced by a tick. Flags that do not compile and
+//! an unreachable store or edge exit 2, named. Then environment against environment on the
+//! example flags.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -334,7 +337,7 @@ fn drift_in_each_layer_is_found_named_and_fixed() {
     push_env.retain(|(k, _)| *k != "FLAGS_PURGE_TOKEN");
     let pushed = Command::new(publisher_bin())
         .args(["push", flags, "--env", ENV, "--store", &setup.store])
-        .envs(push_env)
+        .envs(push_env.iter().cloned())
         .output()
         .unwrap();
     assert!(
@@ -383,6 +386,74 @@ fn drift_in_each_layer_is_found_named_and_fixed() {
     );
     let text = setup.ok(&["audit", "--env", ENV]);
     assert!(text.contains("drift fix by Drift Test: in sync"), "{text}");
+
+    // 5. A canary is reported as a canary, not as drift. Git's next commit goes out as a 10%
+    // canary without a purge: Git matches the canary side; the edges lack the canary.
+    edit_and_commit(
+        &repo,
+        "live-updates.yaml",
+        "  dev:\n    enabled: false",
+        "  dev:\n    enabled: true",
+    );
+    let push_quietly = |args: &[&str]| {
+        let out = Command::new(publisher_bin())
+            .args(args)
+            .args(["--env", ENV, "--store", &setup.store])
+            .envs(push_env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    push_quietly(&["push", flags, "--canary", "10"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, report) = check(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        kinds(&report),
+        [
+            ("edge".to_owned(), "edge_stale".to_owned()),
+            ("edge".to_owned(), "edge_stale".to_owned())
+        ],
+        "only the edges that lack the canary drift: {report:#}"
+    );
+    assert_eq!(report["git_vs_store"]["in_sync"], true, "{report:#}");
+    assert_eq!(report["git_vs_store"]["matches"], "canary");
+    assert_eq!(report["store"]["state"], "ok");
+    assert_eq!(report["store"]["canary"]["since"], 7);
+    assert_eq!(report["store"]["canary"]["percent"], 10.0);
+    let (code, fixed) = check(&["--fix"]);
+    assert_eq!(code, 0, "{fixed:#}");
+    let (code, report) = check(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["fleet"]["in_sync"], 2, "{report:#}");
+    assert_eq!(report["fleet"]["versions"][0]["canary"]["percent"], 10.0);
+    assert_eq!(report["edges"][1]["canary"]["since"], 7);
+    let health = workers[0].health();
+    assert_eq!(health["canary"]["percent"], 10.0, "{health:#}");
+    assert_eq!(
+        health["canary"]["sha256"], report["store"]["canary"]["sha256"],
+        "{health:#}"
+    );
+    assert_eq!(health["sha256"], report["store"]["sha256"], "{health:#}");
+    assert_ne!(health["sha256"], health["canary"]["sha256"]);
+
+    // Promoted without a purge: stale edges again until --fix purges them; then no canary.
+    push_quietly(&["promote"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, report) = check(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(has(&report, "edge", "edge_stale"), "{report:#}");
+    assert!(report["store"]["canary"].is_null());
+    assert_eq!(report["git_vs_store"]["matches"], "stable");
+    assert_eq!(check(&["--fix"]).0, 0);
+    let (code, report) = check(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(report["edges"][0]["canary"].is_null(), "{report:#}");
+    assert_eq!(report["fleet"]["versions"][0]["version"], 8);
 }
 
 #[test]
@@ -500,4 +571,231 @@ fn prod_against_staging_separates_declared_differences_from_drift() {
         audit.contains("drift check against staging by Drift Test: drift"),
         "{audit}"
     );
+}
+
+#[test]
+fn rollout_stages_are_not_drift_and_unreadable_layers_exit_2() {
+    let store = scratch_dir("drift-rollout-store");
+    let setup = Setup {
+        store: store.to_str().unwrap().to_owned(),
+        env: Vec::new(),
+    };
+    let repo = flags_repo("drift-rollout-git");
+    // The example's health URL is not reachable from here; a command that passes stands in.
+    edit_and_commit(
+        &repo,
+        "checkout-v2.yaml",
+        "health: { url: \"https://status.example.com/checkout/healthy\" }",
+        "health: { command: \"true\" }",
+    );
+    let flags = repo.to_str().unwrap();
+    let drift = |args: &[&str]| {
+        let mut all = vec!["drift", "--env", "prod", "--json", "--flags", flags];
+        all.extend_from_slice(args);
+        let out = setup.run(&all);
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap(), report)
+    };
+    let stage = || -> Value {
+        let status: Value =
+            serde_json::from_str(&setup.ok(&["rollout", "status", "--env", "prod", "--json"]))
+                .unwrap();
+        status["rollouts"][0]["state"]["stage"].clone()
+    };
+    setup.ok(&["push", flags, "--env", "prod"]);
+    assert_eq!(drift(&[]).0, 0);
+
+    // A tick moves checkout-v2 from 1% to 5%: the store now differs from what Git compiles
+    // (stage 1), and that is the schedule working, not drift.
+    let ticked = setup.ok(&[
+        "rollout",
+        "tick",
+        "--env",
+        "prod",
+        "--now",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert!(ticked.contains("checkout-v2"), "{ticked}");
+    assert_eq!(stage(), 2);
+    let (code, report) = drift(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["store"]["version"], 2);
+    assert_eq!(report["git_vs_store"]["in_sync"], true);
+
+    // A real edit in Git is drift; fixing it publishes Git and keeps the stage where it is.
+    edit_and_commit(
+        &repo,
+        "beta-banner.yaml",
+        "  prod:\n    enabled: true",
+        "  prod:\n    enabled: false",
+    );
+    let (code, report) = drift(&[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report), [("git".to_owned(), "git_ahead".to_owned())]);
+    assert_eq!(
+        report["git_vs_store"]["summary"]["changed"],
+        serde_json::json!(["beta-banner"]),
+        "the rollout stage is not listed as a change"
+    );
+    let (code, fixed) = drift(&["--fix"]);
+    assert_eq!(code, 0, "{fixed:#}");
+    assert_eq!(stage(), 2, "a drift fix does not restart the rollout");
+    assert_eq!(drift(&[]).0, 0);
+
+    // Flags that do not compile: the Git layer cannot be checked (exit 2, named).
+    let broken = scratch_dir("drift-broken-flags");
+    copy_dir(&repo, &broken);
+    std::fs::write(broken.join("flags/beta-banner.yaml"), "key: [unclosed\n").unwrap();
+    let out = setup.run(&[
+        "drift",
+        "--env",
+        "prod",
+        "--json",
+        "--flags",
+        broken.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert_eq!(report["unchecked"][0]["layer"], "git");
+    assert!(
+        report["unchecked"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("beta-banner.yaml"),
+        "{report:#}"
+    );
+
+    // A store nobody answers for: exit 2, the store named.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let out = Command::new(publisher_bin())
+        .args([
+            "drift",
+            "--env",
+            "prod",
+            "--json",
+            "--store",
+            "s3://nobody/flags",
+        ])
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "K"),
+            ("AWS_SECRET_ACCESS_KEY", "S"),
+            ("AWS_ENDPOINT_URL", closed.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert_eq!(report["status"], "unchecked");
+    assert_eq!(report["unchecked"][0]["layer"], "store");
+    assert!(
+        report["unchecked"][0]["target"]
+            .as_str()
+            .unwrap()
+            .contains("nobody"),
+        "{report:#}"
+    );
+}
+
+/// Figures for the README, not a check (run with `--ignored`): `publisher drift` over 1,000
+/// flags and a 10-endpoint fleet (5 workerd instances, each listed twice), against SeaweedFS,
+/// next to the same check without edges (Git + store alone) from the same run. Writes
+/// `target/artifacts/drift-check.json`.
+#[test]
+#[ignore = "measurement run for the README"]
+fn drift_check_figures() {
+    const FLAGS: usize = 1_000;
+    const RUNS: usize = 10;
+    let s3 = SeaweedFs::shared();
+    let bucket = format!("drift-figures-{}", std::process::id());
+    let store = format!("{}/{PREFIX}", s3.bucket(&bucket));
+    let bindings = vec![
+        ("FLAGS_ENV", ENV.to_owned()),
+        ("ORIGIN_KIND", "s3".to_owned()),
+        ("S3_ENDPOINT", s3.endpoint.clone()),
+        ("S3_BUCKET", bucket.clone()),
+        ("S3_REGION", "us-east-1".to_owned()),
+        ("ORIGIN_PREFIX", format!("{PREFIX}/")),
+        ("S3_ACCESS_KEY_ID", s3.access_key.clone()),
+        ("S3_SECRET_ACCESS_KEY", s3.secret_key.clone()),
+        ("REVALIDATE_MS", "250".to_owned()),
+    ];
+    let refs: Vec<(&str, &str)> = bindings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let workers: Vec<Worker> = (0..5).map(|_| Worker::start(&refs)).collect();
+    let setup = Setup {
+        store,
+        env: s3.aws_env(),
+    };
+    let repo = scratch_dir("drift-figures-git");
+    std::fs::create_dir_all(repo.join("flags")).unwrap();
+    for i in 0..FLAGS {
+        std::fs::write(
+            repo.join(format!("flags/flag-{i:04}.yaml")),
+            format!(
+                "key: flag-{i:04}\ndescription: Generated flag {i}.\nowner: team-load\ntype: release\n\
+                 default: off\nenvironments:\n  {ENV}:\n    enabled: true\n    rules:\n      - id: beta\n        \
+                 if: {{ attr: plan, in: [beta, premium] }}\n        serve: on\n      - id: split\n        \
+                 serve: {{ split: {{ on: {}, off: {} }} }}\n",
+                i % 100,
+                100 - i % 100
+            ),
+        )
+        .unwrap();
+    }
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "Drift Figures"]);
+    git(&repo, &["config", "user.email", "drift@example.com"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "flags"]);
+    let flags = repo.to_str().unwrap();
+    setup.ok(&["push", flags, "--env", ENV]);
+    for worker in &workers {
+        worker.wait_for_health(Duration::from_secs(10), |h| h["version"] == 1);
+    }
+    let edges: Vec<&str> = workers
+        .iter()
+        .chain(&workers)
+        .flat_map(|w| ["--edge", w.url.as_str()])
+        .collect();
+    let time = |args: &[&str]| -> Vec<f64> {
+        (0..RUNS)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let (code, report) = setup.drift(args);
+                let ms = start.elapsed().as_secs_f64() * 1e3;
+                assert_eq!(code, 0, "{report:#}");
+                ms
+            })
+            .collect()
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let mut with_edges = vec!["--flags", flags];
+    with_edges.extend_from_slice(&edges);
+    let (fleet, fleet_min, fleet_max) = median(time(&with_edges));
+    let (alone, alone_min, alone_max) = median(time(&["--flags", flags]));
+    let (store_only, _, _) = median(time(&[]));
+    let figures = serde_json::json!({
+        "flags": FLAGS,
+        "endpoints": edges.len() / 2,
+        "workerd_instances": workers.len(),
+        "runs": RUNS,
+        "fleet_ms": {"median": fleet, "min": fleet_min, "max": fleet_max},
+        "git_and_store_ms": {"median": alone, "min": alone_min, "max": alone_max},
+        "store_only_ms": store_only,
+    });
+    eprintln!("{figures:#}");
+    let artifacts = repo_root().join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join("drift-check.json"), figures.to_string()).unwrap();
 }
