@@ -253,3 +253,156 @@ async fn racing_ticks_cannot_both_advance() {
     assert_eq!(wins, 1, "exactly one tick advanced the stage");
     assert_eq!(stage(&env).await.0, 3, "advanced once, not twice");
 }
+
+/// Rings: internal users, then early adopters, then 10% of everyone, then everyone. Context i
+/// is internal when i % 10 == 0 and an early adopter when i % 10 == 1 or i % 7 == 0 (the two
+/// rings overlap, as real ones do).
+#[tokio::test]
+async fn rings_go_internal_then_early_adopters_then_everyone_and_only_add_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = dir.path().join("flags-dir");
+    std::fs::create_dir_all(flags.join("flags")).unwrap();
+    std::fs::create_dir_all(flags.join("segments")).unwrap();
+    for (key, condition) in [
+        ("internal", "{ attr: team, equals: staff }"),
+        ("early-adopters", "{ attr: early, equals: true }"),
+    ] {
+        std::fs::write(
+            flags.join(format!("segments/{key}.yaml")),
+            format!("key: {key}\ndescription: A ring.\nowner: team-test\nif: {condition}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        flags.join("flags/new-checkout.yaml"),
+        "key: new-checkout\ndescription: The new checkout.\nowner: team-test\ntype: release\ndefault: off\n\
+         environments:\n  prod:\n    enabled: true\n    rules:\n      - id: rollout\n        if: { attr: country, not-equals: XX }\n        serve:\n          rollout:\n            \
+         variant: on\n            others: off\n            stages:\n              - { segment: internal, soak: 1h }\n              \
+         - { segment: early-adopters, soak: 1h }\n              - { percent: 10, soak: 1h }\n              - { percent: 100 }\n            \
+         health: { command: \"true\" }\n",
+    )
+    .unwrap();
+    let compiled = compile_path(&flags, &CompileOptions::new("prod")).unwrap_or_else(|d| {
+        panic!(
+            "{}",
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let env =
+        Environment::new(Arc::new(LocalStore::new(dir.path().join("store"))), "prod").unwrap();
+    let provenance = Provenance {
+        author: "dev".into(),
+        source_commit: None,
+        created_at: T0.into(),
+    };
+    env.push_scheduled(
+        compiled.body,
+        Some(schedule::collect(&flags, "prod")),
+        &provenance,
+        None,
+    )
+    .await
+    .unwrap();
+
+    let contexts: Vec<Map<String, Value>> = (0..20_000)
+        .map(|i| {
+            let mut ctx = json!({"targetingKey": format!("user-{i}"), "country": "NL"});
+            if i % 10 == 0 {
+                ctx["team"] = json!("staff");
+            }
+            if i % 10 == 1 || i % 7 == 0 {
+                ctx["early"] = json!(true);
+            }
+            if i % 13 == 0 {
+                // Outside the rule: no stage treats them, not even their ring.
+                ctx["country"] = json!("XX");
+            }
+            ctx.as_object().cloned().unwrap()
+        })
+        .collect();
+    let internal = |i: usize| i % 10 == 0 && i % 13 != 0;
+    let early = |i: usize| (i % 10 == 1 || i % 7 == 0) && i % 13 != 0;
+    let treated = |env: Environment| {
+        let contexts = contexts.clone();
+        async move {
+            let (_, blob) = env.deployed().await.unwrap().unwrap();
+            let snapshot = Snapshot::from_blob(blob).unwrap();
+            contexts
+                .iter()
+                .map(|ctx| {
+                    evaluate(&snapshot, "new-checkout", &Context::new(ctx), 0).value
+                        == Some(&json!(true))
+                })
+                .collect::<Vec<bool>>()
+        }
+    };
+
+    // Stage 1 (as compiled and pushed): exactly the internal ring.
+    let mut previous = treated(env.clone()).await;
+    for (i, t) in previous.iter().enumerate() {
+        assert_eq!(*t, internal(i), "stage 1, context {i}");
+    }
+    for hours in 1..=3 {
+        let (moved, _) = env.rollout_tick(at(hours), "cron").await.unwrap();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        let stage = stage(&env).await.0;
+        let now = treated(env.clone()).await;
+        let removed: Vec<usize> = (0..now.len()).filter(|&i| previous[i] && !now[i]).collect();
+        assert!(
+            removed.is_empty(),
+            "stage {stage} removed {} users, first {:?}",
+            removed.len(),
+            removed.first()
+        );
+        for (i, t) in now.iter().enumerate() {
+            let in_rule = i % 13 != 0;
+            match stage {
+                // Both rings, nobody else.
+                2 => assert_eq!(*t, internal(i) || early(i), "stage 2, context {i}"),
+                // Rings kept, plus ~10% of the rule's other users.
+                3 => assert!(!*t || in_rule, "stage 3, context {i}"),
+                _ => assert_eq!(*t, in_rule, "stage 4, context {i}"),
+            }
+        }
+        if stage == 3 {
+            let extra = (0..now.len())
+                .filter(|&i| now[i] && !internal(i) && !early(i))
+                .count();
+            let others = (0..now.len())
+                .filter(|&i| i % 13 != 0 && !internal(i) && !early(i))
+                .count();
+            let share = extra as f64 / others as f64;
+            assert!((0.085..0.115).contains(&share), "stage 3 share {share}");
+        }
+        previous = now;
+    }
+    assert_eq!(stage(&env).await, (4, RolloutStatus::Done));
+}
+
+#[test]
+fn a_ring_names_a_known_segment_and_is_not_also_a_percentage() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("flags")).unwrap();
+    std::fs::write(
+        dir.path().join("flags/f.yaml"),
+        "key: f\ndescription: F.\nowner: team-test\ntype: release\ndefault: off\n\
+         environments:\n  prod:\n    enabled: true\n    rules:\n      - id: r\n        serve:\n          rollout:\n            \
+         variant: on\n            others: off\n            stages:\n              - { segment: nobody-defined-this }\n              \
+         - { segment: nobody-defined-this, percent: 5 }\n              - { percent: 100 }\n",
+    )
+    .unwrap();
+    let errors = compile_path(dir.path(), &CompileOptions::new("prod")).unwrap_err();
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let all = text.join("\n");
+    assert!(
+        all.contains("f.yaml:17") && all.contains("not both"),
+        "{all}"
+    );
+    assert!(
+        all.contains("f.yaml:16") && all.contains("unknown segment `nobody-defined-this`"),
+        "{all}"
+    );
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use publisher::blob_file::Provenance;
-use publisher::rollout::{live_percent, next_due};
+use publisher::rollout::{live_percent, live_rings, next_due};
 use serde_json::json;
 
 use super::purge_args::PurgeArgs;
@@ -63,7 +63,7 @@ pub fn run(args: Args) -> ExitCode {
                     if json_out {
                         let rows: Vec<_> = states
                             .iter()
-                            .map(|s| json!({"state": s, "percent": live_percent(s), "next_due": next_due(s).map(|d| d.to_rfc3339())}))
+                            .map(|s| json!({"state": s, "percent": live_percent(s), "rings": live_rings(s), "next_due": next_due(s).map(|d| d.to_rfc3339())}))
                             .collect();
                         print_json(&json!({"env": env.name(), "rollouts": rows}));
                     } else if states.is_empty() {
@@ -72,12 +72,16 @@ pub fn run(args: Args) -> ExitCode {
                     if !json_out {
                         for s in &states {
                             println!(
-                                "{}/{}: stage {}/{} ({}%) since {}, {}{}, next due {}",
+                                "{}/{}: stage {}/{} ({}%{}) since {}, {}{}, next due {}",
                                 s.schedule.flag,
                                 s.schedule.rule,
                                 s.stage,
                                 s.schedule.stages.len(),
                                 live_percent(s),
+                                match live_rings(s) {
+                                    rings if rings.is_empty() => String::new(),
+                                    rings => format!(" and rings {}", rings.join(", ")),
+                                },
                                 s.since,
                                 s.status.as_str(),
                                 s.reason

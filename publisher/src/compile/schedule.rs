@@ -23,7 +23,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use shared_eval::{Body, Serve, Split, Targeting, VariantId};
+use shared_eval::{Body, Condition, Rule, SegmentId, Serve, Split, Targeting, VariantId};
 
 use super::yaml::{Node, Value};
 use crate::layout::Share;
@@ -48,13 +48,58 @@ pub struct Schedule {
     pub on_failure: OnFailure,
 }
 
-/// One stage of a schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One stage of a schedule: a share of the rule's users, or a ring (a segment, all of it).
+/// Stages are cumulative, so a later stage only adds users: at stage N the treated are the
+/// rule's users in any ring up to N, plus the share of the last percentage stage up to N.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
-    /// Share of the rule's users treated.
-    pub percent: Share,
+    /// Share of the rule's users treated; `None` on a ring, which keeps the share before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Share>,
+    /// A ring: from this stage on, every user of this segment (within the rule) is treated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
     /// Least time at this stage before the next one is due, in seconds.
     pub soak_s: u64,
+}
+
+/// The id of the rule a schedule with rings adds right before its own (`<rule>~rings`): it
+/// serves the treatment to the rule's users in the live rings.
+pub fn ring_rule_id(rule: &str) -> String {
+    format!("{rule}~rings")
+}
+
+/// The rings live at `stage` (1-based), in order.
+pub fn rings(schedule: &Schedule, stage: usize) -> Vec<&str> {
+    schedule
+        .stages
+        .iter()
+        .take(stage)
+        .filter_map(|s| s.segment.as_deref())
+        .collect()
+}
+
+/// The ring rule for `base` (the scheduled rule) at `stage`, or `None` when the schedule has
+/// no rings. `segment_id` resolves a segment key; `None` if a ring's segment is unknown.
+pub fn ring_rule(
+    base: &Rule,
+    schedule: &Schedule,
+    stage: usize,
+    segment_id: impl Fn(&str) -> Option<SegmentId>,
+    treatment: VariantId,
+) -> Option<Option<Rule>> {
+    if schedule.stages.iter().all(|s| s.segment.is_none()) {
+        return None;
+    }
+    let live: Option<Vec<Condition>> = rings(schedule, stage)
+        .into_iter()
+        .map(|key| segment_id(key).map(Condition::Segment))
+        .collect();
+    Some(live.map(|live| Rule {
+        id: ring_rule_id(&base.id),
+        condition: Condition::All(vec![base.condition.clone(), Condition::Any(live)]),
+        serve: Serve::Variant(treatment),
+    }))
 }
 
 /// A health signal.
@@ -79,7 +124,7 @@ pub enum OnFailure {
 }
 
 const ROLLOUT_FIELDS: &[&str] = &["variant", "others", "stages", "health", "on-failure"];
-const STAGE_FIELDS: &[&str] = &["percent", "soak"];
+const STAGE_FIELDS: &[&str] = &["percent", "segment", "soak"];
 /// Upper bound on stages: a schedule is a handful of steps, not a ramp function.
 pub const MAX_STAGES: usize = 20;
 
@@ -141,12 +186,13 @@ pub fn parse(
         Some((_, Value::Seq(items))) if !items.is_empty() && items.len() <= MAX_STAGES => {
             for item in items {
                 if let Some(stage) = parse_stage(item, &mut errors) {
-                    if let Some(last) = stages.last().map(|s: &Stage| s.percent)
-                        && stage.percent < last
+                    let last = stages.iter().rev().find_map(|s: &Stage| s.percent);
+                    if let (Some(last), Some(percent)) = (last, stage.percent)
+                        && percent < last
                     {
                         errors.push((
                             item.line,
-                            format!("stage percentages never decrease ({} after {last}): a later stage only adds users", stage.percent),
+                            format!("stage percentages never decrease ({percent} after {last}): a later stage only adds users"),
                         ));
                     }
                     stages.push(stage);
@@ -209,7 +255,7 @@ fn parse_stage(node: &Node, errors: &mut Vec<(usize, String)>) -> Option<Stage> 
     let Some(entries) = node.as_map() else {
         errors.push((
             node.line,
-            "a stage is `{percent: N, soak: DURATION}`".into(),
+            "a stage is `{percent: N, soak: DURATION}` or `{segment: KEY, soak: DURATION}`".into(),
         ));
         return None;
     };
@@ -218,18 +264,37 @@ fn parse_stage(node: &Node, errors: &mut Vec<(usize, String)>) -> Option<Stage> 
             errors.push((
                 entry.line,
                 format!(
-                    "unknown field `{}` in a stage; expected one of: percent, soak",
+                    "unknown field `{}` in a stage; expected one of: percent, segment, soak",
                     entry.key
                 ),
             ));
         }
     }
-    let percent = match node.get("percent").map(|n| (n.line, &n.value)) {
-        Some((_, Value::Int(i))) => Share::from_percent(*i as f64),
-        Some((_, Value::Float(f))) => Share::from_percent(*f),
-        _ => None,
+    let segment = match node.get("segment") {
+        None => None,
+        Some(n) => match n.as_str() {
+            Some(key) if !key.is_empty() => Some(key.to_owned()),
+            _ => {
+                errors.push((n.line, "a ring's `segment` is a segment key".into()));
+                return None;
+            }
+        },
     };
-    let Some(percent) = percent else {
+    let percent = match node.get("percent").map(|n| (n.line, &n.value)) {
+        // A ring treats its whole segment: a share of it would need a second bucketing.
+        Some((line, _)) if segment.is_some() => {
+            errors.push((
+                line,
+                "a stage is a `percent` of the rule's users or a ring (`segment`, all of it), not both".into(),
+            ));
+            return None;
+        }
+        None if segment.is_some() => None,
+        Some((_, Value::Int(i))) => Some(Share::from_percent(*i as f64)),
+        Some((_, Value::Float(f))) => Some(Share::from_percent(*f)),
+        _ => Some(None),
+    };
+    let Some(percent) = percent.map_or(Some(None), |p| p.map(Some)) else {
         errors.push((
             node.line,
             "a stage's `percent` is a number above 0 and at most 100".into(),
@@ -246,7 +311,11 @@ fn parse_stage(node: &Node, errors: &mut Vec<(usize, String)>) -> Option<Stage> 
             }
         },
     };
-    Some(Stage { percent, soak_s })
+    Some(Stage {
+        percent,
+        segment,
+        soak_s,
+    })
 }
 
 /// `90s`, `30m`, `2h`, `1d`, or plain seconds.
@@ -287,16 +356,19 @@ pub fn weights(
     vec![(variant, treated), (others, shared_eval::BUCKETS - treated)]
 }
 
-/// The percentage live at `stage` (1-based; 0: none).
+/// The percentage live at `stage` (1-based; 0: none): the last percentage stage's up to it.
 pub fn stage_percent(schedule: &Schedule, stage: usize) -> Option<Share> {
-    stage
-        .checked_sub(1)
-        .and_then(|i| schedule.stages.get(i))
-        .map(|s| s.percent)
+    schedule
+        .stages
+        .iter()
+        .take(stage)
+        .rev()
+        .find_map(|s| s.percent)
 }
 
-/// Sets the schedule's rule in `body` to stage `stage`. Returns false (changing nothing) when
-/// the body has no such flag, rule or variants, or the rule is not a split.
+/// Sets the schedule's rule in `body` to stage `stage`, and its ring rule (added before it if
+/// missing) to the rings live at that stage. Returns false when the body has no such flag,
+/// rule, variants or ring segment, or the rule is not a split.
 pub fn apply(body: &mut Body, schedule: &Schedule, stage: usize) -> bool {
     let Some(flag) = body.flags.iter_mut().find(|f| f.key == schedule.flag) else {
         return false;
@@ -319,7 +391,30 @@ pub fn apply(body: &mut Body, schedule: &Schedule, stage: usize) -> bool {
         variant as VariantId,
         others as VariantId,
     );
-    true
+    let Some(position) = rules.iter().position(|r| r.id == schedule.rule) else {
+        return false;
+    };
+    let segment_id = |key: &str| {
+        body.segments
+            .iter()
+            .position(|s| s.key == key)
+            .map(|i| i as SegmentId)
+    };
+    let Some(base) = rules.get(position).cloned() else {
+        return false;
+    };
+    match ring_rule(&base, schedule, stage, segment_id, variant as VariantId) {
+        None => true,
+        Some(None) => false,
+        Some(Some(ring)) => {
+            let id = ring.id.clone();
+            match position.checked_sub(1).and_then(|i| rules.get_mut(i)) {
+                Some(before) if before.id == id => *before = ring,
+                _ => rules.insert(position, ring),
+            }
+            true
+        }
+    }
 }
 
 /// Every schedule in a native flags directory for `environment` (a directory that compiled:
@@ -399,8 +494,8 @@ mod tests {
         let s = parse_yaml("variant: on\nothers: off\nstages:\n  - { percent: 1, soak: 1h }\n  - { percent: 100 }\n").unwrap();
         assert_eq!(s.stages.len(), 2);
         assert_eq!(
-            (s.stages[0].percent.buckets(), s.stages[0].soak_s),
-            (1_000, 3_600)
+            (s.stages[0].percent.map(Share::buckets), s.stages[0].soak_s),
+            (Some(1_000), 3_600)
         );
         assert_eq!((s.on_failure, s.health), (OnFailure::Hold, None));
     }

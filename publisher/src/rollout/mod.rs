@@ -277,3 +277,11 @@ impl Environment {
 pub fn live_percent(state: &RolloutState) -> f64 {
     schedule::stage_percent(&state.schedule, state.stage).map_or(0.0, |p| p.percent())
 }
+
+/// The rings (segments treated whole) live at a state's stage, for display.
+pub fn live_rings(state: &RolloutState) -> Vec<String> {
+    schedule::rings(&state.schedule, state.stage)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}

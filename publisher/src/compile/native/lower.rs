@@ -239,6 +239,11 @@ impl Compiler {
                                     );
                                     ok = false;
                                 }
+                                match self.ring_rule(def, item, &rule, scope) {
+                                    Some(Some(ring)) => rules.push((ring, item.line)),
+                                    Some(None) => ok = false,
+                                    None => {}
+                                }
                                 rules.push((rule, item.line));
                             }
                             None => ok = false,
@@ -445,6 +450,7 @@ impl Compiler {
         }
         let names: Vec<&str> = def.variants.iter().map(|v| v.name.as_str()).collect();
         let rule = at.rule.clone().unwrap_or_default();
+        let rings_known = self.ring_segments(at, rollout, scope);
         let schedule = match schedule::parse(rollout, &def.key, &rule, &names) {
             Ok(schedule) => schedule,
             Err(errors) => {
@@ -465,7 +471,53 @@ impl Compiler {
             None => Some(vec![TARGETING_KEY.to_owned()]),
         };
         let bucket_by = scope.tables.attr(bucket_by?);
-        Some(Serve::Split(Split { bucket_by, weights }))
+        rings_known.then_some(Serve::Split(Split { bucket_by, weights }))
+    }
+
+    /// Marks a rollout's ring segments used and reports unknown ones; false if any is unknown.
+    fn ring_segments(&mut self, at: &At<'_>, rollout: &Node, scope: &mut Scope<'_>) -> bool {
+        let mut known = true;
+        let stages = match rollout.get("stages").map(|n| &n.value) {
+            Some(Value::Seq(items)) => items.as_slice(),
+            _ => &[],
+        };
+        for stage in stages {
+            let Some(key) = stage.get("segment").and_then(Node::as_str) else {
+                continue;
+            };
+            scope.used.insert(key.to_owned());
+            if !scope.segments.contains_key(key) {
+                self.error(
+                    at,
+                    stage.line,
+                    format!("unknown segment `{key}` (segments live in segments/<key>.yaml)"),
+                );
+                known = false;
+            }
+        }
+        known
+    }
+
+    /// A rollout with rings gets its ring rule right before it (`schedule::ring_rule`), at
+    /// stage 1. `None`: no rings (or no rollout); `Some(None)`: a ring names no known segment
+    /// (reported by [`Compiler::ring_segments`]).
+    fn ring_rule(
+        &self,
+        def: &FlagDef<'_>,
+        node: &Node,
+        rule: &Rule,
+        scope: &Scope<'_>,
+    ) -> Option<Option<Rule>> {
+        let rollout = node.get("serve")?.get("rollout")?;
+        let names: Vec<&str> = def.variants.iter().map(|v| v.name.as_str()).collect();
+        // Errors in the schedule were reported when the rule's `serve` was lowered.
+        let schedule = schedule::parse(rollout, &def.key, &rule.id, &names).ok()?;
+        let treatment = names.iter().position(|n| *n == schedule.variant)? as VariantId;
+        let segment_id = |key: &str| match scope.segments.get(key) {
+            Some(Some((id, _))) => Some(*id),
+            _ => None,
+        };
+        schedule::ring_rule(rule, &schedule, 1, segment_id, treatment)
     }
 
     pub(super) fn attr_path(&mut self, at: &At<'_>, node: &Node) -> Option<Vec<String>> {
