@@ -464,6 +464,12 @@ fn prod_against_staging_separates_declared_differences_from_drift() {
         env: Vec::new(),
     };
     let repo = flags_repo("drift-envs-git");
+    edit_and_commit(
+        &repo,
+        "checkout-v2.yaml",
+        "health: { url: \"https://status.example.com/checkout/healthy\" }",
+        "health: { command: \"true\" }",
+    );
     let flags = repo.to_str().unwrap();
     for env in ["staging", "prod"] {
         setup.ok(&["push", flags, "--env", env]);
@@ -503,6 +509,21 @@ fn prod_against_staging_separates_declared_differences_from_drift() {
         None,
         "identical flags are not listed"
     );
+
+    // prod's checkout-v2 rollout moves to its second stage: still what the files declare.
+    assert_eq!(state(&report, "checkout-v2").as_deref(), Some("declared"));
+    let ticked = setup.ok(&[
+        "rollout",
+        "tick",
+        "--env",
+        "prod",
+        "--now",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert!(ticked.contains("stage 1 -> 2"), "{ticked}");
+    let (code, report) = against(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(state(&report, "checkout-v2").as_deref(), Some("declared"));
 
     // A kill in prod only is operational, not drift.
     setup.ok(&["kill", "live-updates", "--env", "prod", "--reason", "test"]);

@@ -4,7 +4,8 @@
 //!
 //! The flag files are the reference for what may differ between two environments. For each
 //! flag, compare two differences, both from the other environment (`--against`) to this one:
-//! - **declared**: the checkout compiled for the other environment vs compiled for this one;
+//! - **declared**: the checkout compiled for the other environment vs compiled for this one,
+//!   each at the rollout stages its environment has reached (as a push there would serve it);
 //! - **deployed**: the other environment's served blob vs this one's.
 //!
 //! Equal differences are fine: none (`same`), or exactly what the files say (`declared`, e.g.
@@ -124,13 +125,13 @@ pub async fn compare(env: &Environment, other: &Environment, dir: &Path) -> Agai
         source_commit: None,
     };
     let (mut this_side, mut other_side) = (side(env), side(other));
-    let mut declared_bodies = Vec::new();
+    let mut declared_layers = Vec::new();
     let mut git_commit = None;
     for e in [other, env] {
         match super::git::read(dir, e.name()).await {
             Ok(layer) => {
                 git_commit = layer.commit.clone();
-                declared_bodies.push(layer.body);
+                declared_layers.push(layer);
             }
             Err(error) => unchecked.push(Unchecked {
                 layer: Layer::Git,
@@ -154,6 +155,18 @@ pub async fn compare(env: &Environment, other: &Environment, dir: &Path) -> Agai
                 error: error.to_string(),
             }),
         }
+    }
+    // What each environment's files declare, as a push there would serve them: at the stages
+    // its rollouts have reached (a schedule further along in one environment is not drift).
+    let mut declared_bodies = Vec::new();
+    for ((e, layer), deployed) in [other, env]
+        .into_iter()
+        .zip(&declared_layers)
+        .zip(&deployed_bodies)
+    {
+        let running = e.rollouts().await.unwrap_or_default();
+        let pushed = super::git::pushed_over(layer, deployed, &running);
+        declared_bodies.push(unkilled(&pushed).0);
     }
     let ([declared_other, declared_this], [deployed_other, deployed_this]) =
         (&declared_bodies[..], &deployed_bodies[..])
