@@ -1,5 +1,7 @@
 //! Publishing to one environment of a store: push, rollback, history and audit, safe against
-//! racing publishers and against a publisher dying halfway.
+//! racing publishers and against a publisher dying halfway. Kill, rollback, canary and history
+//! live in `publish/`; every one of them (and rollout ticks and drift fixes) publishes through
+//! [`Environment::publish_next`].
 //!
 //! # How a version is published
 //!
@@ -40,11 +42,14 @@ use shared_eval::{Blob, Body};
 use crate::blob_file::{self, BlobFileError, Provenance};
 use crate::diff::{self, BodyDiff};
 use crate::layout::{
-    self, Action, AuditEntry, Canary, Pointer, VersionRecord, audit_key, audit_prefix, blob_name,
-    pointer_key, version_key, version_of_key, versions_prefix,
+    self, Action, AuditEntry, Canary, Pointer, VersionRecord, audit_key, blob_name, pointer_key,
+    version_key,
 };
 
 mod canary;
+mod history;
+mod kill;
+mod rollback;
 use crate::store::{ObjectStore, PutOptions, StoreError};
 
 /// Why a publishing operation failed.
@@ -561,115 +566,6 @@ impl Environment {
         .map(Outcome::Published)
     }
 
-    /// Kills (`kill = true`) or revives the `target` flags: publishes the deployed body with
-    /// their `killed` bit changed, as a new version. Starts from what is deployed, not from
-    /// files, so it works without the Git checkout. During a canary both blobs change, so no
-    /// user escapes a kill. [`Outcome::Unchanged`] if every targeted flag already is in that
-    /// state.
-    pub async fn set_killed(
-        &self,
-        target: &KillTarget,
-        kill: bool,
-        author: &str,
-        created_at: &str,
-        reason: Option<String>,
-    ) -> Result<Outcome, PublishError> {
-        let Some(deployed) = self.settled_deployed(author).await? else {
-            return Err(PublishError::NothingPublished {
-                env: self.env.clone(),
-            });
-        };
-        if let KillTarget::Flags(keys) = target {
-            let has = |body: &Body, key: &String| body.flags.iter().any(|f| &f.key == key);
-            let unknown: Vec<String> = keys
-                .iter()
-                .filter(|k| {
-                    !has(&deployed.stable.body, k)
-                        && !deployed.canary.as_ref().is_some_and(|c| has(&c.body, k))
-                })
-                .cloned()
-                .collect();
-            if !unknown.is_empty() {
-                return Err(PublishError::UnknownFlags {
-                    env: self.env.clone(),
-                    keys: unknown,
-                });
-            }
-        }
-        let apply = |body: &Body| {
-            let mut body = body.clone();
-            let mut changed = Vec::new();
-            for flag in &mut body.flags {
-                let targeted = match target {
-                    KillTarget::All => true,
-                    KillTarget::Flags(keys) => keys.contains(&flag.key),
-                };
-                if targeted && flag.killed != kill {
-                    flag.killed = kill;
-                    changed.push(flag.key.clone());
-                }
-            }
-            (body, changed)
-        };
-        let (stable_body, mut changed) = apply(&deployed.stable.body);
-        let stable_changed = !changed.is_empty();
-        let canary = deployed.canary.as_ref().map(|c| apply(&c.body));
-        if let Some((_, canary_changed)) = &canary {
-            for key in canary_changed {
-                if !changed.contains(key) {
-                    changed.push(key.clone());
-                }
-            }
-        }
-        if changed.is_empty() {
-            return Ok(Outcome::Unchanged {
-                version: deployed.current.pointer.version,
-            });
-        }
-        let summary = diff::diff(&deployed.stable.body, &stable_body).summary();
-        // The flags' source did not change: keep the deployed version's commit.
-        let provenance = Provenance {
-            author: author.to_owned(),
-            source_commit: deployed.stable.header.source_commit.clone(),
-            created_at: created_at.to_owned(),
-        };
-        let pointer = &deployed.current.pointer;
-        let next_canary = match (&pointer.canary, canary) {
-            (Some(c), Some((body, canary_changed))) => Some(NextCanary {
-                side: if canary_changed.is_empty() {
-                    Side::canary_of(c)
-                } else {
-                    Side::New(body)
-                },
-                percent: c.percent,
-                salt: c.salt.clone(),
-                since: c.since,
-            }),
-            _ => None,
-        };
-        let action = if kill { Action::Kill } else { Action::Unkill };
-        self.publish_next(
-            Some(&deployed.current),
-            Next {
-                stable: if stable_changed {
-                    Side::New(stable_body)
-                } else {
-                    Side::stable_of(pointer)
-                },
-                canary: next_canary,
-                action,
-                summary,
-                flags: changed,
-                provenance,
-                message: reason,
-                rollback_to: None,
-                rollouts: None,
-            },
-        )
-        .await
-        .map(Outcome::Published)
-    }
-
     /// Publishes the deployed flags again with new rollout states (their stages applied by
     /// [`Environment::publish_next`]): what rollout ticks and resumes do.
     #[allow(clippy::too_many_arguments)]
@@ -808,61 +704,6 @@ impl Environment {
         }
     }
 
-    /// Serves version `to`'s blob again, as a new version (blobs are immutable, so nothing is
-    /// compiled or uploaded). The emergency path: it serves that blob to everyone, so a running
-    /// canary ends too. [`Outcome::Unchanged`] if it is already served, without a canary.
-    pub async fn rollback(
-        &self,
-        to: u64,
-        author: &str,
-        created_at: &str,
-        message: Option<String>,
-    ) -> Result<Outcome, PublishError> {
-        let Some(current) = self.settled_current(author).await? else {
-            return Err(PublishError::NothingPublished {
-                env: self.env.clone(),
-            });
-        };
-        let target = self.require_record(to).await?;
-        if target.sha256 == current.pointer.sha256 && current.pointer.canary.is_none() {
-            return Ok(Outcome::Unchanged {
-                version: current.pointer.version,
-            });
-        }
-        // The target must still be intact before anything points at it. The current blob may
-        // be broken (rolling back off it is how `drift --fix` repairs it): then the summary
-        // lists every flag as added.
-        let target_blob = self.blob(&target.blob, &target.sha256).await?;
-        let current_body = match self
-            .blob(&current.pointer.blob, &current.pointer.sha256)
-            .await
-        {
-            Ok(blob) => blob.body,
-            Err(PublishError::Corrupt { .. } | PublishError::ReadBackMismatch { .. }) => {
-                Body::default()
-            }
-            Err(e) => return Err(e),
-        };
-        let next = Next {
-            stable: Side::Stored(target.blob, target.sha256, target.content_hash),
-            canary: None,
-            action: Action::Rollback,
-            summary: diff::diff(&current_body, &target_blob.body).summary(),
-            flags: Vec::new(),
-            provenance: Provenance {
-                author: author.to_owned(),
-                source_commit: target.source_commit,
-                created_at: created_at.to_owned(),
-            },
-            message,
-            rollback_to: Some(to),
-            rollouts: None,
-        };
-        self.publish_next(Some(&current), next)
-            .await
-            .map(Outcome::Published)
-    }
-
     /// Uploads a blob under its content address and reads it back (module docs, step 2).
     async fn upload_blob(&self, name: &str, gz: Vec<u8>, sha256: &str) -> Result<(), PublishError> {
         let key = format!("{}/{name}", self.env);
@@ -972,62 +813,5 @@ impl Environment {
             Ok(()) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Every version record, oldest first, with any inconsistency found.
-    pub async fn history(&self) -> Result<History, PublishError> {
-        let current = self.current().await?.map(|c| c.pointer.version);
-        let mut records = Vec::new();
-        let mut problems = Vec::new();
-        for key in self.store.list(&versions_prefix(&self.env)).await? {
-            let Some(version) = version_of_key(&key) else {
-                continue;
-            };
-            match self.record(version).await? {
-                Some(record) => records.push(record),
-                None => problems.push(format!(
-                    "version {version} was listed but could not be read"
-                )),
-            }
-        }
-        for (expected, record) in (1..).zip(&records) {
-            if record.version != expected {
-                problems.push(format!(
-                    "version {expected} is missing (next is {})",
-                    record.version
-                ));
-                break;
-            }
-        }
-        let latest = records.last().map(|r| r.version);
-        if latest != current {
-            problems.push(match (current, latest) {
-                (Some(c), Some(l)) if l == c + 1 => format!(
-                    "the pointer is at version {c} but version {l} is recorded: its publisher is still running or \
-                     stopped halfway; the next push or rollback completes it"
-                ),
-                _ => format!("the pointer is at version {current:?} but the newest record is {latest:?}"),
-            });
-        }
-        Ok(History {
-            current,
-            records,
-            problems,
-        })
-    }
-
-    /// Every audit entry, oldest first.
-    pub async fn audit(&self) -> Result<Vec<AuditEntry>, PublishError> {
-        let mut entries = Vec::new();
-        for key in self.store.list(&audit_prefix(&self.env)).await? {
-            if version_of_key(&key).is_none() {
-                continue;
-            }
-            let Some(object) = self.store.get(&key).await? else {
-                continue;
-            };
-            entries.push(serde_json::from_slice(&object.bytes).map_err(|e| self.corrupt(key, e))?);
-        }
-        Ok(entries)
     }
 }

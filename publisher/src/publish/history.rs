@@ -1,0 +1,63 @@
+//! `history` and `audit`: the version records and audit entries of an environment, read back.
+
+use super::{Environment, History, PublishError};
+use crate::layout::{AuditEntry, audit_prefix, version_of_key, versions_prefix};
+
+impl Environment {
+    /// Every version record, oldest first, with any inconsistency found.
+    pub async fn history(&self) -> Result<History, PublishError> {
+        let current = self.current().await?.map(|c| c.pointer.version);
+        let mut records = Vec::new();
+        let mut problems = Vec::new();
+        for key in self.store.list(&versions_prefix(&self.env)).await? {
+            let Some(version) = version_of_key(&key) else {
+                continue;
+            };
+            match self.record(version).await? {
+                Some(record) => records.push(record),
+                None => problems.push(format!(
+                    "version {version} was listed but could not be read"
+                )),
+            }
+        }
+        for (expected, record) in (1..).zip(&records) {
+            if record.version != expected {
+                problems.push(format!(
+                    "version {expected} is missing (next is {})",
+                    record.version
+                ));
+                break;
+            }
+        }
+        let latest = records.last().map(|r| r.version);
+        if latest != current {
+            problems.push(match (current, latest) {
+                (Some(c), Some(l)) if l == c + 1 => format!(
+                    "the pointer is at version {c} but version {l} is recorded: its publisher is still running or \
+                     stopped halfway; the next push or rollback completes it"
+                ),
+                _ => format!("the pointer is at version {current:?} but the newest record is {latest:?}"),
+            });
+        }
+        Ok(History {
+            current,
+            records,
+            problems,
+        })
+    }
+
+    /// Every audit entry, oldest first.
+    pub async fn audit(&self) -> Result<Vec<AuditEntry>, PublishError> {
+        let mut entries = Vec::new();
+        for key in self.store.list(&audit_prefix(&self.env)).await? {
+            if version_of_key(&key).is_none() {
+                continue;
+            }
+            let Some(object) = self.store.get(&key).await? else {
+                continue;
+            };
+            entries.push(serde_json::from_slice(&object.bytes).map_err(|e| self.corrupt(key, e))?);
+        }
+        Ok(entries)
+    }
+}
