@@ -136,13 +136,12 @@ impl Salted {
             self.tail_len = 0;
             bytes = rest;
         }
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let word = <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes);
-            self.compress(word);
+        while let Some((word, rest)) = bytes.split_first_chunk::<8>() {
+            self.compress(u64::from_le_bytes(*word));
+            bytes = rest;
         }
-        self.tail = load_partial(words.remainder());
-        self.tail_len = words.remainder().len() as u32;
+        self.tail = load_partial(bytes);
+        self.tail_len = bytes.len() as u32;
     }
 
     fn finish(mut self) -> u64 {
@@ -158,7 +157,7 @@ impl Salted {
 }
 
 /// Up to 8 bytes as a little-endian integer, in at most three loads (not one per byte).
-fn load_partial(bytes: &[u8]) -> u64 {
+pub(crate) fn load_partial(bytes: &[u8]) -> u64 {
     if let Ok(word) = <[u8; 8]>::try_from(bytes) {
         return u64::from_le_bytes(word);
     }

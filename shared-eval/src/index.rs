@@ -77,15 +77,14 @@ impl HashIndex {
 fn key_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut hash = (bytes.len() as u64).wrapping_mul(K);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes);
-        hash = (hash ^ word).wrapping_mul(K).rotate_left(31);
+    let mut rest = bytes;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        hash = (hash ^ u64::from_le_bytes(*word))
+            .wrapping_mul(K)
+            .rotate_left(31);
+        rest = tail;
     }
-    let mut last = 0u64;
-    for (i, byte) in chunks.remainder().iter().enumerate() {
-        last |= u64::from(*byte) << (8 * i);
-    }
+    let last = crate::bucket::load_partial(rest);
     hash = (hash ^ last).wrapping_mul(K);
     hash ^ (hash >> 29)
 }

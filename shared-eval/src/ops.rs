@@ -92,7 +92,9 @@ fn integer(n: &Number) -> Option<i128> {
         .or_else(|| n.as_u64().map(i128::from))
 }
 
-fn in_list(value: &Value, body: &Body, list_indexes: &[HashIndex], list: u32) -> bool {
+/// Whether `value` is in list `list` (a string as is, a number in canonical form; any other
+/// type never is). `ops::holds` of `in` is `value.is_some_and(in_list)`, of `not_in` its negation.
+pub(crate) fn in_list(value: &Value, body: &Body, list_indexes: &[HashIndex], list: u32) -> bool {
     let Some(list_id) = usize::try_from(list).ok() else {
         return false;
     };

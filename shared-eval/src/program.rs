@@ -48,6 +48,10 @@ pub(crate) enum Check {
     StrNe(String),
     /// A semver comparison, against the context value parsed once per resolved context.
     SemVer(SemVerCmp, SemVer),
+    /// `in` list number `.0`: the list's hash index probed directly (no operator dispatch).
+    In(u32),
+    /// `not_in` list number `.0`.
+    NotIn(u32),
     /// Any other operator, through `ops::holds`.
     Op(Op),
 }
@@ -211,6 +215,8 @@ impl<'b> Compiler<'b> {
                     Op::Equals(Value::String(s)) => Check::StrEq(s.clone()),
                     Op::NotEquals(Value::String(s)) => Check::StrNe(s.clone()),
                     Op::SemVer(cmp, wanted) => Check::SemVer(*cmp, wanted.clone()),
+                    Op::In(list) => Check::In(*list),
+                    Op::NotIn(list) => Check::NotIn(*list),
                     op => Check::Op(op.clone()),
                 };
                 let entry = self.label();
