@@ -440,6 +440,16 @@ fn drift_in_each_layer_is_found_named_and_fixed() {
     );
     assert_eq!(health["sha256"], report["store"]["sha256"], "{health:#}");
     assert_ne!(health["sha256"], health["canary"]["sha256"]);
+    let mut text_args = vec!["drift", "--env", ENV, "--flags", flags];
+    text_args.extend_from_slice(&edges);
+    let text = setup.ok(&text_args);
+    for expected in [
+        "canary since version 7 to 10% of users (a canary, not drift)",
+        "same flags as the canary",
+        "+ canary since 7 to 10%",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
 
     // Promoted without a purge: stale edges again until --fix purges them; then no canary.
     push_quietly(&["promote"]);

@@ -4,7 +4,7 @@ use std::fmt::{self, Display, Formatter};
 
 use super::against::{self, AgainstReport, FlagState};
 use super::edge::EdgeState;
-use super::git::GitVsStore;
+use super::git::{GitVsStore, Side};
 use super::{DriftReport, FixReport, Status};
 use crate::diff::BodyDiff;
 
@@ -28,7 +28,12 @@ fn indent(f: &mut Formatter<'_>, text: &str, by: &str) -> fmt::Result {
 }
 
 fn git_vs_store(f: &mut Formatter<'_>, cmp: &GitVsStore) -> fmt::Result {
-    if cmp.in_sync {
+    if cmp.matches == Some(Side::Canary) {
+        writeln!(
+            f,
+            "  git vs store: same flags as the canary (a canary, not drift)"
+        )?;
+    } else if cmp.in_sync {
         writeln!(f, "  git vs store: same flags")?;
     } else {
         writeln!(
@@ -86,6 +91,13 @@ impl Display for DriftReport {
                 )?,
                 None => writeln!(f, "  store: nothing published")?,
             }
+            if let Some(canary) = &store.canary {
+                writeln!(
+                    f,
+                    "         canary since version {} to {}% of users (a canary, not drift)",
+                    canary.since, canary.percent
+                )?;
+            }
         }
         if let Some(cmp) = &self.git_vs_store {
             git_vs_store(f, cmp)?;
@@ -111,7 +123,22 @@ impl Display for DriftReport {
                 .age_ms
                 .map(|ms| format!(", loaded {:.1} s ago", ms as f64 / 1e3))
                 .unwrap_or_default();
-            writeln!(f, "  edge:  {} version {version}{age}: {state}", edge.url)?;
+            let canary = edge
+                .canary
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        " + canary since {} to {}%",
+                        c.since.map_or("?".to_owned(), |v| v.to_string()),
+                        c.percent.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "  edge:  {} version {version}{canary}{age}: {state}",
+                edge.url
+            )?;
             if let Some(error) = &edge.last_error {
                 writeln!(
                     f,
