@@ -260,8 +260,12 @@ fn compile_flag(
     };
 
     let targeting = match definition.get("targeting") {
-        None | Some(Value::Null) => None,
+        // flagd-core runs targeting only when `Object.keys(targeting)` is not empty: a
+        // number, a boolean, "", [] or {} leaves the flag static.
+        None | Some(Value::Null | Value::Bool(_) | Value::Number(_)) => None,
         Some(Value::Object(t)) if t.is_empty() => None,
+        Some(Value::Array(t)) if t.is_empty() => None,
+        Some(Value::String(t)) if t.is_empty() => None,
         Some(rule) => match logic::compile_targeting(rule, evaluators, body) {
             Ok(expr) => Some(expr),
             Err(why) => {

@@ -46,6 +46,21 @@ fn check_at(expr: &Expr, body: &Body, depth: usize) -> Result<(), String> {
             check_at(needle, body, next)
         }
         Expr::Missing(attrs) => attrs.iter().try_for_each(|a| attr_ok(*a)),
+        Expr::MissingSome(need, attrs) => {
+            check_at(need, body, next)?;
+            attrs.iter().try_for_each(|a| attr_ok(*a))
+        }
+        Expr::Scoped(_, default) => default
+            .as_deref()
+            .map_or(Ok(()), |d| check_at(d, body, next)),
+        Expr::Iterate(iteration) => {
+            check_at(&iteration.over, body, next)?;
+            check_at(&iteration.body, body, next)?;
+            iteration
+                .initial
+                .as_ref()
+                .map_or(Ok(()), |i| check_at(i, body, next))
+        }
         Expr::SemVer(test) => {
             check_at(&test.value, body, next)?;
             match &test.target {

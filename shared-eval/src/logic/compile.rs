@@ -22,6 +22,7 @@ pub fn compile_targeting(
         evaluators,
         body,
         refs: Vec::new(),
+        in_iteration: 0,
     };
     compiler.compile(rule, 0)
 }
@@ -31,6 +32,9 @@ struct Compiler<'c> {
     body: &'c mut Body,
     /// `$ref`s being expanded, to reject cycles.
     refs: Vec<String>,
+    /// How many array-operator bodies enclose the expression being compiled: inside one,
+    /// `var` reads the current element.
+    in_iteration: usize,
 }
 
 impl Compiler<'_> {
@@ -96,14 +100,66 @@ impl Compiler<'_> {
             "merge" => LogicOp::Merge,
             "starts_with" => LogicOp::StartsWith,
             "ends_with" => LogicOp::EndsWith,
-            "map" | "filter" | "reduce" | "all" | "some" | "none" | "missing_some" | "log" => {
-                return Err(format!(
-                    "JSONLogic operator `{op}` is not supported by the flagd import"
-                ));
-            }
+            "map" => return self.compile_iteration(IterKind::Map, args, depth),
+            "filter" => return self.compile_iteration(IterKind::Filter, args, depth),
+            "reduce" => return self.compile_iteration(IterKind::Reduce, args, depth),
+            "all" => return self.compile_iteration(IterKind::All, args, depth),
+            "some" => return self.compile_iteration(IterKind::Some, args, depth),
+            "none" => return self.compile_iteration(IterKind::None, args, depth),
+            "missing_some" => return self.compile_missing_some(args, depth),
+            // flagd-core's engine has no `log`: it refuses the targeting (PARSE_ERROR).
+            "log" => return Err("`log` is not an operator flagd evaluates".to_string()),
             unknown => return Err(format!("unknown JSONLogic operator `{unknown}`")),
         };
         Ok(Expr::Op(logic, self.compile_args(args, depth)?))
+    }
+
+    fn compile_iteration(
+        &mut self,
+        kind: IterKind,
+        args: &Value,
+        depth: usize,
+    ) -> Result<Expr, String> {
+        let Value::Array(items) = args else {
+            return Err("an array operator takes [array, expression]".to_string());
+        };
+        let (over, body, initial) = match (kind, items.as_slice()) {
+            (IterKind::Reduce, [over, body]) => (over, body, None),
+            (IterKind::Reduce, [over, body, initial]) => (over, body, Some(initial)),
+            (IterKind::Reduce, _) => {
+                return Err("`reduce` takes [array, expression, initial]".to_string());
+            }
+            (_, [over, body]) => (over, body, None),
+            _ => return Err("an array operator takes [array, expression]".to_string()),
+        };
+        let over = self.compile(over, depth + 1)?;
+        let initial = match initial {
+            Some(i) => Some(self.compile(i, depth + 1)?),
+            None => None,
+        };
+        self.in_iteration += 1;
+        let body = self.compile(body, depth + 1);
+        self.in_iteration -= 1;
+        Ok(Expr::Iterate(Box::new(Iteration {
+            kind,
+            over,
+            body: body?,
+            initial,
+        })))
+    }
+
+    fn compile_missing_some(&mut self, args: &Value, depth: usize) -> Result<Expr, String> {
+        let Value::Array(items) = args else {
+            return Err("`missing_some` takes [count, [names]]".to_string());
+        };
+        let [need, names] = items.as_slice() else {
+            return Err("`missing_some` takes [count, [names]]".to_string());
+        };
+        let need = self.compile(need, depth + 1)?;
+        let Expr::Missing(attrs) = self.compile_missing(names)? else {
+            return Err("`missing_some` takes literal attribute names".to_string());
+        };
+        Ok(Expr::MissingSome(Box::new(need), attrs))
     }
 
     fn compile_ref(&mut self, args: &Value, depth: usize) -> Result<Expr, String> {
@@ -160,6 +216,7 @@ impl Compiler<'_> {
             Value::Array(items) => match items.as_slice() {
                 [name] => (name, None),
                 [name, default, ..] => (name, Some(default)),
+                [] if self.in_iteration > 0 => (&Value::Null, None),
                 [] => {
                     return Err(
                         "`var` of the whole context (empty path) is not supported".to_string()
@@ -172,6 +229,19 @@ impl Compiler<'_> {
             Some(d) => Some(Box::new(self.compile(d, depth + 1)?)),
             None => None,
         };
+        if self.in_iteration > 0 {
+            let path = match name {
+                Value::String(s) => s
+                    .split('.')
+                    .filter(|s| !s.is_empty())
+                    .map(ToString::to_string)
+                    .collect(),
+                Value::Number(n) => vec![n.to_string()],
+                Value::Null => Vec::new(),
+                _ => return Err("`var` paths must be literal strings".to_string()),
+            };
+            return Ok(Expr::Scoped(path, default));
+        }
         let path = Self::path_of(name)?;
         if path.first().is_some_and(|p| p == "$flagd") {
             // flagd replaces any `$flagd` in the context with its own properties.

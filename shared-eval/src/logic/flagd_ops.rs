@@ -62,9 +62,10 @@ pub(super) fn eval_fractional<'a>(
     }
     let key: Cow<'_, str> = match bucket_by {
         Val::Str(s) => s,
-        // No bucketing value (or a null one): flagd buckets on the flag key + targeting key,
-        // and returns null when there is no targeting key.
-        Val::Null => match lookup(env, f.targeting_key) {
+        // No bucketing value: flagd buckets on the flag key + targeting key, and returns null
+        // when there is no targeting key. A bucketing value that is not a string (a missing
+        // attribute included) gives null, as in flagd-core.
+        Val::Null if f.bucket_by.is_none() => match lookup(env, f.targeting_key) {
             Some(Value::String(tk)) if !tk.is_empty() => {
                 let mut key = String::with_capacity(env.flag.key.len() + tk.len());
                 key.push_str(&env.flag.key);

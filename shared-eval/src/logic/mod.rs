@@ -7,10 +7,11 @@
 //! large literal string lists moved into sorted [`Body::lists`], constant arrays folded. The edge
 //! then only walks the tree.
 //!
-//! Semantics follow flagd's reference evaluator (Go, `diegoholiveira/jsonlogic`) where JSONLogic
-//! implementations differ: `null` counts as a missing `var`, `==` compares numerically unless both
-//! sides are strings, custom operators return `null` (not `false`) on bad input, `fractional`
-//! uses murmur3 and `(hash * totalWeight) >> 32` ("v2"). Known differences are listed in
+//! Semantics follow the official flagd evaluator (`@openfeature/flagd-core` 4.0.1 and its
+//! json-logic-engine), checked by running it (tests/tests/flagd_differential.rs): `null` counts
+//! as a missing `var` but not as `missing`, arithmetic and ordering on non-numbers are errors
+//! (GENERAL), custom operators return `null` (not `false`) on bad input, `fractional` uses
+//! murmur3 and `(hash * totalWeight) >> 32` ("v2"). Known differences are listed in
 //! `docs/flagd-import.md`.
 //!
 //! Evaluation never panics and never recurses deeper than [`crate::MAX_RULE_DEPTH`]: [`check`]
@@ -36,6 +37,10 @@ use crate::{
 /// searched by bisection; shorter ones are scanned, which is faster for a handful of items.
 const MIN_INTERNED_LIST: usize = 16;
 
+/// Evaluation steps (nodes evaluated plus array elements copied) one flag's targeting may take:
+/// bounds the time and memory of `map`/`reduce`/`merge` over large context arrays.
+pub const MAX_EVAL_STEPS: u32 = 100_000;
+
 /// Largest sum of `fractional` weights, as in flagd (weights are 32-bit signed there).
 const MAX_FRACTIONAL_WEIGHT: i64 = i32::MAX as i64;
 
@@ -58,8 +63,18 @@ pub enum Expr {
     Op(LogicOp, Vec<Expr>),
     /// `in` with a long literal string list, kept sorted in [`Body::lists`].
     InList(Box<Expr>, ListId),
-    /// `{"missing": [...]}`: the names of the listed attributes that are missing or null.
+    /// `{"missing": [...]}`: the names of the listed attributes that are absent (as in
+    /// flagd-core, an attribute present with a `null` value is not missing).
     Missing(Vec<AttrId>),
+    /// `{"missing_some": [need, [...]]}`: `[]` when at least `need` of the attributes are
+    /// present, else the names of the absent ones.
+    MissingSome(Box<Expr>, Vec<AttrId>),
+    /// A `var` inside the body of `map`, `filter`, `reduce`, `all`, `some` or `none`: a path
+    /// into the current element (`""` is the element itself; in `reduce`, the first segment
+    /// is `accumulator` or `current`), with an optional default.
+    Scoped(Vec<String>, Option<Box<Expr>>),
+    /// `map`, `filter`, `reduce`, `all`, `some`, `none` over an array.
+    Iterate(Box<Iteration>),
     /// flagd's `sem_ver` with a literal operator.
     SemVer(Box<SemVerTest>),
     /// flagd's `fractional`.
@@ -76,7 +91,7 @@ pub enum Expr {
 pub enum LogicOp {
     /// `if` / `?:`: condition, then, [condition, then, ...], [else].
     If,
-    /// `==` (numbers compared numerically unless both sides are strings).
+    /// `==` (two strings compare as strings, else both sides as numbers; see `value::compare`).
     Eq,
     /// `===` (same type and value).
     StrictEq,
@@ -126,6 +141,39 @@ pub enum LogicOp {
     StartsWith,
     /// flagd's `ends_with`: both arguments strings, else null.
     EndsWith,
+}
+
+/// Which array operator an [`Iteration`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IterKind {
+    /// `map`: the body's value for each element.
+    Map,
+    /// `filter`: the elements for which the body is truthy.
+    Filter,
+    /// `reduce`: the body folded over the elements, starting from `initial`.
+    Reduce,
+    /// `all`: the body is truthy for every element (false for an empty array, as in JSONLogic).
+    All,
+    /// `some`: the body is truthy for at least one element.
+    Some,
+    /// `none`: the body is truthy for no element.
+    None,
+}
+
+/// An array operator: `over` evaluates to the array (null or missing counts as `[]`), `body`
+/// is evaluated once per element with [`Expr::Scoped`] reading that element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Iteration {
+    /// The operator.
+    pub kind: IterKind,
+    /// The array.
+    pub over: Expr,
+    /// Evaluated per element.
+    pub body: Expr,
+    /// `reduce`'s initial accumulator (absent: the first element).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<Expr>,
 }
 
 /// flagd's `sem_ver`: `value cmp target`, null when either side is not a version.
@@ -196,15 +244,17 @@ pub(crate) fn evaluate_targeting(
     now_ms: i64,
 ) -> Outcome {
     let ctx = *ctx;
-    let env = Env {
-        flag,
-        body,
-        ctx: &ctx,
-        now_ms,
-    };
+    let budget = core::cell::Cell::new(MAX_EVAL_STEPS);
+    let env = Env::new(flag, body, &ctx, now_ms, &budget);
     let result = match expr.eval(&env, 0) {
         Ok(result) => result,
-        Err(why) => return Outcome::Error(ErrorCode::ParseError, why),
+        // A flag the publisher could not compile (flagd refuses its targeting at load).
+        Err(why) if matches!(expr, Expr::Invalid(_)) => {
+            return Outcome::Error(ErrorCode::ParseError, why);
+        }
+        // A targeting rule that fails on this context (NaN arithmetic, an operator given the
+        // wrong type): flagd-core answers GENERAL.
+        Err(why) => return Outcome::Error(ErrorCode::General, why),
     };
     let name: Cow<'_, str> = match result {
         Val::Null => return Outcome::Default,
@@ -212,10 +262,12 @@ pub(crate) fn evaluate_targeting(
         Val::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
         Val::Num(n) => Cow::Owned(format_number(n)),
         Val::Json(Value::Number(n)) => Cow::Owned(n.to_string()),
-        Val::Json(_) | Val::Arr(_) => {
+        // flagd-core names the variant by the result's `toString()`: `[1, 2]` names "1,2".
+        Val::Json(Value::Array(_)) | Val::Arr(_) => result.to_text(),
+        Val::Json(_) => {
             return Outcome::Error(
                 ErrorCode::General,
-                "targeting returned an array or object, not a variant name",
+                "targeting returned an object, not a variant name",
             );
         }
     };
@@ -235,6 +287,7 @@ mod check;
 mod compile;
 mod eval;
 mod flagd_ops;
+mod iterate;
 mod ops;
 #[cfg(test)]
 mod properties;

@@ -1,5 +1,6 @@
 //! Intermediate values and JSONLogic's truthiness, coercion and comparison rules.
 
+use super::ops::Cmp;
 use super::*;
 
 /// An intermediate value: borrowed from the expression or the context where possible, so a
@@ -86,13 +87,6 @@ impl<'a> Val<'a> {
         }
     }
 
-    pub(super) fn as_str(&self) -> Option<&str> {
-        match self {
-            Val::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
     pub(super) fn is_number(&self) -> bool {
         matches!(self, Val::Num(_) | Val::Json(Value::Number(_)))
     }
@@ -127,14 +121,21 @@ pub(super) fn format_number(n: f64) -> String {
     format!("{n}")
 }
 
-/// `==` as flagd evaluates it: null equals only null, two strings compare as strings,
-/// anything else compares as numbers (so `1 == "1"` and `true == 1`).
-pub(super) fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
-    match (a, b) {
-        (Val::Null, Val::Null) => true,
-        (Val::Null, _) | (_, Val::Null) => false,
-        (Val::Str(x), Val::Str(y)) => x == y,
-        _ => a.to_number() == b.to_number(),
+/// An operand of arithmetic as flagd-core coerces it: numbers, booleans, numeric strings and
+/// null (0); an array, an object or a non-numeric string is an error.
+pub(super) fn number_operand(v: &Val<'_>) -> Result<f64, &'static str> {
+    match v {
+        Val::Json(Value::Array(_) | Value::Object(_)) | Val::Arr(_) => {
+            Err("arithmetic on an array or object")
+        }
+        other => {
+            let n = other.to_number();
+            if n.is_nan() {
+                Err("arithmetic on something that is not a number")
+            } else {
+                Ok(n)
+            }
+        }
     }
 }
 
@@ -149,16 +150,57 @@ pub(super) fn strict_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
     }
 }
 
-/// `a < b`: two strings compare by code point, anything else as numbers (NaN never less).
-pub(super) fn less(a: &Val<'_>, b: &Val<'_>) -> bool {
-    match (a, b) {
-        (Val::Str(x), Val::Str(y)) => x < y,
-        _ => a.to_number() < b.to_number(),
-    }
+fn is_compound(v: &Val<'_>) -> bool {
+    matches!(
+        v,
+        Val::Json(Value::Array(_) | Value::Object(_)) | Val::Arr(_)
+    )
 }
 
-pub(super) fn less_or_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
-    less(a, b) || loose_eq(a, b)
+/// `a op b` as flagd-core's engine (json-logic-engine 5) evaluates it on context values: two
+/// strings (or null) compare as JavaScript does; otherwise as numbers (a non-numeric string is
+/// NaN: every comparison false); an array or object operand is an error (GENERAL); `null`
+/// equals a falsy non-string.
+pub(super) fn compare(a: &Val<'_>, b: &Val<'_>, op: Cmp) -> Result<bool, &'static str> {
+    let string_or_null = |v: &Val<'_>| matches!(v, Val::Str(_) | Val::Null);
+    if string_or_null(a) && string_or_null(b) {
+        return Ok(match (a, b) {
+            (Val::Str(x), Val::Str(y)) => match op {
+                Cmp::Eq => x == y,
+                Cmp::Lt => x < y,
+                Cmp::Le => x <= y,
+                Cmp::Gt => x > y,
+                Cmp::Ge => x >= y,
+            },
+            (Val::Null, Val::Null) => matches!(op, Cmp::Eq | Cmp::Le | Cmp::Ge),
+            // null and a string: equality is false, order compares 0 with the string's number.
+            _ if op == Cmp::Eq => false,
+            _ => numeric(a.to_number(), b.to_number(), op),
+        });
+    }
+    if is_compound(a) || is_compound(b) {
+        return Err("comparison of an array or object");
+    }
+    let (a_null, b_null) = (matches!(a, Val::Null), matches!(b, Val::Null));
+    if op == Cmp::Eq {
+        // JavaScript's `==` after flagd-core's substitutions: null equals a falsy value.
+        return Ok(match (a_null, b_null) {
+            (true, _) => !b.truthy(),
+            (_, true) => !a.truthy(),
+            _ => a.to_number() == b.to_number(),
+        });
+    }
+    Ok(numeric(a.to_number(), b.to_number(), op))
+}
+
+fn numeric(a: f64, b: f64, op: Cmp) -> bool {
+    match op {
+        Cmp::Eq => a == b,
+        Cmp::Lt => a < b,
+        Cmp::Le => a <= b,
+        Cmp::Gt => a > b,
+        Cmp::Ge => a >= b,
+    }
 }
 
 /// Whether `n` is a finite whole number (`f64::fract` needs std).
