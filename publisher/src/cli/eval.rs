@@ -1,8 +1,11 @@
 //! `publisher eval --flags PATH [--env ENV] --context JSON KEY [--json]`: evaluate one flag
 //! locally with the edge's evaluator.
 //!
-//! The context is trusted as a whole (as if every attribute came from the signed token);
-//! `targetingKey` is OpenFeature's targeting key. `--json` prints one object with OFREP's
+//! The context is read as the edge reads a request: `--signed` is a verified token's claims
+//! (`sub` is the targeting key), `--unsigned` the request body's `context`. Plain `--context`
+//! is a signed-in user when it has a `targetingKey` (as if a token carried all of it) and an
+//! anonymous request (unsigned attributes only) when it has none, so `--context '{}'` answers
+//! what the edge answers without a token (permission flags serve their default). `--json` prints one object with OFREP's
 //! field names. Exit 0 when the flag was evaluated (whatever its reason), 1 when the flags
 //! could not be compiled (`PARSE_ERROR`) or the flag does not exist (`FLAG_NOT_FOUND`), 2 on a
 //! bad `--context`.
@@ -36,9 +39,17 @@ pub struct Input {
     /// Environment whose rules apply (ignored for flagd files).
     #[arg(long, default_value = DEFAULT_ENV)]
     pub env: String,
-    /// Evaluation context as a JSON object, e.g. '{"targetingKey":"u1","user":{"plan":"premium"}}'.
-    #[arg(long, default_value = "{}")]
+    /// Evaluation context as a JSON object, e.g. '{"targetingKey":"u1","user":{"plan":"premium"}}':
+    /// with a targetingKey, a signed-in user whose token carries all of it; without, an
+    /// anonymous request whose body carries it.
+    #[arg(long, default_value = "{}", conflicts_with_all = ["signed", "unsigned"])]
     pub context: String,
+    /// A verified identity token's claims, as the edge reads them (`sub` is the targeting key).
+    #[arg(long)]
+    pub signed: Option<String>,
+    /// The request body's `context`: unsigned attributes, which flags read only where allowed.
+    #[arg(long)]
+    pub unsigned: Option<String>,
     /// Evaluate as of this RFC 3339 time instead of now (for before/after rules).
     #[arg(long)]
     pub now: Option<String>,
@@ -46,12 +57,62 @@ pub struct Input {
     pub key: String,
 }
 
+/// A request's context as the edge builds it (edge-worker's `ofrep::handle`): the verified
+/// token's claims are signed (registered claims dropped, `sub` as `targetingKey`), the body's
+/// context is unsigned and may not restate the targeting key of a signed-in user.
+pub struct EdgeRequest {
+    /// Signed attributes (empty when anonymous).
+    pub signed: Map<String, Value>,
+    /// Unsigned attributes.
+    pub unsigned: Map<String, Value>,
+    /// Whether a verified identity made the request.
+    pub verified: bool,
+}
+
+/// JWT claims the edge does not pass on as attributes (edge-worker's `identity.rs`).
+const REGISTERED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+impl EdgeRequest {
+    /// `claims`: a verified token's claims, or `None` for an anonymous request.
+    pub fn new(claims: Option<Map<String, Value>>, mut unsigned: Map<String, Value>) -> Self {
+        let Some(claims) = claims else {
+            return EdgeRequest {
+                signed: Map::new(),
+                unsigned,
+                verified: false,
+            };
+        };
+        let subject = claims
+            .get("sub")
+            .or_else(|| claims.get("targetingKey"))
+            .cloned();
+        let mut signed: Map<String, Value> = claims
+            .into_iter()
+            .filter(|(name, _)| !REGISTERED_CLAIMS.contains(&name.as_str()))
+            .collect();
+        if let Some(subject) = subject {
+            signed.insert("targetingKey".into(), subject);
+        }
+        unsigned.remove("targetingKey");
+        EdgeRequest {
+            signed,
+            unsigned,
+            verified: true,
+        }
+    }
+
+    /// The evaluator's view of it.
+    pub fn context(&self) -> Context<'_> {
+        Context::with_unsigned(&self.signed, &self.unsigned, self.verified)
+    }
+}
+
 /// A compiled snapshot plus the parsed context and time.
 pub struct Loaded {
     /// The flags, loaded as the edge loads a blob.
     pub snapshot: Box<Snapshot>,
-    /// The `--context` object.
-    pub context: Map<String, Value>,
+    /// The request, as the edge would see it.
+    pub request: EdgeRequest,
     /// `--now`, or the clock.
     pub now_ms: i64,
 }
@@ -67,21 +128,43 @@ pub struct Failed {
 impl Input {
     /// Compiles the flags and parses the context; prints diagnostics on failure.
     pub fn load(&self) -> Result<Loaded, Failed> {
-        let context = match serde_json::from_str::<Value>(&self.context) {
-            Ok(Value::Object(map)) => map,
+        let object = |flag: &str, text: &str| match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(map),
             Ok(_) => {
-                eprintln!("error: --context must be a JSON object");
-                return Err(Failed {
+                eprintln!("error: {flag} must be a JSON object");
+                Err(Failed {
                     code: 2,
                     parse_error: None,
-                });
+                })
             }
             Err(e) => {
-                eprintln!("error: --context is not valid JSON: {e}");
-                return Err(Failed {
+                eprintln!("error: {flag} is not valid JSON: {e}");
+                Err(Failed {
                     code: 2,
                     parse_error: None,
-                });
+                })
+            }
+        };
+        let request = if self.signed.is_some() || self.unsigned.is_some() {
+            let signed = match &self.signed {
+                Some(text) => Some(object("--signed", text)?),
+                None => None,
+            };
+            let unsigned = match &self.unsigned {
+                Some(text) => object("--unsigned", text)?,
+                None => Map::new(),
+            };
+            EdgeRequest::new(signed, unsigned)
+        } else {
+            let context = object("--context", &self.context)?;
+            if context
+                .get("targetingKey")
+                .and_then(Value::as_str)
+                .is_some_and(|k| !k.is_empty())
+            {
+                EdgeRequest::new(Some(context), Map::new())
+            } else {
+                EdgeRequest::new(None, context)
             }
         };
         let now_ms = match &self.now {
@@ -100,7 +183,7 @@ impl Input {
         match compile_snapshot(&self.flags, &self.env) {
             Ok(snapshot) => Ok(Loaded {
                 snapshot: Box::new(snapshot),
-                context,
+                request,
                 now_ms,
             }),
             Err(summary) => Err(Failed {
@@ -171,7 +254,7 @@ pub fn run(args: Args) -> ExitCode {
     let key = args.input.key.as_str();
     let Loaded {
         snapshot,
-        context,
+        request,
         now_ms,
     } = match args.input.load() {
         Ok(loaded) => loaded,
@@ -193,7 +276,7 @@ pub fn run(args: Args) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    let eval = evaluate(&snapshot, key, &Context::new(&context), now_ms);
+    let eval = evaluate(&snapshot, key, &request.context(), now_ms);
     if args.json {
         println!("{}", ofrep_json(key, &eval));
     } else {

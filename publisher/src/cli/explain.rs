@@ -2,18 +2,21 @@
 //! why: its state, each prerequisite, each rule in order with every condition marked as holding
 //! or failing, then the result.
 //!
+//! The request is read as the edge reads it (see `eval`): `explain` says which identity it
+//! assumed, and when the signed-identity rule (a permission flag is granted only to a verified
+//! token) decided the answer.
+//!
 //! Each condition's truth comes from the real evaluator (the flag is re-evaluated with that
 //! condition as its only rule), so `explain` can never disagree with what the edge serves.
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value};
 use shared_eval::{
-    Blob, Body, Condition, Flag, Op, Reason, Rule, SemVerCmp, Serve, Snapshot, Targeting, Test,
-    evaluate,
+    Blob, Body, Condition, Flag, FlagKind, Op, Reason, Rule, SemVerCmp, Serve, Snapshot, Targeting,
+    Test, evaluate,
 };
 
-use super::eval::{Input, Loaded, one_line};
+use super::eval::{EdgeRequest, Input, Loaded, one_line};
 
 /// Arguments of `explain`.
 #[derive(Debug, clap::Args)]
@@ -27,7 +30,7 @@ pub fn run(args: Args) -> ExitCode {
     let key = args.input.key.as_str();
     let Loaded {
         snapshot,
-        context,
+        request,
         now_ms,
     } = match args.input.load() {
         Ok(loaded) => loaded,
@@ -42,7 +45,7 @@ pub fn run(args: Args) -> ExitCode {
     let oracle = Oracle {
         blob: snapshot.blob(),
         flag: index,
-        context: &context,
+        request: &request,
         now_ms,
     };
     let state = match (flag.enabled, flag.killed) {
@@ -51,6 +54,13 @@ pub fn run(args: Args) -> ExitCode {
         (false, false) => "disabled",
     };
     println!("flag {key} in {}: {state}", args.input.env);
+    match (request.verified, request.signed.get("targetingKey")) {
+        (true, Some(subject)) => println!("identity: signed, targeting key {subject}"),
+        (true, None) => println!("identity: signed, no subject"),
+        (false, _) => println!("identity: anonymous (no token): unsigned attributes only"),
+    }
+    let signed_rule =
+        flag.kind == FlagKind::Permission && !request.verified && flag.enabled && !flag.killed;
     let mut prerequisites_hold = true;
     for prereq in &flag.prerequisites {
         let Some(other) = body.flags.get(prereq.flag as usize) else {
@@ -62,12 +72,7 @@ pub fn run(args: Args) -> ExitCode {
             .filter_map(|&v| other.variants.get(usize::from(v)))
             .map(|v| v.name.as_str())
             .collect();
-        let got = evaluate(
-            &snapshot,
-            &other.key,
-            &shared_eval::Context::new(&context),
-            now_ms,
-        );
+        let got = evaluate(&snapshot, &other.key, &request.context(), now_ms);
         let served = got.variant.unwrap_or("(none)");
         let holds = wanted.contains(&served) && got.error.is_none();
         prerequisites_hold &= holds;
@@ -84,12 +89,17 @@ pub fn run(args: Args) -> ExitCode {
         .map_or("(caller's default)", |v| v.name.as_str());
     if !flag.enabled || flag.killed {
         println!("the flag is {state} here: serves {default_name} without trying its rules");
+    } else if signed_rule {
+        println!(
+            "signed-identity rule: a permission flag is granted only to a verified token, and \
+             this request has none: the edge serves {default_name} without trying its rules"
+        );
     } else if !prerequisites_hold {
         println!("a prerequisite fails: serves {default_name} without trying its rules");
     }
     match &flag.targeting {
         Targeting::Rules { rules, fallthrough } => {
-            let mut matched = !flag.enabled || flag.killed || !prerequisites_hold;
+            let mut matched = !flag.enabled || flag.killed || signed_rule || !prerequisites_hold;
             for rule in rules {
                 if matched {
                     println!("rule {}: not tried", rule.id);
@@ -112,7 +122,7 @@ pub fn run(args: Args) -> ExitCode {
         }
         Targeting::Logic(_) => println!("targeting: imported flagd JSONLogic (not broken down)"),
     }
-    let eval = evaluate(&snapshot, key, &shared_eval::Context::new(&context), now_ms);
+    let eval = evaluate(&snapshot, key, &request.context(), now_ms);
     println!("result: {}", one_line(key, &eval));
     ExitCode::SUCCESS
 }
@@ -129,7 +139,7 @@ fn verdict_word(verdict: Option<bool>) -> &'static str {
 struct Oracle<'a> {
     blob: &'a Blob,
     flag: usize,
-    context: &'a Map<String, Value>,
+    request: &'a EdgeRequest,
     now_ms: i64,
 }
 
@@ -141,6 +151,8 @@ impl Oracle<'_> {
         flag.enabled = true;
         flag.killed = false;
         flag.prerequisites.clear();
+        // The condition itself, whatever the signed-identity rule decides for the flag.
+        flag.kind = FlagKind::Release;
         flag.targeting = Targeting::Rules {
             rules: vec![Rule {
                 id: "explain".into(),
@@ -151,12 +163,7 @@ impl Oracle<'_> {
         };
         let key = flag.key.clone();
         let snapshot = Snapshot::from_blob(Blob::new(self.blob.header.clone(), body)).ok()?;
-        let eval = evaluate(
-            &snapshot,
-            &key,
-            &shared_eval::Context::new(self.context),
-            self.now_ms,
-        );
+        let eval = evaluate(&snapshot, &key, &self.request.context(), self.now_ms);
         match eval.reason {
             Reason::TargetingMatch => Some(true),
             Reason::Default => Some(false),
