@@ -43,7 +43,8 @@ fn start(dir: &Path, checkout: &Path, s3: &SeaweedFs, bucket: &str) -> Service {
         format!(
             "store: {}\nflags: {}\ntokens: tokens.yaml\nenvironments:\n  - name: dev\n    auto_publish: true\n  \
              - name: prod\n    auto_publish: true\n    approval: {{ttl: 1h}}\n  - name: qa\n    approval: {{ttl: 1s}}\n\
-             webhook:\n  branch: main\n  secret_file: hook.secret\n",
+             webhook:\n  branch: main\n  secret_file: hook.secret\n\
+             limits: {{per_token_per_second: 1000, per_token_burst: 1000}}\n",
             s3.bucket(bucket),
             checkout.display()
         ),

@@ -49,6 +49,12 @@ pub enum ApiError {
     /// A tool or service the operation needs failed (e.g. `git fetch`).
     #[error("{0}")]
     Upstream(String),
+    /// Over the caller's rate limit.
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds until a request would pass.
+        retry_after: u64,
+    },
     /// The store cannot be reached.
     #[error("the store is unavailable; nothing was changed")]
     Unavailable(String),
@@ -102,6 +108,7 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,6 +140,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::RateLimited { retry_after } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if matches!(self, ApiError::Unauthorized) {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -1,6 +1,7 @@
 //! The tower layers around every route: a request id (`x-request-id`, generated when absent,
 //! echoed back, on every log line of the request), a trace span per request, request metrics,
-//! a body size limit (axum's, which every body extractor obeys: 413 beyond it), a timeout and a concurrency limit (503 beyond it).
+//! a body size limit (axum's, which every body extractor obeys: 413 beyond it), a timeout, a
+//! concurrency limit (503 beyond it) and per-token rate limits (`rate_limit.rs`: 429).
 
 use std::time::Duration;
 
@@ -45,6 +46,11 @@ async fn overloaded(error: tower::BoxError) -> impl IntoResponse {
 pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
     let limits = state.config.limits.clone();
     routes
+        // Inside `track`, so refused requests are counted with their 429.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::rate_limit::limit,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

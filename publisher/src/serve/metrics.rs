@@ -24,6 +24,7 @@ pub struct Metrics {
     purges: IntCounterVec,
     /// Pending approvals per environment.
     pub approvals_pending: IntGaugeVec,
+    canary_share: prometheus::GaugeVec,
 }
 
 impl Default for Metrics {
@@ -80,8 +81,17 @@ impl Metrics {
             &["env"],
         )
         .expect("valid metric");
+        let canary_share = prometheus::GaugeVec::new(
+            Opts::new(
+                "flags_canary_share",
+                "Share of users (0-1) served the canary version, by environment (0: no canary); as of the last read of the environment",
+            ),
+            &["env"],
+        )
+        .expect("valid metric");
         for metric in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(canary_share.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(publishes.clone()),
             Box::new(purges.clone()),
@@ -96,7 +106,15 @@ impl Metrics {
             publishes,
             purges,
             approvals_pending,
+            canary_share,
         }
+    }
+
+    /// What share of `env`'s users the canary serves (0 without one).
+    pub fn set_canary_share(&self, env: &str, percent: f64) {
+        self.canary_share
+            .with_label_values(&[env])
+            .set(percent / 100.0);
     }
 
     /// A version was published.

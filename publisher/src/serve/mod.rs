@@ -18,6 +18,7 @@ pub mod error;
 pub mod layers;
 pub mod metrics;
 pub mod page;
+pub mod rate_limit;
 pub mod routes;
 pub mod tokens;
 pub mod webhook;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub approvals: Arc<approvals::Approvals>,
     /// The Git webhook, when configured.
     pub webhook: Option<Arc<webhook::Webhook>>,
+    /// Per-token request budgets.
+    pub rate_limits: Arc<rate_limit::RateLimits>,
     /// Compiling the checkout takes it shared; the webhook's `git checkout` exclusively.
     pub checkout: Arc<tokio::sync::RwLock<()>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -87,6 +90,7 @@ impl AppState {
         tokens: TokenSource,
         purger: Purger,
     ) -> AppState {
+        let rate_limits = Arc::new(rate_limit::RateLimits::new(&config.limits));
         AppState {
             config: Arc::new(config),
             store,
@@ -94,6 +98,7 @@ impl AppState {
             purger: Arc::new(purger),
             metrics: Arc::new(metrics::Metrics::new()),
             approvals: Arc::default(),
+            rate_limits,
             webhook: None,
             checkout: Arc::default(),
             locks: Arc::default(),

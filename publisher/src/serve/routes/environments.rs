@@ -29,6 +29,8 @@ pub struct EnvStatus {
     pub killed: Vec<String>,
     /// The served body's content hash.
     pub content_hash: Option<String>,
+    /// The canary running beside the stable version, if any (version, share of users).
+    pub canary: Option<crate::layout::Canary>,
 }
 
 /// Reads one environment's status from the store.
@@ -42,9 +44,12 @@ pub async fn status(state: &AppState, name: &str) -> Result<EnvStatus, ApiError>
             flags: 0,
             killed: Vec::new(),
             content_hash: None,
+            canary: None,
         });
     };
     let record = env.record(pointer.version).await?;
+    let canary = pointer.canary.as_ref().map_or(0.0, |c| c.percent.percent());
+    state.metrics.set_canary_share(name, canary);
     Ok(EnvStatus {
         name: name.to_owned(),
         version: Some(pointer.version),
@@ -58,6 +63,7 @@ pub async fn status(state: &AppState, name: &str) -> Result<EnvStatus, ApiError>
             .map(|f| f.key.clone())
             .collect(),
         content_hash: Some(pointer.content_hash),
+        canary: pointer.canary,
     })
 }
 
