@@ -120,6 +120,14 @@ fn a_change_to_an_approval_environment_waits_for_another_token() {
         listed[0]["diff"]
     );
     assert_eq!(approvals_gauge(&service, "prod"), 1.0);
+    let page = service.request("GET", "/", Some(READER), None);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains(&format!("data-pending={id}>#{id} push by <b>ci</b>")),
+        "the status page lists the pending change: {}",
+        page.body
+    );
 
     // The author cannot approve it (though ci holds approve in prod); a reader lacks the role.
     let own = post(

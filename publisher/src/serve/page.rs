@@ -111,7 +111,10 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
             continue;
         }
         match status(&state, &name).await {
-            Ok(env) => env_section(&mut body, &env),
+            Ok(env) => {
+                env_section(&mut body, &env);
+                pending_section(&mut body, &state, &name);
+            }
             Err(e) => {
                 let _ = write!(
                     body,
@@ -123,6 +126,48 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
         }
     }
     layout("Flags", &body).into_response()
+}
+
+/// The environment's changes waiting for approval, each with its author, expiry and summary.
+fn pending_section(body: &mut String, state: &AppState, env: &str) {
+    let pending = state
+        .approvals
+        .list(Some(env), std::time::SystemTime::now());
+    if pending.is_empty() {
+        return;
+    }
+    let _ = write!(
+        body,
+        "<h3>Pending approval ({})</h3><ul class=pending>",
+        pending.len()
+    );
+    for change in pending {
+        let summary = &change.diff["summary"];
+        let keys = |side: &str| {
+            summary[side]
+                .as_array()
+                .map(|keys| {
+                    keys.iter()
+                        .filter_map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        let _ = write!(
+            body,
+            "<li data-pending={}>#{} {} by <b>{}</b>, expires {}: added [{}] removed [{}] changed [{}]</li>",
+            change.id,
+            change.id,
+            escape(change.action),
+            escape(&change.author),
+            escape(&change.expires_at),
+            escape(&keys("added")),
+            escape(&keys("removed")),
+            escape(&keys("changed")),
+        );
+    }
+    body.push_str("</ul>");
 }
 
 /// The login form's fields.
