@@ -460,3 +460,50 @@ fn a_signed_push_event_publishes_the_pushed_commit_once() {
             .contains("pushed by alice")
     );
 }
+
+/// `/readyz` answers 503 while the store is unreachable (`/healthz` stays 200), 200 with it.
+#[test]
+fn readyz_follows_the_store() {
+    let s3 = SeaweedFs::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("checkout");
+    copy_dir(&repo_root().join("examples/flags"), &checkout);
+    write_tokens(
+        &dir.path().join("tokens.yaml"),
+        &[("reader", READER, "{prod: [read]}")],
+    );
+    // A port nothing listens on: bound, then released.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut env = s3.aws_env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", format!("http://{dead}")));
+    env.push(("AWS_MAX_ATTEMPTS", "1".to_owned()));
+    let args = |store: &str| {
+        vec![
+            "--store".to_owned(),
+            store.to_owned(),
+            "--flags".to_owned(),
+            checkout.display().to_string(),
+            "--tokens".to_owned(),
+            dir.path().join("tokens.yaml").display().to_string(),
+        ]
+    };
+    let bucket = s3.bucket("serve-readyz");
+    let down_args = args(&bucket);
+    let down = Service::start(
+        &down_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &env,
+    );
+    assert_eq!(down.request("GET", "/healthz", None, None).status, 200);
+    let ready = down.request("GET", "/readyz", None, None);
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let up_args = args(&bucket);
+    let up = Service::start(
+        &up_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &s3.aws_env(),
+    );
+    assert_eq!(up.request("GET", "/readyz", None, None).status, 200);
+}
