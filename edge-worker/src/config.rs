@@ -37,6 +37,13 @@ pub mod bindings {
     pub const IDENTITY_SECRET: &str = "IDENTITY_SECRET";
     /// Secret: bearer token for `POST /_flags/purge`.
     pub const PURGE_TOKEN: &str = "PURGE_TOKEN";
+    /// `[vars]`: where evaluation counts go: `publisher serve`'s `.../api/v1/telemetry` URL.
+    /// Unset: none are sent.
+    pub const TELEMETRY_URL: &str = "TELEMETRY_URL";
+    /// Secret: the bearer token (role `telemetry`) for `TELEMETRY_URL`.
+    pub const TELEMETRY_TOKEN: &str = "TELEMETRY_TOKEN";
+    /// `[vars]`: milliseconds between two batches of counts from one isolate.
+    pub const TELEMETRY_FLUSH_MS: &str = "TELEMETRY_FLUSH_MS";
     /// `[assets] binding`: the dashboard's static files.
     pub const ASSETS: &str = "ASSETS";
 }
@@ -47,6 +54,20 @@ pub const DEFAULT_REVALIDATE_MS: u64 = 250;
 pub const DEFAULT_CACHE_TTL_S: u64 = 60;
 /// Default for `ORIGIN_TIMEOUT_MS`.
 pub const DEFAULT_ORIGIN_TIMEOUT_MS: u64 = 2_000;
+
+/// Default for `TELEMETRY_FLUSH_MS`.
+pub const DEFAULT_TELEMETRY_FLUSH_MS: u64 = 60_000;
+
+/// Where evaluation counts are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// The endpoint.
+    pub url: String,
+    /// Its bearer token.
+    pub token: String,
+    /// Least time between two batches.
+    pub flush_ms: u64,
+}
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +118,8 @@ pub struct Config {
     pub identity_secret: Option<String>,
     /// Purge bearer token, when purge is enabled.
     pub purge_token: Option<String>,
+    /// Evaluation telemetry, when enabled.
+    pub telemetry: Option<Telemetry>,
 }
 
 impl Config {
@@ -158,6 +181,24 @@ impl Config {
             "r2" => Origin::R2 { prefix: prefix() },
             _ => return Err(format!("{ORIGIN_KIND} must be http, s3 or r2")),
         };
+        let telemetry = match (get(TELEMETRY_URL), get(TELEMETRY_TOKEN)) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(format!(
+                    "{TELEMETRY_URL} is set but {TELEMETRY_TOKEN} is not"
+                ));
+            }
+            (Some(url), Some(token)) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(format!("{TELEMETRY_URL} must be an http(s) URL"));
+                }
+                Some(Telemetry {
+                    url,
+                    token,
+                    flush_ms: number(TELEMETRY_FLUSH_MS, DEFAULT_TELEMETRY_FLUSH_MS)?.max(1),
+                })
+            }
+        };
         Ok(Config {
             environment,
             origin,
@@ -174,6 +215,7 @@ impl Config {
                 .unwrap_or_default(),
             identity_secret: get(IDENTITY_SECRET),
             purge_token: get(PURGE_TOKEN),
+            telemetry,
         })
     }
 }
@@ -206,6 +248,27 @@ mod tests {
         );
         assert_eq!(cfg.revalidate_ms, DEFAULT_REVALIDATE_MS);
         assert!(cfg.cors_origins.is_empty() && cfg.identity_secret.is_none());
+    }
+
+    #[test]
+    fn telemetry_needs_its_token_and_an_http_url() {
+        let base = [("FLAGS_ENV", "prod"), ("ORIGIN_URL", "http://o")];
+        assert_eq!(parse(&base).unwrap().telemetry, None);
+        let mut with_url = base.to_vec();
+        with_url.push(("TELEMETRY_URL", "https://cp.example/api/v1/telemetry"));
+        assert_eq!(
+            parse(&with_url).unwrap_err(),
+            "TELEMETRY_URL is set but TELEMETRY_TOKEN is not"
+        );
+        with_url.push(("TELEMETRY_TOKEN", "t0k"));
+        let telemetry = parse(&with_url).unwrap().telemetry.unwrap();
+        assert_eq!(telemetry.flush_ms, DEFAULT_TELEMETRY_FLUSH_MS);
+        let mut bad = base.to_vec();
+        bad.extend([("TELEMETRY_URL", "cp.example"), ("TELEMETRY_TOKEN", "t")]);
+        assert_eq!(
+            parse(&bad).unwrap_err(),
+            "TELEMETRY_URL must be an http(s) URL"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Fields: `environment`, `loaded`, `version` (the pointer's), `blob_version` (the blob
 //! header's; differs after a rollback), `content_hash`, `sha256` (of the `.gz` object),
 //! `loaded_at`, `age_ms`, `loaded_from` (`cache`/`origin`), `source` (what this request did:
-//! `memory`, `cache` or `origin`), `last_check_at`, `consecutive_failures`, `last_error`
+//! `memory`, `cache` or `origin`), `telemetry` (`{pending, dropped, sending}` evaluation
+//! counts, see `telemetry.rs`), `last_check_at`, `consecutive_failures`, `last_error`
 //! (`{message, at, recovered_at}` or null; `recovered_at` is null while the error is current,
 //! so a monitor alerts on `consecutive_failures > 0` or `recovered_at == null`, not on an old
 //! error kept for the record), `revalidate_ms`, `flags` (count), `worker_version`, and `canary`:

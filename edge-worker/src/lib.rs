@@ -28,6 +28,7 @@ pub mod limits;
 pub mod loader;
 pub mod ofrep;
 pub mod sigv4;
+pub mod telemetry;
 
 /// Path of the purge endpoint.
 pub const PURGE_PATH: &str = "/_flags/purge";
@@ -94,13 +95,71 @@ mod glue {
     }
 
     #[event(fetch)]
-    async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
         crate::isolate::count_request(io::now_ms());
         if req.path().starts_with(crate::events::STREAM_PREFIX) {
             return event_stream(req, &env).await;
         }
         let reply = route(req, &env).await;
+        flush_telemetry(&env, &ctx);
         into_response(reply)
+    }
+
+    /// Sends the isolate's evaluation counts when a batch is due, after the answer (the
+    /// runtime keeps the isolate alive for it), within the origin timeout.
+    fn flush_telemetry(env: &Env, ctx: &Context) {
+        let Ok(cfg) = config(env) else { return };
+        let Some(telemetry) = cfg.telemetry else {
+            return;
+        };
+        let now = io::now_ms();
+        let due =
+            crate::telemetry::with_tally(|t| t.due(now, telemetry.flush_ms).then(|| t.take(now)));
+        let Some(batch) = due else { return };
+        let body = batch.to_json(&cfg.environment).to_string();
+        let timeout_ms = cfg.origin_timeout_ms;
+        ctx.wait_until(async move {
+            let ok = send_telemetry(&telemetry, body, timeout_ms).await;
+            if !ok {
+                worker::console_warn!("flags: telemetry batch not accepted; dropped");
+            }
+            crate::telemetry::with_tally(|t| t.sent(&batch, ok));
+        });
+    }
+
+    async fn send_telemetry(
+        telemetry: &crate::config::Telemetry,
+        body: String,
+        timeout_ms: u64,
+    ) -> bool {
+        use futures_util::future::{Either, select};
+        let headers = Headers::new();
+        let auth = format!("Bearer {}", telemetry.token);
+        if headers.set("Content-Type", "application/json").is_err()
+            || headers.set("Authorization", &auth).is_err()
+        {
+            return false;
+        }
+        let mut init = worker::RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
+        let Ok(request) = Request::new_with_init(&telemetry.url, &init) else {
+            return false;
+        };
+        let controller = worker::AbortController::default();
+        let signal = controller.signal();
+        let fetch = worker::Fetch::Request(request);
+        let send = std::pin::pin!(fetch.send_with_signal(&signal));
+        let timeout = worker::Delay::from(std::time::Duration::from_millis(timeout_ms));
+        match select(send, timeout).await {
+            Either::Left((Ok(response), _)) => (200..300).contains(&response.status_code()),
+            Either::Left((Err(_), _)) => false,
+            Either::Right(_) => {
+                controller.abort();
+                false
+            }
+        }
     }
 
     pub(crate) fn into_response(reply: Reply) -> worker::Result<Response> {
@@ -430,6 +489,8 @@ mod glue {
     fn with_isolate(mut doc: serde_json::Value) -> serde_json::Value {
         if let Some(fields) = doc.as_object_mut() {
             fields.insert("isolate".into(), crate::isolate::document());
+            let telemetry = crate::telemetry::with_tally(|t| t.document());
+            fields.insert("telemetry".into(), telemetry);
         }
         doc
     }

@@ -274,6 +274,9 @@ fn single(key: &str, served: Option<Answering<'_>>, context: &Context<'_>, now_m
         }
         Some(served) => {
             let evaluation = shared_eval::evaluate(served.snapshot, key, context, now_ms);
+            crate::telemetry::with_tally(|t| {
+                t.record_one(served.snapshot, key, evaluation.variant)
+            });
             let status = match evaluation.error {
                 None => 200,
                 Some(shared_eval::ErrorCode::FlagNotFound) => 404,
@@ -323,6 +326,7 @@ fn bulk(
             .with_header("Vary", VARY);
     };
     let evaluations = shared_eval::evaluate_all(served.snapshot, context, now_ms);
+    crate::telemetry::with_tally(|t| t.record_all(served.snapshot, &evaluations));
     let header = served.snapshot.header();
     let mut metadata = Map::new();
     metadata.insert(
