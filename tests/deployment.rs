@@ -38,12 +38,22 @@ pub struct Deployment {
     _s3: Arc<SeaweedFs>,
 }
 
+/// The `--store` of the deployment labelled `label` (known before it starts, for services that
+/// must be started first).
+pub fn store_url(s3: &SeaweedFs, label: &str) -> String {
+    format!("{}/{label}", s3.bucket(&bucket_name(label)))
+}
+
+fn bucket_name(label: &str) -> String {
+    format!("{label}-{}", std::process::id())
+}
+
 impl Deployment {
     pub fn start(spec: &Spec<'_>) -> Deployment {
         let s3 = SeaweedFs::shared();
-        let bucket = format!("{}-{}", spec.label, std::process::id());
+        let bucket = bucket_name(spec.label);
         let prefix = format!("{}/", spec.label);
-        let store = format!("{}/{}", s3.bucket(&bucket), spec.label);
+        let store = store_url(&s3, spec.label);
         let mut bindings = vec![
             ("FLAGS_ENV", spec.environment),
             ("ORIGIN_KIND", "s3"),

@@ -325,6 +325,14 @@ impl SeaweedFs {
             loop {
                 match client.create_bucket().bucket(name).send().await {
                     Ok(_) => break,
+                    // Asked twice for the same bucket: it is there, which is what was asked.
+                    Err(e)
+                        if e.as_service_error().is_some_and(|e| {
+                            e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+                        }) =>
+                    {
+                        break;
+                    }
                     Err(e) if Instant::now() < deadline => {
                         let _ = e;
                         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -187,14 +187,14 @@ impl Tally {
     }
 
     /// Whether a batch should go out at `now_ms`: something counted, none in flight, and
-    /// `interval_ms` since the last one (the first interval starts at the first count).
+    /// `interval_ms` since the last one (the first interval starts at the first check after
+    /// something was counted).
     pub fn due(&mut self, now_ms: u64, interval_ms: u64) -> bool {
-        if self.since_ms == 0 {
+        let counting = self.counted > 0 || !self.spilled.is_empty();
+        if self.since_ms == 0 && counting {
             self.since_ms = now_ms;
         }
-        !self.in_flight
-            && (self.counted > 0 || !self.spilled.is_empty())
-            && now_ms.saturating_sub(self.since_ms) >= interval_ms
+        !self.in_flight && counting && now_ms.saturating_sub(self.since_ms) >= interval_ms
     }
 
     /// Takes the counts as a batch (and marks it in flight until [`Tally::sent`]).

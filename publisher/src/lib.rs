@@ -21,4 +21,6 @@ pub mod rollout;
 pub mod serve;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "store")]
+pub mod telemetry;
 pub mod token;

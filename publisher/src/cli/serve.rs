@@ -33,6 +33,9 @@ pub struct Args {
     /// An environment to serve (repeatable); default: those of the config, else of the token file.
     #[arg(long = "env")]
     pub environments: Vec<String>,
+    /// Where evaluation telemetry from the edge is kept (JSON); default: in memory.
+    #[arg(long, env = "FLAGS_SERVE_TELEMETRY_FILE")]
+    pub telemetry_file: Option<PathBuf>,
 }
 
 /// Runs until SIGINT/SIGTERM; 0 after a clean shutdown, 1 if it cannot start.
@@ -53,6 +56,7 @@ pub fn run(args: Args) -> ExitCode {
         tokens: args.tokens,
         purge: args.purge,
         environments: args.environments,
+        telemetry_file: args.telemetry_file,
     };
     let config = match ServeConfig::load(args.config.as_deref(), overrides) {
         Ok(config) => config,

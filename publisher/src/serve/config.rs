@@ -34,6 +34,9 @@ pub struct ServeConfig {
     /// The Git push webhook (`POST /api/v1/webhooks/git`); unset: the route answers 404.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// Where evaluation telemetry is kept (a JSON file); unset: in memory, lost on restart.
+    #[serde(default)]
+    pub telemetry_file: Option<PathBuf>,
 }
 
 /// The Git push webhook. Its secret never sits in this file: it is read from the file
@@ -167,6 +170,8 @@ pub struct Overrides {
     pub purge: Option<String>,
     /// `--env` (repeatable): the environments served (without approval or auto-publish).
     pub environments: Vec<String>,
+    /// `--telemetry-file`.
+    pub telemetry_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -204,6 +209,9 @@ impl ServeConfig {
         if let Some(purge) = overrides.purge {
             set("purge", purge.into());
         }
+        if let Some(file) = &overrides.telemetry_file {
+            set("telemetry_file", file.display().to_string().into());
+        }
         if !overrides.environments.is_empty() {
             let envs: Vec<_> = overrides
                 .environments
@@ -233,6 +241,9 @@ impl ServeConfig {
             }
             if let Some(file) = loaded.webhook.as_mut().and_then(|w| w.secret_file.as_mut()) {
                 *file = base.join(&*file);
+            }
+            if overrides.telemetry_file.is_none() {
+                loaded.telemetry_file = loaded.telemetry_file.map(|file| base.join(file));
             }
         }
         for env in &loaded.environments {

@@ -57,6 +57,8 @@ pub struct AppState {
     pub rate_limits: Arc<rate_limit::RateLimits>,
     /// Compiling the checkout takes it shared; the webhook's `git checkout` exclusively.
     pub checkout: Arc<tokio::sync::RwLock<()>>,
+    /// Evaluation counts reported by the edge.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -78,7 +80,11 @@ impl AppState {
             Some(webhook) => Some(Arc::new(webhook::Webhook::new(webhook.clone())?)),
             None => None,
         };
-        let mut state = AppState::new(config, store, tokens, purger);
+        let telemetry = match &config.telemetry_file {
+            Some(path) => crate::telemetry::Telemetry::open(path)?,
+            None => crate::telemetry::Telemetry::in_memory(),
+        };
+        let mut state = AppState::new(config, store, tokens, purger).with_telemetry(telemetry);
         state.webhook = webhook;
         Ok(state)
     }
@@ -101,8 +107,15 @@ impl AppState {
             rate_limits,
             webhook: None,
             checkout: Arc::default(),
+            telemetry: Arc::new(crate::telemetry::Telemetry::in_memory()),
             locks: Arc::default(),
         }
+    }
+
+    /// With this telemetry aggregate (by default one in memory).
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> AppState {
+        self.telemetry = Arc::new(telemetry);
+        self
     }
 
     /// The environments served: the configured ones, else every one the token file names.

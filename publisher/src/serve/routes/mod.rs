@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod environments;
 pub mod health;
 pub mod publishing;
+pub mod telemetry;
 pub mod webhook;
 
 use axum::Router;
@@ -28,6 +29,8 @@ pub fn router() -> Router<AppState> {
             get(environments::history),
         )
         .route("/api/v1/environments/{env}/audit", get(environments::audit))
+        .route("/api/v1/telemetry", post(telemetry::ingest))
+        .route("/api/v1/environments/{env}/telemetry", get(telemetry::show))
         .route("/api/v1/environments/{env}/diff", get(environments::diff))
         .route(
             "/api/v1/environments/{env}/validate",
