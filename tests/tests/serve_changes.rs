@@ -172,6 +172,11 @@ fn a_change_to_an_approval_environment_waits_for_another_token() {
     assert_eq!(approved["version"], 1);
     assert_eq!(approved["approved"]["by"], "lead");
     assert_eq!(version(&service, "prod"), Some(1));
+    // The approved push started checkout-v2's rollout schedule at its first stage.
+    let rollouts = get(&service, "/api/v1/environments/prod/rollouts", READER);
+    let checkout_v2 = &rollouts["rollouts"][0];
+    assert_eq!(checkout_v2["state"]["stage"], 1, "{rollouts}");
+    assert_eq!(checkout_v2["live_percent"], 1.0, "{rollouts}");
     assert!(pending(&service, "prod").is_empty());
     assert_eq!(approvals_gauge(&service, "prod"), 0.0);
     let audit = get(&service, "/api/v1/environments/prod/audit", READER);

@@ -31,6 +31,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/environments/{env}/audit", get(environments::audit))
         .route("/api/v1/telemetry", post(telemetry::ingest))
         .route("/api/v1/environments/{env}/telemetry", get(telemetry::show))
+        .route(
+            "/api/v1/environments/{env}/rollouts",
+            get(environments::rollouts),
+        )
         .route("/api/v1/environments/{env}/diff", get(environments::diff))
         .route(
             "/api/v1/environments/{env}/validate",
