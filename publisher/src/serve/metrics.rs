@@ -25,6 +25,7 @@ pub struct Metrics {
     /// Pending approvals per environment.
     pub approvals_pending: IntGaugeVec,
     canary_share: prometheus::GaugeVec,
+    drift: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -89,8 +90,17 @@ impl Metrics {
             &["env"],
         )
         .expect("valid metric");
+        let drift = IntGaugeVec::new(
+            Opts::new(
+                "flags_drift_status",
+                "Result of the environment's last drift check: 0 in sync, 1 drift, 2 could not check (the exit codes of `publisher drift`)",
+            ),
+            &["env"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(canary_share.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(drift.clone()),
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(publishes.clone()),
@@ -107,7 +117,15 @@ impl Metrics {
             purges,
             approvals_pending,
             canary_share,
+            drift,
         }
+    }
+
+    /// The verdict of `env`'s last drift check.
+    pub fn set_drift(&self, env: &str, status: crate::drift::Status) {
+        self.drift
+            .with_label_values(&[env])
+            .set(i64::from(status.exit_code()));
     }
 
     /// What share of `env`'s users the canary serves (0 without one).

@@ -3,6 +3,7 @@
 //! (`/healthz`, `/readyz`, `/metrics`, the page's login) take none.
 
 pub mod approvals;
+pub mod drift;
 pub mod environments;
 pub mod health;
 pub mod publishing;
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
             get(environments::history),
         )
         .route("/api/v1/environments/{env}/audit", get(environments::audit))
+        .route("/api/v1/environments/{env}/drift", post(drift::check))
+        .route("/api/v1/environments/{env}/drift/fix", post(drift::fix))
         .route("/api/v1/telemetry", post(telemetry::ingest))
         .route("/api/v1/environments/{env}/telemetry", get(telemetry::show))
         .route(

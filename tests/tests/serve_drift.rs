@@ -1,0 +1,136 @@
+//! Drift through `publisher serve`: a flag edited in the service's checkout after a push is
+//! reported as Git-vs-store drift (and on `/metrics`), a read token cannot fix it, a publish
+//! token's fix publishes the checkout audited under its name, and the next check is in sync.
+
+use std::path::Path;
+use std::process::Command;
+
+use integration_tests::repo_root;
+use integration_tests::serve::{Service, copy_dir, write_tokens};
+use serde_json::Value;
+
+const PUBLISHER: &str = "publisher-secret-0123456789";
+const READER: &str = "reader-secret-0123456789";
+
+fn drift(service: &Service, token: &str) -> Value {
+    let reply = service.request("POST", "/api/v1/environments/dev/drift", Some(token), None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// `git -C dir args...`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn metric(service: &Service) -> Option<String> {
+    let text = service.request("GET", "/metrics", None, None).body;
+    text.lines()
+        .find(|l| l.starts_with("flags_drift_status{env=\"dev\"}"))
+        .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn drift_is_checked_and_fixed_through_the_service_by_the_right_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("checkout");
+    copy_dir(&repo_root().join("examples/flags"), &checkout);
+    git(&checkout, &["init", "-q", "-b", "main"]);
+    git(&checkout, &["add", "-A"]);
+    git(&checkout, &["commit", "-q", "-m", "flags"]);
+    write_tokens(
+        &dir.path().join("tokens.yaml"),
+        &[
+            ("ci", PUBLISHER, "{dev: [publish]}"),
+            ("reader", READER, "{dev: [read]}"),
+        ],
+    );
+    let service = Service::start(
+        &[
+            "--store",
+            dir.path().join("store").to_str().unwrap(),
+            "--flags",
+            checkout.to_str().unwrap(),
+            "--tokens",
+            dir.path().join("tokens.yaml").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let pushed = service.request(
+        "POST",
+        "/api/v1/environments/dev/push",
+        Some(PUBLISHER),
+        None,
+    );
+    assert_eq!(pushed.status, 200, "{}", pushed.body);
+    let report = drift(&service, READER);
+    assert_eq!(report["status"], "in_sync", "{report}");
+    assert_eq!(metric(&service).as_deref(), Some("0"));
+
+    // A commit lands in the checkout without being pushed: Git is ahead of the store.
+    let file = checkout.join("flags/beta-banner.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = text.replacen("  dev:\n    enabled: true", "  dev:\n    enabled: false", 1);
+    assert_ne!(
+        text, edited,
+        "examples/flags/flags/beta-banner.yaml changed shape"
+    );
+    std::fs::write(&file, edited).unwrap();
+    git(&checkout, &["commit", "-q", "-am", "banner off"]);
+
+    let report = drift(&service, READER);
+    assert_eq!(report["status"], "drift", "{report}");
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["layer"] == "git" && f["against"] == "store"),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("beta-banner"),
+        "names the flag: {report}"
+    );
+    assert_eq!(metric(&service).as_deref(), Some("1"));
+
+    let refused = service.request(
+        "POST",
+        "/api/v1/environments/dev/drift/fix",
+        Some(READER),
+        None,
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let anonymous = service.request("POST", "/api/v1/environments/dev/drift", None, None);
+    assert_eq!(anonymous.status, 401);
+
+    let fixed = service.request(
+        "POST",
+        "/api/v1/environments/dev/drift/fix",
+        Some(PUBLISHER),
+        None,
+    );
+    assert_eq!(fixed.status, 200, "{}", fixed.body);
+    let fixed = fixed.json();
+    assert_eq!(fixed["after"]["status"], "in_sync", "{fixed}");
+    let audit = service
+        .request("GET", "/api/v1/environments/dev/audit", Some(READER), None)
+        .json();
+    assert_eq!(
+        audit["entries"][0]["who"], "ci",
+        "the fix is audited as the token: {audit}"
+    );
+    assert_eq!(audit["entries"][0]["version"], 2, "{audit}");
+    assert_eq!(drift(&service, READER)["status"], "in_sync");
+    assert_eq!(metric(&service).as_deref(), Some("0"));
+}
