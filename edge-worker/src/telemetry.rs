@@ -172,17 +172,17 @@ impl Tally {
     /// Counts one flag's answer.
     pub fn record_one(&mut self, snapshot: &Snapshot, key: &str, variant: Option<&str>) {
         let table = self.table(snapshot);
-        let added = table
+        let index = table
             .slots
-            .binary_search_by(|slot| slot.key.as_str().cmp(key))
-            .ok()
-            .and_then(|index| table.slots.get_mut(index))
-            .is_some_and(|slot| slot.add(variant));
-        if added {
+            .binary_search_by(|slot| slot.key.as_str().cmp(key));
+        // An unknown key answers FLAG_NOT_FOUND: nothing to count against a flag.
+        let Some(slot) = index.ok().and_then(|index| table.slots.get_mut(index)) else {
+            return;
+        };
+        if slot.add(variant) {
             self.counted += 1;
         } else {
-            // An unknown key answers FLAG_NOT_FOUND: nothing to count against a flag.
-            self.dropped += u64::from(table.slots.iter().any(|s| s.key == key));
+            self.dropped += 1;
         }
     }
 
