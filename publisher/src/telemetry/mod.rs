@@ -93,6 +93,9 @@ pub struct Lint {
 pub struct Telemetry {
     path: Option<PathBuf>,
     environments: Mutex<BTreeMap<String, EnvStats>>,
+    /// Held while the file is written: one writer at a time on its temporary file, each
+    /// writing the state as of its turn, so the last write is the latest state.
+    writing: Mutex<()>,
 }
 
 impl Telemetry {
@@ -101,6 +104,7 @@ impl Telemetry {
         Telemetry {
             path: None,
             environments: Mutex::default(),
+            writing: Mutex::default(),
         }
     }
 
@@ -116,6 +120,7 @@ impl Telemetry {
         Ok(Telemetry {
             path: Some(path.to_owned()),
             environments: Mutex::new(environments),
+            writing: Mutex::default(),
         })
     }
 
@@ -171,9 +176,10 @@ impl Telemetry {
             flag.days.retain(|d, _| *d >= oldest);
             counted = counted.saturating_add(count.count);
         }
-        let snapshot = self.path.as_ref().map(|_| environments.clone());
         drop(environments);
-        if let (Some(path), Some(snapshot)) = (&self.path, snapshot) {
+        if let Some(path) = &self.path {
+            let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+            let snapshot = self.lock().clone();
             write_atomically(path, &snapshot)?;
         }
         Ok(counted)
