@@ -1,9 +1,10 @@
-//! Latency of the edge worker in bare workerd (no wrangler/Miniflare proxy in front): OFREP bulk
-//! for 100 flags against the trivial `/_flags/ping` route, in the same run, with wrk.
+//! Latency of the edge worker in bare workerd (no wrangler/Miniflare proxy in front), with wrk,
+//! in one run: the trivial `/_flags/ping` route, an OFREP single-flag request and an OFREP bulk
+//! request for 100 flags (both with a signed token), and each p50 as a ratio of the trivial one.
 //!
 //! Run: `cargo xtask worker-build && cargo run --release -p integration-tests --example worker_bench`
 //! Needs `wrk` (Debian package) and `npm ci` (workerd ships in the `workerd` npm package).
-//! Environment: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (default 4).
+//! Environment: `BENCH_SECONDS` per route (default 5), `BENCH_CONNECTIONS` (default 4).
 
 use std::io::Write as _;
 use std::process::Command;
@@ -18,7 +19,7 @@ fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(5);
     let connections: u64 = std::env::var("BENCH_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -64,7 +65,15 @@ fn main() {
         "bulk answers 100 flags"
     );
 
-    let script = scratch_dir("workerd-bench").join("bulk.lua");
+    let single_path = format!("{base}/ofrep/v1/evaluate/flags/{SINGLE_FLAG}");
+    let check = ureq::post(&single_path)
+        .set("Authorization", &format!("Bearer {bearer}"))
+        .send_string(&body)
+        .expect("single-flag request");
+    let answer: serde_json::Value = serde_json::from_str(&check.into_string().unwrap()).unwrap();
+    assert_eq!(answer["key"], SINGLE_FLAG, "single answers its flag");
+
+    let script = scratch_dir("workerd-bench").join("post.lua");
     let mut lua = std::fs::File::create(&script).unwrap();
     writeln!(lua, "wrk.method = \"POST\"").unwrap();
     writeln!(lua, "wrk.body = {}", lua_string(&body)).unwrap();
@@ -73,6 +82,7 @@ fn main() {
     drop(lua);
 
     let trivial = wrk(&format!("{base}/_flags/ping"), None, seconds, connections);
+    let single = wrk(&single_path, Some(&script), seconds, connections);
     let bulk = wrk(
         &format!("{base}/ofrep/v1/evaluate/flags"),
         Some(&script),
@@ -80,20 +90,31 @@ fn main() {
         connections,
     );
     drop(workerd);
-    println!("bare workerd, wrk -t2 -c{connections} -d{seconds}s on 127.0.0.1:");
-    println!(
-        "  trivial route  GET  /_flags/ping           p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s",
-        trivial.p50_ms, trivial.p99_ms, trivial.rps
+    println!("bare workerd, wrk -t2 -c{connections} -d{seconds}s per route on 127.0.0.1:");
+    let row = |name: &str, l: &Latency, target: &str| {
+        println!(
+            "  {name:<40} p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s  p50 {:.2}x trivial{target}",
+            l.p50_ms,
+            l.p99_ms,
+            l.rps,
+            l.p50_ms / trivial.p50_ms
+        );
+    };
+    row("trivial  GET  /_flags/ping", &trivial, "");
+    row(
+        "single   POST .../flags/{key}, token",
+        &single,
+        " (target <= 1.15x)",
     );
-    println!(
-        "  OFREP bulk     POST /ofrep/v1/evaluate/flags p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s  (100 flags)",
-        bulk.p50_ms, bulk.p99_ms, bulk.rps
-    );
-    println!(
-        "  bulk p50 / trivial p50 = {:.2}x (target <= 1.25x)",
-        bulk.p50_ms / trivial.p50_ms
+    row(
+        "bulk     POST .../flags, 100, token",
+        &bulk,
+        " (target <= 1.25x)",
     );
 }
+
+/// A flag of the random bench blob (`flag-000` .. `flag-099`).
+const SINGLE_FLAG: &str = "flag-042";
 
 struct Latency {
     p50_ms: f64,
