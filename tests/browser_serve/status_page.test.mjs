@@ -4,6 +4,11 @@
 //   SERVE_URL     required: the service, e.g. http://127.0.0.1:8080
 //   READ_TOKEN    required: a token with read on ENV (signs in through the page's form)
 //   KILL_TOKEN    required: a token with kill on ENV (the test kills KILL_FLAG through the API)
+//   LATER         required: an RFC 3339 instant 60 days after the telemetry batch (`?now=`)
+//
+// The deployment it expects (set up by serve_page.rs): prod pushed by `admin`, staging too
+// (the read token may not read it), checkout-v2's rollout ticked 1 -> 2 and back to 1
+// (reverting), an expired flag `old-promo` in the checkout, beta-banner evaluated 5 on + 3 off.
 //   ENV           optional: the environment (default prod)
 //   KILL_FLAG     optional: default beta-banner
 //   CHROMIUM_PATH optional: default /usr/bin/chromium
@@ -23,7 +28,7 @@ describe('status page', () => {
   let browser;
   let page;
   before(async () => {
-    assert.ok(SERVE_URL && env.READ_TOKEN && env.KILL_TOKEN, 'SERVE_URL, READ_TOKEN, KILL_TOKEN');
+    assert.ok(SERVE_URL && env.READ_TOKEN && env.KILL_TOKEN && env.LATER, 'SERVE_URL, READ_TOKEN, KILL_TOKEN, LATER');
     browser = await chromium.launch({ executablePath: env.CHROMIUM_PATH || '/usr/bin/chromium', headless: true });
     page = await browser.newPage();
   });
@@ -36,10 +41,50 @@ describe('status page', () => {
     await page.fill('input[name=token]', env.READ_TOKEN);
     await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
     assert.equal(await page.textContent('#whoami'), 'reader');
+    assert.equal(await page.locator('#env-staging').count(), 0, 'staging is not the reader\'s');
     const section = page.locator(`#env-${ENV}`);
     const before = Number(await section.locator('.version').textContent());
     assert.ok(before >= 1, `a version is shown: ${await section.textContent()}`);
     assert.equal(await section.locator('.killed').count(), 0, 'nothing killed yet');
+
+    // The version's age: published seconds ago, the instant in the title.
+    const age = section.locator('.stable time.age');
+    assert.match(await age.textContent(), /^\d+ s ago$|^1 min ago$/);
+    const published = Date.parse(await age.getAttribute('title'));
+    assert.ok(Math.abs(Date.now() - published) < 120_000, await age.getAttribute('title'));
+
+    // The rollout: back at stage 1 of 4 (1%), reverting after the failed check.
+    const rollout = section.locator('tr.rollout[data-flag="checkout-v2"]');
+    assert.equal(await rollout.locator('.stage').textContent(), '1 of 4');
+    assert.equal(await rollout.locator('.live').textContent(), '1%');
+    assert.match(await rollout.locator('.status').textContent(), /^reverting: health check/);
+    // Its chart: one point per recorded transition (push: 1%, tick: 5%, tick back: 1%), the
+    // last a halt, the line ending at the current share.
+    const chart = rollout.locator('svg.rollout-chart');
+    const points = chart.locator('circle.point');
+    assert.equal(await points.count(), 3);
+    const ys = await points.evaluateAll((cs) => cs.map((c) => Number(c.getAttribute('cy'))));
+    assert.ok(ys[1] < ys[0] && ys[2] === ys[0], `up to 5% and back to 1%: ${ys}`);
+    assert.equal(await chart.locator('circle.halt').count(), 1);
+    assert.match(await chart.locator('circle.halt title').textContent(), /stage 1 \(reverting\)/);
+    assert.equal(await chart.locator('text.current').textContent(), '1%');
+    assert.equal(await chart.locator('g.guide').count(), 4, 'one guide per stage');
+    assert.equal(await chart.locator('polyline').count(), 1);
+
+    // Lints from the checkout: the expired flag.
+    const lint = section.locator('tr.lint[data-flag="old-promo"]');
+    assert.match(await lint.textContent(), /expired on 2020-01-01/);
+    assert.equal(await section.locator('tr.lint.not-evaluated').count(), 0, 'evaluated just now');
+
+    // Recent changes, newest first: the ticks by cron, the pushes by the admin token.
+    const whos = await section.locator('tr.audit-entry .who').allTextContents();
+    assert.deepEqual(whos, ['cron', 'cron', 'admin']);
+
+    // Evaluations per variant: beta-banner's two variants, 8 in all.
+    const evaluations = section.locator('figure.evaluations-flag[data-flag="beta-banner"]');
+    assert.match(await evaluations.locator('figcaption').textContent(), /8 evaluations \(off, on\)/);
+    assert.equal(await evaluations.locator('g.series').count(), 2);
+    assert.deepEqual(await evaluations.locator('text.current').allTextContents(), ['3', '5']);
 
     const reply = await fetch(`${SERVE_URL}/api/v1/environments/${ENV}/flags/${KILL_FLAG}/kill`, {
       method: 'POST',
@@ -55,5 +100,15 @@ describe('status page', () => {
     assert.equal(now, before + 1);
     assert.match(await section.locator('.killed').textContent(), new RegExp(KILL_FLAG));
     assert.match(await section.textContent(), /kill by oncall/);
+    assert.equal(await section.locator('tr.audit-entry .who').first().textContent(), 'oncall');
+    assert.equal(await section.locator('tr.audit-entry .action').first().textContent(), 'kill');
+    // The kill carries the rollout's state: still three transitions.
+    assert.equal(await section.locator('svg.rollout-chart circle.point').count(), 3);
+
+    // 60 days on, beta-banner has not been evaluated for 60 days.
+    await page.goto(`${SERVE_URL}/?now=${encodeURIComponent(env.LATER)}`);
+    const stale = section.locator('tr.lint.not-evaluated[data-flag="beta-banner"]');
+    assert.match(await stale.textContent(), /not evaluated in 60 days/);
+    assert.match(await section.locator('.stable time.age').textContent(), /^60 d ago$|^59 d 23 h ago$/);
   });
 });

@@ -1,19 +1,27 @@
 //! `GET /`: the status page, rendered on the server (no front-end build). A visitor without a
 //! token gets the login form; `POST /` with the form's token sets an HttpOnly cookie. The page
-//! is read-only whatever the token's roles: it shows, the API changes.
+//! is read-only whatever the token's roles: it shows, the API changes. It lists only the
+//! environments the token may read. The sections are in `sections.rs`, the SVG charts in
+//! `charts.rs`.
 
 use std::fmt::Write as _;
 
+mod charts;
+mod sections;
+
 use axum::Form;
-use axum::extract::{FromRequestParts, State};
-use axum::http::header;
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use chrono::{DateTime, Utc};
+
 use super::AppState;
 use super::auth::Caller;
-use super::routes::environments::{EnvStatus, status};
+use super::error::ApiError;
+use super::routes::environments::status;
 use super::tokens::Role;
 
 /// Escapes text for HTML.
@@ -34,7 +42,8 @@ pub fn escape(text: &str) -> String {
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
-th{background:#f4f4f4}.killed{color:#b00;font-weight:bold}";
+th{background:#f4f4f4}.killed{color:#b00;font-weight:bold}.lint.error{color:#b00}\
+time{border-bottom:1px dotted #999}figure{display:inline-block;margin:0 1em 1em 0}";
 
 fn layout(title: &str, body: &str) -> Html<String> {
     Html(format!(
@@ -54,43 +63,46 @@ fn login_form(message: &str) -> Html<String> {
     )
 }
 
-fn env_section(out: &mut String, env: &EnvStatus) {
+/// `?now=RFC3339`: the page as of another instant (ages and telemetry lints), to see what will
+/// fire, as `GET .../telemetry?now=` does.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    now: Option<DateTime<Utc>>,
+}
+
+/// One environment's section: versions, pending approvals, rollouts, lints, recent changes and
+/// evaluations.
+async fn env_section(
+    out: &mut String,
+    state: &AppState,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let env = status(state, name).await?;
+    let environment = state.environment(name, "-")?;
+    let history = environment.history().await?.records;
+    let canary = env
+        .canary
+        .as_ref()
+        .and_then(|c| history.iter().find(|r| r.version == c.since));
     let _ = write!(
         out,
         "<section class=env id=\"env-{0}\"><h2>{0}</h2>",
-        escape(&env.name)
+        escape(name)
     );
-    match (&env.version, &env.record) {
-        (Some(version), Some(record)) => {
-            let _ = write!(
-                out,
-                "<p>version <b class=version>{version}</b> ({} flags), {} by <b>{}</b> at {}{}</p>",
-                env.flags,
-                escape(record.action.as_str()),
-                escape(&record.author),
-                escape(&record.created_at),
-                record
-                    .source_commit
-                    .as_deref()
-                    .map_or(String::new(), |c| format!(
-                        ", commit <code>{}</code>",
-                        escape(c.get(..7).unwrap_or(c))
-                    ))
-            );
-        }
-        (Some(version), None) => {
-            let _ = write!(out, "<p>version <b class=version>{version}</b></p>");
-        }
-        _ => out.push_str("<p>nothing published yet</p>"),
-    }
-    if !env.killed.is_empty() {
-        let _ = write!(
-            out,
-            "<p class=killed>killed: {}</p>",
-            escape(&env.killed.join(", "))
-        );
-    }
+    sections::versions(out, &env, canary, now);
+    pending_section(out, state, name);
+    sections::rollouts(out, &environment.rollouts().await?, &history, now);
+    let deployed: Vec<String> = match environment.deployed().await? {
+        Some((_, blob)) => blob.body.flags.into_iter().map(|f| f.key).collect(),
+        None => Vec::new(),
+    };
+    let stats = state.telemetry.environment(name);
+    sections::lints(out, state, name, &deployed, &stats, now).await?;
+    sections::audit(out, &environment.audit().await?, now);
+    sections::evaluations(out, &deployed, &stats);
     out.push_str("</section>");
+    Ok(())
 }
 
 /// `GET /`.
@@ -102,6 +114,10 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
                 .into_response();
         }
     };
+    let now = match Query::<PageQuery>::from_request_parts(&mut parts, &state).await {
+        Ok(Query(query)) => query.now.unwrap_or_else(Utc::now),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.body_text()).into_response(),
+    };
     let mut body = format!(
         "<h1>Flags</h1><p>signed in as <b id=whoami>{}</b></p>",
         escape(caller.name())
@@ -110,15 +126,13 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
         if !caller.token.allows(&name, Role::Read) {
             continue;
         }
-        match status(&state, &name).await {
-            Ok(env) => {
-                env_section(&mut body, &env);
-                pending_section(&mut body, &state, &name);
-            }
+        let mut section = String::new();
+        match env_section(&mut section, &state, &name, now).await {
+            Ok(()) => body.push_str(&section),
             Err(e) => {
                 let _ = write!(
                     body,
-                    "<section><h2>{}</h2><p>cannot read: {}</p></section>",
+                    "<section class=env id=\"env-{0}\"><h2>{0}</h2><p>cannot read: {1}</p></section>",
                     escape(&name),
                     escape(&e.to_string())
                 );

@@ -1,0 +1,401 @@
+//! The status page's sections for one environment: versions with their age, rollouts with
+//! their chart, lints (the checkout's, as `validate` reports them, and telemetry's), the last
+//! audit entries and evaluations per variant. Each reads through the same library functions
+//! as the API routes; everything user-controlled goes through [`escape`].
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::charts::{Chart, Point, Series, Shape};
+use super::escape;
+use crate::compile::Severity;
+use crate::layout::{RolloutState, RolloutStatus, VersionRecord};
+use crate::serve::AppState;
+use crate::serve::error::ApiError;
+use crate::serve::routes::environments::{EnvStatus, compile_checkout};
+use crate::telemetry::{self, EnvStats};
+
+/// Audit entries shown per environment.
+pub const AUDIT_ROWS: usize = 10;
+
+/// `span` as people say it: "3 h 12 min", "2 d 4 h", "45 s".
+pub fn human_duration(span: chrono::Duration) -> String {
+    let s = span.num_seconds().unsigned_abs();
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// `<time>` with the age of an RFC 3339 instant relative to `now`, the instant as its title.
+fn age(at: &str, now: DateTime<Utc>) -> String {
+    match DateTime::parse_from_rfc3339(at) {
+        Ok(t) => {
+            let span = now - t.with_timezone(&Utc);
+            let text = if span < chrono::Duration::zero() {
+                format!("in {}", human_duration(span))
+            } else {
+                format!("{} ago", human_duration(span))
+            };
+            format!(
+                "<time class=age datetime=\"{0}\" title=\"{0}\">{1}</time>",
+                escape(at),
+                text
+            )
+        }
+        Err(_) => escape(at),
+    }
+}
+
+/// Stable version (who, when, commit, age) and the canary beside it.
+pub fn versions(
+    out: &mut String,
+    env: &EnvStatus,
+    canary: Option<&VersionRecord>,
+    now: DateTime<Utc>,
+) {
+    match (&env.version, &env.record) {
+        (Some(version), Some(record)) => {
+            let _ = write!(
+                out,
+                "<p class=stable>version <b class=version>{version}</b> ({} flags), {} by <b>{}</b> {}{}</p>",
+                env.flags,
+                escape(record.action.as_str()),
+                escape(&record.author),
+                age(&record.created_at, now),
+                record
+                    .source_commit
+                    .as_deref()
+                    .map_or(String::new(), |c| format!(
+                        ", commit <code>{}</code>",
+                        escape(c.get(..7).unwrap_or(c))
+                    ))
+            );
+        }
+        (Some(version), None) => {
+            let _ = write!(
+                out,
+                "<p class=stable>version <b class=version>{version}</b></p>"
+            );
+        }
+        _ => out.push_str("<p>nothing published yet</p>"),
+    }
+    if let Some(c) = &env.canary {
+        let _ = write!(
+            out,
+            "<p class=canary>canary from version <b>{}</b> to {}% of users{}</p>",
+            c.since,
+            c.percent.percent(),
+            canary.map_or(String::new(), |r| format!(
+                ", started by <b>{}</b> {}",
+                escape(&r.author),
+                age(&r.created_at, now)
+            ))
+        );
+    }
+    if !env.killed.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=killed>killed: {}</p>",
+            escape(&env.killed.join(", "))
+        );
+    }
+}
+
+fn seconds(at: &str) -> Option<f64> {
+    DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.timestamp() as f64)
+}
+
+fn date_label(x: f64) -> String {
+    DateTime::from_timestamp(x as i64, 0)
+        .map_or_else(String::new, |t| t.format("%m-%d %H:%M").to_string())
+}
+
+fn percent_label(y: f64) -> String {
+    format!("{y}%")
+}
+
+/// One rollout's transitions from the version history (oldest first): a point each time its
+/// stage, status or `since` changed, with halts (held, reverting) marked.
+pub fn rollout_points(history: &[VersionRecord], flag: &str, rule: &str) -> Vec<Point> {
+    let mut points: Vec<Point> = Vec::new();
+    let mut last: Option<(usize, RolloutStatus, String)> = None;
+    for record in history {
+        let Some(state) = record
+            .rollouts
+            .iter()
+            .find(|r| r.schedule.flag == flag && r.schedule.rule == rule)
+        else {
+            last = None;
+            continue;
+        };
+        let key = (state.stage, state.status, state.since.clone());
+        if last.as_ref() == Some(&key) {
+            continue;
+        }
+        last = Some(key);
+        let Some(x) = seconds(&state.since) else {
+            continue;
+        };
+        points.push(Point {
+            x,
+            y: crate::rollout::live_percent(state),
+            note: format!(
+                "{}: stage {} ({}){}",
+                state.since,
+                state.stage,
+                state.status.as_str(),
+                state
+                    .reason
+                    .as_deref()
+                    .map_or(String::new(), |r| format!(": {r}"))
+            ),
+            halt: matches!(state.status, RolloutStatus::Held | RolloutStatus::Reverting),
+        });
+    }
+    points
+}
+
+/// The rollouts of the deployed version: a table row and a chart each.
+pub fn rollouts(
+    out: &mut String,
+    states: &[RolloutState],
+    history: &[VersionRecord],
+    now: DateTime<Utc>,
+) {
+    if states.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h3>Rollouts</h3><table class=rollouts><tr><th>flag / rule</th><th>stage</th><th>live</th>\
+         <th>status</th><th>next stage due</th><th>over time</th></tr>",
+    );
+    for state in states {
+        let schedule = &state.schedule;
+        let rings = crate::rollout::live_rings(state);
+        let guides: Vec<(f64, String)> = (1..=schedule.stages.len())
+            .map(|stage| {
+                let percent = crate::compile::schedule::stage_percent(schedule, stage)
+                    .map_or(0.0, |p| p.percent());
+                (percent, format!("stage {stage}"))
+            })
+            .collect();
+        let series = [Series {
+            name: format!("{}/{}", schedule.flag, schedule.rule),
+            points: rollout_points(history, &schedule.flag, &schedule.rule),
+        }];
+        let chart = Chart {
+            class: "rollout-chart",
+            title: &format!(
+                "{}/{}: share of users over time",
+                schedule.flag, schedule.rule
+            ),
+            series: &series,
+            shape: Shape::Steps,
+            y_max: 100.0,
+            guides: &guides,
+            x_end: Some(now.timestamp() as f64),
+            x_label: date_label,
+            y_label: percent_label,
+        }
+        .render();
+        let _ = write!(
+            out,
+            "<tr class=rollout data-flag=\"{flag}\"><td>{flag} / {rule}</td><td class=stage>{} of {}</td>\
+             <td class=live>{}%{}</td><td class=status>{}{}</td><td>{}</td><td>{chart}</td></tr>",
+            state.stage,
+            schedule.stages.len(),
+            crate::rollout::live_percent(state),
+            if rings.is_empty() {
+                String::new()
+            } else {
+                format!(" + {}", escape(&rings.join(", ")))
+            },
+            state.status.as_str(),
+            state
+                .reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {}", escape(r))),
+            crate::rollout::next_due(state).map_or("-".to_owned(), |t| age(&t.to_rfc3339(), now)),
+            flag = escape(&schedule.flag),
+            rule = escape(&schedule.rule),
+        );
+    }
+    out.push_str("</table>");
+}
+
+/// Lints: the checkout's diagnostics for the environment (what `validate` reports: expired,
+/// past review, unused segments, and errors that block a push) and telemetry's.
+pub async fn lints(
+    out: &mut String,
+    state: &AppState,
+    env: &str,
+    deployed: &[String],
+    stats: &EnvStats,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let diagnostics = match compile_checkout(state, env).await? {
+        Ok(compiled) => compiled.warnings,
+        Err(diagnostics) => diagnostics,
+    };
+    let telemetry = telemetry::lints(
+        stats,
+        deployed.iter().map(String::as_str),
+        now,
+        telemetry::DEFAULT_STALE_DAYS,
+    );
+    if diagnostics.is_empty() && telemetry.is_empty() {
+        out.push_str("<p class=no-lints>no lints</p>");
+        return Ok(());
+    }
+    out.push_str(
+        "<h3>Lints</h3><table class=lints><tr><th>flag</th><th>kind</th><th>what</th></tr>",
+    );
+    for d in &diagnostics {
+        let kind = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "checkout",
+        };
+        let _ = write!(
+            out,
+            "<tr class=\"lint {kind}\" data-flag=\"{0}\"><td>{0}</td><td>{kind}</td><td>{1}</td></tr>",
+            escape(d.flag.as_deref().unwrap_or("")),
+            escape(&d.to_string()),
+        );
+    }
+    for lint in &telemetry {
+        let _ = write!(
+            out,
+            "<tr class=\"lint {kind}\" data-flag=\"{0}\"><td>{0}</td><td>{kind}</td><td>{1}</td></tr>",
+            escape(&lint.flag),
+            escape(&lint.message),
+            kind = lint.kind,
+        );
+    }
+    out.push_str("</table>");
+    Ok(())
+}
+
+/// The last [`AUDIT_ROWS`] audit entries, newest first: who, what, when.
+pub fn audit(out: &mut String, entries: &[crate::layout::AuditEntry], now: DateTime<Utc>) {
+    if entries.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h3>Recent changes</h3><table class=audit><tr><th>version</th><th>who</th><th>action</th><th>what</th><th>when</th></tr>",
+    );
+    for entry in entries.iter().rev().take(AUDIT_ROWS) {
+        let _ = write!(
+            out,
+            "<tr class=audit-entry><td>{}</td><td class=who>{}</td><td class=action>{}</td><td>{}{}</td><td>{}</td></tr>",
+            entry.version,
+            escape(&entry.who),
+            escape(entry.action.as_str()),
+            escape(&entry.what),
+            entry
+                .message
+                .as_deref()
+                .map_or(String::new(), |m| format!(" <i>{}</i>", escape(m))),
+            age(&entry.when, now),
+        );
+    }
+    out.push_str("</table>");
+}
+
+fn day_seconds(day: &NaiveDate) -> f64 {
+    day.and_hms_opt(0, 0, 0)
+        .map_or(0.0, |t| t.and_utc().timestamp() as f64)
+}
+
+fn day_label(x: f64) -> String {
+    DateTime::from_timestamp(x as i64, 0)
+        .map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
+}
+
+fn count_label(y: f64) -> String {
+    format!("{y}")
+}
+
+/// Evaluations per variant per day, one chart for each deployed flag with telemetry.
+pub fn evaluations(out: &mut String, deployed: &[String], stats: &EnvStats) {
+    let flags: Vec<_> = deployed
+        .iter()
+        .filter_map(|key| stats.flags.get(key).map(|f| (key, f)))
+        .filter(|(_, f)| !f.days.is_empty())
+        .collect();
+    if flags.is_empty() {
+        return;
+    }
+    out.push_str("<h3>Evaluations per variant</h3><div class=evaluations>");
+    for (key, flag) in flags {
+        let variants: std::collections::BTreeSet<&String> =
+            flag.days.values().flat_map(|v| v.keys()).collect();
+        let series: Vec<Series> = variants
+            .into_iter()
+            .map(|variant| Series {
+                name: variant.clone(),
+                points: flag
+                    .days
+                    .iter()
+                    .map(|(day, counts)| {
+                        let n = counts.get(variant).copied().unwrap_or(0);
+                        Point {
+                            x: day_seconds(day),
+                            y: n as f64,
+                            note: format!("{day}: {variant} {n}"),
+                            halt: false,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let y_max = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.y))
+            .fold(0.0, f64::max);
+        let chart = Chart {
+            class: "evaluations-chart",
+            title: &format!("{key}: evaluations per variant per day"),
+            series: &series,
+            shape: Shape::Line,
+            y_max,
+            guides: &[],
+            x_end: None,
+            x_label: day_label,
+            y_label: count_label,
+        }
+        .render();
+        let legend: Vec<String> = series.iter().map(|s| escape(&s.name)).collect();
+        let _ = write!(
+            out,
+            "<figure class=evaluations-flag data-flag=\"{0}\"><figcaption>{0}: {1} evaluations ({2})</figcaption>{chart}</figure>",
+            escape(key),
+            flag.total,
+            legend.join(", "),
+        );
+    }
+    out.push_str("</div>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        let d = chrono::Duration::seconds;
+        assert_eq!(human_duration(d(45)), "45 s");
+        assert_eq!(human_duration(d(3 * 3600 + 12 * 60 + 5)), "3 h 12 min");
+        assert_eq!(human_duration(d(2 * 3600)), "2 h");
+        assert_eq!(human_duration(d(2 * 86_400 + 4 * 3600 + 59)), "2 d 4 h");
+        assert_eq!(human_duration(d(-90)), "1 min");
+    }
+}
