@@ -398,4 +398,38 @@ mod tests {
         assert_eq!(human_duration(d(2 * 86_400 + 4 * 3600 + 59)), "2 d 4 h");
         assert_eq!(human_duration(d(-90)), "1 min");
     }
+
+    #[test]
+    fn audit_rows_escape_what_users_wrote_and_show_the_newest_first() {
+        let entry = |version: u64, who: &str, message: &str| -> crate::layout::AuditEntry {
+            serde_json::from_value(serde_json::json!({
+                "version": version, "action": "push", "who": who,
+                "when": "2026-12-03T12:00:00Z", "what": "added <b>",
+                "message": message,
+                "summary": {"added": [], "removed": [], "changed": []},
+            }))
+            .unwrap()
+        };
+        let mut out = String::new();
+        let now = DateTime::parse_from_rfc3339("2026-12-03T15:12:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        audit(
+            &mut out,
+            &[
+                entry(1, "ci", "first"),
+                entry(2, "<script>x</script>", "a \"quote\" & more"),
+            ],
+            now,
+        );
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(out.contains("&lt;script&gt;x&lt;/script&gt;"), "{out}");
+        assert!(out.contains("a &quot;quote&quot; &amp; more"), "{out}");
+        assert!(out.contains("added &lt;b&gt;"), "{out}");
+        assert!(
+            out.find("<td>2</td>") < out.find("<td>1</td>"),
+            "newest first: {out}"
+        );
+        assert!(out.contains(">3 h 12 min ago</time>"), "{out}");
+    }
 }
