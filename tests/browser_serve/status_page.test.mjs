@@ -8,7 +8,7 @@
 //
 // The deployment it expects (set up by serve_page.rs): prod pushed by `admin`, staging too
 // (the read token may not read it), checkout-v2's rollout ticked 1 -> 2 and back to 1
-// (reverting), an expired flag `old-promo` in the checkout, beta-banner evaluated 5 on + 3 off.
+// (reverting), a drift check by the reader, an expired flag `old-promo` in the checkout, beta-banner evaluated 5 on + 3 off.
 //   ENV           optional: the environment (default prod)
 //   KILL_FLAG     optional: default beta-banner
 //   CHROMIUM_PATH optional: default /usr/bin/chromium
@@ -46,6 +46,10 @@ describe('status page', () => {
     const before = Number(await section.locator('.version').textContent());
     assert.ok(before >= 1, `a version is shown: ${await section.textContent()}`);
     assert.equal(await section.locator('.killed').count(), 0, 'nothing killed yet');
+
+    // The last drift check, run by the reader through the API: the checkout is what was
+    // pushed (rollout stages advanced by ticks are not drift).
+    assert.match(await section.locator('.drift').textContent(), /^last drift check by reader: in sync \d+ s ago$/);
 
     // The version's age: published seconds ago, the instant in the title.
     const age = section.locator('.stable time.age');

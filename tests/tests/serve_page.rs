@@ -102,6 +102,13 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
     ]});
     let sent = service.request("POST", "/api/v1/telemetry", Some(EDGE), Some(&batch));
     assert_eq!(sent.status, 202, "{}", sent.body);
+    let checked = service.request(
+        "POST",
+        "/api/v1/environments/prod/drift",
+        Some(READER),
+        None,
+    );
+    assert_eq!(checked.status, 200, "{}", checked.body);
     let later = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
 
     let output = Command::new("node")

@@ -91,6 +91,7 @@ async fn env_section(
         escape(name)
     );
     sections::versions(out, &env, canary, now);
+    sections::drift(out, &crate::drift::audit::entries(&environment).await?, now);
     pending_section(out, state, name);
     sections::rollouts(out, &environment.rollouts().await?, &history, now);
     let deployed: Vec<String> = match environment.deployed().await? {

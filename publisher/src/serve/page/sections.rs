@@ -284,6 +284,26 @@ pub async fn lints(
     Ok(())
 }
 
+/// The last drift check or fix of the environment, as `publisher audit` words it (who, verdict,
+/// what differed), with its age; the page runs no check itself (that is `POST .../drift`).
+pub fn drift(
+    out: &mut String,
+    entries: &[crate::drift::audit::DriftAuditEntry],
+    now: DateTime<Utc>,
+) {
+    match entries.last() {
+        Some(last) => {
+            let _ = write!(
+                out,
+                "<p class=drift>last {} {}</p>",
+                escape(&last.one_line()),
+                age(&last.when, now)
+            );
+        }
+        None => out.push_str("<p class=drift>drift: never checked</p>"),
+    }
+}
+
 /// The last [`AUDIT_ROWS`] audit entries, newest first: who, what, when.
 pub fn audit(out: &mut String, entries: &[crate::layout::AuditEntry], now: DateTime<Utc>) {
     if entries.is_empty() {
