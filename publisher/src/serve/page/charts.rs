@@ -125,10 +125,11 @@ impl Chart<'_> {
                 line.push((px(p.x), py(p.y)));
             }
             let last = series.points.last();
-            if let (Some(end), Some(last)) = (self.x_end, last) {
-                if self.shape == Shape::Steps && end > last.x {
-                    line.push((px(end), py(last.y)));
-                }
+            if let (Some(end), Some(last)) = (self.x_end, last)
+                && self.shape == Shape::Steps
+                && end > last.x
+            {
+                line.push((px(end), py(last.y)));
             }
             let _ = write!(
                 out,
