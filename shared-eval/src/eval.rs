@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Body, Condition, Context, Flag, FlagKind, MAX_RULE_DEPTH, Op, SemVer, Serve, Snapshot, Split,
-    Targeting, ValueType, VariantId, bucket, check,
+    Targeting, ValueType, VariantId, bucket, check, datetime,
     index::HashIndex,
     logic, ops, parse_semver,
     program::{Check, Instr, Programs},
@@ -143,6 +143,8 @@ pub(crate) struct Prepared {
     roots: Vec<Vec<u32>>,
     /// Per attribute: some semver test reads it, so resolving parses its value as a version.
     semver_attrs: Vec<bool>,
+    /// Per attribute: some `before`/`after` test reads it, so resolving parses it as a time.
+    time_attrs: Vec<bool>,
     /// Per flag: its answer when no context can change it (off, or on without rules,
     /// prerequisites or permission check), decided once at load time.
     fixed: Vec<Option<Fixed>>,
@@ -156,6 +158,15 @@ pub(crate) struct Fixed {
 }
 
 impl Fixed {
+    fn pick<'s>(self) -> Pick<'s> {
+        Pick {
+            variant: self.variant,
+            reason: self.reason,
+            rule: None,
+            error: None,
+        }
+    }
+
     /// The answer of `flag` if it is the same for every context (the decision procedure of
     /// [`Env::pick`] with every context-dependent step absent).
     fn of(flag: &Flag) -> Option<Fixed> {
@@ -224,9 +235,15 @@ impl Prepared {
         }
         let root_index = HashIndex::new(root_of.iter().map(|(name, _)| *name));
         let mut semver_attrs = alloc::vec![false; body.attrs.len()];
+        let mut time_attrs = alloc::vec![false; body.attrs.len()];
         let mut mark = |condition: &Condition| {
             visit_tests(condition, body, 1, &mut |attr, op| {
-                if let (Op::SemVer(..), Some(slot)) = (op, semver_attrs.get_mut(attr as usize)) {
+                let marks = match op {
+                    Op::SemVer(..) => &mut semver_attrs,
+                    Op::Before(_) | Op::After(_) => &mut time_attrs,
+                    _ => return,
+                };
+                if let Some(slot) = marks.get_mut(attr as usize) {
                     *slot = true;
                 }
             })
@@ -252,6 +269,7 @@ impl Prepared {
             root_index,
             roots,
             semver_attrs,
+            time_attrs,
         })
     }
 }
@@ -299,11 +317,12 @@ pub struct Resolved<'s, 'c> {
 }
 
 /// One attribute's value in one half of the context, and that value as a version when a semver
-/// test needs it.
+/// test needs it, as milliseconds since the epoch when a `before`/`after` test does.
 #[derive(Debug, Default)]
 pub(crate) struct Slot<'c> {
     value: Option<&'c Value>,
     semver: Option<SemVer>,
+    millis: Option<f64>,
 }
 
 impl Snapshot {
@@ -355,6 +374,9 @@ impl Snapshot {
                 slot.value = found;
                 if prepared.semver_attrs.get(*id as usize) == Some(&true) {
                     slot.semver = found.and_then(Value::as_str).and_then(parse_semver);
+                }
+                if prepared.time_attrs.get(*id as usize) == Some(&true) {
+                    slot.millis = found.and_then(datetime::value_to_millis);
                 }
             }
         }
@@ -421,24 +443,21 @@ pub fn evaluate_all<'s>(
     now_ms: i64,
 ) -> Vec<(&'s str, Evaluation<'s>)> {
     let resolved = snapshot.resolve(ctx);
+    // One `Env` for every flag (building it per flag was ~25 instructions each).
+    let env = Env::new(
+        snapshot,
+        &resolved.ctx,
+        Some(resolved.halves()),
+        Some(&snapshot.prepared.programs),
+        now_ms,
+    );
     snapshot
         .blob
         .body
         .flags
         .iter()
         .enumerate()
-        .map(|(index, flag)| {
-            (
-                flag.key.as_str(),
-                evaluate_flag(
-                    snapshot,
-                    index,
-                    &resolved.ctx,
-                    Some(resolved.halves()),
-                    now_ms,
-                ),
-            )
-        })
+        .map(|(index, flag)| (flag.key.as_str(), answer(flag, env.pick(index, flag, 0))))
         .collect()
 }
 
@@ -506,18 +525,18 @@ fn run_flag<'s, 'c>(
     let Some(flag) = snapshot.blob.body.flags.get(index) else {
         return not_found();
     };
-    let env = Env {
-        body: &snapshot.blob.body,
-        regexes: &snapshot.prepared.regexes,
-        salted: &snapshot.prepared.salted,
-        list_indexes: &snapshot.prepared.list_indexes,
-        programs,
-        fixed: programs.map(|_| snapshot.prepared.fixed.as_slice()),
-        ctx,
-        resolved,
-        now_ms,
-    };
-    let pick = env.pick(index, flag, 0);
+    // A load-time answer needs no `Env` (the fixed per-call cost of a static flag).
+    if programs.is_some()
+        && let Some(Some(fixed)) = snapshot.prepared.fixed.get(index)
+    {
+        return answer(flag, fixed.pick());
+    }
+    let env = Env::new(snapshot, ctx, resolved, programs, now_ms);
+    answer(flag, env.pick(index, flag, 0))
+}
+
+/// The evaluation `pick` stands for, its variant's name and value borrowed from the blob.
+fn answer<'s>(flag: &'s Flag, pick: Pick<'s>) -> Evaluation<'s> {
     let variant = pick
         .variant
         .and_then(|id| flag.variants.get(usize::from(id)));
@@ -592,15 +611,30 @@ struct Env<'s, 'c, 'r> {
 }
 
 impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
+    fn new(
+        snapshot: &'s Snapshot,
+        ctx: &'r Context<'c>,
+        resolved: Option<Halves<'r, 'c>>,
+        programs: Option<&'s Programs>,
+        now_ms: i64,
+    ) -> Self {
+        Env {
+            body: &snapshot.blob.body,
+            regexes: &snapshot.prepared.regexes,
+            salted: &snapshot.prepared.salted,
+            list_indexes: &snapshot.prepared.list_indexes,
+            programs,
+            fixed: programs.map(|_| snapshot.prepared.fixed.as_slice()),
+            ctx,
+            resolved,
+            now_ms,
+        }
+    }
+
     /// The decision procedure for flag number `index`. `depth` counts prerequisite levels.
     fn pick(&self, index: usize, flag: &'s Flag, depth: usize) -> Pick<'s> {
         if let Some(Some(fixed)) = self.fixed.and_then(|fixed| fixed.get(index)) {
-            return Pick {
-                variant: fixed.variant,
-                reason: fixed.reason,
-                rule: None,
-                error: None,
-            };
+            return fixed.pick();
         }
         // Off or killed: the off variant (none means "the caller's default", flagd's rule).
         if flag.killed || !flag.enabled {
@@ -750,6 +784,17 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 }
             }
             .is_some_and(|actual| semver::compare(actual, *cmp, wanted)),
+            // As `ops::holds` decides them, with the parse shared on a resolved context.
+            Check::Before(ms) => match slot {
+                Some(slot) => slot.millis,
+                None => value.and_then(datetime::value_to_millis),
+            }
+            .is_some_and(|t| t < *ms as f64),
+            Check::After(ms) => match slot {
+                Some(slot) => slot.millis,
+                None => value.and_then(datetime::value_to_millis),
+            }
+            .is_some_and(|t| t > *ms as f64),
             Check::In(list) => {
                 value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list))
             }

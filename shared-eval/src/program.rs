@@ -48,6 +48,11 @@ pub(crate) enum Check {
     StrNe(String),
     /// A semver comparison, against the context value parsed once per resolved context.
     SemVer(SemVerCmp, SemVer),
+    /// `before` this many milliseconds since the epoch, against the context value parsed once
+    /// per resolved context.
+    Before(i64),
+    /// `after` (as `Before`).
+    After(i64),
     /// `in` list number `.0`: the list's hash index probed directly (no operator dispatch).
     In(u32),
     /// `not_in` list number `.0`.
@@ -215,6 +220,8 @@ impl<'b> Compiler<'b> {
                     Op::Equals(Value::String(s)) => Check::StrEq(s.clone()),
                     Op::NotEquals(Value::String(s)) => Check::StrNe(s.clone()),
                     Op::SemVer(cmp, wanted) => Check::SemVer(*cmp, wanted.clone()),
+                    Op::Before(ms) => Check::Before(*ms),
+                    Op::After(ms) => Check::After(*ms),
                     Op::In(list) => Check::In(*list),
                     Op::NotIn(list) => Check::NotIn(*list),
                     op => Check::Op(op.clone()),
@@ -486,6 +493,9 @@ mod tests {
             any::<bool>().prop_map(Value::from),
             (-3i64..50).prop_map(Value::from),
             Just(json!(42.0)),
+            // Epoch milliseconds and seconds either side of the `before`/`after` operand.
+            prop::sample::select(&[1_704_067_200_001i64, 1_704_067_199i64][..])
+                .prop_map(Value::from),
             prop::sample::select(
                 &[
                     "premium",
@@ -499,6 +509,7 @@ mod tests {
                     "v10.0.0",
                     "1.0.0-rc.2",
                     "2024-06-01T00:00:00Z",
+                    "2023-12-31T23:59:59.999+00:00",
                     "pre-um",
                 ][..]
             )
