@@ -11,6 +11,7 @@
 pub mod deployment;
 pub mod gherkin;
 pub mod load;
+pub mod process;
 pub mod propagation;
 mod seaweedfs;
 pub mod serve;

@@ -1,20 +1,24 @@
 //! `publisher serve` as a real process for tests: started on a free loopback port (it binds
-//! `127.0.0.1:0` and logs the address it got), its JSON log lines captured, killed on drop.
+//! `127.0.0.1:0` and logs the address it got), its JSON log lines captured, killed on drop; and
+//! [`Setup`], the scratch directory every service test starts from (a copy of the example
+//! flags as the service's checkout and a token file).
 //!
 //! ```no_run
-//! let service = integration_tests::serve::Service::start(&["--store", "s3://b", "--flags", "f", "--tokens", "t.yaml"], &[]);
+//! let setup = integration_tests::serve::Setup::new(&[("admin", "secret", "{\"*\": [admin]}")]);
+//! let service = setup.serve("s3://bucket", &["--env", "prod"], &[]);
 //! let reply = service.request("GET", "/api/v1/environments", Some("secret"), None);
 //! ```
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::publisher_bin;
+pub use crate::process::Reply;
+use crate::process::{send, wait_for_ready_line};
+use crate::{publisher_bin, repo_root};
 
 /// A running `publisher serve`.
 #[derive(Debug)]
@@ -25,30 +29,61 @@ pub struct Service {
     logs: Arc<Mutex<Vec<String>>>,
 }
 
-/// One HTTP answer.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// Status code.
-    pub status: u16,
-    /// Headers (lower-case names).
-    pub headers: Vec<(String, String)>,
-    /// Body text.
-    pub body: String,
+/// A service test's scratch directory: `tokens.yaml`, `checkout/` (the flags the service
+/// publishes) and whatever else the test writes there; removed on drop.
+#[derive(Debug)]
+pub struct Setup {
+    dir: tempfile::TempDir,
 }
 
-impl Reply {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+impl Setup {
+    /// `tokens.yaml` granting `tokens` (name, secret, roles as a YAML flow mapping) and
+    /// `checkout/` holding a copy of `examples/flags`.
+    pub fn new(tokens: &[(&str, &str, &str)]) -> Setup {
+        let setup = Setup::without_checkout(tokens);
+        copy_dir(&repo_root().join("examples/flags"), &setup.checkout());
+        setup
     }
 
-    /// The body as JSON (panics with the body when it is not).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    /// Only the token file: the test makes `checkout/` itself (e.g. as a Git clone).
+    pub fn without_checkout(tokens: &[(&str, &str, &str)]) -> Setup {
+        let setup = Setup {
+            dir: tempfile::tempdir().expect("scratch dir"),
+        };
+        write_tokens(&setup.tokens(), tokens);
+        setup
+    }
+
+    /// The scratch directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The service's checkout of the flags repository.
+    pub fn checkout(&self) -> PathBuf {
+        self.path().join("checkout")
+    }
+
+    /// The token file.
+    pub fn tokens(&self) -> PathBuf {
+        self.path().join("tokens.yaml")
+    }
+
+    /// Writes `name` in the scratch directory (e.g. a `serve.yaml`) and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write a scratch file");
+        path.display().to_string()
+    }
+
+    /// Starts `publisher serve --store <store> --flags checkout/ --tokens tokens.yaml <args>`
+    /// with `envs` (e.g. `SeaweedFs::aws_env()`).
+    pub fn serve(&self, store: &str, args: &[&str], envs: &[(&str, String)]) -> Service {
+        let checkout = self.checkout().display().to_string();
+        let tokens = self.tokens().display().to_string();
+        let mut all = vec!["--store", store, "--flags", &checkout, "--tokens", &tokens];
+        all.extend_from_slice(args);
+        Service::start(&all, envs)
     }
 }
 
@@ -93,20 +128,16 @@ impl Service {
             .spawn()
             .expect("start publisher serve");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().expect("stderr");
         let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(json) = serde_json::from_str::<Value>(&line)
-                    && let Some(listen) = json["fields"]["listen"].as_str()
-                {
-                    let _ = addr_tx.send(listen.to_owned());
-                }
-                sink.lock().unwrap().push(line);
-            }
+        let listen = |line: &str| {
+            let json = serde_json::from_str::<Value>(line).ok()?;
+            json["fields"]["listen"].as_str().map(str::to_owned)
+        };
+        let started = wait_for_ready_line(stderr, Duration::from_secs(60), listen, move |line| {
+            sink.lock().unwrap().push(line)
         });
-        let Ok(listen) = addr_rx.recv_timeout(Duration::from_secs(60)) else {
+        let Some(listen) = started else {
             let _ = child.kill();
             panic!("publisher serve did not start: {:?}", logs.lock().unwrap());
         };
@@ -160,38 +191,16 @@ impl Service {
         for (name, value) in headers {
             request = request.set(name, value);
         }
-        let result = match body {
-            Some((content_type, bytes)) => {
-                request.set("Content-Type", content_type).send_bytes(&bytes)
-            }
-            None => request.call(),
-        };
-        let response = match result {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(e) => {
-                return Reply {
-                    status: 0,
-                    headers: Vec::new(),
-                    body: e.to_string(),
-                };
-            }
-        };
-        let status = response.status();
-        let headers = response
-            .headers_names()
-            .into_iter()
-            .filter_map(|n| {
-                response
-                    .header(&n)
-                    .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
-            })
-            .collect();
-        let body = response.into_string().unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body,
+        if let Some((content_type, _)) = &body {
+            request = request.set("Content-Type", content_type);
         }
+        let reply = send(request, body.as_ref().map(|(_, bytes)| bytes.as_slice()));
+        // Status 0 stands for "no answer" (refused, reset), which tests may expect.
+        reply.unwrap_or_else(|e| Reply {
+            status: 0,
+            headers: Vec::new(),
+            body: e.to_string(),
+        })
     }
 
     /// Every log line so far.

@@ -8,7 +8,7 @@
 
 pub mod random;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -20,6 +20,9 @@ use flate2::{Compression, write::GzEncoder};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use shared_eval::Blob;
+
+pub use crate::process::Reply;
+use crate::process::{send, wait_for_ready_line};
 
 /// The repository root.
 pub fn project_root() -> PathBuf {
@@ -237,31 +240,6 @@ fn serve_one(mut stream: TcpStream, root: &Path, mode: &AtomicU8, requests: &Ato
 }
 
 /// A response from the worker.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// Status.
-    pub status: u16,
-    /// Headers (lowercase names).
-    pub headers: Vec<(String, String)>,
-    /// Body text.
-    pub body: String,
-}
-
-impl Reply {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
 /// The built worker running in workerd (through Miniflare), stopped on drop.
 #[derive(Debug)]
 pub struct Worker {
@@ -310,27 +288,18 @@ impl Worker {
             .spawn()
             .expect("run node tests/worker/miniflare.mjs (is Node installed and `npm ci` done?)");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) if line.starts_with("READY ") => {
-                    break line
-                        .trim_start_matches("READY ")
-                        .trim_end_matches('/')
-                        .to_owned();
-                }
-                Some(Ok(_)) => continue,
-                _ => {
-                    let _ = child.kill();
-                    panic!(
-                        "miniflare did not start: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-            }
+        // The runner prints `READY <url>`; its console output keeps draining after that.
+        let ready = |line: &str| {
+            line.strip_prefix("READY ")
+                .map(|url| url.trim_end_matches('/').to_owned())
         };
-        // Keep draining the worker's console output so its pipe never fills.
-        std::thread::spawn(move || for _ in lines {});
+        let Some(url) = wait_for_ready_line(stdout, Duration::from_secs(120), ready, drop) else {
+            let _ = child.kill();
+            panic!(
+                "miniflare did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
         let stdin = child.stdin.take();
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(20))
@@ -377,31 +346,7 @@ impl Worker {
         for (name, value) in headers {
             request = request.set(name, value);
         }
-        let result = match body {
-            Some(body) => request.send_bytes(body),
-            None => request.call(),
-        };
-        let response = match result {
-            Ok(response) => response,
-            Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("{method} {path}: {error}"),
-        };
-        let status = response.status();
-        let headers = response
-            .headers_names()
-            .into_iter()
-            .filter_map(|name| {
-                response
-                    .header(&name)
-                    .map(|v| (name.to_ascii_lowercase(), v.to_owned()))
-            })
-            .collect();
-        let body = response.into_string().unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        send(request, body).unwrap_or_else(|error| panic!("{method} {path}: {error}"))
     }
 
     /// `POST path` with a JSON body.

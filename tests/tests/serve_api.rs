@@ -4,53 +4,30 @@
 //! publishes to one environment are serialized (two concurrent kills both land); the read
 //! routes answer; SIGTERM shuts down cleanly.
 
-use std::path::Path;
-
+use integration_tests::SeaweedFs;
 use integration_tests::deployment::{Deployment, Spec};
-use integration_tests::serve::{Service, copy_dir, write_tokens};
+use integration_tests::serve::{Service, Setup};
 use integration_tests::worker::{now_s, token};
-use integration_tests::{SeaweedFs, repo_root};
 use serde_json::{Value, json};
 
 const CI: &str = "ci-secret-0123456789";
 const READER: &str = "reader-secret-0123456789";
 const ONCALL: &str = "oncall-secret-0123456789";
 const ADMIN: &str = "admin-secret-0123456789";
+const GENEROUS_LIMITS: &str = "limits: {per_token_per_second: 1000, per_token_burst: 1000}\n";
 
-fn start(dir: &Path, s3: &SeaweedFs, bucket: &str) -> Service {
-    copy_dir(&repo_root().join("examples/flags"), &dir.join("checkout"));
-    write_tokens(
-        &dir.join("tokens.yaml"),
-        &[
-            ("ci", CI, "{dev: [publish], prod: [read]}"),
-            ("reader", READER, "{dev: [read], prod: [read]}"),
-            ("oncall", ONCALL, "{prod: [kill]}"),
-            ("admin", ADMIN, "{\"*\": [admin]}"),
-        ],
-    );
-    let store = s3.bucket(bucket);
+/// The test's scratch directory and the service on it, publishing to `bucket`.
+fn start(s3: &SeaweedFs, bucket: &str) -> (Setup, Service) {
+    let setup = Setup::new(&[
+        ("ci", CI, "{dev: [publish], prod: [read]}"),
+        ("reader", READER, "{dev: [read], prod: [read]}"),
+        ("oncall", ONCALL, "{prod: [kill]}"),
+        ("admin", ADMIN, "{\"*\": [admin]}"),
+    ]);
     // Limits well above what one test sends (the burst test sets its own).
-    std::fs::write(
-        dir.join("serve.yaml"),
-        "limits: {per_token_per_second: 1000, per_token_burst: 1000}\n",
-    )
-    .unwrap();
-    Service::start(
-        &[
-            "--config",
-            dir.join("serve.yaml").to_str().unwrap(),
-            "--store",
-            &store,
-            "--flags",
-            dir.join("checkout").to_str().unwrap(),
-            "--tokens",
-            dir.join("tokens.yaml").to_str().unwrap(),
-        ],
-        &s3.aws_env()
-            .into_iter()
-            .map(|(k, v)| (k, v))
-            .collect::<Vec<_>>(),
-    )
+    let config = setup.write("serve.yaml", GENEROUS_LIMITS);
+    let service = setup.serve(&s3.bucket(bucket), &["--config", &config], &s3.aws_env());
+    (setup, service)
 }
 
 fn version(service: &Service, env: &str) -> Option<u64> {
@@ -132,8 +109,7 @@ fn check_route(
 #[test]
 fn roles_are_enforced_and_every_publish_is_audited() {
     let s3 = SeaweedFs::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let service = start(dir.path(), &s3, "serve-roles");
+    let (_setup, service) = start(&s3, "serve-roles");
 
     // Read routes: 401 without a token, 403 outside the token's environments.
     assert_eq!(
@@ -296,8 +272,7 @@ fn roles_are_enforced_and_every_publish_is_audited() {
 #[test]
 fn concurrent_publishes_to_one_environment_all_land() {
     let s3 = SeaweedFs::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let service = start(dir.path(), &s3, "serve-serialized");
+    let (_setup, service) = start(&s3, "serve-serialized");
     assert_eq!(
         service
             .request("POST", "/api/v1/environments/prod/push", Some(ADMIN), None)
@@ -402,33 +377,11 @@ fn publishes_reach_the_worker_and_move_the_metrics() {
         bindings: &[],
         assets: None,
     });
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &repo_root().join("examples/flags"),
-        &dir.path().join("checkout"),
-    );
-    write_tokens(
-        &dir.path().join("tokens.yaml"),
-        &[("admin", ADMIN, "{\"*\": [admin]}")],
-    );
-    std::fs::write(
-        dir.path().join("serve.yaml"),
-        "limits: {per_token_per_second: 1000, per_token_burst: 1000}\n",
-    )
-    .unwrap();
-    let service = Service::start(
-        &[
-            "--config",
-            dir.path().join("serve.yaml").to_str().unwrap(),
-            "--store",
-            &deployment.store,
-            "--flags",
-            dir.path().join("checkout").to_str().unwrap(),
-            "--tokens",
-            dir.path().join("tokens.yaml").to_str().unwrap(),
-            "--env",
-            "prod",
-        ],
+    let setup = Setup::new(&[("admin", ADMIN, "{\"*\": [admin]}")]);
+    let config = setup.write("serve.yaml", GENEROUS_LIMITS);
+    let service = setup.serve(
+        &deployment.store,
+        &["--config", &config, "--env", "prod"],
         &deployment.env,
     );
     let bearer = format!(
@@ -546,34 +499,17 @@ fn publishes_reach_the_worker_and_move_the_metrics() {
 #[test]
 fn a_burst_over_the_rate_limit_gets_429_with_retry_after() {
     let s3 = SeaweedFs::shared();
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &repo_root().join("examples/flags"),
-        &dir.path().join("checkout"),
-    );
-    write_tokens(
-        &dir.path().join("tokens.yaml"),
-        &[
-            ("reader", READER, "{prod: [read]}"),
-            ("admin", ADMIN, "{\"*\": [admin]}"),
-        ],
-    );
-    std::fs::write(
-        dir.path().join("serve.yaml"),
+    let setup = Setup::new(&[
+        ("reader", READER, "{prod: [read]}"),
+        ("admin", ADMIN, "{\"*\": [admin]}"),
+    ]);
+    let config = setup.write(
+        "serve.yaml",
         "environments: [{name: prod}]\nlimits: {per_token_per_second: 1, per_token_burst: 5}\n",
-    )
-    .unwrap();
-    let service = Service::start(
-        &[
-            "--config",
-            dir.path().join("serve.yaml").to_str().unwrap(),
-            "--store",
-            &s3.bucket("serve-limits"),
-            "--flags",
-            dir.path().join("checkout").to_str().unwrap(),
-            "--tokens",
-            dir.path().join("tokens.yaml").to_str().unwrap(),
-        ],
+    );
+    let service = setup.serve(
+        &s3.bucket("serve-limits"),
+        &["--config", &config],
         &s3.aws_env(),
     );
     let statuses: Vec<(u16, Option<String>)> = (0..12)

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use integration_tests::serve::{Reply, Service, copy_dir, write_tokens};
+use integration_tests::serve::{Reply, Service, Setup, copy_dir};
 use integration_tests::{SeaweedFs, repo_root};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -21,39 +21,33 @@ const READER: &str = "reader-secret-0123456789";
 const ONCALL: &str = "oncall-secret-0123456789";
 const HOOK_SECRET: &str = "webhook-secret-0123456789";
 
-/// Starts serve on `checkout` with dev (auto-publish), prod (auto-publish, approval for an
-/// hour) and qa (approval for one second), and the webhook on `main`.
-fn start(dir: &Path, checkout: &Path, s3: &SeaweedFs, bucket: &str) -> Service {
-    write_tokens(
-        &dir.join("tokens.yaml"),
-        &[
-            (
-                "ci",
-                CI,
-                "{dev: [publish], prod: [publish, approve], qa: [publish]}",
-            ),
-            ("lead", LEAD, "{prod: [approve], qa: [approve]}"),
-            ("reader", READER, "{dev: [read], prod: [read], qa: [read]}"),
-            ("oncall", ONCALL, "{prod: [kill]}"),
-        ],
-    );
-    std::fs::write(dir.join("hook.secret"), format!("{HOOK_SECRET}\n")).unwrap();
-    std::fs::write(
-        dir.join("serve.yaml"),
-        format!(
-            "store: {}\nflags: {}\ntokens: tokens.yaml\nenvironments:\n  - name: dev\n    auto_publish: true\n  \
+const TOKENS: &[(&str, &str, &str)] = &[
+    (
+        "ci",
+        CI,
+        "{dev: [publish], prod: [publish, approve], qa: [publish]}",
+    ),
+    ("lead", LEAD, "{prod: [approve], qa: [approve]}"),
+    ("reader", READER, "{dev: [read], prod: [read], qa: [read]}"),
+    ("oncall", ONCALL, "{prod: [kill]}"),
+];
+
+/// Starts serve on the setup's checkout with dev (auto-publish), prod (auto-publish, approval
+/// for an hour) and qa (approval for one second), and the webhook on `main`; everything comes
+/// from the config file (paths in it relative to it).
+fn start(setup: &Setup, s3: &SeaweedFs, bucket: &str) -> Service {
+    setup.write("hook.secret", &format!("{HOOK_SECRET}\n"));
+    let config = setup.write(
+        "serve.yaml",
+        &format!(
+            "store: {}\nflags: checkout\ntokens: tokens.yaml\nenvironments:\n  - name: dev\n    auto_publish: true\n  \
              - name: prod\n    auto_publish: true\n    approval: {{ttl: 1h}}\n  - name: qa\n    approval: {{ttl: 1s}}\n\
              webhook:\n  branch: main\n  secret_file: hook.secret\n\
              limits: {{per_token_per_second: 1000, per_token_burst: 1000}}\n",
             s3.bucket(bucket),
-            checkout.display()
         ),
-    )
-    .unwrap();
-    Service::start(
-        &["--config", dir.join("serve.yaml").to_str().unwrap()],
-        &s3.aws_env(),
-    )
+    );
+    Service::start(&["--config", &config], &s3.aws_env())
 }
 
 fn get(service: &Service, path: &str, token: &str) -> Value {
@@ -93,10 +87,8 @@ fn approvals_gauge(service: &Service, env: &str) -> f64 {
 #[test]
 fn a_change_to_an_approval_environment_waits_for_another_token() {
     let s3 = SeaweedFs::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let checkout = dir.path().join("checkout");
-    copy_dir(&repo_root().join("examples/flags"), &checkout);
-    let service = start(dir.path(), &checkout, &s3, "serve-approvals");
+    let setup = Setup::new(TOKENS);
+    let service = start(&setup, &s3, "serve-approvals");
 
     // A push to prod is held, with its diff; nothing is published.
     let reply = post(
@@ -326,13 +318,14 @@ fn commit_and_push(work: &Path, from: &str, to: &str, message: &str) -> String {
 #[test]
 fn a_signed_push_event_publishes_the_pushed_commit_once() {
     let s3 = SeaweedFs::shared();
-    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::without_checkout(TOKENS);
+    let dir = setup.path();
     // A real repository: origin (bare), a developer's clone, and the service's checkout.
-    let origin = dir.path().join("origin.git");
-    let work = dir.path().join("work");
-    let checkout = dir.path().join("checkout");
+    let origin = dir.join("origin.git");
+    let work = dir.join("work");
+    let checkout = setup.checkout();
     git(
-        dir.path(),
+        dir,
         &[
             "init",
             "--quiet",
@@ -342,7 +335,7 @@ fn a_signed_push_event_publishes_the_pushed_commit_once() {
         ],
     );
     git(
-        dir.path(),
+        dir,
         &[
             "clone",
             "--quiet",
@@ -356,7 +349,7 @@ fn a_signed_push_event_publishes_the_pushed_commit_once() {
     git(&work, &["commit", "--quiet", "-m", "flags"]);
     git(&work, &["push", "--quiet", "origin", "main"]);
     git(
-        dir.path(),
+        dir,
         &[
             "clone",
             "--quiet",
@@ -365,7 +358,7 @@ fn a_signed_push_event_publishes_the_pushed_commit_once() {
         ],
     );
     let first = git(&checkout, &["rev-parse", "HEAD"]);
-    let service = start(dir.path(), &checkout, &s3, "serve-webhook");
+    let service = start(&setup, &s3, "serve-webhook");
 
     let pushed = commit_and_push(
         &work,
@@ -470,13 +463,7 @@ fn a_signed_push_event_publishes_the_pushed_commit_once() {
 #[test]
 fn readyz_follows_the_store() {
     let s3 = SeaweedFs::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let checkout = dir.path().join("checkout");
-    copy_dir(&repo_root().join("examples/flags"), &checkout);
-    write_tokens(
-        &dir.path().join("tokens.yaml"),
-        &[("reader", READER, "{prod: [read]}")],
-    );
+    let setup = Setup::new(&[("reader", READER, "{prod: [read]}")]);
     // A port nothing listens on: bound, then released.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -486,29 +473,11 @@ fn readyz_follows_the_store() {
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL", format!("http://{dead}")));
     env.push(("AWS_MAX_ATTEMPTS", "1".to_owned()));
-    let args = |store: &str| {
-        vec![
-            "--store".to_owned(),
-            store.to_owned(),
-            "--flags".to_owned(),
-            checkout.display().to_string(),
-            "--tokens".to_owned(),
-            dir.path().join("tokens.yaml").display().to_string(),
-        ]
-    };
     let bucket = s3.bucket("serve-readyz");
-    let down_args = args(&bucket);
-    let down = Service::start(
-        &down_args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &env,
-    );
+    let down = setup.serve(&bucket, &[], &env);
     assert_eq!(down.request("GET", "/healthz", None, None).status, 200);
     let ready = down.request("GET", "/readyz", None, None);
     assert_eq!(ready.status, 503, "{}", ready.body);
-    let up_args = args(&bucket);
-    let up = Service::start(
-        &up_args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &s3.aws_env(),
-    );
+    let up = setup.serve(&bucket, &[], &s3.aws_env());
     assert_eq!(up.request("GET", "/readyz", None, None).status, 200);
 }

@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use integration_tests::repo_root;
-use integration_tests::serve::{Service, copy_dir, write_tokens};
+use integration_tests::serve::{Service, Setup};
 use serde_json::Value;
 
 const PUBLISHER: &str = "publisher-secret-0123456789";
@@ -43,30 +42,16 @@ fn metric(service: &Service) -> Option<String> {
 
 #[test]
 fn drift_is_checked_and_fixed_through_the_service_by_the_right_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let checkout = dir.path().join("checkout");
-    copy_dir(&repo_root().join("examples/flags"), &checkout);
+    let setup = Setup::new(&[
+        ("ci", PUBLISHER, "{dev: [publish]}"),
+        ("reader", READER, "{dev: [read]}"),
+    ]);
+    let checkout = setup.checkout();
     git(&checkout, &["init", "-q", "-b", "main"]);
     git(&checkout, &["add", "-A"]);
     git(&checkout, &["commit", "-q", "-m", "flags"]);
-    write_tokens(
-        &dir.path().join("tokens.yaml"),
-        &[
-            ("ci", PUBLISHER, "{dev: [publish]}"),
-            ("reader", READER, "{dev: [read]}"),
-        ],
-    );
-    let service = Service::start(
-        &[
-            "--store",
-            dir.path().join("store").to_str().unwrap(),
-            "--flags",
-            checkout.to_str().unwrap(),
-            "--tokens",
-            dir.path().join("tokens.yaml").to_str().unwrap(),
-        ],
-        &[],
-    );
+    let store = setup.path().join("store").display().to_string();
+    let service = setup.serve(&store, &[], &[]);
     let pushed = service.request(
         "POST",
         "/api/v1/environments/dev/push",

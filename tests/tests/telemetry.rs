@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use integration_tests::SeaweedFs;
 use integration_tests::deployment::{Deployment, Spec, store_url};
-use integration_tests::serve::{Service, copy_dir, write_tokens};
-use integration_tests::{SeaweedFs, repo_root};
+use integration_tests::serve::{Service, Setup};
 use serde_json::{Value, json};
 
 const ENV: &str = "dev";
@@ -17,20 +17,9 @@ const PUSHER: &str = "pusher-secret-0123456789";
 const EDGE: &str = "edge-telemetry-secret-0123456789";
 const READER: &str = "reader-secret-0123456789";
 
-fn service(dir: &std::path::Path, store: &str, s3: &SeaweedFs) -> Service {
-    Service::start(
-        &[
-            "--store",
-            store,
-            "--flags",
-            dir.join("checkout").to_str().unwrap(),
-            "--tokens",
-            dir.join("tokens.yaml").to_str().unwrap(),
-            "--telemetry-file",
-            dir.join("telemetry.json").to_str().unwrap(),
-        ],
-        &s3.aws_env(),
-    )
+fn service(setup: &Setup, store: &str, s3: &SeaweedFs) -> Service {
+    let telemetry_file = setup.path().join("telemetry.json").display().to_string();
+    setup.serve(store, &["--telemetry-file", &telemetry_file], &s3.aws_env())
 }
 
 fn telemetry(service: &Service, query: &str) -> Value {
@@ -61,22 +50,14 @@ fn counts(report: &Value) -> BTreeMap<String, Value> {
 
 #[test]
 fn the_edge_reports_what_it_served_and_the_service_keeps_and_lints_it() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &repo_root().join("examples/flags"),
-        &dir.path().join("checkout"),
-    );
-    write_tokens(
-        &dir.path().join("tokens.yaml"),
-        &[
-            ("pusher", PUSHER, "{dev: [publish]}"),
-            ("edge", EDGE, "{dev: [telemetry]}"),
-            ("reader", READER, "{dev: [read]}"),
-        ],
-    );
+    let setup = Setup::new(&[
+        ("pusher", PUSHER, "{dev: [publish]}"),
+        ("edge", EDGE, "{dev: [telemetry]}"),
+        ("reader", READER, "{dev: [read]}"),
+    ]);
     let s3 = SeaweedFs::shared();
     let store = store_url(&s3, LABEL);
-    let mut service = service(dir.path(), &store, &s3);
+    let mut service = service(&setup, &store, &s3);
     let pushed = service.request(
         "POST",
         &format!("/api/v1/environments/{ENV}/push"),
@@ -182,7 +163,7 @@ fn the_edge_reports_what_it_served_and_the_service_keeps_and_lints_it() {
 
     // Kept across a restart.
     assert!(service.stop(), "serve stops cleanly");
-    service = self::service(dir.path(), &store, &s3);
+    service = self::service(&setup, &store, &s3);
     assert_eq!(counts(&telemetry(&service, "")), expected);
 
     // Sixty days on, with nothing evaluated since, every deployed flag is stale.
