@@ -20,6 +20,7 @@ use sha2::Sha256;
 
 use crate::error::ApiError;
 use crate::limits::MAX_TOKEN_BYTES;
+use crate::verified_tokens::{self, Hit, Verified};
 
 /// Cookie carrying the token for browser requests.
 pub const TOKEN_COOKIE: &str = "ff_token";
@@ -85,7 +86,18 @@ pub fn resolve(
     let secret = secret
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::TokenUnverifiable)?;
+    match verified_tokens::lookup(token, secret, environment, now_s) {
+        Some(Hit::Valid(identity)) => return Ok(identity),
+        Some(Hit::Expired) => return Err(ApiError::TokenExpired),
+        None => {}
+    }
     let claims = verify_hs256(token, secret.as_bytes(), now_s)?;
+    // verify_hs256 checked both are numbers (exp present).
+    let expires_s = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::MIN);
+    let not_before_s = claims.get("nbf").and_then(Value::as_f64);
     if let Some(audience) = claims.get("aud")
         && !audience_names(audience, environment)
     {
@@ -100,10 +112,21 @@ pub fn resolve(
         .filter(|(name, _)| !REGISTERED_CLAIMS.contains(&name.as_str()))
         .collect();
     signed.insert("targetingKey".into(), Value::String(subject));
-    Ok(Identity {
+    let identity = Identity {
         signed,
         verified: true,
-    })
+    };
+    verified_tokens::store(
+        token,
+        secret,
+        environment,
+        Verified {
+            identity: identity.clone(),
+            expires_s,
+            not_before_s,
+        },
+    );
+    Ok(identity)
 }
 
 /// Whether an `aud` claim names `environment` (an empty environment is never named).
@@ -316,6 +339,64 @@ mod tests {
                 Err(ApiError::TokenInvalid)
             );
         }
+    }
+
+    #[test]
+    fn a_cached_token_is_refused_once_expired_or_under_another_secret() {
+        let token = sign_hs256(
+            &claims(json!({"sub": "cached-user", "exp": NOW + 60, "nbf": NOW - 5})),
+            SECRET.as_bytes(),
+        );
+        let first = resolve(Some(&token), Some(SECRET), ENV, NOW).unwrap();
+        // Served from the cache now: the same identity.
+        assert_eq!(
+            resolve(Some(&token), Some(SECRET), ENV, NOW + 59),
+            Ok(first)
+        );
+        // The secret rotated: the cached verdict does not carry over.
+        assert_eq!(
+            resolve(Some(&token), Some("rotated"), ENV, NOW),
+            Err(ApiError::TokenInvalid)
+        );
+        assert!(resolve(Some(&token), Some(SECRET), ENV, NOW).is_ok());
+        // Its `exp` passes while cached: refused, and again after it left the cache.
+        assert_eq!(
+            resolve(Some(&token), Some(SECRET), ENV, NOW + 60),
+            Err(ApiError::TokenExpired)
+        );
+        assert_eq!(
+            resolve(Some(&token), Some(SECRET), ENV, NOW + 60),
+            Err(ApiError::TokenExpired)
+        );
+    }
+
+    #[test]
+    fn a_cached_token_never_answers_for_another() {
+        let mint = |sub: &str| {
+            sign_hs256(
+                &claims(json!({"sub": sub, "exp": NOW + 60})),
+                SECRET.as_bytes(),
+            )
+        };
+        // More tokens than the cache holds, each resolved twice (miss, then hit or re-verify).
+        for round in 0..2 {
+            for i in 0..crate::verified_tokens::CAPACITY + 8 {
+                let sub = format!("user-{i}");
+                let id = resolve(Some(&mint(&sub)), Some(SECRET), ENV, NOW).unwrap();
+                assert_eq!(
+                    id.signed.get("targetingKey"),
+                    Some(&json!(sub)),
+                    "round {round}"
+                );
+            }
+        }
+        // A token whose signature was tampered with is not matched to a cached one.
+        let good = mint("user-1");
+        let tampered = format!("{}x", good);
+        assert_eq!(
+            resolve(Some(&tampered), Some(SECRET), ENV, NOW),
+            Err(ApiError::TokenInvalid)
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod loader;
 pub mod ofrep;
 pub mod sigv4;
 pub mod telemetry;
+pub mod verified_tokens;
 
 /// Path of the purge endpoint.
 pub const PURGE_PATH: &str = "/_flags/purge";
@@ -68,6 +69,7 @@ mod glue {
     //! [`Reply`] back into a `Response`.
 
     use std::cell::RefCell;
+    use std::rc::Rc;
 
     use worker::{Context, Env, Headers, Method, Request, Response, event};
 
@@ -81,14 +83,16 @@ mod glue {
 
     thread_local! {
         // Bindings do not change during an isolate's life: read them once.
-        static CONFIG: RefCell<Option<Result<Config, String>>> = const { RefCell::new(None) };
+        // Shared, not cloned: every request reads it (route, telemetry flush).
+        static CONFIG: RefCell<Option<Result<Rc<Config>, String>>> = const { RefCell::new(None) };
     }
 
-    pub(crate) fn config(env: &Env) -> Result<Config, String> {
+    pub(crate) fn config(env: &Env) -> Result<Rc<Config>, String> {
         CONFIG.with(|c| {
             c.borrow_mut()
                 .get_or_insert_with(|| {
                     Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+                        .map(Rc::new)
                 })
                 .clone()
         })
@@ -109,7 +113,7 @@ mod glue {
     /// runtime keeps the isolate alive for it), within the origin timeout.
     fn flush_telemetry(env: &Env, ctx: &Context) {
         let Ok(cfg) = config(env) else { return };
-        let Some(telemetry) = cfg.telemetry else {
+        let Some(telemetry) = cfg.telemetry.as_ref() else {
             return;
         };
         let now = io::now_ms();
@@ -118,6 +122,7 @@ mod glue {
         let Some(batch) = due else { return };
         let body = batch.to_json(&cfg.environment).to_string();
         let timeout_ms = cfg.origin_timeout_ms;
+        let telemetry = telemetry.clone();
         ctx.wait_until(async move {
             let ok = send_telemetry(&telemetry, body, timeout_ms).await;
             if !ok {
