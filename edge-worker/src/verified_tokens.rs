@@ -1,12 +1,15 @@
 //! Per-isolate cache of verified tokens: a dashboard polls with the same token many times a
 //! second, and re-checking its HMAC and re-parsing its claims is a fixed cost on every request.
 //!
-//! Keyed by the token's exact bytes and only valid for the secret and environment it was
+//! Keyed by the SHA-256 of the token's bytes (so a lookup compares digests, and the time an
+//! early-exit comparison takes says nothing about a cached token's bytes) and only valid for the secret and environment it was
 //! verified under. An entry keeps the token's `exp`/`nbf`, checked against the clock on every
 //! hit, so an expired token is refused even when cached. Bounded: the oldest entry goes first.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+
+use sha2::{Digest, Sha256};
 
 use crate::identity::Identity;
 
@@ -37,7 +40,7 @@ pub enum Hit {
 struct Cache {
     /// The secret and environment the entries were verified under: others clear the cache.
     scope: Option<(String, String)>,
-    entries: VecDeque<(String, Verified)>,
+    entries: VecDeque<([u8; 32], Verified)>,
 }
 
 thread_local! {
@@ -51,7 +54,8 @@ pub fn lookup(token: &str, secret: &str, environment: &str, now_s: i64) -> Optio
         if !in_scope(&cache, secret, environment) {
             return None;
         }
-        let index = cache.entries.iter().position(|(t, _)| t == token)?;
+        let key = digest(token);
+        let index = cache.entries.iter().position(|(k, _)| *k == key)?;
         let (_, verified) = cache.entries.get(index)?;
         let now = now_s as f64;
         let valid = now < verified.expires_s && verified.not_before_s.is_none_or(|nbf| now >= nbf);
@@ -76,8 +80,12 @@ pub fn store(token: &str, secret: &str, environment: &str, verified: Verified) {
         if cache.entries.len() >= CAPACITY {
             cache.entries.pop_front();
         }
-        cache.entries.push_back((token.to_owned(), verified));
+        cache.entries.push_back((digest(token), verified));
     })
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 fn in_scope(cache: &Cache, secret: &str, environment: &str) -> bool {
