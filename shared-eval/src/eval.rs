@@ -535,6 +535,15 @@ fn run_flag<'s, 'c>(
     answer(flag, env.pick(index, flag, 0))
 }
 
+/// A context value as milliseconds since the epoch: parsed once per resolved context (its
+/// slot), else here.
+fn time_of(value: Option<&Value>, slot: Option<&Slot<'_>>) -> Option<f64> {
+    match slot {
+        Some(slot) => slot.millis,
+        None => value.and_then(datetime::value_to_millis),
+    }
+}
+
 /// The evaluation `pick` stands for, its variant's name and value borrowed from the blob.
 fn answer<'s>(flag: &'s Flag, pick: Pick<'s>) -> Evaluation<'s> {
     let variant = pick
@@ -785,16 +794,8 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             }
             .is_some_and(|actual| semver::compare(actual, *cmp, wanted)),
             // As `ops::holds` decides them, with the parse shared on a resolved context.
-            Check::Before(ms) => match slot {
-                Some(slot) => slot.millis,
-                None => value.and_then(datetime::value_to_millis),
-            }
-            .is_some_and(|t| t < *ms as f64),
-            Check::After(ms) => match slot {
-                Some(slot) => slot.millis,
-                None => value.and_then(datetime::value_to_millis),
-            }
-            .is_some_and(|t| t > *ms as f64),
+            Check::Before(ms) => time_of(value, slot).is_some_and(|t| t < *ms as f64),
+            Check::After(ms) => time_of(value, slot).is_some_and(|t| t > *ms as f64),
             Check::In(list) => {
                 value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list))
             }
