@@ -7,6 +7,7 @@
 //! - [`load`]: the worker in workerd under wrk load while its origin fails (README "Load with faults").
 //! - [`propagation`]: how long a change takes to reach polling clients.
 //! - [`write_flag_set`]: a realistic flags directory of any size (the 1,000-flag set).
+//! - [`git`]: a `git -C` command that must succeed (the drift and webhook tests' repositories).
 
 pub mod deployment;
 pub mod gherkin;
@@ -45,6 +46,23 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+/// `git -C dir args...`, which must succeed; its trimmed standard output. Repositories that
+/// commit set their own `user.name`/`user.email` (CI machines have no global identity).
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// The testbed directory: `FLAGD_TESTBED_DIR` if set, else [`FLAGD_TESTBED`]'s path from the

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use integration_tests::worker::{Worker, scratch_dir};
-use integration_tests::{SeaweedFs, publisher_bin, repo_root};
+use integration_tests::{SeaweedFs, git, publisher_bin, repo_root};
 use publisher::store::{ObjectStore, PutOptions};
 use serde_json::Value;
 
@@ -32,20 +32,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A Git repository holding a copy of examples/flags, committed.

@@ -6,12 +6,11 @@
 //! no-op).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use integration_tests::serve::{Reply, Service, Setup, copy_dir};
-use integration_tests::{SeaweedFs, repo_root};
+use integration_tests::{SeaweedFs, git, repo_root};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -245,27 +244,6 @@ fn a_change_to_an_approval_environment_waits_for_another_token() {
     assert_eq!(reply.json()["version"], 1);
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=Alice",
-            "-c",
-            "user.email=alice@example.com",
-        ])
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
@@ -344,6 +322,8 @@ fn a_signed_push_event_publishes_the_pushed_commit_once() {
         ],
     );
     git(&work, &["checkout", "--quiet", "-B", "main"]);
+    git(&work, &["config", "user.name", "Alice"]);
+    git(&work, &["config", "user.email", "alice@example.com"]);
     copy_dir(&repo_root().join("examples/flags"), &work);
     git(&work, &["add", "."]);
     git(&work, &["commit", "--quiet", "-m", "flags"]);

@@ -2,9 +2,7 @@
 //! reported as Git-vs-store drift (and on `/metrics`), a read token cannot fix it, a publish
 //! token's fix publishes the checkout audited under its name, and the next check is in sync.
 
-use std::path::Path;
-use std::process::Command;
-
+use integration_tests::git;
 use integration_tests::serve::{Service, Setup};
 use serde_json::Value;
 
@@ -15,22 +13,6 @@ fn drift(service: &Service, token: &str) -> Value {
     let reply = service.request("POST", "/api/v1/environments/dev/drift", Some(token), None);
     assert_eq!(reply.status, 200, "{}", reply.body);
     reply.json()
-}
-
-/// `git -C dir args...`, which must succeed.
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com"])
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn metric(service: &Service) -> Option<String> {
@@ -48,6 +30,8 @@ fn drift_is_checked_and_fixed_through_the_service_by_the_right_token() {
     ]);
     let checkout = setup.checkout();
     git(&checkout, &["init", "-q", "-b", "main"]);
+    git(&checkout, &["config", "user.name", "Dev"]);
+    git(&checkout, &["config", "user.email", "dev@example.com"]);
     git(&checkout, &["add", "-A"]);
     git(&checkout, &["commit", "-q", "-m", "flags"]);
     let store = setup.path().join("store").display().to_string();
