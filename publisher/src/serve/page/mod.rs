@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::routes::environments::status;
+use super::routes::environments::status_of;
 use super::tokens::Role;
 
 /// Escapes text for HTML.
@@ -78,8 +78,9 @@ async fn env_section(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let env = status(state, name).await?;
     let environment = state.environment(name, "-")?;
+    let deployed = environment.deployed().await?;
+    let env = status_of(state, name, &environment, deployed.as_ref()).await?;
     let history = environment.history().await?.records;
     let canary = env
         .canary
@@ -94,7 +95,7 @@ async fn env_section(
     sections::drift(out, &crate::drift::audit::entries(&environment).await?, now);
     pending_section(out, state, name);
     sections::rollouts(out, &environment.rollouts().await?, &history, now);
-    let deployed: Vec<String> = match environment.deployed().await? {
+    let deployed: Vec<String> = match deployed {
         Some((_, blob)) => blob.body.flags.into_iter().map(|f| f.key).collect(),
         None => Vec::new(),
     };

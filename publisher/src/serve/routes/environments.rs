@@ -5,10 +5,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use shared_eval::Blob;
 
 use crate::compile::{CompileOptions, Compiled, Diagnostic, compile_path};
 use crate::diff;
-use crate::layout::VersionRecord;
+use crate::layout::{Pointer, VersionRecord};
+use crate::publish::Environment;
 use crate::serve::AppState;
 use crate::serve::auth::{Authorized, Caller, Read};
 use crate::serve::error::{ApiError, diagnostic_json};
@@ -36,7 +38,19 @@ pub struct EnvStatus {
 /// Reads one environment's status from the store.
 pub async fn status(state: &AppState, name: &str) -> Result<EnvStatus, ApiError> {
     let env = state.environment(name, "-")?;
-    let Some((pointer, blob)) = env.deployed().await? else {
+    let deployed = env.deployed().await?;
+    status_of(state, name, &env, deployed.as_ref()).await
+}
+
+/// [`status`] from the deployed pointer and blob the caller already read (the page reads them
+/// once for every section).
+pub async fn status_of(
+    state: &AppState,
+    name: &str,
+    env: &Environment,
+    deployed: Option<&(Pointer, Blob)>,
+) -> Result<EnvStatus, ApiError> {
+    let Some((pointer, blob)) = deployed else {
         return Ok(EnvStatus {
             name: name.to_owned(),
             version: None,
@@ -62,8 +76,8 @@ pub async fn status(state: &AppState, name: &str) -> Result<EnvStatus, ApiError>
             .filter(|f| f.killed)
             .map(|f| f.key.clone())
             .collect(),
-        content_hash: Some(pointer.content_hash),
-        canary: pointer.canary,
+        content_hash: Some(pointer.content_hash.clone()),
+        canary: pointer.canary.clone(),
     })
 }
 
