@@ -117,6 +117,18 @@ pub enum PublishError {
         /// `promote` or `abort`.
         action: &'static str,
     },
+    /// A promotion of a canary that is no longer the one meant (it was pushed to since).
+    #[error(
+        "the canary of {env} changed since this promotion was asked for (it serves {found}, not {expected}); nothing was published"
+    )]
+    CanaryChanged {
+        /// The environment.
+        env: String,
+        /// The content hash meant.
+        expected: String,
+        /// The content hash the canary serves now.
+        found: String,
+    },
     /// A plain push while a canary runs: it would replace the stable version under the canary.
     #[error(
         "{env} has a canary running (since version {since}): `promote` or `abort` it first, or push to it with --canary"

@@ -1,13 +1,12 @@
 //! `publisher serve` as a real process on a loopback port, publishing to real SeaweedFS: every
 //! mutating route refuses a missing, wrong and under-privileged token (401/401/403, nothing
 //! published) and accepts the right one, auditing the token's name and the client address;
-//! publishes to one environment are serialized (two concurrent kills both land); the read
-//! routes answer; SIGTERM shuts down cleanly.
+//! publishes to one environment are serialized (two concurrent kills both land); canaries are
+//! promoted and aborted, rollouts ticked and resumed; the read routes answer; SIGTERM shuts
+//! down cleanly. `/metrics`, logs and limits: `serve_metrics.rs`.
 
 use integration_tests::SeaweedFs;
-use integration_tests::deployment::{Deployment, Spec};
 use integration_tests::serve::{Service, Setup};
-use integration_tests::worker::{now_s, token};
 use serde_json::{Value, json};
 
 const CI: &str = "ci-secret-0123456789";
@@ -306,247 +305,268 @@ fn concurrent_publishes_to_one_environment_all_land() {
     assert_eq!(killed, expected);
 }
 
-/// Every sample of a Prometheus text exposition, checked line by line against the format
-/// (`# HELP`/`# TYPE` comments, `name{label="value",...} number`): panics on any other line.
-fn samples(text: &str) -> Vec<(String, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if let Some(comment) = line.strip_prefix("# ") {
-            assert!(
-                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
-                "comment line: {line}"
-            );
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("sample: {line}"));
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("value of {line}")),
-        };
-        let name_end = series.find('{').unwrap_or(series.len());
-        let name = &series[..name_end];
-        assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "metric name: {line}"
-        );
-        if name_end < series.len() {
-            let labels = series[name_end..]
-                .strip_prefix('{')
-                .and_then(|l| l.strip_suffix('}'))
-                .unwrap_or_else(|| panic!("labels: {line}"));
-            for pair in labels.split("\",").filter(|p| !p.is_empty()) {
-                let (key, value) = pair
-                    .split_once("=\"")
-                    .unwrap_or_else(|| panic!("label: {line}"));
-                assert!(
-                    key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                    "{line}"
-                );
-                assert!(!value.contains('"') || value.ends_with('"'), "{line}");
-            }
-        }
-        out.push((series.to_owned(), value));
-    }
-    out
+/// Replaces `from` by `to` in the checkout's `file` (a test's edit to the flags repository).
+fn edit(setup: &Setup, file: &str, from: &str, to: &str) {
+    let path = setup.checkout().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has {from:?}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
 }
 
-fn sample(samples: &[(String, f64)], series: &str) -> f64 {
-    samples
-        .iter()
-        .find(|(s, _)| s == series)
-        .map_or(0.0, |(_, v)| *v)
-}
-
-/// The service purging the worker in workerd, which reads the same SeaweedFS bucket: a push
-/// and a kill through the API reach OFREP clients; `/metrics` moves with them, a failed
-/// purge is counted and reported without failing the publish; every log line is JSON and the
-/// request lines carry the request id the client sees.
-#[test]
-fn publishes_reach_the_worker_and_move_the_metrics() {
-    const IDENTITY: &str = "serve-identity-secret";
-    let deployment = Deployment::start(&Spec {
-        label: "serve-worker",
-        environment: "prod",
-        identity_secret: IDENTITY,
-        purge_token: "serve-purge-token",
-        bindings: &[],
-        assets: None,
-    });
-    let setup = Setup::new(&[("admin", ADMIN, "{\"*\": [admin]}")]);
-    let config = setup.write("serve.yaml", GENEROUS_LIMITS);
-    let service = setup.serve(
-        &deployment.store,
-        &["--config", &config, "--env", "prod"],
-        &deployment.env,
-    );
-    let bearer = format!(
-        "Bearer {}",
-        token(
-            json!({"sub": "u1", "beta": true, "exp": now_s() + 3600}),
-            IDENTITY
+fn status(service: &Service, env: &str) -> Value {
+    service
+        .request(
+            "GET",
+            &format!("/api/v1/environments/{env}"),
+            Some(ADMIN),
+            None,
         )
-    );
-    let observe = || {
-        let reply = deployment.worker.post(
-            "/ofrep/v1/evaluate/flags/beta-banner",
-            &json!({"context": {}}),
-            &[("Authorization", &bearer)],
-        );
-        (reply.status == 200).then(|| reply.json()["value"].clone())
-    };
-    let metrics = || samples(&service.request("GET", "/metrics", None, None).body);
-    let before = metrics();
-
-    let pushed = service.send(
-        "POST",
-        "/api/v1/environments/prod/push",
-        Some(ADMIN),
-        &[("x-request-id", "req-push-1")],
-        None,
-    );
-    assert_eq!(pushed.status, 200, "{}", pushed.body);
-    assert_eq!(pushed.header("x-request-id"), Some("req-push-1"));
-    assert_eq!(pushed.json()["purge"]["status"], "done", "{}", pushed.body);
-    assert_eq!(observe(), Some(json!(true)), "a beta user sees the banner");
-    let killed = service.request(
-        "POST",
-        "/api/v1/environments/prod/flags/beta-banner/kill",
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(killed.status, 200, "{}", killed.body);
-    assert_eq!(killed.json()["purge"]["status"], "done");
-    assert_eq!(observe(), Some(json!(false)), "the kill reached the edge");
-
-    let after = metrics();
-    for series in [
-        r#"flags_publishes_total{action="push",env="prod"}"#,
-        r#"flags_publishes_total{action="kill",env="prod"}"#,
-    ] {
-        assert_eq!(
-            sample(&after, series) - sample(&before, series),
-            1.0,
-            "{series}"
-        );
-    }
-    assert_eq!(
-        sample(&after, r#"flags_purges_total{env="prod",result="ok"}"#),
-        2.0
-    );
-    let route = r#"flags_http_requests_total{method="POST",route="/api/v1/environments/{env}/push",status="200"}"#;
-    assert_eq!(
-        sample(&after, route),
-        1.0,
-        "requests counted by route template"
-    );
-    assert!(
-        sample(
-            &after,
-            r#"flags_http_request_duration_seconds_count{method="POST",route="/api/v1/environments/{env}/push"}"#
-        ) >= 1.0
-    );
-    assert_eq!(sample(&after, r#"flags_canary_share{env="prod"}"#), 0.0);
-
-    // The edge gone: the unkill is published and answered, the purge failure reported and counted.
-    let Deployment { worker, .. } = deployment;
-    drop(worker);
-    let unkilled = service.request(
-        "POST",
-        "/api/v1/environments/prod/flags/beta-banner/unkill",
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(unkilled.status, 200, "{}", unkilled.body);
-    let unkilled = unkilled.json();
-    assert_eq!(unkilled["published"], true);
-    assert_eq!(unkilled["purge"]["status"], "failed", "{unkilled}");
-    assert_eq!(
-        sample(
-            &metrics(),
-            r#"flags_purges_total{env="prod",result="failed"}"#
-        ),
-        1.0
-    );
-
-    // Logs: JSON lines, and the push's request lines carry the id the client sent.
-    let logs = service.logs();
-    let parsed: Vec<Value> = logs
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    let push_lines: Vec<&Value> = parsed
-        .iter()
-        .filter(|l| l["span"]["request_id"] == "req-push-1")
-        .collect();
-    assert!(
-        push_lines
-            .iter()
-            .any(|l| l["fields"]["message"] == "published"),
-        "the publish is logged under the request id: {logs:#?}"
-    );
-    assert!(
-        logs.iter().all(|l| !l.contains(ADMIN)),
-        "no secret in the logs"
-    );
+        .json()
 }
 
-/// Over the per-token limit the answer is 429 with Retry-After; another token is unaffected.
+/// Starts a canary in `env` (pushing the checkout as it is to `percent` of users) as `token`;
+/// returns the canary's content hash.
+fn start_canary(service: &Service, env: &str, token: &str, percent: u32) -> String {
+    let reply = service.request(
+        "POST",
+        &format!("/api/v1/environments/{env}/push"),
+        Some(token),
+        Some(&json!({"canary": percent})),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["record"]["action"], "canary", "{}", reply.body);
+    let canary = &status(service, env)["canary"];
+    assert_eq!(canary["percent"], percent, "{canary}");
+    canary["content_hash"].as_str().unwrap().to_owned()
+}
+
+/// Promote (`publish`) and abort (`publish` or `kill`) through the API: the promoted canary is
+/// the stored stable version, the aborted one is gone and the stable version unchanged; with
+/// no canary both answer 409.
 #[test]
-fn a_burst_over_the_rate_limit_gets_429_with_retry_after() {
+fn canaries_are_promoted_and_aborted_through_the_api() {
+    let s3 = SeaweedFs::shared();
+    let (setup, service) = start(&s3, "serve-canary");
+    for env in ["dev", "prod"] {
+        let reply = service.request(
+            "POST",
+            &format!("/api/v1/environments/{env}/push"),
+            Some(ADMIN),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    for action in ["promote", "abort"] {
+        let reply = service.request(
+            "POST",
+            &format!("/api/v1/environments/dev/{action}"),
+            Some(CI),
+            None,
+        );
+        assert_eq!(
+            reply.status, 409,
+            "{action} without a canary: {}",
+            reply.body
+        );
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("no canary"), "{detail}");
+    }
+    edit(
+        &setup,
+        "flags/beta-banner.yaml",
+        "default: off",
+        "default: on",
+    );
+
+    // Promote in dev: `publish` suffices (ci), `read` does not.
+    let stable_before = status(&service, "dev")["content_hash"].clone();
+    let canary = start_canary(&service, "dev", CI, 10);
+    assert_ne!(json!(canary), stable_before);
+    let promoted = check_route(
+        &service,
+        "dev",
+        "/api/v1/environments/dev/promote",
+        json!({"message": "looks good"}),
+        READER,
+        ("ci", CI),
+    );
+    assert_eq!(promoted["record"]["action"], "promote", "{promoted}");
+    assert_eq!(promoted["record"]["message"], "looks good");
+    let after = status(&service, "dev");
+    assert_eq!(after["canary"], Value::Null, "{after}");
+    assert_eq!(
+        after["content_hash"],
+        json!(canary),
+        "the canary's flags are stable"
+    );
+    assert_eq!(after["version"], promoted["version"]);
+
+    // Abort in prod: the on-call token (`kill` only) may stop a canary; `read` may not.
+    let stable = status(&service, "prod");
+    let canary = start_canary(&service, "prod", ADMIN, 25);
+    assert_ne!(json!(canary), stable["content_hash"]);
+    let aborted = check_route(
+        &service,
+        "prod",
+        "/api/v1/environments/prod/abort",
+        json!({}),
+        CI,
+        ("oncall", ONCALL),
+    );
+    assert_eq!(aborted["record"]["action"], "abort", "{aborted}");
+    let after = status(&service, "prod");
+    assert_eq!(after["canary"], Value::Null, "{after}");
+    assert_eq!(
+        after["content_hash"], stable["content_hash"],
+        "the stable flags serve everyone again"
+    );
+    // The on-call token may not promote: that is a publish.
+    start_canary(&service, "prod", ADMIN, 25);
+    let reply = service.request(
+        "POST",
+        "/api/v1/environments/prod/promote",
+        Some(ONCALL),
+        None,
+    );
+    assert_eq!(reply.status, 403, "{}", reply.body);
+}
+
+/// Rollout ticks and resumes through the API on the example's `checkout-v2` schedule (1% ->
+/// 5% -> 25% -> 100%, health from a command): a tick before the soak is over does nothing; one
+/// at a `now` past it advances a stage, stored and audited; a failing check holds the
+/// schedule, and a resume lets it run again.
+#[test]
+fn rollouts_tick_and_resume_through_the_api() {
     let s3 = SeaweedFs::shared();
     let setup = Setup::new(&[
+        ("ci", CI, "{prod: [publish]}"),
         ("reader", READER, "{prod: [read]}"),
         ("admin", ADMIN, "{\"*\": [admin]}"),
     ]);
-    let config = setup.write(
-        "serve.yaml",
-        "environments: [{name: prod}]\nlimits: {per_token_per_second: 1, per_token_burst: 5}\n",
+    let schedule = "flags/checkout-v2.yaml";
+    let example_check = "health: { url: \"https://status.example.com/checkout/healthy\" }";
+    edit(
+        &setup,
+        schedule,
+        example_check,
+        "health: { command: \"true\" }",
     );
+    let config = setup.write("serve.yaml", GENEROUS_LIMITS);
     let service = setup.serve(
-        &s3.bucket("serve-limits"),
+        &s3.bucket("serve-rollouts"),
         &["--config", &config],
         &s3.aws_env(),
     );
-    let statuses: Vec<(u16, Option<String>)> = (0..12)
-        .map(|_| {
-            let reply = service.request("GET", "/api/v1/environments", Some(READER), None);
-            (reply.status, reply.header("retry-after").map(str::to_owned))
-        })
-        .collect();
-    let passed = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let rollout = || {
+        let reply = service.request(
+            "GET",
+            "/api/v1/environments/prod/rollouts",
+            Some(READER),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["rollouts"][0].clone()
+    };
+    let pushed = service.request("POST", "/api/v1/environments/prod/push", Some(CI), None);
+    assert_eq!(pushed.status, 200, "{}", pushed.body);
+    let started = rollout();
+    assert_eq!(started["state"]["stage"], 1, "{started}");
+    assert_eq!(started["live_percent"], 1.0);
+    let since: chrono::DateTime<chrono::Utc> =
+        started["state"]["since"].as_str().unwrap().parse().unwrap();
+
+    // By the clock, the first stage (soak 1h) is not due: nothing published.
+    let early = service.request(
+        "POST",
+        "/api/v1/environments/prod/rollouts/tick",
+        Some(CI),
+        None,
+    );
+    assert_eq!(early.status, 200, "{}", early.body);
+    let early = early.json();
+    assert_eq!(early["published"], false, "{early}");
+    assert_eq!(early["transitions"], json!([]));
+    // Another clock skips soak times: admin only.
+    let past_soak = json!({"now": (since + chrono::Duration::hours(2)).to_rfc3339()});
+    let reply = service.request(
+        "POST",
+        "/api/v1/environments/prod/rollouts/tick",
+        Some(CI),
+        Some(&past_soak),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.body);
+
+    let ticked = check_route(
+        &service,
+        "prod",
+        "/api/v1/environments/prod/rollouts/tick",
+        past_soak,
+        READER,
+        ("admin", ADMIN),
+    );
+    assert_eq!(ticked["record"]["action"], "rollout", "{ticked}");
+    assert_eq!(
+        ticked["transitions"],
+        json!([{"flag": "checkout-v2", "rule": "progressive", "change": "advanced",
+                "from": 1, "to": 2, "status": "running", "reason": null}]),
+    );
+    let advanced = rollout();
+    assert_eq!(advanced["state"]["stage"], 2, "{advanced}");
+    assert_eq!(advanced["live_percent"], 5.0);
+
+    // A failing check with `hold`: the next due tick holds the schedule at its stage.
+    edit(
+        &setup,
+        schedule,
+        "health: { command: \"true\" }\n            on-failure: revert",
+        "health: { command: \"exit 3\" }\n            on-failure: hold",
+    );
+    let pushed = service.request("POST", "/api/v1/environments/prod/push", Some(CI), None);
+    assert_eq!(
+        pushed.status, 200,
+        "the new check is published: {}",
+        pushed.body
+    );
+    let far = json!({"now": (since + chrono::Duration::days(30)).to_rfc3339()});
+    let held = service.request(
+        "POST",
+        "/api/v1/environments/prod/rollouts/tick",
+        Some(ADMIN),
+        Some(&far),
+    );
+    assert_eq!(held.status, 200, "{}", held.body);
+    let held = held.json();
+    let transition = &held["transitions"][0];
+    assert_eq!(transition["change"], "held", "{held}");
+    assert_eq!(
+        (transition["from"].as_u64(), transition["to"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(transition["status"], "held");
     assert!(
-        (5..=7).contains(&passed),
-        "the burst of 5 (plus what refills meanwhile) passes: {statuses:?}"
+        transition["reason"].as_str().unwrap().contains("exit 3"),
+        "{transition}"
     );
-    let limited: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
-    assert_eq!(limited.len(), 12 - passed, "{statuses:?}");
-    for (_, retry_after) in &limited {
-        let seconds: u64 = retry_after
-            .as_deref()
-            .expect("Retry-After")
-            .parse()
-            .unwrap();
-        assert!((1..=2).contains(&seconds), "{retry_after:?}");
-    }
-    let other = service.request("GET", "/api/v1/environments", Some(ADMIN), None);
-    assert_eq!(other.status, 200, "another token has its own budget");
-    let metrics = samples(&service.request("GET", "/metrics", None, None).body);
+    assert_eq!(rollout()["state"]["status"], "held");
+
+    let resumed = check_route(
+        &service,
+        "prod",
+        "/api/v1/environments/prod/rollouts/resume",
+        json!({"flag": "checkout-v2"}),
+        READER,
+        ("ci", CI),
+    );
     assert_eq!(
-        sample(
-            &metrics,
-            r#"flags_http_requests_total{method="GET",route="/api/v1/environments",status="429"}"#
-        ),
-        limited.len() as f64
+        resumed["record"]["flags"],
+        json!(["checkout-v2"]),
+        "{resumed}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let later = service.request("GET", "/api/v1/environments", Some(READER), None);
-    assert_eq!(
-        later.status, 200,
-        "after Retry-After the token passes again"
-    );
+    let running = rollout();
+    assert_eq!(running["state"]["status"], "running", "{running}");
+    assert_eq!(running["state"]["stage"], 2);
 }

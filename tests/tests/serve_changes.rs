@@ -244,6 +244,149 @@ fn a_change_to_an_approval_environment_waits_for_another_token() {
     assert_eq!(reply.json()["version"], 1);
 }
 
+/// Proposes `path` with `body` as ci (202) and approves it as lead; returns the approval's answer.
+fn propose_and_approve(service: &Service, path: &str, body: Value) -> Value {
+    let reply = post(service, path, CI, body);
+    assert_eq!(reply.status, 202, "{path}: {}", reply.body);
+    let id = reply.json()["pending"]["id"].as_u64().unwrap();
+    let approved = post(
+        service,
+        &format!("/api/v1/environments/prod/approvals/{id}/approve"),
+        LEAD,
+        json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    approved.json()
+}
+
+/// Replaces `from` by `to` in the checkout's `file`.
+fn edit(setup: &Setup, file: &str, from: &str, to: &str) {
+    let path = setup.checkout().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has {from:?}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
+/// In an approval environment a canary push and a promote are publishes: each waits for
+/// another token, and an approved promote promotes the canary the approver saw, not one pushed
+/// after it. An abort (back to the approved stable flags) never waits.
+#[test]
+fn canary_pushes_and_promotions_wait_for_approval_and_aborts_do_not() {
+    let s3 = SeaweedFs::shared();
+    let setup = Setup::new(TOKENS);
+    let service = start(&setup, &s3, "serve-approved-canary");
+    let env = |service: &Service| get(service, "/api/v1/environments/prod", READER);
+    propose_and_approve(&service, "/api/v1/environments/prod/push", json!({}));
+    let stable = env(&service)["content_hash"].clone();
+
+    edit(
+        &setup,
+        "flags/beta-banner.yaml",
+        "default: off",
+        "default: on",
+    );
+    let reply = post(
+        &service,
+        "/api/v1/environments/prod/push",
+        CI,
+        json!({"canary": 10}),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let pending_canary = reply.json()["pending"].clone();
+    assert_eq!(pending_canary["action"], "canary", "{pending_canary}");
+    assert_eq!(pending_canary["percent"], 10);
+    assert_eq!(
+        env(&service)["canary"],
+        Value::Null,
+        "nothing published yet"
+    );
+    let id = pending_canary["id"].as_u64().unwrap();
+    let approved = post(
+        &service,
+        &format!("/api/v1/environments/prod/approvals/{id}/approve"),
+        LEAD,
+        json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    let first_canary = env(&service)["canary"]["content_hash"].clone();
+    assert!(first_canary.is_string(), "{}", approved.body);
+
+    // The promote waits, showing what the stable users would get.
+    let reply = post(&service, "/api/v1/environments/prod/promote", CI, json!({}));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let promote = reply.json()["pending"].clone();
+    assert_eq!(promote["action"], "promote");
+    assert_eq!(
+        promote["diff"]["summary"]["changed"],
+        json!(["beta-banner"]),
+        "{promote}"
+    );
+    let stale_id = promote["id"].as_u64().unwrap();
+    // The canary changes meanwhile (approved): the earlier promote no longer applies.
+    edit(
+        &setup,
+        "flags/new-chart.yaml",
+        "default: off",
+        "default: on",
+    );
+    propose_and_approve(
+        &service,
+        "/api/v1/environments/prod/push",
+        json!({"canary": 10}),
+    );
+    let second_canary = env(&service)["canary"]["content_hash"].clone();
+    assert_ne!(second_canary, first_canary);
+    let before = version(&service, "prod");
+    let stale = post(
+        &service,
+        &format!("/api/v1/environments/prod/approvals/{stale_id}/approve"),
+        LEAD,
+        json!({}),
+    );
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(
+        stale.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("changed since"),
+        "{}",
+        stale.body
+    );
+    assert_eq!(version(&service, "prod"), before, "nothing published");
+
+    let promoted = propose_and_approve(&service, "/api/v1/environments/prod/promote", json!({}));
+    assert_eq!(promoted["record"]["action"], "promote", "{promoted}");
+    let after = env(&service);
+    assert_eq!(after["canary"], Value::Null);
+    assert_eq!(after["content_hash"], second_canary, "{after}");
+
+    // An abort publishes at once, by the on-call token.
+    edit(
+        &setup,
+        "flags/beta-banner.yaml",
+        "default: on",
+        "default: off",
+    );
+    propose_and_approve(
+        &service,
+        "/api/v1/environments/prod/push",
+        json!({"canary": 5}),
+    );
+    let aborted = post(
+        &service,
+        "/api/v1/environments/prod/abort",
+        ONCALL,
+        json!({}),
+    );
+    assert_eq!(aborted.status, 200, "{}", aborted.body);
+    assert_eq!(aborted.json()["record"]["action"], "abort");
+    let after = env(&service);
+    assert_eq!(after["canary"], Value::Null);
+    assert_eq!(after["content_hash"], second_canary);
+    assert_ne!(after["content_hash"], stable);
+    assert!(pending(&service, "prod").is_empty());
+}
+
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);

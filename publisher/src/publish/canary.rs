@@ -80,7 +80,23 @@ impl Environment {
         created_at: &str,
         message: Option<String>,
     ) -> Result<Outcome, PublishError> {
-        self.end_canary(true, author, created_at, message).await
+        self.end_canary(true, None, author, created_at, message)
+            .await
+    }
+
+    /// [`Environment::promote`], only if the running canary still serves the flags with
+    /// `content_hash` (those someone approved): [`PublishError::CanaryChanged`] otherwise. The
+    /// check and the promotion are one conditional write, so a push to the canary in between
+    /// cannot slip through.
+    pub async fn promote_exactly(
+        &self,
+        content_hash: &str,
+        author: &str,
+        created_at: &str,
+        message: Option<String>,
+    ) -> Result<Outcome, PublishError> {
+        self.end_canary(true, Some(content_hash), author, created_at, message)
+            .await
     }
 
     /// Drops the running canary: the stable version serves everyone again.
@@ -90,12 +106,14 @@ impl Environment {
         created_at: &str,
         message: Option<String>,
     ) -> Result<Outcome, PublishError> {
-        self.end_canary(false, author, created_at, message).await
+        self.end_canary(false, None, author, created_at, message)
+            .await
     }
 
     async fn end_canary(
         &self,
         promote: bool,
+        expected: Option<&str>,
         author: &str,
         created_at: &str,
         message: Option<String>,
@@ -111,6 +129,13 @@ impl Environment {
         else {
             return Err(no_canary());
         };
+        if let Some(expected) = expected.filter(|e| *e != canary.content_hash) {
+            return Err(PublishError::CanaryChanged {
+                env: self.env.clone(),
+                expected: expected.to_owned(),
+                found: canary.content_hash.clone(),
+            });
+        }
         let stable = &deployed.stable;
         // What changes for users: for a promote, the stable users move to the canary's flags;
         // for an abort, the canary users move back.

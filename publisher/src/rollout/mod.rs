@@ -112,6 +112,17 @@ pub struct Transition {
     pub reason: Option<String>,
 }
 
+impl Transition {
+    /// `advanced`, `stepped back` or `held` (a check failed, or recovered while reverting).
+    pub fn change(&self) -> &'static str {
+        match self.to.cmp(&self.from) {
+            std::cmp::Ordering::Greater => "advanced",
+            std::cmp::Ordering::Less => "stepped back",
+            std::cmp::Ordering::Equal => "held",
+        }
+    }
+}
+
 impl std::fmt::Display for Transition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

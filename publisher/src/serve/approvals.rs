@@ -1,5 +1,5 @@
 //! Pending changes of environments that require approval (`approval:` in the config): a push
-//! or rollback is held here, with its diff against what was deployed when it was proposed,
+//! (stable or canary), rollback or promote is held here, with its diff against what was deployed when it was proposed,
 //! until a *different* token with `approve` approves it (then it publishes through the same
 //! library call as an unapproved one), someone rejects it, or it expires.
 //!
@@ -18,6 +18,7 @@ use shared_eval::Body;
 use super::error::ApiError;
 use crate::blob_file::Provenance;
 use crate::compile::schedule::Schedule;
+use crate::layout::Share;
 
 /// What a pending change will do once approved.
 #[derive(Debug, Clone)]
@@ -31,10 +32,25 @@ pub enum Proposal {
         /// Author, commit and time of the proposal.
         provenance: Provenance,
     },
+    /// Publish these compiled flags as the canary, served to `percent` of users.
+    Canary {
+        /// The compiled body.
+        body: Body,
+        /// The canary's share of users.
+        percent: Share,
+        /// Author, commit and time of the proposal.
+        provenance: Provenance,
+    },
     /// Serve version `to`'s flags again.
     Rollback {
         /// The version.
         to: u64,
+    },
+    /// Make the running canary stable: the one serving `canary` (a content hash) when it was
+    /// proposed, not whatever was pushed to the canary after the approver looked.
+    Promote {
+        /// The canary's content hash.
+        canary: String,
     },
 }
 
@@ -42,7 +58,9 @@ impl Proposal {
     fn kind(&self) -> &'static str {
         match self {
             Proposal::Push { .. } => "push",
+            Proposal::Canary { .. } => "canary",
             Proposal::Rollback { .. } => "rollback",
+            Proposal::Promote { .. } => "promote",
         }
     }
 }
@@ -54,7 +72,7 @@ pub struct Pending {
     pub id: u64,
     /// The environment.
     pub env: String,
-    /// `push` or `rollback`.
+    /// `push`, `canary`, `rollback` or `promote`.
     pub action: &'static str,
     /// The proposing token's name (`webhook` for a Git push).
     pub author: String,
@@ -69,6 +87,9 @@ pub struct Pending {
     /// For a rollback: the version to serve again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<u64>,
+    /// For a canary: its share of users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Share>,
     /// The version deployed when it was proposed.
     pub base_version: Option<u64>,
     /// RFC 3339 UTC.
@@ -143,12 +164,18 @@ impl Approvals {
             client: draft.client,
             message: draft.message,
             commit: match &draft.proposal {
-                Proposal::Push { provenance, .. } => provenance.source_commit.clone(),
-                Proposal::Rollback { .. } => None,
+                Proposal::Push { provenance, .. } | Proposal::Canary { provenance, .. } => {
+                    provenance.source_commit.clone()
+                }
+                Proposal::Rollback { .. } | Proposal::Promote { .. } => None,
             },
             rollback_to: match draft.proposal {
                 Proposal::Rollback { to } => Some(to),
-                Proposal::Push { .. } => None,
+                _ => None,
+            },
+            percent: match draft.proposal {
+                Proposal::Canary { percent, .. } => Some(percent),
+                _ => None,
             },
             base_version: draft.base_version,
             created_at: rfc3339(now),

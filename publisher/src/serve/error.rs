@@ -66,9 +66,11 @@ pub enum ApiError {
 impl From<PublishError> for ApiError {
     fn from(error: PublishError) -> ApiError {
         match &error {
-            PublishError::Conflict { .. } | PublishError::NothingPublished { .. } => {
-                ApiError::Conflict(error.to_string())
-            }
+            PublishError::Conflict { .. }
+            | PublishError::NothingPublished { .. }
+            | PublishError::NoCanary { .. }
+            | PublishError::CanaryRunning { .. }
+            | PublishError::CanaryChanged { .. } => ApiError::Conflict(error.to_string()),
             PublishError::NoSuchVersion { .. } | PublishError::UnknownFlags { .. } => {
                 ApiError::NotFound(error.to_string())
             }

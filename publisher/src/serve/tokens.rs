@@ -32,9 +32,9 @@ use crate::compile::yaml;
 pub enum Role {
     /// See state, history, audit, diffs, lints.
     Read,
-    /// Push, rollback (and later promote/abort, rollout ticks, drift fixes).
+    /// Push (stable or canary), rollback, promote/abort, rollout ticks and resumes, drift fixes.
     Publish,
-    /// Kill and unkill flags: the emergency path.
+    /// Kill and unkill flags, abort a canary: the emergency path.
     Kill,
     /// Approve someone else's pending change.
     Approve,

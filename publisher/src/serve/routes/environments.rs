@@ -199,27 +199,3 @@ pub async fn validate(
         "diagnostics": diagnostics.iter().map(diagnostic_json).collect::<Vec<_>>(),
     })))
 }
-
-/// `GET .../rollouts`: the environment's progressive rollouts as the library reads them
-/// (`Environment::rollouts`, what `publisher rollout status` shows): each schedule's state,
-/// its live share of users and when its next stage is due.
-pub async fn rollouts(
-    State(state): State<AppState>,
-    auth: Authorized<Read>,
-) -> Result<Json<Value>, ApiError> {
-    let env = state.environment(&auth.env, "-")?;
-    let rollouts: Vec<Value> = env
-        .rollouts()
-        .await?
-        .into_iter()
-        .map(|rollout| {
-            json!({
-                "live_percent": crate::rollout::live_percent(&rollout),
-                "live_rings": crate::rollout::live_rings(&rollout),
-                "next_due": crate::rollout::next_due(&rollout).map(|t| t.to_rfc3339()),
-                "state": rollout,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "env": auth.env, "rollouts": rollouts })))
-}

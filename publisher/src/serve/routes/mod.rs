@@ -3,10 +3,12 @@
 //! (`/healthz`, `/readyz`, `/metrics`, the page's login) take none.
 
 pub mod approvals;
+pub mod canary;
 pub mod drift;
 pub mod environments;
 pub mod health;
 pub mod publishing;
+pub mod rollouts;
 pub mod telemetry;
 pub mod webhook;
 
@@ -34,9 +36,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/environments/{env}/drift/fix", post(drift::fix))
         .route("/api/v1/telemetry", post(telemetry::ingest))
         .route("/api/v1/environments/{env}/telemetry", get(telemetry::show))
+        .route("/api/v1/environments/{env}/rollouts", get(rollouts::status))
         .route(
-            "/api/v1/environments/{env}/rollouts",
-            get(environments::rollouts),
+            "/api/v1/environments/{env}/rollouts/tick",
+            post(rollouts::tick),
+        )
+        .route(
+            "/api/v1/environments/{env}/rollouts/resume",
+            post(rollouts::resume),
         )
         .route("/api/v1/environments/{env}/diff", get(environments::diff))
         .route(
@@ -56,6 +63,8 @@ pub fn router() -> Router<AppState> {
             "/api/v1/environments/{env}/flags/{key}/unkill",
             post(publishing::unkill),
         )
+        .route("/api/v1/environments/{env}/promote", post(canary::promote))
+        .route("/api/v1/environments/{env}/abort", post(canary::abort))
         .route("/api/v1/environments/{env}/approvals", get(approvals::list))
         .route(
             "/api/v1/environments/{env}/approvals/{id}/approve",

@@ -2,8 +2,9 @@
 //! (`publish`), `.../flags/{key}/kill` and `.../unkill` (`kill`). Each runs the library's
 //! publish step under the environment's lock, audited with the token's name and the client
 //! address, then purges; the answer says what was done (version, purge result). In an
-//! environment that requires approval, push and rollback answer 202 with a pending change
-//! instead (`approvals.rs`); kill and unkill never wait.
+//! environment that requires approval, push (stable or canary), rollback and promote
+//! (`canary.rs`) answer 202 with a pending change instead (`approvals.rs`); kill and unkill
+//! never wait.
 
 use std::time::SystemTime;
 
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::blob_file::Provenance;
-use crate::layout::Action;
+use crate::layout::{Action, Share};
 use crate::publish::{KillTarget, Outcome};
 use crate::purge::Purger;
 use crate::serve::AppState;
@@ -29,6 +30,8 @@ use crate::serve::routes::environments::compile_checkout;
 pub struct PushRequest {
     /// Why: recorded in the version and the audit trail.
     pub message: Option<String>,
+    /// Publish as the canary, served to this percentage of users (as `push --canary`).
+    pub canary: Option<Share>,
 }
 
 /// Body of `rollback`.
@@ -68,7 +71,8 @@ impl<R> From<&Authorized<R>> for Actor {
     }
 }
 
-fn now() -> String {
+/// Now, as the version records write it.
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -95,7 +99,7 @@ pub async fn purge(state: &AppState, env: &str) -> Value {
 }
 
 /// The answer of a publishing call: the outcome, as the CLI's `--json` prints it, plus the purge.
-async fn answer(
+pub async fn answer(
     state: &AppState,
     actor: &Actor,
     env: &str,
@@ -130,10 +134,13 @@ pub async fn publish(
     message: Option<String>,
 ) -> Result<Value, ApiError> {
     let environment = state.environment(env, &actor.client)?;
-    let (action, author) = match &proposal {
-        Proposal::Push { .. } => (Action::Push, actor.name.clone()),
-        Proposal::Rollback { .. } => (Action::Rollback, actor.name.clone()),
+    let action = match &proposal {
+        Proposal::Push { .. } => Action::Push,
+        Proposal::Canary { .. } => Action::Canary,
+        Proposal::Rollback { .. } => Action::Rollback,
+        Proposal::Promote { .. } => Action::Promote,
     };
+    let author = actor.name.clone();
     let outcome = state
         .serialized(env, async move {
             match proposal {
@@ -146,8 +153,22 @@ pub async fn publish(
                         .push_scheduled(body, schedules, &provenance, message)
                         .await
                 }
+                Proposal::Canary {
+                    body,
+                    percent,
+                    provenance,
+                } => {
+                    environment
+                        .push_canary(body, percent, &provenance, message)
+                        .await
+                }
                 Proposal::Rollback { to } => {
                     environment.rollback(to, &author, &now(), message).await
+                }
+                Proposal::Promote { canary } => {
+                    environment
+                        .promote_exactly(&canary, &author, &now(), message)
+                        .await
                 }
             }
             .map_err(ApiError::from)
@@ -176,18 +197,27 @@ pub async fn publish_or_propose(
         ));
     };
     let environment = state.environment(env, &actor.client)?;
-    let (base_version, new_body) = match &proposal {
-        Proposal::Push { body, .. } => (environment.plan(body).await?.current, body.clone()),
-        Proposal::Rollback { to } => (
-            environment.current().await?.map(|c| c.pointer.version),
-            environment.version_body(*to).await?,
-        ),
-    };
-    let old_body = environment
-        .deployed()
-        .await?
-        .map(|(_, blob)| blob.body)
+    let deployed = environment.deployed_all().await?;
+    let base_version = deployed.as_ref().map(|d| d.current.pointer.version);
+    // The diff is what changes for the stable version's users (a canary's, for its share).
+    let old_body = deployed
+        .as_ref()
+        .map(|d| d.stable.body.clone())
         .unwrap_or_default();
+    let new_body =
+        match &proposal {
+            Proposal::Push { body, .. } | Proposal::Canary { body, .. } => body.clone(),
+            Proposal::Rollback { to } => environment.version_body(*to).await?,
+            Proposal::Promote { .. } => deployed
+                .and_then(|d| d.canary)
+                .map(|c| c.body)
+                .ok_or_else(|| {
+                    ApiError::from(crate::publish::PublishError::NoCanary {
+                        env: env.to_owned(),
+                        action: "promote",
+                    })
+                })?,
+        };
     let diff = crate::diff::diff(&old_body, &new_body);
     let pending = state.approvals.propose(
         Draft {
@@ -211,11 +241,13 @@ pub async fn publish_or_propose(
 }
 
 /// The checkout's flags for `env` as a push proposal by `author`: compiled, with the files'
-/// rollout schedules (as `publisher push` does), under the checkout's read lock.
+/// rollout schedules (as `publisher push` does), under the checkout's read lock; as a canary
+/// push when `canary` gives its share.
 pub async fn checkout_proposal(
     state: &AppState,
     env: &str,
     author: &str,
+    canary: Option<Share>,
 ) -> Result<Proposal, ApiError> {
     let _checkout = state.checkout.read().await;
     let compiled = compile_checkout(state, env)
@@ -225,15 +257,24 @@ pub async fn checkout_proposal(
     let schedules = dir
         .is_dir()
         .then(|| crate::compile::schedule::collect(dir, env));
-    Ok(Proposal::Push {
-        body: compiled.body,
-        schedules,
-        provenance: Provenance::detect(dir, Some(author)),
+    let provenance = Provenance::detect(dir, Some(author));
+    Ok(match canary {
+        Some(percent) => Proposal::Canary {
+            body: compiled.body,
+            percent,
+            provenance,
+        },
+        None => Proposal::Push {
+            body: compiled.body,
+            schedules,
+            provenance,
+        },
     })
 }
 
-/// `POST .../push`: compiles the checkout's flags for the environment and publishes them (or
-/// proposes them, 202, where approval is required).
+/// `POST .../push`: compiles the checkout's flags for the environment and publishes them, as
+/// the stable version or (`canary`) as the canary (or proposes them, 202, where approval is
+/// required).
 pub async fn push(
     State(state): State<AppState>,
     auth: Authorized<Publish>,
@@ -241,7 +282,7 @@ pub async fn push(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request = request.map(|Json(r)| r).unwrap_or_default();
     let actor = Actor::from(&auth);
-    let proposal = checkout_proposal(&state, &auth.env, &actor.name).await?;
+    let proposal = checkout_proposal(&state, &auth.env, &actor.name, request.canary).await?;
     publish_or_propose(&state, &auth.env, &actor, proposal, request.message)
         .await
         .map(|(status, body)| (status, Json(body)))
