@@ -33,7 +33,7 @@ pub enum BlobFileError {
 }
 
 /// Who made a blob and from what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Provenance {
     /// Git identity or an explicit override.
     pub author: String,

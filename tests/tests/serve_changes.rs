@@ -32,8 +32,8 @@ const TOKENS: &[(&str, &str, &str)] = &[
 ];
 
 /// Starts serve on the setup's checkout with dev (auto-publish), prod (auto-publish, approval
-/// for an hour) and qa (approval for one second), and the webhook on `main`; everything comes
-/// from the config file (paths in it relative to it).
+/// for an hour) and qa (approval for one second), the webhook on `main` and pending approvals
+/// kept in `approvals.json`; everything comes from the config file (paths in it relative to it).
 fn start(setup: &Setup, s3: &SeaweedFs, bucket: &str) -> Service {
     setup.write("hook.secret", &format!("{HOOK_SECRET}\n"));
     let config = setup.write(
@@ -41,7 +41,7 @@ fn start(setup: &Setup, s3: &SeaweedFs, bucket: &str) -> Service {
         &format!(
             "store: {}\nflags: checkout\ntokens: tokens.yaml\nenvironments:\n  - name: dev\n    auto_publish: true\n  \
              - name: prod\n    auto_publish: true\n    approval: {{ttl: 1h}}\n  - name: qa\n    approval: {{ttl: 1s}}\n\
-             webhook:\n  branch: main\n  secret_file: hook.secret\n\
+             webhook:\n  branch: main\n  secret_file: hook.secret\napprovals_file: approvals.json\n\
              limits: {{per_token_per_second: 1000, per_token_burst: 1000}}\n",
             s3.bucket(bucket),
         ),
@@ -242,6 +242,62 @@ fn a_change_to_an_approval_environment_waits_for_another_token() {
     let reply = post(&service, "/api/v1/environments/dev/push", CI, json!({}));
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json()["version"], 1);
+}
+
+/// Pending changes are kept in the approvals file: after a restart on the same state the
+/// change is still pending with its author, diff and expiry (its author still cannot approve
+/// it), one that expired while the service was down is gone, and a second token's approval
+/// publishes it.
+#[test]
+fn pending_changes_survive_a_restart() {
+    let s3 = SeaweedFs::shared();
+    let setup = Setup::new(TOKENS);
+    let bucket = "serve-approvals-restart";
+    let service = start(&setup, &s3, bucket);
+    let reply = post(
+        &service,
+        "/api/v1/environments/prod/push",
+        CI,
+        json!({"message": "launch"}),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let proposed = reply.json()["pending"].clone();
+    let id = proposed["id"].as_u64().unwrap();
+    let reply = post(&service, "/api/v1/environments/qa/push", CI, json!({}));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert!(service.stop(), "SIGTERM ends serve cleanly");
+    // qa's change (one second to live) expires while the service is down.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let service = start(&setup, &s3, bucket);
+    assert_eq!(
+        pending(&service, "prod"),
+        [proposed.clone()],
+        "the same change, author, diff and expiry"
+    );
+    assert!(pending(&service, "qa").is_empty(), "expired while down");
+    assert_eq!(approvals_gauge(&service, "prod"), 1.0);
+    assert_eq!(version(&service, "prod"), None);
+    let approve = format!("/api/v1/environments/prod/approvals/{id}/approve");
+    let own = post(&service, &approve, CI, json!({}));
+    assert_eq!(own.status, 403, "{}", own.body);
+    let approved = post(&service, &approve, LEAD, json!({}));
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert_eq!(approved.json()["version"], 1);
+    assert_eq!(version(&service, "prod"), Some(1));
+    let audit = get(&service, "/api/v1/environments/prod/audit", READER);
+    assert_eq!(audit["entries"][0]["who"], "ci");
+    assert_eq!(audit["entries"][0]["message"], "launch (approved by lead)");
+    // Ids go on from the file's: a new change does not take an old one's id.
+    edit(
+        &setup,
+        "flags/beta-banner.yaml",
+        "default: off",
+        "default: on",
+    );
+    let reply = post(&service, "/api/v1/environments/prod/push", CI, json!({}));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert!(reply.json()["pending"]["id"].as_u64().unwrap() > id + 1);
 }
 
 /// Proposes `path` with `body` as ci (202) and approves it as lead; returns the approval's answer.

@@ -36,6 +36,9 @@ pub struct Args {
     /// Where evaluation telemetry from the edge is kept (JSON); default: in memory.
     #[arg(long, env = "FLAGS_SERVE_TELEMETRY_FILE")]
     pub telemetry_file: Option<PathBuf>,
+    /// Where pending approvals are kept across restarts (JSON); default: in memory.
+    #[arg(long, env = "FLAGS_SERVE_APPROVALS_FILE")]
+    pub approvals_file: Option<PathBuf>,
 }
 
 /// Runs until SIGINT/SIGTERM; 0 after a clean shutdown, 1 if it cannot start.
@@ -57,6 +60,7 @@ pub fn run(args: Args) -> ExitCode {
         purge: args.purge,
         environments: args.environments,
         telemetry_file: args.telemetry_file,
+        approvals_file: args.approvals_file,
     };
     let config = match ServeConfig::load(args.config.as_deref(), overrides) {
         Ok(config) => config,

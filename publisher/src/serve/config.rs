@@ -37,6 +37,9 @@ pub struct ServeConfig {
     /// Where evaluation telemetry is kept (a JSON file); unset: in memory, lost on restart.
     #[serde(default)]
     pub telemetry_file: Option<PathBuf>,
+    /// Where pending approvals are kept across restarts (a JSON file); unset: in memory.
+    #[serde(default)]
+    pub approvals_file: Option<PathBuf>,
 }
 
 /// The Git push webhook. Its secret never sits in this file: it is read from the file
@@ -172,6 +175,8 @@ pub struct Overrides {
     pub environments: Vec<String>,
     /// `--telemetry-file`.
     pub telemetry_file: Option<PathBuf>,
+    /// `--approvals-file`.
+    pub approvals_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -212,6 +217,9 @@ impl ServeConfig {
         if let Some(file) = &overrides.telemetry_file {
             set("telemetry_file", file.display().to_string().into());
         }
+        if let Some(file) = &overrides.approvals_file {
+            set("approvals_file", file.display().to_string().into());
+        }
         if !overrides.environments.is_empty() {
             let envs: Vec<_> = overrides
                 .environments
@@ -244,6 +252,9 @@ impl ServeConfig {
             }
             if overrides.telemetry_file.is_none() {
                 loaded.telemetry_file = loaded.telemetry_file.map(|file| base.join(file));
+            }
+            if overrides.approvals_file.is_none() {
+                loaded.approvals_file = loaded.approvals_file.map(|file| base.join(file));
             }
         }
         for env in &loaded.environments {

@@ -84,8 +84,24 @@ impl AppState {
             Some(path) => crate::telemetry::Telemetry::open(path)?,
             None => crate::telemetry::Telemetry::in_memory(),
         };
+        let approvals = match &config.approvals_file {
+            Some(path) => Some(approvals::Approvals::open(
+                path,
+                std::time::SystemTime::now(),
+            )?),
+            None => {
+                if config.environments.iter().any(|e| e.approval.is_some()) {
+                    tracing::warn!("no approvals_file: pending approvals are lost on restart");
+                }
+                None
+            }
+        };
         let mut state = AppState::new(config, store, tokens, purger).with_telemetry(telemetry);
         state.webhook = webhook;
+        if let Some(approvals) = approvals {
+            state.approvals = Arc::new(approvals);
+            state.metrics.set_approvals_pending(&state.approvals);
+        }
         Ok(state)
     }
 

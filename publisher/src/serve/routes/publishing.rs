@@ -231,7 +231,7 @@ pub async fn publish_or_propose(
         },
         approval.ttl,
         SystemTime::now(),
-    );
+    )?;
     state.metrics.set_approvals_pending(&state.approvals);
     tracing::info!(env, token = %actor.name, client = %actor.client, id = pending.id, action = pending.action, "change pending approval");
     Ok((
