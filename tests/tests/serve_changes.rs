@@ -373,6 +373,10 @@ fn canary_pushes_and_promotions_wait_for_approval_and_aborts_do_not() {
     let promote = reply.json()["pending"].clone();
     assert_eq!(promote["action"], "promote");
     assert_eq!(
+        promote["canary"], first_canary,
+        "pinned to the canary it promotes"
+    );
+    assert_eq!(
         promote["diff"]["summary"]["changed"],
         json!(["beta-banner"]),
         "{promote}"

@@ -96,6 +96,9 @@ pub struct Pending {
     /// For a canary: its share of users.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percent: Option<Share>,
+    /// For a promote: the content hash of the canary it promotes (and nothing else).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
     /// The version deployed when it was proposed.
     pub base_version: Option<u64>,
     /// RFC 3339 UTC.
@@ -192,6 +195,10 @@ fn pending_of(id: u64, draft: Draft, created: SystemTime, expires: SystemTime) -
         },
         percent: match draft.proposal {
             Proposal::Canary { percent, .. } => Some(percent),
+            _ => None,
+        },
+        canary: match &draft.proposal {
+            Proposal::Promote { canary } => Some(canary.clone()),
             _ => None,
         },
         base_version: draft.base_version,
