@@ -194,6 +194,12 @@ impl SeaweedFs {
                 "-s3.port.lance=0",
             ])
             .arg("-master.telemetry=false")
+            // Left to itself, `weed mini` sizes its volume count from the disk's free space
+            // (free / volume size, 1 GiB volumes on a big disk), and every bucket takes a
+            // volume: on a nearly full disk the next new bucket's first write waits for a
+            // volume that never comes (a CI run timed out after 90 s this way). Volumes are
+            // sparse files, so a fixed count of small ones costs nothing up front.
+            .args(["-volume.max=200", "-master.volumeSizeLimitMB=64"])
             .args(
                 port_flags
                     .iter()
