@@ -91,6 +91,8 @@ pub fn run(args: Args) -> ExitCode {
         let options = FixOptions {
             check,
             allow_older: args.allow_older,
+            // Whoever holds the store's credentials publishes without approval, as with push.
+            publish_needs_approval: false,
             author: who.clone(),
             purger,
             edge_purge_token: std::env::var("FLAGS_PURGE_TOKEN").ok(),

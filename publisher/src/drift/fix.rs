@@ -23,6 +23,9 @@ pub struct FixOptions {
     pub check: CheckOptions,
     /// Publish from a Git checkout that is behind (or not ordered with) the store.
     pub allow_older: bool,
+    /// Publishing to the environment needs someone's approval (`publisher serve`): the Git
+    /// checkout is not published, and the step is reported as skipped (push to propose it).
+    pub publish_needs_approval: bool,
     /// Recorded as the author of published versions and of the audit entry.
     pub author: String,
     /// The CDN purge (`--purge`): when set, one purge of the environment replaces purging
@@ -233,6 +236,20 @@ async fn publish_from_git(
     };
     let allowed = finding.fix.is_some() || (options.allow_older && is_older(finding.kind));
     if !allowed {
+        return false;
+    }
+    if options.publish_needs_approval {
+        actions.push(FixAction {
+            kind: FixKind::Skipped,
+            target: None,
+            version: None,
+            ok: true,
+            detail: format!(
+                "left as is: {}; publishing to {} needs approval: push to propose it",
+                finding.message,
+                env.name()
+            ),
+        });
         return false;
     }
     let mut provenance = Provenance::detect(dir, Some(&options.author));

@@ -1,7 +1,10 @@
 //! Drift through the service: `POST .../drift` (role `read`) checks the checkout (Git) against
 //! the store; `POST .../drift/fix` (role `publish`) reconciles, under the environment's publish
 //! lock. Both are [`crate::drift`]'s `check` and `fix`, audited in the drift trail with the
-//! token's name, and set the `flags_drift_status` gauge. The edge layer is not checked here:
+//! token's name, and set the `flags_drift_status` gauge. Where the environment requires
+//! approval, a fix does not publish the checkout (that would bypass the approval): it reports
+//! the step as skipped, and a push proposes the change; repairing a broken store (serving the
+//! last good version again) still happens. The edge layer is not checked here:
 //! the service has no fleet list, and a read token must not make it fetch arbitrary URLs.
 
 use std::time::Duration;
@@ -72,6 +75,10 @@ pub async fn fix(
     let options = FixOptions {
         check: options(&state),
         allow_older,
+        publish_needs_approval: state
+            .config
+            .environment(&auth.env)
+            .is_some_and(|e| e.approval.is_some()),
         author: auth.caller.name().to_owned(),
         purger,
         edge_purge_token: None,
