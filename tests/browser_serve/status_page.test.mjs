@@ -5,6 +5,8 @@
 //   READ_TOKEN    required: a token with read on ENV (signs in through the page's form)
 //   KILL_TOKEN    required: a token with kill on ENV (the test kills KILL_FLAG through the API)
 //   LATER         required: an RFC 3339 instant 60 days after the telemetry batch (`?now=`)
+//   WORKER_URL    required: ENV's edge, a worker purged by every publish
+//   DEAD_URL      required: ENV's other configured edge, a closed port
 //
 // The deployment it expects (set up by serve_page.rs): prod pushed by `admin`, staging too
 // (the read token may not read it), checkout-v2's rollout ticked 1 -> 2 and back to 1
@@ -28,7 +30,10 @@ describe('status page', () => {
   let browser;
   let page;
   before(async () => {
-    assert.ok(SERVE_URL && env.READ_TOKEN && env.KILL_TOKEN && env.LATER, 'SERVE_URL, READ_TOKEN, KILL_TOKEN, LATER');
+    assert.ok(
+      SERVE_URL && env.READ_TOKEN && env.KILL_TOKEN && env.LATER && env.WORKER_URL && env.DEAD_URL,
+      'SERVE_URL, READ_TOKEN, KILL_TOKEN, LATER, WORKER_URL, DEAD_URL',
+    );
     browser = await chromium.launch({ executablePath: env.CHROMIUM_PATH || '/usr/bin/chromium', headless: true });
     page = await browser.newPage();
   });
@@ -46,6 +51,22 @@ describe('status page', () => {
     const before = Number(await section.locator('.version').textContent());
     assert.ok(before >= 1, `a version is shown: ${await section.textContent()}`);
     assert.equal(await section.locator('.killed').count(), 0, 'nothing killed yet');
+
+    // The edges: the worker serves the version shown, in sync; the closed port is unreachable
+    // (and did not stall the page).
+    const worker = section.locator(`tr.edge[data-url="${env.WORKER_URL}"]`);
+    assert.equal(await worker.locator('.state').textContent(), 'in sync');
+    assert.equal(Number(await worker.locator('.edge-version').textContent()), before);
+    assert.match(await worker.locator('.hash code').textContent(), /^[0-9a-f]{12}$/);
+    const hashBefore = await worker.locator('.hash').getAttribute('title');
+    const api = await (await fetch(`${SERVE_URL}/api/v1/environments/${ENV}`, {
+      headers: { Authorization: `Bearer ${env.READ_TOKEN}` },
+    })).json();
+    assert.equal(hashBefore, api.content_hash, 'the content hash the store serves');
+    const dead = section.locator(`tr.edge[data-url="${env.DEAD_URL}"]`);
+    assert.match(await dead.locator('.state').textContent(), /^unreachable: connection failed$/);
+    assert.equal(await dead.locator('.edge-version').textContent(), '-');
+    assert.equal(await section.locator('.fleet').textContent(), '1 of 2 in sync, 0 converging, 0 drifted, 1 unreachable');
 
     // The last drift check, run by the reader through the API: the checkout is what was
     // pushed (rollout stages advanced by ticks are not drift).
@@ -106,6 +127,15 @@ describe('status page', () => {
     assert.match(await section.textContent(), /kill by oncall/);
     assert.equal(await section.locator('tr.audit-entry .who').first().textContent(), 'oncall');
     assert.equal(await section.locator('tr.audit-entry .action').first().textContent(), 'kill');
+    // The kill purged the worker: it serves the new version (it reloads on the purge; allow a
+    // few reloads for it), with another content hash.
+    for (let i = 0; i < 20 && Number(await worker.locator('.edge-version').textContent()) !== now; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      await page.reload();
+    }
+    assert.equal(Number(await worker.locator('.edge-version').textContent()), now);
+    assert.equal(await worker.locator('.state').textContent(), 'in sync');
+    assert.notEqual(await worker.locator('.hash').getAttribute('title'), hashBefore);
     // The kill carries the rollout's state: still three transitions.
     assert.equal(await section.locator('svg.rollout-chart circle.point').count(), 3);
 

@@ -2,29 +2,38 @@
 //! playwright-core as `tests/browser/` is): `publisher serve` on real SeaweedFS with the example
 //! flags pushed to prod and staging, prod's checkout-v2 rollout ticked forward once and (its
 //! health check failing) back once by the real CLI, a flag expired in the checkout, and a
-//! telemetry batch for beta-banner. Signed in through its form with a token that reads prod
-//! only, the page shows prod (not staging): the version's age, the rollout's stage and its SVG
-//! chart, the expired lint, the audit rows naming the tokens, the evaluations chart; after a
-//! kill through the API the new version; `?now=` 60 days ahead the telemetry lint.
+//! telemetry batch for beta-banner. prod's edges are the built worker in workerd reading the
+//! same bucket (purged by every publish; an hour's cache TTL, so only a purge moves it) and a
+//! closed port. Signed in through its form with a token that reads prod only, the page shows
+//! prod (not staging): the version's age, the edges (the worker in sync on the pushed version,
+//! the closed port unreachable), the rollout's stage and its SVG chart, the expired lint, the
+//! audit rows naming the tokens, the evaluations chart; after a kill through the API the new
+//! version, on the worker too; `?now=` 60 days ahead the telemetry lint.
 
 use std::process::Command;
 
-use integration_tests::serve::{Service, copy_dir, write_tokens};
+use integration_tests::serve::Setup;
+use integration_tests::worker::Worker;
 use integration_tests::{SeaweedFs, publisher_bin, repo_root};
 
 const ADMIN: &str = "page-admin-secret-0123";
 const READER: &str = "page-reader-secret-0123";
 const ONCALL: &str = "page-oncall-secret-0123";
 const EDGE: &str = "page-edge-secret-0123";
+const PURGE_TOKEN: &str = "page-purge-token-0123";
 
 #[test]
 fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
     let s3 = SeaweedFs::shared();
-    let dir = tempfile::tempdir().unwrap();
-    let checkout = dir.path().join("checkout");
-    copy_dir(&repo_root().join("examples/flags"), &checkout);
+    let setup = Setup::new(&[
+        ("admin", ADMIN, "{\"*\": [admin]}"),
+        ("reader", READER, "{prod: [read]}"),
+        ("oncall", ONCALL, "{prod: [kill]}"),
+        ("edge", EDGE, "{prod: [telemetry]}"),
+    ]);
+    let checkout = setup.checkout();
     // The rollout: no soak, and a health check this test turns on and off.
-    let healthy = dir.path().join("healthy");
+    let healthy = setup.path().join("healthy");
     let rollout = checkout.join("flags/checkout-v2.yaml");
     let text = std::fs::read_to_string(&rollout)
         .unwrap()
@@ -43,30 +52,41 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
         .replace("expires: 2027-02-28", "expires: 2020-01-01")
         .replace("review-by: 2027-01-15\n", "");
     std::fs::write(checkout.join("flags/old-promo.yaml"), expired).unwrap();
-    write_tokens(
-        &dir.path().join("tokens.yaml"),
+    let bucket = "serve-page";
+    let store = s3.bucket(bucket);
+    let worker = Worker::start(&[
+        ("FLAGS_ENV", "prod"),
+        ("ORIGIN_KIND", "s3"),
+        ("S3_ENDPOINT", &s3.endpoint),
+        ("S3_BUCKET", bucket),
+        ("S3_REGION", "us-east-1"),
+        ("S3_ACCESS_KEY_ID", &s3.access_key),
+        ("S3_SECRET_ACCESS_KEY", &s3.secret_key),
+        ("PURGE_TOKEN", PURGE_TOKEN),
+        ("CACHE_TTL_S", "3600"),
+    ]);
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let mut env = s3.aws_env();
+    env.push(("FLAGS_PURGE_TOKEN", PURGE_TOKEN.to_owned()));
+    let (worker_edge, dead_edge) = (format!("prod={}", worker.url), format!("prod={dead}"));
+    let service = setup.serve(
+        &store,
         &[
-            ("admin", ADMIN, "{\"*\": [admin]}"),
-            ("reader", READER, "{prod: [read]}"),
-            ("oncall", ONCALL, "{prod: [kill]}"),
-            ("edge", EDGE, "{prod: [telemetry]}"),
-        ],
-    );
-    let store = s3.bucket("serve-page");
-    let service = Service::start(
-        &[
-            "--store",
-            &store,
-            "--flags",
-            checkout.to_str().unwrap(),
-            "--tokens",
-            dir.path().join("tokens.yaml").to_str().unwrap(),
             "--env",
             "prod",
             "--env",
             "staging",
+            "--purge",
+            &worker.url,
+            "--edge",
+            &worker_edge,
+            "--edge",
+            &dead_edge,
         ],
-        &s3.aws_env(),
+        &env,
     );
     for env in ["prod", "staging"] {
         let pushed = service.request(
@@ -80,8 +100,8 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
     let tick = |expect: &str| {
         let output = Command::new(publisher_bin())
             .args(["rollout", "tick", "--env", "prod", "--store", &store])
-            .args(["--author", "cron"])
-            .envs(s3.aws_env())
+            .args(["--author", "cron", "--purge", &worker.url])
+            .envs(env.clone())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -111,12 +131,33 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
     assert_eq!(checked.status, 200, "{}", checked.body);
     let later = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
 
+    // The API carries the same fleet: the worker on the store's version, the closed port not.
+    let shown = service.request("GET", "/api/v1/environments/prod", Some(READER), None);
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let shown: serde_json::Value = serde_json::from_str(&shown.body).unwrap();
+    let fleet = &shown["fleet"];
+    assert_eq!(
+        (
+            &fleet["endpoints"],
+            &fleet["in_sync"],
+            &fleet["unreachable"]
+        ),
+        (&2.into(), &1.into(), &1.into()),
+        "{shown:#}"
+    );
+    assert_eq!(
+        fleet["versions"][0]["version"], shown["version"],
+        "{shown:#}"
+    );
+
     let output = Command::new("node")
         .args(["--test", "tests/browser_serve/"])
         .env("SERVE_URL", &service.base)
         .env("READ_TOKEN", READER)
         .env("KILL_TOKEN", ONCALL)
         .env("LATER", later)
+        .env("WORKER_URL", &worker.url)
+        .env("DEAD_URL", &dead)
         .current_dir(repo_root())
         .output()
         .expect("run node --test tests/browser_serve/");

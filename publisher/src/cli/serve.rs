@@ -39,6 +39,9 @@ pub struct Args {
     /// Where pending approvals are kept across restarts (JSON); default: in memory.
     #[arg(long, env = "FLAGS_SERVE_APPROVALS_FILE")]
     pub approvals_file: Option<PathBuf>,
+    /// An edge serving an environment, as ENV=URL (repeatable): the page shows its version.
+    #[arg(long = "edge", value_parser = publisher::serve::config::parse_edge)]
+    pub edges: Vec<(String, String)>,
 }
 
 /// Runs until SIGINT/SIGTERM; 0 after a clean shutdown, 1 if it cannot start.
@@ -61,6 +64,7 @@ pub fn run(args: Args) -> ExitCode {
         environments: args.environments,
         telemetry_file: args.telemetry_file,
         approvals_file: args.approvals_file,
+        edges: args.edges,
     };
     let config = match ServeConfig::load(args.config.as_deref(), overrides) {
         Ok(config) => config,

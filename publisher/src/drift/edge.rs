@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use shared_eval::Body;
+
 use super::store::Inspection;
 use super::{Finding, FindingKind, Layer};
 use crate::diff::{self, FlagDiff};
-use crate::layout::ChangeSummary;
+use crate::layout::{ChangeSummary, Pointer};
 use crate::publish::Environment;
 
 /// Slack added to an edge's revalidation interval before an older version counts as drift.
@@ -297,6 +299,20 @@ pub async fn check_all(
     urls: &[String],
     timeout: Duration,
 ) -> Vec<EdgeReport> {
+    let pointer = store.and_then(|s| s.pointer.as_ref());
+    let body = store.and_then(|s| s.body.as_ref());
+    check_against(env, pointer, body, urls, timeout).await
+}
+
+/// [`check_all`] against a pointer and served body the caller already holds (the service's
+/// status page reads them once for every section).
+pub async fn check_against(
+    env: &Environment,
+    pointer: Option<&Pointer>,
+    body: Option<&Body>,
+    urls: &[String],
+    timeout: Duration,
+) -> Vec<EdgeReport> {
     let client = match reqwest::Client::builder().timeout(timeout).build() {
         Ok(client) => client,
         Err(e) => {
@@ -329,14 +345,15 @@ pub async fn check_all(
                 continue;
             }
         };
-        reports.push(classify(env, store, url, health, now).await);
+        reports.push(classify(env, pointer, body, url, health, now).await);
     }
     reports
 }
 
 async fn classify(
     env: &Environment,
-    store: Option<&Inspection>,
+    pointer: Option<&Pointer>,
+    served: Option<&Body>,
     url: &str,
     health: Health,
     now: chrono::DateTime<chrono::Utc>,
@@ -363,7 +380,7 @@ async fn classify(
         report.state = EdgeState::WrongEnvironment;
         return report;
     }
-    let Some(pointer) = store.and_then(|s| s.pointer.as_ref()) else {
+    let Some(pointer) = pointer else {
         report.state = if health.loaded {
             EdgeState::Unknown
         } else {
@@ -406,7 +423,7 @@ async fn classify(
         (false, false) => EdgeState::NotLoaded,
         (true, false) => EdgeState::Stale,
     };
-    if let (true, Some(served)) = (health.loaded, store.and_then(|s| s.body.as_ref()))
+    if let (true, Some(served)) = (health.loaded, served)
         && let Ok(old) = env.version_body(edge_version).await
     {
         let difference = diff::diff(&old, served);

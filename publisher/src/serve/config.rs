@@ -40,6 +40,14 @@ pub struct ServeConfig {
     /// Where pending approvals are kept across restarts (a JSON file); unset: in memory.
     #[serde(default)]
     pub approvals_file: Option<PathBuf>,
+    /// How long the status page and the API wait for one edge's `/_flags/health` before
+    /// showing it unreachable (every edge is asked at once), e.g. `2s`, `500ms`.
+    #[serde(default = "default_edge_timeout", deserialize_with = "duration")]
+    pub edge_timeout: Duration,
+}
+
+fn default_edge_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// The Git push webhook. Its secret never sits in this file: it is read from the file
@@ -98,6 +106,10 @@ pub struct EnvConfig {
     /// Whether a webhook push to the configured branch publishes here.
     #[serde(default)]
     pub auto_publish: bool,
+    /// The edge endpoints serving it (base URLs, each asked for `/_flags/health`): the page and
+    /// `GET /api/v1/environments` show each one's version and whether it is in sync.
+    #[serde(default)]
+    pub edges: Vec<String>,
 }
 
 /// An environment's approval rule.
@@ -177,6 +189,20 @@ pub struct Overrides {
     pub telemetry_file: Option<PathBuf>,
     /// `--approvals-file`.
     pub approvals_file: Option<PathBuf>,
+    /// `--edge ENV=URL` (repeatable): added to the edges of environment ENV.
+    pub edges: Vec<(String, String)>,
+}
+
+/// Parses `--edge`'s `ENV=URL`.
+pub fn parse_edge(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((env, url)) if !env.is_empty() && url.contains("://") => {
+            Ok((env.to_owned(), url.to_owned()))
+        }
+        _ => Err(format!(
+            "{text:?}: expected ENV=URL, e.g. prod=https://flags.example.com"
+        )),
+    }
 }
 
 impl ServeConfig {
@@ -257,8 +283,26 @@ impl ServeConfig {
                 loaded.approvals_file = loaded.approvals_file.map(|file| base.join(file));
             }
         }
+        for (name, url) in overrides.edges {
+            let Some(env) = loaded.environments.iter_mut().find(|e| e.name == name) else {
+                return Err(format!(
+                    "--edge {name}={url}: {name} is not a configured environment (add --env {name})"
+                ));
+            };
+            env.edges.push(url);
+        }
         for env in &loaded.environments {
             crate::layout::check_env(&env.name)?;
+            if let Some(bad) = env
+                .edges
+                .iter()
+                .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+            {
+                return Err(format!(
+                    "{where_}: environment {}: edge {bad:?} is not an http(s) URL",
+                    env.name
+                ));
+            }
         }
         Ok(loaded)
     }
@@ -280,7 +324,7 @@ mod tests {
         std::fs::write(
             &file,
             "listen: 127.0.0.1:9000\nstore: /srv/store\nflags: repo\ntokens: tokens.yaml\n\
-             environments:\n  - name: prod\n    approval: {ttl: 90m}\n    auto_publish: true\n  - name: dev\n\
+             environments:\n  - name: prod\n    approval: {ttl: 90m}\n    auto_publish: true\n    edges: [\"https://a.example\"]\n  - name: dev\n\
              limits:\n  concurrency: 8\nwebhook:\n  branch: release\n  secret_file: hook.secret\n",
         )
         .unwrap();
@@ -288,6 +332,7 @@ mod tests {
             Some(&file),
             Overrides {
                 store: Some("s3://bucket/p".into()),
+                edges: vec![parse_edge("prod=http://127.0.0.1:9").unwrap()],
                 ..Overrides::default()
             },
         )
@@ -301,6 +346,12 @@ mod tests {
         assert_eq!(approval.ttl, Duration::from_secs(90 * 60));
         assert!(config.environments[0].auto_publish);
         assert!(config.environments[1].approval.is_none());
+        assert_eq!(
+            config.environments[0].edges,
+            ["https://a.example", "http://127.0.0.1:9"]
+        );
+        assert!(config.environments[1].edges.is_empty());
+        assert_eq!(config.edge_timeout, Duration::from_secs(2));
         let webhook = config.webhook.as_ref().unwrap();
         assert_eq!(
             (webhook.branch.as_str(), webhook.remote.as_str()),
@@ -315,6 +366,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_loads() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/serve.yaml");
+        let config = ServeConfig::load(Some(&example), Overrides::default()).unwrap();
+        let dev = config.environment("dev").unwrap();
+        assert_eq!(dev.edges, ["http://127.0.0.1:8787"]);
+        assert_eq!(config.edge_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
     fn missing_settings_and_unknown_keys_are_errors() {
         let err = ServeConfig::load(None, Overrides::default()).unwrap_err();
         assert!(err.contains("store"), "{err}");
@@ -323,5 +383,20 @@ mod tests {
         std::fs::write(&file, "store: x\nflags: y\ntokens: z\nlisten_on: 1\n").unwrap();
         let err = ServeConfig::load(Some(&file), Overrides::default()).unwrap_err();
         assert!(err.contains("listen_on"), "{err}");
+        std::fs::write(
+            &file,
+            "store: x\nflags: y\ntokens: z\nenvironments: [{name: prod, edges: [ftp://e]}]\n",
+        )
+        .unwrap();
+        let err = ServeConfig::load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(err.contains("ftp://e"), "{err}");
+        let unknown = Overrides {
+            environments: vec!["dev".into()],
+            edges: vec![parse_edge("prod=http://e").unwrap()],
+            ..Overrides::default()
+        };
+        let err = ServeConfig::load(Some(&file), unknown).unwrap_err();
+        assert!(err.contains("--env prod"), "{err}");
+        assert!(parse_edge("http://e").is_err());
     }
 }

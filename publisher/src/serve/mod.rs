@@ -5,8 +5,10 @@
 //!
 //! - [`app`] builds the router from an [`AppState`] (tests drive it in-process or on a port);
 //!   [`run`] adds the listener, JSON logs and graceful shutdown.
-//! - `routes/`: one file per resource; `error.rs`: problem+json answers; `page.rs`: the
-//!   server-rendered status page; `metrics.rs`: Prometheus text.
+//! - `routes/`: one file per resource; `error.rs`: problem+json answers; `page/`: the
+//!   server-rendered status page; `metrics.rs`: Prometheus text; `deployed.rs`: the decoded
+//!   deployed state per environment, re-read only when its pointer changes; `fleet.rs`: the
+//!   configured edges' versions.
 //! - Publishing to one environment is serialized by a per-environment lock held for the whole
 //!   publish (a second publish waits), and runs in its own task so that a client hanging up
 //!   cannot stop it halfway; shutdown waits for every such task.
@@ -14,7 +16,9 @@
 pub mod approvals;
 pub mod auth;
 pub mod config;
+pub mod deployed;
 pub mod error;
+pub mod fleet;
 pub mod layers;
 pub mod metrics;
 pub mod page;
@@ -59,6 +63,8 @@ pub struct AppState {
     pub checkout: Arc<tokio::sync::RwLock<()>>,
     /// Evaluation counts reported by the edge.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Each environment's decoded deployed state, by pointer ETag (`deployed.rs`).
+    pub deployed: Arc<deployed::DeployedCache>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -124,6 +130,7 @@ impl AppState {
             webhook: None,
             checkout: Arc::default(),
             telemetry: Arc::new(crate::telemetry::Telemetry::in_memory()),
+            deployed: Arc::default(),
             locks: Arc::default(),
         }
     }

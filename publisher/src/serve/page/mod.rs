@@ -79,8 +79,9 @@ async fn env_section(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let environment = state.environment(name, "-")?;
-    let deployed = environment.deployed().await?;
-    let env = status_of(state, name, &environment, deployed.as_ref()).await?;
+    let deployed = state.deployed.read(&environment).await?;
+    let env = status_of(state, name, deployed.as_deref());
+    let fleet = crate::serve::fleet::check(state, &environment, deployed.as_deref()).await;
     let history = environment.history().await?.records;
     let canary = env
         .canary
@@ -92,11 +93,20 @@ async fn env_section(
         escape(name)
     );
     sections::versions(out, &env, canary, now);
+    if let Some((edges, fleet)) = &fleet {
+        sections::edges(out, edges, fleet, now);
+    }
     sections::drift(out, &crate::drift::audit::entries(&environment).await?, now);
     pending_section(out, state, name);
     sections::rollouts(out, &environment.rollouts().await?, &history, now);
-    let deployed: Vec<String> = match deployed {
-        Some((_, blob)) => blob.body.flags.into_iter().map(|f| f.key).collect(),
+    let deployed: Vec<String> = match &deployed {
+        Some(deployed) => deployed
+            .blob
+            .body
+            .flags
+            .iter()
+            .map(|f| f.key.clone())
+            .collect(),
         None => Vec::new(),
     };
     let stats = state.telemetry.environment(name);

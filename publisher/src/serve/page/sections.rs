@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::charts::{Chart, Point, Series, Shape};
 use super::escape;
 use crate::compile::Severity;
+use crate::drift::edge::{EdgeReport, EdgeState, Fleet};
 use crate::layout::{RolloutState, RolloutStatus, VersionRecord};
 use crate::serve::AppState;
 use crate::serve::error::ApiError;
@@ -106,6 +107,74 @@ pub fn versions(
             escape(&env.killed.join(", "))
         );
     }
+}
+
+/// The configured edges: a fleet summary, then one row per edge with the version and content
+/// hash it serves and where it stands against the store (in sync, converging, drifted, or
+/// unreachable with the reason).
+pub fn edges(out: &mut String, edges: &[EdgeReport], fleet: &Fleet, now: DateTime<Utc>) {
+    let _ = write!(
+        out,
+        "<h3>Edges</h3><p class=fleet>{} of {} in sync, {} converging, {} drifted, {} unreachable</p>\
+         <table class=edges><tr><th>edge</th><th>state</th><th>version</th><th>content hash</th>\
+         <th>canary</th><th>loaded</th></tr>",
+        fleet.in_sync, fleet.endpoints, fleet.converging, fleet.drifted, fleet.unreachable
+    );
+    for edge in edges {
+        let (class, words) = match edge.state {
+            EdgeState::InSync => ("in-sync", "in sync".to_owned()),
+            EdgeState::Converging => ("converging", "converging".to_owned()),
+            EdgeState::Stale => ("drifted", "drifted: stale".to_owned()),
+            EdgeState::NotLoaded => ("drifted", "drifted: nothing loaded".to_owned()),
+            EdgeState::WrongEnvironment => (
+                "drifted",
+                format!(
+                    "drifted: serves {}",
+                    edge.environment.as_deref().unwrap_or("?")
+                ),
+            ),
+            EdgeState::Unreachable => (
+                "unreachable",
+                format!(
+                    "unreachable: {}",
+                    edge.error.as_deref().unwrap_or("no answer")
+                ),
+            ),
+            EdgeState::Unknown => ("unknown", "unknown: the store could not be read".to_owned()),
+        };
+        // `sha256:<hex>`: the first 12 hex digits, the whole hash on hover.
+        let hash = edge.content_hash.as_deref().map_or(String::new(), |h| {
+            let hex = h.strip_prefix("sha256:").unwrap_or(h);
+            escape(hex.get(..12).unwrap_or(hex))
+        });
+        let canary = edge.canary.as_ref().map_or(String::new(), |c| {
+            format!(
+                "from {} to {}%",
+                c.since.map_or("?".to_owned(), |v| v.to_string()),
+                c.percent.unwrap_or_default()
+            )
+        });
+        let error = edge.last_error.as_ref().map_or(String::new(), |e| {
+            format!(
+                " <i class=load-error>last load error: {}</i>",
+                escape(&e.message)
+            )
+        });
+        let _ = write!(
+            out,
+            "<tr class=\"edge {class}\" data-url=\"{url}\"><td>{url}</td><td class=state>{}</td>\
+             <td class=edge-version>{}</td><td class=hash title=\"{}\"><code>{hash}</code></td><td>{}</td><td>{}{error}</td></tr>",
+            escape(&words),
+            edge.version.map_or("-".to_owned(), |v| v.to_string()),
+            escape(edge.content_hash.as_deref().unwrap_or("")),
+            escape(&canary),
+            edge.loaded_at
+                .as_deref()
+                .map_or(String::new(), |t| age(t, now)),
+            url = escape(&edge.url),
+        );
+    }
+    out.push_str("</table>");
 }
 
 fn seconds(at: &str) -> Option<f64> {

@@ -5,14 +5,13 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared_eval::Blob;
 
 use crate::compile::{CompileOptions, Compiled, Diagnostic, compile_path};
 use crate::diff;
-use crate::layout::{Pointer, VersionRecord};
-use crate::publish::Environment;
+use crate::layout::VersionRecord;
 use crate::serve::AppState;
 use crate::serve::auth::{Authorized, Caller, Read};
+use crate::serve::deployed::Deployed;
 use crate::serve::error::{ApiError, diagnostic_json};
 use crate::serve::tokens::Role;
 
@@ -33,25 +32,33 @@ pub struct EnvStatus {
     pub content_hash: Option<String>,
     /// The canary running beside the stable version, if any (version, share of users).
     pub canary: Option<crate::layout::Canary>,
+    /// The configured edges (`edges:` in serve.yaml): how many are in sync, drifted or
+    /// unreachable, and which versions they serve. Absent when none are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::drift::edge::Fleet>,
 }
 
-/// Reads one environment's status from the store.
+/// Reads one environment's status: its deployed state (one pointer read; the blob is decoded
+/// again only when the pointer changed) and its fleet.
 pub async fn status(state: &AppState, name: &str) -> Result<EnvStatus, ApiError> {
     let env = state.environment(name, "-")?;
-    let deployed = env.deployed().await?;
-    status_of(state, name, &env, deployed.as_ref()).await
+    let deployed = state.deployed.read(&env).await?;
+    let mut status = status_of(state, name, deployed.as_deref());
+    status.fleet = crate::serve::fleet::check(state, &env, deployed.as_deref())
+        .await
+        .map(|(_, fleet)| fleet);
+    Ok(status)
 }
 
-/// [`status`] from the deployed pointer and blob the caller already read (the page reads them
-/// once for every section).
-pub async fn status_of(
-    state: &AppState,
-    name: &str,
-    env: &Environment,
-    deployed: Option<&(Pointer, Blob)>,
-) -> Result<EnvStatus, ApiError> {
-    let Some((pointer, blob)) = deployed else {
-        return Ok(EnvStatus {
+/// [`status`] from the deployed state the caller already read, without the fleet.
+pub fn status_of(state: &AppState, name: &str, deployed: Option<&Deployed>) -> EnvStatus {
+    let Some(Deployed {
+        pointer,
+        blob,
+        record,
+    }) = deployed
+    else {
+        return EnvStatus {
             name: name.to_owned(),
             version: None,
             record: None,
@@ -59,15 +66,15 @@ pub async fn status_of(
             killed: Vec::new(),
             content_hash: None,
             canary: None,
-        });
+            fleet: None,
+        };
     };
-    let record = env.record(pointer.version).await?;
     let canary = pointer.canary.as_ref().map_or(0.0, |c| c.percent.percent());
     state.metrics.set_canary_share(name, canary);
-    Ok(EnvStatus {
+    EnvStatus {
         name: name.to_owned(),
         version: Some(pointer.version),
-        record,
+        record: record.clone(),
         flags: blob.body.flags.len(),
         killed: blob
             .body
@@ -78,7 +85,8 @@ pub async fn status_of(
             .collect(),
         content_hash: Some(pointer.content_hash.clone()),
         canary: pointer.canary.clone(),
-    })
+        fleet: None,
+    }
 }
 
 /// `GET /api/v1/environments`: every served environment the caller may read.
