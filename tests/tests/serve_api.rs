@@ -512,7 +512,8 @@ fn rollouts_tick_and_resume_through_the_api() {
     assert_eq!(
         ticked["transitions"],
         json!([{"flag": "checkout-v2", "rule": "progressive", "change": "advanced",
-                "from": 1, "to": 2, "status": "running", "reason": null}]),
+                "from": 1, "to": 2, "status": "running", "reason": null,
+                "text": "checkout-v2/progressive: stage 1 -> 2 (running)"}]),
     );
     let advanced = rollout();
     assert_eq!(advanced["state"]["stage"], 2, "{advanced}");

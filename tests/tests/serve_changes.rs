@@ -272,7 +272,7 @@ fn pending_changes_survive_a_restart() {
     let service = start(&setup, &s3, bucket);
     assert_eq!(
         pending(&service, "prod"),
-        [proposed.clone()],
+        std::slice::from_ref(&proposed),
         "the same change, author, diff and expiry"
     );
     assert!(pending(&service, "qa").is_empty(), "expired while down");

@@ -99,7 +99,7 @@ pub fn run(args: Args) -> ExitCode {
             "tick" => match env.rollout_tick(now, &provenance.author).await {
                 Ok((transitions, outcome)) => {
                     if json_out {
-                        let t: Vec<String> = transitions.iter().map(ToString::to_string).collect();
+                        let t: Vec<_> = transitions.iter().map(|t| t.to_json()).collect();
                         print_json(&json!({"env": env.name(), "transitions": t}));
                     } else if transitions.is_empty() {
                         println!("{}: no stage due", env.name());

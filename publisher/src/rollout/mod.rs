@@ -121,6 +121,20 @@ impl Transition {
             std::cmp::Ordering::Equal => "held",
         }
     }
+
+    /// As `rollout tick --json` and `POST .../rollouts/tick` answer it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "flag": self.flag,
+            "rule": self.rule,
+            "change": self.change(),
+            "from": self.from,
+            "to": self.to,
+            "status": self.status,
+            "reason": self.reason,
+            "text": self.to_string(),
+        })
+    }
 }
 
 impl std::fmt::Display for Transition {

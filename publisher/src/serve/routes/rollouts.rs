@@ -62,18 +62,6 @@ pub struct ResumeRequest {
     pub flag: Option<String>,
 }
 
-fn transition_json(t: &Transition) -> Value {
-    json!({
-        "flag": t.flag,
-        "rule": t.rule,
-        "change": t.change(),
-        "from": t.from,
-        "to": t.to,
-        "status": t.status,
-        "reason": t.reason,
-    })
-}
-
 /// `POST .../rollouts/tick`: advances every due stage whose health check passes, holds or
 /// steps back the failing ones, and publishes once; answers each transition, the version and
 /// the purge.
@@ -98,7 +86,7 @@ pub async fn tick(
         })
         .await?;
     let mut body = answer(&state, &actor, &auth.env, Action::Rollout, outcome, false).await;
-    body["transitions"] = transitions.iter().map(transition_json).collect();
+    body["transitions"] = transitions.iter().map(Transition::to_json).collect();
     Ok(Json(body))
 }
 
