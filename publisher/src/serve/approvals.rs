@@ -382,6 +382,17 @@ impl Approvals {
         Ok(taken)
     }
 
+    /// Puts back a change taken for approval whose publish failed for a reason that may pass
+    /// (the store unreachable): it stays pending, with its id, author and expiry.
+    pub fn restore(&self, pending: Pending) {
+        let mut inner = self.lock();
+        let id = pending.id;
+        inner.pending.insert(id, pending);
+        if let Err(e) = self.save(&inner) {
+            tracing::error!(id, error = %e, "the approvals file could not be updated; a restart would drop this change");
+        }
+    }
+
     /// Removes pending change `id` of `env` (a rejection or a withdrawal).
     pub fn remove(&self, env: &str, id: u64) -> Result<Pending, ApiError> {
         let mut inner = self.lock();
@@ -450,6 +461,12 @@ mod tests {
             approvals.take_for_approval("prod", a.id, "lead", t0),
             Err(ApiError::NotFound(_))
         ));
+        // A publish that failed on the way puts it back, as it was.
+        approvals.restore(taken);
+        let again = approvals
+            .take_for_approval("prod", a.id, "lead", t0)
+            .unwrap();
+        assert_eq!((again.id, again.author.as_str()), (a.id, "ci"));
         let late = t0 + ttl;
         assert!(matches!(
             approvals.take_for_approval("prod", b.id, "lead", late),

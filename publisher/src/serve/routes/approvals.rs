@@ -47,14 +47,26 @@ pub async fn approve(
         client: auth.caller.client.clone(),
     };
     tracing::info!(env = %auth.env, id, author = %pending.author, token = %approver, client = %auth.caller.client, "change approved");
-    let mut answer = publish(
+    let published = publish(
         &state,
         &auth.env,
         &actor,
         pending.proposal().clone(),
         message,
     )
-    .await?;
+    .await;
+    let mut answer = match published {
+        Ok(answer) => answer,
+        // The store could not be reached (or failed inside): nothing was published, and the
+        // approval may succeed later. Anything else (a canary that changed, a version that is
+        // gone) will not, and the change is dropped.
+        Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
+            state.approvals.restore(pending);
+            state.metrics.set_approvals_pending(&state.approvals);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     answer["approved"] = json!({ "id": id, "by": approver, "author": pending.author });
     Ok(Json(answer))
 }
