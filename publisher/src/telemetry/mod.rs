@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -185,6 +185,20 @@ impl Telemetry {
         Ok(counted)
     }
 
+    /// [`Telemetry::ingest`] on tokio's blocking pool: adding counts is quick, but rewriting
+    /// the file is blocking I/O that must not hold one of the runtime's few worker threads (the
+    /// service's other requests would wait behind a slow disk).
+    pub async fn ingest_async(
+        self: &Arc<Self>,
+        batch: Batch,
+        now: DateTime<Utc>,
+    ) -> Result<u64, String> {
+        let telemetry = self.clone();
+        tokio::task::spawn_blocking(move || telemetry.ingest(&batch, now))
+            .await
+            .map_err(|e| format!("telemetry task failed: {e}"))?
+    }
+
     /// One environment's aggregate (empty if nothing was reported).
     pub fn environment(&self, env: &str) -> EnvStats {
         self.lock().get(env).cloned().unwrap_or_default()
@@ -354,10 +368,18 @@ mod tests {
     fn the_aggregate_survives_a_restart_and_bad_batches_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("telemetry.json");
-        let telemetry = Telemetry::open(&path).unwrap();
-        telemetry
-            .ingest(&batch(&[("a", Some("on"), 3)]), at(0))
+        let telemetry = Arc::new(Telemetry::open(&path).unwrap());
+        // As the service ingests: the write on the blocking pool, the file there when it answers.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
             .unwrap();
+        let counted =
+            runtime.block_on(telemetry.ingest_async(batch(&[("a", Some("on"), 3)]), at(0)));
+        assert_eq!(counted, Ok(3));
+        assert_eq!(
+            Telemetry::open(&path).unwrap().environment("prod").flags["a"].total,
+            3
+        );
         let too_long = "x".repeat(300);
         let refused =
             telemetry.ingest(&batch(&[("b", Some("on"), 1), (&too_long, None, 1)]), at(0));

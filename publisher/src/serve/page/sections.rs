@@ -478,6 +478,73 @@ pub fn evaluations(out: &mut String, deployed: &[String], stats: &EnvStats) {
 mod tests {
     use super::*;
 
+    /// Every halt is a tick that publishes a version (the rollout's states live only in the
+    /// version records, `rollout/mod.rs`), so the chart, drawn from those records, shows each
+    /// one; a tick while held changes nothing and draws nothing.
+    #[test]
+    fn a_rollout_held_by_a_failing_check_is_drawn_as_a_halt() {
+        use crate::compile::schedule::{self, HealthCheck, OnFailure};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flags");
+        let dir = tempfile::tempdir().unwrap();
+        let healthy = dir.path().join("healthy");
+        let mut schedules = schedule::collect(&root, "prod");
+        for s in &mut schedules {
+            s.health = Some(HealthCheck::Command(format!(
+                "test -e {}",
+                healthy.display()
+            )));
+            s.on_failure = OnFailure::Hold;
+            s.stages.iter_mut().for_each(|stage| stage.soak_s = 0);
+        }
+        let body =
+            crate::compile::compile_path(&root, &crate::compile::CompileOptions::new("prod"))
+                .unwrap()
+                .body;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let points = runtime.block_on(async {
+            let store = crate::store::open(dir.path().join("store").to_str().unwrap())
+                .await
+                .unwrap();
+            let env = crate::publish::Environment::new(store, "prod").unwrap();
+            let by = crate::blob_file::Provenance {
+                author: "ci".into(),
+                source_commit: None,
+                created_at: crate::blob_file::now_rfc3339(),
+            };
+            env.push_scheduled(body, Some(schedules), &by, None)
+                .await
+                .unwrap();
+            let tick = |seconds: i64| {
+                let env = env.clone();
+                async move {
+                    let at = Utc::now() + chrono::Duration::seconds(seconds);
+                    env.rollout_tick(at, "cron").await.unwrap().0.len()
+                }
+            };
+            std::fs::write(&healthy, "").unwrap();
+            assert_eq!(tick(1).await, 1, "healthy: 1% -> 5%");
+            std::fs::remove_file(&healthy).unwrap();
+            assert_eq!(tick(2).await, 1, "failing: held at 5%");
+            assert_eq!(tick(3).await, 0, "held: nothing due");
+            let history = env.history().await.unwrap().records;
+            rollout_points(&history, "checkout-v2", "progressive")
+        });
+        let shape: Vec<(f64, bool)> = points.iter().map(|p| (p.y, p.halt)).collect();
+        assert_eq!(
+            shape,
+            [(1.0, false), (5.0, false), (5.0, true)],
+            "{points:?}"
+        );
+        assert!(
+            points[2].note.contains("stage 2 (held)"),
+            "{}",
+            points[2].note
+        );
+    }
+
     #[test]
     fn durations_read_as_people_say_them() {
         let d = chrono::Duration::seconds;

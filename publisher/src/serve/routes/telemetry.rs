@@ -27,13 +27,15 @@ pub async fn ingest(
         .map_err(|e| ApiError::BadRequest(format!("not a telemetry batch: {e}")))?;
     crate::layout::check_env(&batch.environment).map_err(ApiError::BadRequest)?;
     caller.require(&batch.environment, Role::Telemetry)?;
+    let environment = batch.environment.clone();
     let accepted = state
         .telemetry
-        .ingest(&batch, Utc::now())
+        .ingest_async(batch, Utc::now())
+        .await
         .map_err(ApiError::BadRequest)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "environment": batch.environment, "accepted": accepted })),
+        Json(json!({ "environment": environment, "accepted": accepted })),
     ))
 }
 
