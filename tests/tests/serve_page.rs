@@ -168,3 +168,40 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// An edge that accepts connections and never answers (a listener nobody accepts on) costs the
+/// page at most `edge_timeout`: the page answers, naming it unreachable because it timed out, in
+/// every environment it serves, and the API's fleet counts it.
+#[test]
+fn an_edge_that_never_answers_shows_as_timed_out() {
+    let setup = Setup::new(&[("admin", ADMIN, "{\"*\": [admin]}")]);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("http://{}", silent.local_addr().unwrap());
+    let config = setup.write("serve.yaml", "edge_timeout: 300ms\n");
+    let store = setup.path().join("store").display().to_string();
+    let (prod, staging) = (format!("prod={silent}"), format!("staging={silent}"));
+    let service = setup.serve(
+        &store,
+        &[
+            "--config", &config, "--env", "prod", "--env", "staging", "--edge", &prod, "--edge",
+            &staging,
+        ],
+        &[],
+    );
+    let pushed = service.request("POST", "/api/v1/environments/prod/push", Some(ADMIN), None);
+    assert_eq!(pushed.status, 200, "{}", pushed.body);
+    let page = service.request("GET", "/", Some(ADMIN), None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let row = format!("<tr class=\"edge unreachable\" data-url=\"{silent}\">");
+    assert_eq!(page.body.matches(&row).count(), 2, "{}", page.body);
+    assert_eq!(
+        page.body.matches("unreachable: timed out").count(),
+        2,
+        "{}",
+        page.body
+    );
+    let shown = service.request("GET", "/api/v1/environments/prod", Some(ADMIN), None);
+    let shown: serde_json::Value = serde_json::from_str(&shown.body).unwrap();
+    assert_eq!(shown["fleet"]["unreachable"], 1, "{shown:#}");
+    assert_eq!(shown["fleet"]["in_sync"], 0, "{shown:#}");
+}

@@ -134,19 +134,42 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
         "<h1>Flags</h1><p>signed in as <b id=whoami>{}</b></p>",
         escape(caller.name())
     );
-    for name in state.environments() {
-        if !caller.token.allows(&name, Role::Read) {
-            continue;
+    // Every environment at once: each may wait up to `edge_timeout` for a dead edge, and the
+    // page should wait that long once, not once per environment.
+    let readable: Vec<String> = state
+        .environments()
+        .into_iter()
+        .filter(|name| caller.token.allows(name, Role::Read))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, name) in readable.iter().enumerate() {
+        let (state, name) = (state.clone(), name.clone());
+        tasks.spawn(async move {
+            let mut section = String::new();
+            let result = env_section(&mut section, &state, &name, now).await;
+            (index, result.map(|()| section))
+        });
+    }
+    let mut sections: Vec<Option<Result<String, String>>> = readable.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result)) => {
+                if let Some(slot) = sections.get_mut(index) {
+                    *slot = Some(result.map_err(|e| e.to_string()));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a status page section failed"),
         }
-        let mut section = String::new();
-        match env_section(&mut section, &state, &name, now).await {
-            Ok(()) => body.push_str(&section),
+    }
+    for (name, section) in readable.iter().zip(sections) {
+        match section.unwrap_or_else(|| Err("the section did not finish".into())) {
+            Ok(section) => body.push_str(&section),
             Err(e) => {
                 let _ = write!(
                     body,
                     "<section class=env id=\"env-{0}\"><h2>{0}</h2><p>cannot read: {1}</p></section>",
-                    escape(&name),
-                    escape(&e.to_string())
+                    escape(name),
+                    escape(&e)
                 );
             }
         }
