@@ -7,11 +7,12 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use publisher::blob_file::Provenance;
+use publisher::layout::VersionRecord;
 use publisher::rollout::{live_percent, live_rings, next_due};
 use serde_json::json;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, fail, print_json, with_env};
+use super::store_args::{StoreArgs, fail, finish, print_json, with_env};
 
 /// `rollout` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -113,16 +114,35 @@ pub fn run(args: Args) -> ExitCode {
                 }
                 Err(e) => fail("rollout tick", &e),
             },
-            _ => match env
-                .rollout_resume(flag.as_deref(), &provenance.author, now)
+            _ => {
+                let outcome = env
+                    .rollout_resume(flag.as_deref(), &provenance.author, now)
+                    .await;
+                let published = |record: &VersionRecord| {
+                    format!(
+                        "{}: resumed {} as version {}",
+                        env.name(),
+                        record.flags.join(", "),
+                        record.version
+                    )
+                };
+                let unchanged = |version| {
+                    format!(
+                        "{} version {version}: no held schedule to resume",
+                        env.name()
+                    )
+                };
+                finish(
+                    env.name(),
+                    "rollout resume",
+                    outcome,
+                    json_out,
+                    &purge,
+                    published,
+                    unchanged,
+                )
                 .await
-            {
-                Ok(outcome) => {
-                    println!("{}: {outcome:?}", env.name());
-                    purge.after_outcome(env.name(), &outcome).await
-                }
-                Err(e) => fail("rollout resume", &e),
-            },
+            }
         }
     })
 }
