@@ -22,8 +22,9 @@ use crate::{
     Body, Condition, Context, Flag, FlagKind, MAX_RULE_DEPTH, Op, SemVer, Serve, Snapshot, Split,
     Targeting, ValueType, VariantId, bucket, check, datetime,
     index::HashIndex,
+    intern::{NO_TEXT, Texts},
     logic, ops, parse_semver,
-    program::{Check, Instr, Programs},
+    program::{Check, Instr, NO_RULE, Programs, Served, SplitCode},
     regex::CompiledRegex,
     semver,
 };
@@ -145,9 +146,40 @@ pub(crate) struct Prepared {
     semver_attrs: Vec<bool>,
     /// Per attribute: some `before`/`after` test reads it, so resolving parses it as a time.
     time_attrs: Vec<bool>,
-    /// Per flag: its answer when no context can change it (off, or on without rules,
-    /// prerequisites or permission check), decided once at load time.
-    fixed: Vec<Option<Fixed>>,
+    /// Every `in` list entry and string operand, interned.
+    texts: Texts,
+    /// Per attribute: some string or list test reads it, so resolving looks its text's id up.
+    text_attrs: Vec<bool>,
+    /// Per flag: how its decision procedure runs, decided at load time.
+    plans: Vec<Plan>,
+}
+
+/// How a flag is decided, chosen at load time from what the flag can depend on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Plan {
+    /// No context can change the answer (off, or on without rules, prerequisites or
+    /// permission check).
+    Fixed(Fixed),
+    /// On, no prerequisites, rules compiled: run the program from `entry` (after the
+    /// permission check, for a permission flag).
+    Program { entry: u32, permission: bool },
+    /// The whole decision procedure (prerequisites, flagd logic, rules too big to compile).
+    General,
+}
+
+impl Plan {
+    fn of(flag: &Flag, entry: Option<u32>) -> Plan {
+        if let Some(fixed) = Fixed::of(flag) {
+            return Plan::Fixed(fixed);
+        }
+        match entry {
+            Some(entry) if flag.prerequisites.is_empty() => Plan::Program {
+                entry,
+                permission: flag.kind == FlagKind::Permission,
+            },
+            _ => Plan::General,
+        }
+    }
 }
 
 /// A flag's answer decided at load time: the variant and the reason.
@@ -214,7 +246,8 @@ impl Prepared {
             .iter()
             .map(|list| HashIndex::new(list.iter().map(String::as_str)))
             .collect();
-        let programs = Programs::new(body);
+        let texts = Texts::new(body);
+        let programs = Programs::new(body, &texts);
         let mut roots: Vec<Vec<u32>> = Vec::new();
         let mut root_of: Vec<(&str, usize)> = Vec::new();
         for (id, path) in body.attrs.iter().enumerate() {
@@ -236,11 +269,16 @@ impl Prepared {
         let root_index = HashIndex::new(root_of.iter().map(|(name, _)| *name));
         let mut semver_attrs = alloc::vec![false; body.attrs.len()];
         let mut time_attrs = alloc::vec![false; body.attrs.len()];
+        let mut text_attrs = alloc::vec![false; body.attrs.len()];
         let mut mark = |condition: &Condition| {
             visit_tests(condition, body, 1, &mut |attr, op| {
                 let marks = match op {
                     Op::SemVer(..) => &mut semver_attrs,
                     Op::Before(_) | Op::After(_) => &mut time_attrs,
+                    Op::Equals(Value::String(_))
+                    | Op::NotEquals(Value::String(_))
+                    | Op::In(_)
+                    | Op::NotIn(_) => &mut text_attrs,
                     _ => return,
                 };
                 if let Some(slot) = marks.get_mut(attr as usize) {
@@ -258,9 +296,16 @@ impl Prepared {
                 }
             }
         }
-        let fixed = body.flags.iter().map(Fixed::of).collect();
+        let plans = body
+            .flags
+            .iter()
+            .enumerate()
+            .map(|(index, flag)| Plan::of(flag, programs.entry(index)))
+            .collect();
         Ok(Prepared {
-            fixed,
+            plans,
+            texts,
+            text_attrs,
             regexes,
             salted,
             flag_index,
@@ -318,11 +363,25 @@ pub struct Resolved<'s, 'c> {
 
 /// One attribute's value in one half of the context, and that value as a version when a semver
 /// test needs it, as milliseconds since the epoch when a `before`/`after` test does.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Slot<'c> {
     value: Option<&'c Value>,
+    /// The value's text id ([`Texts::id_of_value`]) when a string or list test reads the
+    /// attribute, else [`NO_TEXT`].
+    text: u32,
     semver: Option<SemVer>,
     millis: Option<f64>,
+}
+
+impl Default for Slot<'_> {
+    fn default() -> Self {
+        Slot {
+            value: None,
+            text: NO_TEXT,
+            semver: None,
+            millis: None,
+        }
+    }
 }
 
 impl Snapshot {
@@ -372,6 +431,9 @@ impl Snapshot {
                         .and_then(|object| crate::context::get(object, segment));
                 }
                 slot.value = found;
+                if prepared.text_attrs.get(*id as usize) == Some(&true) {
+                    slot.text = prepared.texts.id_of_value(found);
+                }
                 if prepared.semver_attrs.get(*id as usize) == Some(&true) {
                     slot.semver = found.and_then(Value::as_str).and_then(parse_semver);
                 }
@@ -527,7 +589,7 @@ fn run_flag<'s, 'c>(
     };
     // A load-time answer needs no `Env` (the fixed per-call cost of a static flag).
     if programs.is_some()
-        && let Some(Some(fixed)) = snapshot.prepared.fixed.get(index)
+        && let Some(Plan::Fixed(fixed)) = snapshot.prepared.plans.get(index)
     {
         return answer(flag, fixed.pick());
     }
@@ -607,13 +669,14 @@ struct Env<'s, 'c, 'r> {
     /// Per flag index, its salt pre-hashed.
     salted: &'s [bucket::Salted],
     list_indexes: &'s [HashIndex],
+    texts: &'s Texts,
     ctx: &'r Context<'c>,
     /// The flat programs; `None` evaluates every flag by walking its condition tree (the
     /// reference the programs are tested against).
     programs: Option<&'s Programs>,
-    /// Per flag, its load-time answer if it has one (`None` with the tree walk: the reference
-    /// decides everything per evaluation).
-    fixed: Option<&'s [Option<Fixed>]>,
+    /// Per flag, its load-time plan (`None` with the tree walk: the reference decides
+    /// everything per evaluation).
+    plans: Option<&'s [Plan]>,
     /// A [`Resolved`] context's slots, or `None`: look attributes up directly.
     resolved: Option<Halves<'r, 'c>>,
     now_ms: i64,
@@ -632,8 +695,9 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             regexes: &snapshot.prepared.regexes,
             salted: &snapshot.prepared.salted,
             list_indexes: &snapshot.prepared.list_indexes,
+            texts: &snapshot.prepared.texts,
             programs,
-            fixed: programs.map(|_| snapshot.prepared.fixed.as_slice()),
+            plans: programs.map(|_| snapshot.prepared.plans.as_slice()),
             ctx,
             resolved,
             now_ms,
@@ -642,8 +706,19 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
 
     /// The decision procedure for flag number `index`. `depth` counts prerequisite levels.
     fn pick(&self, index: usize, flag: &'s Flag, depth: usize) -> Pick<'s> {
-        if let Some(Some(fixed)) = self.fixed.and_then(|fixed| fixed.get(index)) {
-            return fixed.pick();
+        // The load-time plan skips every step that cannot apply to this flag.
+        if let (Some(plans), Some(programs)) = (self.plans, self.programs) {
+            match plans.get(index) {
+                Some(Plan::Fixed(fixed)) => return fixed.pick(),
+                Some(Plan::Program { entry, permission }) => {
+                    // As below: a permission flag is never granted on an unverified identity.
+                    if *permission && !self.ctx.identity_signed() {
+                        return Pick::safe_default(flag);
+                    }
+                    return self.run(programs, *entry as usize, index, flag);
+                }
+                _ => {}
+            }
         }
         // Off or killed: the off variant (none means "the caller's default", flagd's rule).
         if flag.killed || !flag.enabled {
@@ -670,13 +745,14 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         }
         match &flag.targeting {
             Targeting::Rules { rules, fallthrough } => {
-                let program = self.programs.and_then(|programs| programs.get(index));
-                let matched = match program {
-                    Some((code, entry)) => self.run(code, entry),
-                    None => rules
-                        .iter()
-                        .position(|rule| self.holds(flag, &rule.condition, 1)),
-                };
+                if let Some(programs) = self.programs
+                    && let Some(entry) = programs.entry(index)
+                {
+                    return self.run(programs, entry as usize, index, flag);
+                }
+                let matched = rules
+                    .iter()
+                    .position(|rule| self.holds(flag, &rule.condition, 1));
                 if let Some(rule) = matched.and_then(|i| rules.get(i)) {
                     {
                         return match &rule.serve {
@@ -755,34 +831,58 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         }
     }
 
-    /// Runs a flag's program from `pc`: the index of the rule that matches, if any. Every jump
-    /// goes forward, so this visits each instruction at most once.
-    fn run(&self, code: &[Instr], mut pc: usize) -> Option<usize> {
+    /// Runs a flag's program from `pc` to the answer it serves. Every jump goes forward, so
+    /// this visits each instruction at most once.
+    fn run(&self, programs: &'s Programs, mut pc: usize, index: usize, flag: &'s Flag) -> Pick<'s> {
+        let code = programs.code();
         for _ in 0..code.len() {
-            match code.get(pc)? {
-                Instr::Test {
+            match code.get(pc) {
+                Some(Instr::Test {
                     attr,
                     unsigned,
                     check,
                     then,
                     otherwise,
-                } => {
+                }) => {
                     let holds = self.check(*attr, *unsigned, check);
                     pc = *if holds { then } else { otherwise } as usize;
                 }
-                Instr::Matched(rule) => return Some(*rule as usize),
-                Instr::Fallthrough => return None,
+                Some(Instr::Serve { rule, serve }) => {
+                    let rule = match (*rule, &flag.targeting) {
+                        (NO_RULE, _) => None,
+                        (rule, Targeting::Rules { rules, .. }) => {
+                            rules.get(rule as usize).map(|r| r.id.as_str())
+                        }
+                        _ => None,
+                    };
+                    return match serve {
+                        Served::Variant(variant, reason) => Pick::serve(*variant, *reason, rule),
+                        Served::Split(split) => match programs.split(*split) {
+                            Some(split) => self.split_code(index, flag, split, rule),
+                            None => Pick::error(flag, ErrorCode::General, "no such split", rule),
+                        },
+                    };
+                }
+                None => break,
             }
         }
-        None
+        // Unreachable for a compiled program (every path ends in a serve); still no panic.
+        Pick::error(flag, ErrorCode::General, "program without an end", None)
     }
 
     /// One program test: the same answer as `ops::holds` on the operator it was compiled from.
+    /// On a resolved context, string and list tests compare the slot's interned text id.
     fn check(&self, attr: u32, allow_unsigned: bool, check: &Check) -> bool {
         let (value, slot) = self.attr_slot(attr, allow_unsigned);
         match check {
-            Check::StrEq(wanted) => value.and_then(Value::as_str) == Some(wanted.as_str()),
-            Check::StrNe(wanted) => value.and_then(Value::as_str) != Some(wanted.as_str()),
+            Check::StrEq { id, text } => match slot {
+                Some(slot) => slot.text == *id,
+                None => value.and_then(Value::as_str) == Some(text.as_str()),
+            },
+            Check::StrNe { id, text } => match slot {
+                Some(slot) => slot.text != *id,
+                None => value.and_then(Value::as_str) != Some(text.as_str()),
+            },
             Check::SemVer(cmp, wanted) => match slot {
                 Some(slot) => slot.semver.as_ref(),
                 None => {
@@ -796,12 +896,14 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             // As `ops::holds` decides them, with the parse shared on a resolved context.
             Check::Before(ms) => time_of(value, slot).is_some_and(|t| t < *ms as f64),
             Check::After(ms) => time_of(value, slot).is_some_and(|t| t > *ms as f64),
-            Check::In(list) => {
-                value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list))
-            }
-            Check::NotIn(list) => {
-                !value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list))
-            }
+            Check::In(list) => match slot {
+                Some(slot) => self.texts.in_list(slot.text, *list),
+                None => value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list)),
+            },
+            Check::NotIn(list) => !match slot {
+                Some(slot) => self.texts.in_list(slot.text, *list),
+                None => value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list)),
+            },
             Check::Op(op) => ops::holds(op, value, self.body, self.regexes, self.list_indexes),
         }
     }
@@ -897,5 +999,58 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             "split weights do not cover every bucket",
             rule,
         )
+    }
+
+    /// [`Env::split`] for a split compiled at load time: the same answer, with only the
+    /// attribute read and the hash left per evaluation.
+    fn split_code(
+        &self,
+        index: usize,
+        flag: &Flag,
+        split: &SplitCode,
+        rule: Option<&'s str>,
+    ) -> Pick<'s> {
+        let (value, _) = self.attr_slot(split.attr, split.unsigned);
+        let mut number;
+        let text = match value {
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::Number(n)) => {
+                number = ops::StackStr::new();
+                ops::write_canonical_number(&mut number, n)
+                    .ok()
+                    .map(|()| number.as_str())
+            }
+            _ => None,
+        };
+        let Some(text) = text else {
+            return if split.targeting_key {
+                Pick::error(
+                    flag,
+                    ErrorCode::TargetingKeyMissing,
+                    "a percentage split needs the targeting key",
+                    rule,
+                )
+            } else {
+                Pick::error(
+                    flag,
+                    ErrorCode::General,
+                    "the attribute a percentage split buckets by is missing",
+                    rule,
+                )
+            };
+        };
+        let bucket = u64::from(match self.salted.get(index) {
+            Some(salted) => bucket::bucket_salted(salted, text),
+            None => bucket::bucket(salt(flag), text),
+        });
+        match split.bounds.iter().find(|(bound, _)| bucket < *bound) {
+            Some((_, variant)) => Pick::serve(*variant, Reason::Split, rule),
+            None => Pick::error(
+                flag,
+                ErrorCode::General,
+                "split weights do not cover every bucket",
+                rule,
+            ),
+        }
     }
 }

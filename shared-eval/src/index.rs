@@ -52,8 +52,17 @@ impl HashIndex {
         key: &str,
         entry: impl Fn(usize) -> Option<&'t str>,
     ) -> Option<usize> {
+        self.find_hashed(key_hash(key.as_bytes()), key, entry)
+    }
+
+    /// [`HashIndex::find`] with `key`'s [`key_hash`] already computed.
+    pub(crate) fn find_hashed<'t>(
+        &self,
+        hash: u64,
+        key: &str,
+        entry: impl Fn(usize) -> Option<&'t str>,
+    ) -> Option<usize> {
         let mask = self.entries.len().checked_sub(1)?;
-        let hash = key_hash(key.as_bytes());
         let mut at = (hash as usize) & mask;
         for _ in 0..self.entries.len() {
             let (h, position) = *self.entries.get(at)?;
@@ -62,7 +71,8 @@ impl HashIndex {
             }
             if h == hash {
                 let position = usize::try_from(position).ok()?;
-                if entry(position) == Some(key) {
+                if entry(position).is_some_and(|found| same_bytes(found.as_bytes(), key.as_bytes()))
+                {
                     return Some(position);
                 }
             }
@@ -72,21 +82,53 @@ impl HashIndex {
     }
 }
 
-/// A fast non-cryptographic 64-bit hash of `bytes` (8 bytes per multiply). Collisions only
-/// cost a string comparison (see the module doc), so it needs spread, not secrecy.
-fn key_hash(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut hash = (bytes.len() as u64).wrapping_mul(K);
+/// `a == b`, inline for the short strings keys and list entries are: equal lengths, then at
+/// most two overlapping word loads each (a `memcmp` call costs more than the comparison).
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (ends(a), ends(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// For up to 16 bytes: the first and the last 8 (overlapping, or zero-padded under 8), which
+/// together determine the bytes among strings of one length. `None` when longer.
+fn ends(bytes: &[u8]) -> Option<(u64, u64)> {
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        return (bytes.len() <= 16)
+            .then(|| (u64::from_le_bytes(*first), u64::from_le_bytes(*last)));
+    }
+    Some((crate::bucket::load_partial(bytes), 0))
+}
+
+/// A fast non-cryptographic 64-bit hash of `bytes`. Collisions only cost a string comparison
+/// (see the module doc), so it needs spread, not secrecy. Up to 16 bytes (most keys and list
+/// entries) it reads two words and does one wide multiply; longer input adds one multiply per
+/// 8 bytes.
+pub(crate) fn key_hash(bytes: &[u8]) -> u64 {
+    const K0: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K1: u64 = 0xbf58_476d_1ce4_e5b9;
+    let len = bytes.len() as u64;
+    let mut seed = len.wrapping_mul(K0);
     let mut rest = bytes;
-    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
-        hash = (hash ^ u64::from_le_bytes(*word))
-            .wrapping_mul(K)
-            .rotate_left(31);
+    while rest.len() > 16 {
+        let Some((word, tail)) = rest.split_first_chunk::<8>() else {
+            break;
+        };
+        seed = fold(seed ^ u64::from_le_bytes(*word), K1);
         rest = tail;
     }
-    let last = crate::bucket::load_partial(rest);
-    hash = (hash ^ last).wrapping_mul(K);
-    hash ^ (hash >> 29)
+    let (a, b) = ends(rest).unwrap_or((0, 0));
+    fold(a ^ seed ^ K1, b ^ K0 ^ len)
+}
+
+/// The high and low halves of the 128-bit product, xored: the wyhash mixing step.
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
 }
 
 #[cfg(test)]
@@ -129,6 +171,49 @@ mod tests {
         };
         assert_eq!(find(&full, &table, "b"), None);
         assert_eq!(find(&HashIndex::default(), &table, "a"), None);
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for a in 0..=text.len() {
+            for b in 0..=text.len() {
+                let (x, y) = (&text.as_bytes()[..a], &text.as_bytes()[..b]);
+                assert_eq!(same_bytes(x, y), x == y, "{a} {b}");
+                let mut z = y.to_vec();
+                if let Some(last) = z.last_mut() {
+                    *last ^= 1;
+                    assert_eq!(same_bytes(x, &z), x == z.as_slice(), "{a} {b} flipped");
+                }
+                if let Some(first) = z.first_mut() {
+                    *first ^= 2;
+                    assert_eq!(
+                        same_bytes(x, &z),
+                        x == z.as_slice(),
+                        "{a} {b} first flipped"
+                    );
+                }
+            }
+        }
+        // Zero padding under 8 bytes never makes a shorter string equal a longer one.
+        assert!(!same_bytes(b"a", b"a\0"));
+    }
+
+    #[test]
+    fn hashes_spread_over_lengths_and_bytes() {
+        let mut seen = std::collections::BTreeSet::new();
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz";
+        for len in 0..=text.len() {
+            assert!(seen.insert(key_hash(&text.as_bytes()[..len])), "len {len}");
+        }
+        for i in 0..10_000 {
+            assert!(
+                seen.insert(key_hash(format!("user-{i}").as_bytes())),
+                "user-{i}"
+            );
+        }
+        assert_ne!(key_hash(b"\0"), key_hash(b""));
+        assert_ne!(key_hash(b"\0\0"), key_hash(b"\0"));
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod context;
 mod datetime;
 mod eval;
 mod index;
+mod intern;
 pub mod logic;
 mod model;
 mod ops;

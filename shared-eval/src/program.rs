@@ -14,7 +14,10 @@
 
 use alloc::{string::String, vec::Vec};
 
-use crate::{Body, Condition, Flag, MAX_RULE_DEPTH, Op, SemVer, SemVerCmp, Targeting};
+use crate::{
+    Body, Condition, Flag, MAX_RULE_DEPTH, Op, Reason, SemVer, SemVerCmp, Serve, Targeting,
+    VariantId, intern::Texts,
+};
 use serde_json::Value;
 
 /// Most instructions one flag's program may have; a flag that needs more keeps the tree walk.
@@ -33,19 +36,43 @@ pub(crate) enum Instr {
         then: u32,
         otherwise: u32,
     },
-    /// Rule number `.0` of the flag matched.
-    Matched(u32),
-    /// No rule matched: the fallthrough serves.
-    Fallthrough,
+    /// The end of the program: rule number `rule` matched ([`NO_RULE`]: none did, the
+    /// fallthrough serves), and what it serves.
+    Serve { rule: u32, serve: Served },
+}
+
+/// [`Instr::Serve`]'s `rule` when no rule matched.
+pub(crate) const NO_RULE: u32 = u32::MAX;
+
+/// What a program's end serves, decided at load time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Served {
+    /// This variant, for this reason.
+    Variant(VariantId, Reason),
+    /// The split number `.0` of [`Programs::splits`].
+    Split(u32),
+}
+
+/// A percentage split with everything but the hash decided at load time: the attribute's
+/// slot, whether the flag may read it unsigned, and the variants' cumulative bounds.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitCode {
+    pub(crate) attr: u32,
+    pub(crate) unsigned: bool,
+    /// The attribute is the targeting key (its absence is `TARGETING_KEY_MISSING`).
+    pub(crate) targeting_key: bool,
+    /// `(bound, variant)`: a bucket below `bound` (and not below an earlier one) serves it.
+    pub(crate) bounds: Vec<(u64, VariantId)>,
 }
 
 /// What a [`Instr::Test`] checks. Same semantics as `ops::holds` for the operator it came from.
 #[derive(Debug, Clone)]
 pub(crate) enum Check {
-    /// `equals` a string operand: true only for that exact string.
-    StrEq(String),
+    /// `equals` a string operand (interned as `id`): true only for that exact string. On a
+    /// resolved context, one compare of the slot's text id.
+    StrEq { id: u32, text: String },
     /// `not_equals` a string operand.
-    StrNe(String),
+    StrNe { id: u32, text: String },
     /// A semver comparison, against the context value parsed once per resolved context.
     SemVer(SemVerCmp, SemVer),
     /// `before` this many milliseconds since the epoch, against the context value parsed once
@@ -53,7 +80,8 @@ pub(crate) enum Check {
     Before(i64),
     /// `after` (as `Before`).
     After(i64),
-    /// `in` list number `.0`: the list's hash index probed directly (no operator dispatch).
+    /// `in` list number `.0`: on a resolved context, the lists of the slot's text id scanned;
+    /// otherwise the list's hash index probed directly (no operator dispatch).
     In(u32),
     /// `not_in` list number `.0`.
     NotIn(u32),
@@ -67,16 +95,25 @@ pub(crate) struct Programs {
     code: Vec<Instr>,
     /// Per flag: the pc its program starts at, or `None` (tree walk).
     entry: Vec<Option<u32>>,
+    splits: Vec<SplitCode>,
 }
 
 impl Programs {
-    /// Compiles every native flag of a checked body.
-    pub(crate) fn new(body: &Body) -> Programs {
+    /// Compiles every native flag of a checked body; string operands and lists become
+    /// interned ids when `texts` has them all.
+    pub(crate) fn new(body: &Body, texts: &Texts) -> Programs {
         let mut programs = Programs::default();
         for flag in &body.flags {
-            let entry = Compiler::new(body, flag, programs.code.len()).compile();
-            let entry = entry.map(|(code, entry)| {
+            let compiler = Compiler::new(
+                body,
+                flag,
+                texts,
+                programs.code.len(),
+                programs.splits.len(),
+            );
+            let entry = compiler.compile().map(|(code, splits, entry)| {
                 programs.code.extend(code);
+                programs.splits.extend(splits);
                 entry
             });
             programs.entry.push(entry);
@@ -84,10 +121,19 @@ impl Programs {
         programs
     }
 
-    /// The program of flag `index`: all code, and where the flag's part starts.
-    pub(crate) fn get(&self, index: usize) -> Option<(&[Instr], usize)> {
-        let entry = self.entry.get(index).copied().flatten()?;
-        Some((&self.code, usize::try_from(entry).ok()?))
+    /// The pc flag `index`'s program starts at.
+    pub(crate) fn entry(&self, index: usize) -> Option<u32> {
+        self.entry.get(index).copied().flatten()
+    }
+
+    /// Every program's code (jumps are absolute pcs into it).
+    pub(crate) fn code(&self) -> &[Instr] {
+        &self.code
+    }
+
+    /// Split number `id` (see [`Served::Split`]).
+    pub(crate) fn split(&self, id: u32) -> Option<&SplitCode> {
+        self.splits.get(id as usize)
     }
 }
 
@@ -105,9 +151,13 @@ enum Bind {
 struct Compiler<'b> {
     body: &'b Body,
     flag: &'b Flag,
+    texts: &'b Texts,
     /// Where this program will sit in [`Programs::code`].
     base: usize,
+    /// Where its splits will sit in [`Programs::splits`].
+    split_base: usize,
     code: Vec<Instr>,
+    splits: Vec<SplitCode>,
     labels: Vec<Bind>,
 }
 
@@ -115,19 +165,28 @@ struct Compiler<'b> {
 struct TooBig;
 
 impl<'b> Compiler<'b> {
-    fn new(body: &'b Body, flag: &'b Flag, base: usize) -> Self {
+    fn new(
+        body: &'b Body,
+        flag: &'b Flag,
+        texts: &'b Texts,
+        base: usize,
+        split_base: usize,
+    ) -> Self {
         Compiler {
             body,
             flag,
+            texts,
             base,
+            split_base,
             code: Vec::new(),
+            splits: Vec::new(),
             labels: Vec::new(),
         }
     }
 
-    /// The program (jumps resolved to absolute pcs) and its entry pc.
-    fn compile(mut self) -> Option<(Vec<Instr>, u32)> {
-        let Targeting::Rules { rules, .. } = &self.flag.targeting else {
+    /// The program (jumps resolved to absolute pcs), its splits and its entry pc.
+    fn compile(mut self) -> Option<(Vec<Instr>, Vec<SplitCode>, u32)> {
+        let Targeting::Rules { rules, fallthrough } = &self.flag.targeting else {
             return None;
         };
         let first = self.label();
@@ -138,12 +197,49 @@ impl<'b> Compiler<'b> {
             let entry = self.condition(&rule.condition, matched, after, 1).ok()?;
             self.alias(next, entry);
             self.bind_here(matched);
-            self.emit(Instr::Matched(u32::try_from(i).ok()?)).ok()?;
+            let serve = self.served(&rule.serve, Reason::TargetingMatch)?;
+            let rule = u32::try_from(i).ok().filter(|i| *i != NO_RULE)?;
+            self.emit(Instr::Serve { rule, serve }).ok()?;
             next = after;
         }
         self.bind_here(next);
-        self.emit(Instr::Fallthrough).ok()?;
+        // With no rules at all the value cannot vary: STATIC. Otherwise DEFAULT.
+        let reason = if rules.is_empty() {
+            Reason::Static
+        } else {
+            Reason::Default
+        };
+        let serve = self.served(fallthrough, reason)?;
+        self.emit(Instr::Serve {
+            rule: NO_RULE,
+            serve,
+        })
+        .ok()?;
         self.resolve(first)
+    }
+
+    /// A rule's (or the fallthrough's) serve, its split compiled.
+    fn served(&mut self, serve: &Serve, reason: Reason) -> Option<Served> {
+        let split = match serve {
+            Serve::Variant(id) => return Some(Served::Variant(*id, reason)),
+            Serve::Split(split) => split,
+        };
+        let path = self.body.attrs.get(split.bucket_by as usize);
+        let mut bounds = Vec::with_capacity(split.weights.len());
+        let mut cumulative = 0u64;
+        for (variant, weight) in &split.weights {
+            cumulative += u64::from(*weight);
+            bounds.push((cumulative, *variant));
+        }
+        let id = u32::try_from(self.split_base + self.splits.len()).ok()?;
+        self.splits.push(SplitCode {
+            attr: split.bucket_by,
+            unsigned: self.flag.unsigned_attrs.contains(&split.bucket_by),
+            targeting_key: path
+                .is_some_and(|p| p.len() == 1 && p.first().is_some_and(|s| s == "targetingKey")),
+            bounds,
+        });
+        Some(Served::Split(id))
     }
 
     fn label(&mut self) -> Label {
@@ -216,14 +312,30 @@ impl<'b> Compiler<'b> {
                 }
             }
             Condition::Test(test) => {
+                // Interned operands only when every text has an id (a resolved slot's id
+                // then decides the test); otherwise the operator as written.
+                let interned = self.texts.complete();
+                let string_id = |s: &str| self.texts.id(s).filter(|_| interned);
                 let check = match &test.op {
-                    Op::Equals(Value::String(s)) => Check::StrEq(s.clone()),
-                    Op::NotEquals(Value::String(s)) => Check::StrNe(s.clone()),
+                    Op::Equals(Value::String(s)) => match string_id(s) {
+                        Some(id) => Check::StrEq {
+                            id,
+                            text: s.clone(),
+                        },
+                        None => Check::Op(test.op.clone()),
+                    },
+                    Op::NotEquals(Value::String(s)) => match string_id(s) {
+                        Some(id) => Check::StrNe {
+                            id,
+                            text: s.clone(),
+                        },
+                        None => Check::Op(test.op.clone()),
+                    },
                     Op::SemVer(cmp, wanted) => Check::SemVer(*cmp, wanted.clone()),
                     Op::Before(ms) => Check::Before(*ms),
                     Op::After(ms) => Check::After(*ms),
-                    Op::In(list) => Check::In(*list),
-                    Op::NotIn(list) => Check::NotIn(*list),
+                    Op::In(list) if interned => Check::In(*list),
+                    Op::NotIn(list) if interned => Check::NotIn(*list),
                     op => Check::Op(op.clone()),
                 };
                 let entry = self.label();
@@ -254,7 +366,7 @@ impl<'b> Compiler<'b> {
     }
 
     /// Replaces labels by absolute pcs; refuses anything but forward jumps.
-    fn resolve(mut self, entry: Label) -> Option<(Vec<Instr>, u32)> {
+    fn resolve(mut self, entry: Label) -> Option<(Vec<Instr>, Vec<SplitCode>, u32)> {
         let base = u32::try_from(self.base).ok()?;
         let absolute = |pc: u32| base.checked_add(pc);
         let mut code = core::mem::take(&mut self.code);
@@ -272,7 +384,7 @@ impl<'b> Compiler<'b> {
             }
         }
         let entry = absolute(self.pc_of(entry)?)?;
-        Some((code, entry))
+        Some((code, self.splits, entry))
     }
 }
 
@@ -590,9 +702,9 @@ mod tests {
             "eval_order": [0]
         }))
         .unwrap();
-        let programs = Programs::new(&body);
+        let programs = Programs::new(&body, &Texts::new(&body));
         assert!(
-            programs.get(0).is_none(),
+            programs.entry(0).is_none(),
             "over MAX_PROGRAM_LEN: no program"
         );
         let snapshot = Snapshot::from_blob(Blob::new(header(), body)).unwrap();
