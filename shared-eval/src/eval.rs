@@ -24,7 +24,7 @@ use crate::{
     index::HashIndex,
     intern::{NO_TEXT, Texts},
     logic, ops, parse_semver,
-    program::{Check, Instr, NO_RULE, Programs, Served, SplitCode},
+    program::{Check, Instr, NO_RULE, NumCmp, Programs, Served, SplitCode},
     regex::CompiledRegex,
     semver,
 };
@@ -904,6 +904,20 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 Some(slot) => self.texts.in_list(slot.text, *list),
                 None => value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list)),
             },
+            // As `ops::holds` decides them (`null` is no number and no string).
+            Check::Num(cmp, bound) => value.and_then(Value::as_f64).is_some_and(|n| match cmp {
+                NumCmp::Lt => n < *bound,
+                NumCmp::Le => n <= *bound,
+                NumCmp::Gt => n > *bound,
+                NumCmp::Ge => n >= *bound,
+            }),
+            Check::Exists => value.is_some_and(|v| !v.is_null()),
+            Check::StartsWith(prefix) => value
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.starts_with(prefix.as_str())),
+            Check::EndsWith(suffix) => value
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.ends_with(suffix.as_str())),
             Check::Op(op) => ops::holds(op, value, self.body, self.regexes, self.list_indexes),
         }
     }

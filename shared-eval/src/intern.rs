@@ -113,14 +113,16 @@ impl Texts {
 
     /// Whether the text with this value id (as [`Texts::id_of_value`] gives it) is in list
     /// `list`: what `ops::in_list` decides for that value.
+    #[inline]
     pub(crate) fn in_list(&self, value_id: u32, list: u32) -> bool {
         let id = (value_id & !NUMBER) as usize;
-        let (Some(start), Some(end)) = (self.starts.get(id), self.starts.get(id + 1)) else {
+        let Some(&[start, end]) = self.starts.get(id..id + 2) else {
             return false;
         };
+        // Most texts are in one or two lists: a short scan.
         self.lists
-            .get(*start as usize..*end as usize)
-            .is_some_and(|lists| lists.contains(&list))
+            .get(start as usize..end as usize)
+            .is_some_and(|lists| lists.iter().any(|l| *l == list))
     }
 }
 

@@ -85,8 +85,26 @@ pub(crate) enum Check {
     In(u32),
     /// `not_in` list number `.0`.
     NotIn(u32),
+    /// `lt` / `le` / `gt` / `ge` a number: the value read as a number and compared, without
+    /// the operator dispatch.
+    Num(NumCmp, f64),
+    /// `exists`: present and not `null`.
+    Exists,
+    /// `starts_with` a string.
+    StartsWith(String),
+    /// `ends_with` a string.
+    EndsWith(String),
     /// Any other operator, through `ops::holds`.
     Op(Op),
+}
+
+/// A numeric comparison of [`Check::Num`]: `value cmp operand`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NumCmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
 }
 
 /// The programs of every flag of a blob, indexed like `body.flags`.
@@ -334,6 +352,13 @@ impl<'b> Compiler<'b> {
                     Op::SemVer(cmp, wanted) => Check::SemVer(*cmp, wanted.clone()),
                     Op::Before(ms) => Check::Before(*ms),
                     Op::After(ms) => Check::After(*ms),
+                    Op::Lt(bound) => Check::Num(NumCmp::Lt, *bound),
+                    Op::Le(bound) => Check::Num(NumCmp::Le, *bound),
+                    Op::Gt(bound) => Check::Num(NumCmp::Gt, *bound),
+                    Op::Ge(bound) => Check::Num(NumCmp::Ge, *bound),
+                    Op::Exists => Check::Exists,
+                    Op::StartsWith(prefix) => Check::StartsWith(prefix.clone()),
+                    Op::EndsWith(suffix) => Check::EndsWith(suffix.clone()),
                     Op::In(list) if interned => Check::In(*list),
                     Op::NotIn(list) if interned => Check::NotIn(*list),
                     op => Check::Op(op.clone()),
@@ -399,6 +424,9 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Map, json};
 
+    /// Longer than the 32 bytes the hash index compares inline.
+    const LONG: &str = "a-string-longer-than-thirty-two-bytes";
+
     const ATTRS: &[&[&str]] = &[
         &["targetingKey"],
         &["plan"],
@@ -427,7 +455,7 @@ mod tests {
             any::<bool>().prop_map(Value::from),
             (-3i64..50).prop_map(Value::from),
             Just(json!(2.5)),
-            prop::sample::select(&["premium", "free", "DE", "ann", "", "2.3.0"][..])
+            prop::sample::select(&["premium", "free", "DE", "ann", "", "2.3.0", "42", LONG][..])
                 .prop_map(Value::from),
             Just(json!(["a", 1])),
             Just(json!({"a": 1})),
@@ -457,6 +485,8 @@ mod tests {
             1 => prop::sample::select(&["um", "e"][..]).prop_map(|s| Op::EndsWith(s.into())),
             1 => Just(Op::Matches(0)),
             1 => (-5.0f64..60.0).prop_map(Op::Lt),
+            1 => (-5.0f64..60.0).prop_map(Op::Le),
+            1 => (-5.0f64..60.0).prop_map(Op::Gt),
             1 => (-5.0f64..60.0).prop_map(Op::Ge),
             2 => (cmp, version).prop_map(|(c, v)| Op::SemVer(c, v)),
             1 => Just(Op::Before(1_704_067_200_000)),
@@ -582,7 +612,7 @@ mod tests {
                     .collect(),
                 lists: vec![
                     vec!["DE".into(), "FR".into(), "US".into()],
-                    vec!["1".into(), "42".into(), "ann".into()],
+                    vec!["1".into(), "42".into(), LONG.into(), "ann".into()],
                 ],
                 regexes: vec!["^a".into()],
                 segments: [s0, s1, s2]
@@ -623,6 +653,9 @@ mod tests {
                     "2024-06-01T00:00:00Z",
                     "2023-12-31T23:59:59.999+00:00",
                     "pre-um",
+                    "42",
+                    LONG,
+                    "a-string-longer-than-thirty-two-bytes!",
                 ][..]
             )
             .prop_map(Value::from),
