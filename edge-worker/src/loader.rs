@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(
             decode_blob(&future, &sha256_hex(&future), None, "prod").unwrap_err(),
             LoadError::Blob(BlobError::SchemaMismatch {
-                expected: 1,
+                expected: shared_eval::SCHEMA_VERSION,
                 found: 99
             })
         );

@@ -328,7 +328,7 @@ fn render_op(body: &Body, op: &Op) -> String {
         Op::StartsWith(s) => format!("starts with {s:?}"),
         Op::EndsWith(s) => format!("ends with {s:?}"),
         Op::Matches(id) => match body.regexes.get(*id as usize) {
-            Some(regex) => format!("matches /{regex}/"),
+            Some(regex) => format!("matches /{}/", regex.source),
             None => format!("matches regex #{id}"),
         },
         Op::Lt(n) => format!("< {n}"),

@@ -748,4 +748,20 @@ fn regexes_the_edge_cannot_run_are_refused_at_compile_time() {
         &[],
     );
     assert!(diags.is_empty(), "{diags:?}");
+    // A short pattern whose DFA blows up (2^20 states: "an `a` 21st from the end") is
+    // refused where it is written, not shipped for the edge to choke on.
+    let (_, diags) = build(
+        &[(
+            "flags/f.yaml",
+            &flag_with_condition(r#"{attr: id, matches: "a[ab]{20}$"}"#),
+        )],
+        &[],
+    );
+    let errs = errors(&diags);
+    assert!(
+        errs.len() == 1
+            && errs[0].starts_with("flags/f.yaml:9: error: flag f: rule r: bad regex:")
+            && errs[0].contains("too expensive: its DFA would be over 65536 bytes"),
+        "{errs:?}"
+    );
 }

@@ -12,6 +12,21 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Blob, Body, Header, SCHEMA_VERSION};
 
+/// Schema 1 differs from 2 only in how regexes are stored, so a schema-1 blob without any is
+/// read as it is: blobs published before the change keep loading unless they use `matches`.
+const SCHEMA_WITHOUT_DFAS: u32 = 1;
+
+fn check_schema(found: u32) -> Result<(), BlobError> {
+    if found == SCHEMA_VERSION || found == SCHEMA_WITHOUT_DFAS {
+        Ok(())
+    } else {
+        Err(BlobError::SchemaMismatch {
+            expected: SCHEMA_VERSION,
+            found,
+        })
+    }
+}
+
 /// Largest uncompressed blob accepted. Bounds the memory a gunzip may take at the edge; the
 /// compiler refuses to write anything bigger.
 pub const MAX_BLOB_BYTES: usize = 8 * 1024 * 1024;
@@ -45,6 +60,9 @@ pub enum BlobError {
         /// Computed over the body.
         found: String,
     },
+    /// A schema-1 blob with regexes: it stores their sources only, and this build has no regex
+    /// compiler at the edge. Publishing the flags again writes the current schema.
+    UncompiledRegexes,
     /// Well-formed JSON breaking an invariant (index out of range, unsorted list, bad regex...).
     Invalid(String),
 }
@@ -65,6 +83,11 @@ impl fmt::Display for BlobError {
                     "blob schema version {found}, this build reads {expected}"
                 )
             }
+            BlobError::UncompiledRegexes => write!(
+                f,
+                "blob schema version 1 stores regexes uncompiled, which this build does not read: \
+                 publish it again with a current publisher"
+            ),
             BlobError::HashMismatch { expected, found } => {
                 write!(f, "blob content hash is {found}, header says {expected}")
             }
@@ -123,12 +146,7 @@ impl Snapshot {
         }
         let malformed = |e: serde_json::Error| BlobError::Malformed(format!("{e}"));
         let parts: Parts<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
-        if parts.schema != SCHEMA_VERSION {
-            return Err(BlobError::SchemaMismatch {
-                expected: SCHEMA_VERSION,
-                found: parts.schema,
-            });
-        }
+        check_schema(parts.schema)?;
         let (Some(header), Some(body)) = (parts.header, parts.body) else {
             return Err(BlobError::Malformed(String::from(
                 "the blob needs a `header` and a `body`",
@@ -144,6 +162,18 @@ impl Snapshot {
                 found,
             });
         }
+        if parts.schema == SCHEMA_WITHOUT_DFAS {
+            // Its regexes are strings, which `Body` would refuse with a less useful message.
+            #[derive(serde::Deserialize)]
+            struct Regexes {
+                #[serde(default)]
+                regexes: alloc::vec::Vec<serde::de::IgnoredAny>,
+            }
+            let old: Regexes = serde_json::from_str(body.get()).map_err(malformed)?;
+            if !old.regexes.is_empty() {
+                return Err(BlobError::UncompiledRegexes);
+            }
+        }
         let body: Body = serde_json::from_str(body.get()).map_err(malformed)?;
         let prepared = crate::eval::Prepared::new(&body).map_err(BlobError::Invalid)?;
         Ok(Snapshot {
@@ -158,11 +188,9 @@ impl Snapshot {
 
     /// Checks an in-memory blob (the publisher's path, after compiling or downloading).
     pub fn from_blob(blob: Blob) -> Result<Snapshot, BlobError> {
-        if blob.schema != SCHEMA_VERSION {
-            return Err(BlobError::SchemaMismatch {
-                expected: SCHEMA_VERSION,
-                found: blob.schema,
-            });
+        check_schema(blob.schema)?;
+        if blob.schema == SCHEMA_WITHOUT_DFAS && !blob.body.regexes.is_empty() {
+            return Err(BlobError::UncompiledRegexes);
         }
         let found = content_hash(&blob.body);
         if found != blob.header.content_hash {
@@ -238,7 +266,7 @@ mod tests {
         }
         let raw: Raw<'_> = serde_json::from_slice(&json).unwrap();
         let reordered = alloc::format!(
-            r#"{{"body":{},"header":{},"schema":1}}"#,
+            r#"{{"body":{},"header":{},"schema":2}}"#,
             raw.body.get(),
             raw.header.get()
         );
@@ -264,11 +292,71 @@ mod tests {
             Err(BlobError::Malformed(_))
         ));
         assert_eq!(
-            Snapshot::from_json(br#"{"schema":2,"body":[]}"#).unwrap_err(),
+            Snapshot::from_json(br#"{"schema":3,"body":[]}"#).unwrap_err(),
             BlobError::SchemaMismatch {
                 expected: SCHEMA_VERSION,
-                found: 2
+                found: 3
             }
         );
+    }
+
+    /// `sealed_json` with `body` replaced (and the hash sealed again) and the schema set.
+    fn with_body(schema: u32, body: &str) -> Vec<u8> {
+        let mut blob: serde_json::Value = serde_json::from_slice(&sealed_json()).unwrap();
+        let hash = hash_hex(body.as_bytes());
+        blob["header"]["content_hash"] = hash.into();
+        let header = serde_json::to_string(&blob["header"]).unwrap();
+        alloc::format!(r#"{{"schema":{schema},"header":{header},"body":{body}}}"#).into_bytes()
+    }
+
+    #[test]
+    fn schema_1_blobs_load_unless_they_carry_uncompiled_regexes() {
+        let json = sealed_json();
+        let raw: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let body = serde_json::to_string(&raw["body"]).unwrap();
+        let old = Snapshot::from_json(&with_body(1, &body)).unwrap();
+        assert_eq!(old.blob().schema, 1);
+        assert_eq!(old.flag_keys().collect::<Vec<_>>(), ["a"]);
+        let with_regex = body.replacen(r#""flags":"#, r#""regexes":["^a"],"flags":"#, 1);
+        assert_eq!(
+            Snapshot::from_json(&with_body(1, &with_regex)).unwrap_err(),
+            BlobError::UncompiledRegexes
+        );
+        // The same source in the current schema is no DFA either: refused, not compiled.
+        assert!(matches!(
+            Snapshot::from_json(&with_body(2, &with_regex)),
+            Err(BlobError::Malformed(_))
+        ));
+        let compiled = crate::regex::compile_regex("^a").unwrap();
+        let with_dfa = body.replacen(
+            r#""flags":"#,
+            &alloc::format!(
+                r#""regexes":[{}],"flags":"#,
+                serde_json::to_string(&compiled).unwrap()
+            ),
+            1,
+        );
+        assert_eq!(
+            Snapshot::from_json(&with_body(2, &with_dfa))
+                .unwrap()
+                .blob()
+                .body
+                .regexes,
+            [compiled.clone()]
+        );
+        let mut corrupt = compiled.clone();
+        corrupt.dfa.replace_range(8..12, "AAAA");
+        let with_corrupt = body.replacen(
+            r#""flags":"#,
+            &alloc::format!(
+                r#""regexes":[{}],"flags":"#,
+                serde_json::to_string(&corrupt).unwrap()
+            ),
+            1,
+        );
+        assert!(matches!(
+            Snapshot::from_json(&with_body(2, &with_corrupt)),
+            Err(BlobError::Invalid(why)) if why.starts_with("regex #0: its DFA")
+        ));
     }
 }

@@ -227,13 +227,14 @@ impl Fixed {
 }
 
 impl Prepared {
-    /// Checks the body (see [`crate::check`]) and compiles its regexes.
+    /// Checks the body (see [`crate::check`]) and loads its regexes' DFAs.
     pub(crate) fn new(body: &Body) -> Result<Prepared, String> {
         check::check_body(body)?;
         let mut regexes = Vec::with_capacity(body.regexes.len());
-        for (i, src) in body.regexes.iter().enumerate() {
-            regexes
-                .push(CompiledRegex::new(src).map_err(|why| alloc::format!("regex #{i}: {why}"))?);
+        for (i, regex) in body.regexes.iter().enumerate() {
+            regexes.push(
+                CompiledRegex::load(regex).map_err(|why| alloc::format!("regex #{i}: {why}"))?,
+            );
         }
         let salted = body
             .flags

@@ -4,7 +4,7 @@
 //! - [`Blob`], [`Header`], [`Body`], [`Flag`] ... (module `model`): the compiled blob, plain serde
 //!   data, written by the publisher's compiler.
 //! - [`Snapshot`] (module `blob`): a blob checked header-first (size cap, schema version, content
-//!   hash, index bounds) and prepared for evaluation (regexes compiled). Loading is the only
+//!   hash, index bounds) and prepared for evaluation (regex DFAs checked). Loading is the only
 //!   fallible step; see [`BlobError`].
 //! - [`evaluate`] / [`evaluate_all`] (module `eval`): `(snapshot, flag key, context, now)` to an
 //!   [`Evaluation`]. They return data, never a `Result`, and never panic. For many flags and
@@ -12,8 +12,8 @@
 //! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, and flagd's murmur3
 //!   `fractional` for imported flags.
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
-//! - Helpers shared with the compiler, so both sides parse alike: [`validate_regex`],
-//!   [`parse_semver`], [`parse_rfc3339`], [`list_key`].
+//! - Helpers shared with the compiler, so both sides parse alike: `compile_regex` (feature
+//!   `compile`, the publisher's: regex source to the DFA the blob carries), [`parse_semver`], [`parse_rfc3339`], [`list_key`].
 //!
 //! Operator semantics are documented on [`Op`] and in more detail in the `ops` module's source:
 //! a missing or `null` attribute fails every operator but `not_equals`/`not_in`; there is no
@@ -54,5 +54,7 @@ pub use eval::{
 };
 pub use model::*;
 pub use ops::list_key;
-pub use regex::{MAX_REGEX_LEN, validate_regex};
+#[cfg(feature = "compile")]
+pub use regex::compile_regex;
+pub use regex::{MAX_DFA_BYTES, MAX_REGEX_LEN};
 pub use semver::parse_semver;

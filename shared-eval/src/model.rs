@@ -9,8 +9,12 @@ use alloc::{boxed::Box, string::String, vec::Vec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The blob schema this crate reads and writes. Bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The blob schema this crate writes. Bumped on any incompatible change.
+///
+/// 2: each regex is stored compiled (a serialized DFA next to its source, see [`Regex`]);
+/// schema 1 stored only the source. A schema-1 blob without regexes reads as schema 2 (the rest
+/// is the same); one with regexes is refused, see [`crate::BlobError::NeedsRepublish`].
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Index into [`Body::attrs`].
 pub type AttrId = u32;
@@ -78,9 +82,9 @@ pub struct Body {
     /// Large string lists for `in` / `not_in`, each sorted and deduplicated (binary search).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lists: Vec<Vec<String>>,
-    /// Regex sources, validated and size-checked by the compiler.
+    /// Regexes of `matches` tests, compiled by the publisher.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub regexes: Vec<String>,
+    pub regexes: Vec<Regex>,
     /// Reusable conditions, referenced by [`Condition::Segment`]. A segment only refers to
     /// segments with a smaller index (no cycles).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -90,6 +94,17 @@ pub struct Body {
     pub flags: Vec<Flag>,
     /// Flag indices, prerequisites before the flags that depend on them.
     pub eval_order: Vec<FlagId>,
+}
+
+/// A regex as the publisher compiled it (see `compile_regex`, feature `compile`): the edge
+/// carries no regex compiler, only the DFA search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regex {
+    /// The pattern as written in the flag file (for diffs, `explain` and diagnostics).
+    pub source: String,
+    /// Base64 of the pattern's sparse DFA (`regex-automata`, little-endian serialization),
+    /// unanchored; checked when a blob is loaded, never trusted.
+    pub dfa: String,
 }
 
 /// A named, reusable condition.

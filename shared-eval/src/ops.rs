@@ -211,7 +211,13 @@ mod tests {
 
     fn check(op: Op, value: Option<Value>) -> bool {
         let body = body_with_list(&["42", "-7", "0.5", "ann", "bob"]);
-        let regexes = [CompiledRegex::new(r"^[a-z]+@example\.com$").unwrap()];
+        let regexes =
+            [
+                CompiledRegex::load(
+                    &crate::regex::compile_regex(r"^[a-z]+@example\.com$").unwrap(),
+                )
+                .unwrap(),
+            ];
         let indexes: alloc::vec::Vec<HashIndex> = body
             .lists
             .iter()

@@ -614,7 +614,7 @@ mod tests {
                     vec!["DE".into(), "FR".into(), "US".into()],
                     vec!["1".into(), "42".into(), LONG.into(), "ann".into()],
                 ],
-                regexes: vec!["^a".into()],
+                regexes: vec![crate::regex::compile_regex("^a").unwrap()],
                 segments: [s0, s1, s2]
                     .into_iter()
                     .enumerate()

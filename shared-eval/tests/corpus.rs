@@ -83,6 +83,15 @@ fn load(path: &Path) -> Result<(Snapshot, Vec<Case>), String> {
             .map_or(0, Vec::len);
         object.insert("eval_order".into(), (0..n).collect::<Vec<_>>().into());
     }
+    // Regexes are written as their sources; the blob carries them compiled, as the publisher
+    // compiles them.
+    if let Some(regexes) = body.get_mut("regexes").and_then(Value::as_array_mut) {
+        for regex in regexes {
+            let source = regex.as_str().ok_or("regexes: not a string")?;
+            let compiled = shared_eval::compile_regex(source).map_err(|e| format!("regex: {e}"))?;
+            *regex = serde_json::to_value(compiled).map_err(|e| format!("regex: {e}"))?;
+        }
+    }
     let body: Body = serde_json::from_value(body).map_err(|e| format!("body: {e}"))?;
     let header = Header {
         environment: "test".into(),

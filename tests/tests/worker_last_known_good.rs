@@ -118,12 +118,12 @@ fn every_bad_load_keeps_the_previous_blob_and_says_why() {
     assert_still_serving_v1(&worker, &purge(&worker), "blob is not valid JSON");
     // A schema this build does not read.
     let mut future: Value = serde_json::from_slice(&v2_json).unwrap();
-    future["schema"] = json!(2);
+    future["schema"] = json!(99);
     store.publish_raw(ENV, 2, &gzip(future.to_string().as_bytes()));
     assert_still_serving_v1(
         &worker,
         &purge(&worker),
-        "blob schema version 2, this build reads 1",
+        "blob schema version 99, this build reads 2",
     );
     // Body edited after compilation: the content hash no longer matches.
     let mut tampered: Value = serde_json::from_slice(&v2_json).unwrap();
@@ -131,6 +131,32 @@ fn every_bad_load_keeps_the_previous_blob_and_says_why() {
         json!(!tampered["body"]["flags"][0]["enabled"].as_bool().unwrap());
     store.publish_raw(ENV, 2, &gzip(tampered.to_string().as_bytes()));
     assert_still_serving_v1(&worker, &purge(&worker), "blob content hash is");
+    // A regex DFA corrupted before sealing (a publisher bug, not bit rot: the hash matches):
+    // the loader's DFA check refuses the blob.
+    let mut corrupt = v2.clone();
+    corrupt.body.regexes[0].dfa.replace_range(8..16, "AAAAAAAA");
+    let corrupt = shared_eval::Blob::new(corrupt.header, corrupt.body);
+    store.publish_raw(ENV, 2, &gzip(&serde_json::to_vec(&corrupt).unwrap()));
+    assert_still_serving_v1(
+        &worker,
+        &purge(&worker),
+        "blob is inconsistent: regex #0: its DFA is invalid",
+    );
+    // A schema-1 blob, whose regexes are sources the edge cannot compile.
+    let mut old: Value = serde_json::from_slice(&v2_json).unwrap();
+    old["body"]["regexes"] = json!(["^[a-z]+@example\\.com$"]);
+    let old_body = old["body"].to_string();
+    old["header"]["content_hash"] = json!(format!("sha256:{}", sha256_hex(old_body.as_bytes())));
+    let old = format!(
+        r#"{{"schema":1,"header":{},"body":{old_body}}}"#,
+        old["header"]
+    );
+    store.publish_raw(ENV, 2, &gzip(old.as_bytes()));
+    assert_still_serving_v1(
+        &worker,
+        &purge(&worker),
+        "blob schema version 1 stores regexes uncompiled",
+    );
     // Another environment's blob.
     let staging = random::blob(&mut Rng::new(13), "staging", 2, 10);
     store.publish_raw(ENV, 2, &gzip(&serde_json::to_vec(&staging).unwrap()));

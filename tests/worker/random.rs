@@ -269,7 +269,7 @@ pub fn blob(rng: &mut Rng, environment: &str, version: u64, flags: usize) -> Blo
             .map(|path| path.iter().map(|s| s.to_string()).collect())
             .collect(),
         lists: vec![list_plans, list_countries],
-        regexes: vec!["^[a-z]+@example\\.com$".into()],
+        regexes: vec![shared_eval::compile_regex("^[a-z]+@example\\.com$").unwrap()],
         segments,
         eval_order: (0..flags as u32).collect(),
         flags: out,

@@ -66,7 +66,10 @@ fn condition(body: &Body, c: &Condition) -> Value {
                 Op::Contains(v) => ("contains", v.clone()),
                 Op::StartsWith(s) => ("starts-with", json!(s)),
                 Op::EndsWith(s) => ("ends-with", json!(s)),
-                Op::Matches(id) => ("matches", json!(body.regexes.get(*id as usize))),
+                Op::Matches(id) => (
+                    "matches",
+                    json!(body.regexes.get(*id as usize).map(|regex| &regex.source)),
+                ),
                 Op::Lt(n) => ("lt", json!(n)),
                 Op::Le(n) => ("le", json!(n)),
                 Op::Gt(n) => ("gt", json!(n)),

@@ -269,7 +269,9 @@ pub fn test_text(body: &Body, test: &Test) -> String {
         Op::EndsWith(s) => format!("ends-with {s:?}"),
         Op::Matches(id) => format!(
             "matches /{}/",
-            body.regexes.get(*id as usize).map_or("?", String::as_str)
+            body.regexes
+                .get(*id as usize)
+                .map_or("?", |regex| regex.source.as_str())
         ),
         Op::Lt(n) => format!("lt {n}"),
         Op::Le(n) => format!("le {n}"),

@@ -13,7 +13,7 @@ pub const MAX_LIST_FILE_BYTES: usize = shared_eval::MAX_BLOB_BYTES;
 pub const MAX_LIST_LEN: usize = 100_000;
 
 /// Longest regex source: the evaluator's own limit (long patterns are how expensive ones
-/// usually arrive, and the edge compiles every regex of the blob when it loads it).
+/// usually arrive; the publisher compiles each to a DFA the edge loads with the blob).
 pub const MAX_REGEX_LEN: usize = shared_eval::MAX_REGEX_LEN;
 
 /// Most rules in one environment of one flag: each request may try them all, in order.

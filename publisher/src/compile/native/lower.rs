@@ -12,7 +12,7 @@ pub(super) struct Tables {
     pub(super) attr_ids: HashMap<Vec<String>, AttrId>,
     pub(super) lists: Vec<Vec<String>>,
     pub(super) list_ids: HashMap<Vec<String>, ListId>,
-    pub(super) regexes: Vec<String>,
+    pub(super) regexes: Vec<Regex>,
     pub(super) regex_ids: HashMap<String, RegexId>,
 }
 
@@ -39,13 +39,13 @@ impl Tables {
         id
     }
 
-    pub(super) fn regex(&mut self, source: &str) -> RegexId {
-        if let Some(&id) = self.regex_ids.get(source) {
+    pub(super) fn regex(&mut self, regex: Regex) -> RegexId {
+        if let Some(&id) = self.regex_ids.get(&regex.source) {
             return id;
         }
         let id = self.regexes.len() as RegexId;
-        self.regexes.push(source.to_owned());
-        self.regex_ids.insert(source.to_owned(), id);
+        self.regex_ids.insert(regex.source.clone(), id);
+        self.regexes.push(regex);
         id
     }
 }

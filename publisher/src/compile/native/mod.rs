@@ -13,8 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use chrono::NaiveDate;
 use serde_json::Value as Json;
 use shared_eval::{
-    AttrId, Body, Condition, Flag, FlagKind, ListId, Op, Prerequisite, RegexId, Rule, SegmentId,
-    SemVerCmp, Serve, Split, Targeting, Test, ValueType, Variant, VariantId,
+    AttrId, Body, Condition, Flag, FlagKind, ListId, Op, Prerequisite, Regex, RegexId, Rule,
+    SegmentId, SemVerCmp, Serve, Split, Targeting, Test, ValueType, Variant, VariantId,
 };
 
 use super::diagnostic::Diagnostic;

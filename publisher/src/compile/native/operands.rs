@@ -50,11 +50,13 @@ impl Compiler {
             "ends-with" => Op::EndsWith(self.string_operand(at, entry)?.to_owned()),
             "matches" => {
                 let source = self.string_operand(at, entry)?.to_owned();
-                if let Err(why) = check_regex(&source) {
-                    self.error(at, line, format!("bad regex: {why}"));
-                    return None;
+                match check_regex(&source) {
+                    Ok(regex) => Op::Matches(scope.tables.regex(regex)),
+                    Err(why) => {
+                        self.error(at, line, format!("bad regex: {why}"));
+                        return None;
+                    }
                 }
-                Op::Matches(scope.tables.regex(&source))
             }
             "lt" | "le" | "gt" | "ge" => {
                 let n = match operand.value {
@@ -356,10 +358,10 @@ pub fn parse_time(s: &str) -> Option<i64> {
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
 }
 
-/// Checks a regex exactly as the edge will compile it (syntax, size, the Unicode classes the
-/// edge does not carry), as one line fit for a diagnostic.
-pub fn check_regex(source: &str) -> Result<(), String> {
-    shared_eval::validate_regex(source).map_err(|message| {
+/// Compiles a regex to the DFA the blob carries for the edge (checking syntax, size and the
+/// Unicode classes the edge does not carry); an error is one line fit for a diagnostic.
+pub fn check_regex(source: &str) -> Result<shared_eval::Regex, String> {
+    shared_eval::compile_regex(source).map_err(|message| {
         let mut lines = message.lines();
         let first = lines.next().unwrap_or("invalid regex");
         match lines.last() {
