@@ -65,6 +65,20 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// Copies the directory tree `from` to `to` (files and subdirectories), creating `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create directory");
+    for entry in std::fs::read_dir(from).expect("read directory") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy file");
+        }
+    }
+}
+
 /// The testbed directory: `FLAGD_TESTBED_DIR` if set, else [`FLAGD_TESTBED`]'s path from the
 /// repository root; a Git worktree nested deeper finds it in the nearest ancestor holding it.
 pub fn flagd_testbed_dir() -> Result<PathBuf, String> {

@@ -75,7 +75,7 @@ pub fn run(phase: Duration, connections: u32) -> Report {
     let mut s3 = SeaweedFs::start();
     let store = format!("{}/{PREFIX}", s3.bucket(BUCKET));
     let flags = scratch_dir("load-flags");
-    crate::propagation::copy_dir(&project_root().join("examples/flags"), &flags);
+    crate::copy_dir(&project_root().join("examples/flags"), &flags);
     push(&s3, &store, &flags, 1, None);
     let good_pointer = s3.get_raw(BUCKET, &format!("{PREFIX}/{ENV}/current.json"));
 

@@ -1,12 +1,12 @@
 //! How long a change takes to reach clients: the measuring loop of the kill-switch, canary and
 //! event-stream tests, and the flags copy they change.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::repo_root;
 use crate::worker::scratch_dir;
+use crate::{copy_dir, repo_root};
 
 /// Runs `step` and has one thread per client poll `sees(client)` every `poll` from the moment
 /// `step` returned (so only propagation is timed, not the step itself). Each entry is the
@@ -84,18 +84,4 @@ pub fn banner_off_flags(name: &str) -> PathBuf {
     );
     std::fs::write(&file, changed).expect("write beta-banner.yaml");
     dir
-}
-
-/// Copies a directory tree.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create directory");
-    for entry in std::fs::read_dir(from).expect("read directory") {
-        let entry = entry.expect("directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy file");
-        }
-    }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 pub use crate::process::Reply;
 use crate::process::{send, wait_for_ready_line};
-use crate::{publisher_bin, repo_root};
+use crate::{copy_dir, publisher_bin, repo_root};
 
 /// A running `publisher serve`.
 #[derive(Debug)]
@@ -97,20 +97,6 @@ pub fn write_tokens(path: &Path, tokens: &[(&str, &str, &str)]) {
         ));
     }
     std::fs::write(path, text).expect("write the token file");
-}
-
-/// Copies a directory tree (e.g. `examples/flags` into a scratch checkout).
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
 }
 
 impl Service {

@@ -13,26 +13,13 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use integration_tests::worker::{Worker, scratch_dir};
-use integration_tests::{SeaweedFs, git, publisher_bin, repo_root};
+use integration_tests::{SeaweedFs, copy_dir, git, publisher_bin, repo_root};
 use publisher::store::{ObjectStore, PutOptions};
 use serde_json::Value;
 
 const ENV: &str = "dev";
 const PREFIX: &str = "drift";
 const PURGE_TOKEN: &str = "drift-purge-token";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// A Git repository holding a copy of examples/flags, committed.
 fn flags_repo(label: &str) -> PathBuf {

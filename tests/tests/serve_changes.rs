@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use integration_tests::serve::{Reply, Service, Setup, copy_dir};
+use integration_tests::copy_dir;
+use integration_tests::serve::{Reply, Service, Setup};
 use integration_tests::{SeaweedFs, git, repo_root};
 use serde_json::{Value, json};
 use sha2::Sha256;
