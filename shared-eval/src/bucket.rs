@@ -64,6 +64,7 @@ pub(crate) fn salted_hasher(salt: &str) -> Salted {
 }
 
 /// [`bucket`] from a [`salted_hasher`]: `bucket_salted(&salted_hasher(s), v) == bucket(s, v)`.
+#[inline(always)]
 pub(crate) fn bucket_salted(salted: &Salted, value: &str) -> u32 {
     let hash = salted.finish_with(value.as_bytes());
     ((u128::from(hash) * u128::from(BUCKETS)) >> 64) as u32
@@ -98,6 +99,7 @@ impl Salted {
         }
     }
 
+    #[inline(always)]
     fn round(&mut self) {
         let [v0, v1, v2, v3] = &mut self.v;
         *v0 = v0.wrapping_add(*v1);
@@ -112,6 +114,7 @@ impl Salted {
         *v2 = v2.rotate_left(32);
     }
 
+    #[inline(always)]
     fn compress(&mut self, word: u64) {
         self.v[3] ^= word;
         self.round();
@@ -146,6 +149,7 @@ impl Salted {
     /// salt's pending bytes stay in a register and each message word is `carry | word << shift`
     /// (whole 8-byte loads, no byte-wise filling), the value's last partial word read as one
     /// load where the value is long enough.
+    #[inline(always)]
     fn finish_with(mut self, bytes: &[u8]) -> u64 {
         let len = self.len.wrapping_add(bytes.len() as u64);
         let pending = self.tail_len; // 0..=7
@@ -178,6 +182,7 @@ impl Salted {
         self.finish()
     }
 
+    #[inline(always)]
     fn finish(mut self) -> u64 {
         let last = ((self.len & 0xff) << 56) | self.tail;
         self.compress(last);

@@ -511,7 +511,7 @@ pub fn evaluate_all<'s>(
         snapshot,
         &resolved.ctx,
         Some(resolved.halves()),
-        Some(&snapshot.prepared.programs),
+        true,
         now_ms,
     );
     snapshot
@@ -525,6 +525,7 @@ pub fn evaluate_all<'s>(
 }
 
 /// The index of the flag with this key (flags are sorted by key).
+#[inline(always)]
 fn find_flag(snapshot: &Snapshot, key: &str) -> Option<usize> {
     let flags = &snapshot.blob.body.flags;
     // Hashed even for a handful of flags: one short hash and one comparison of equal-length
@@ -547,6 +548,7 @@ fn not_found<'s>() -> Evaluation<'s> {
     }
 }
 
+#[inline(always)]
 fn evaluate_flag<'s, 'c>(
     snapshot: &'s Snapshot,
     index: usize,
@@ -554,14 +556,7 @@ fn evaluate_flag<'s, 'c>(
     resolved: Option<Halves<'_, 'c>>,
     now_ms: i64,
 ) -> Evaluation<'s> {
-    run_flag(
-        snapshot,
-        index,
-        ctx,
-        resolved,
-        Some(&snapshot.prepared.programs),
-        now_ms,
-    )
+    run_flag(snapshot, index, ctx, resolved, true, now_ms)
 }
 
 /// The evaluator as it was before flat programs and eagerly resolved contexts: every condition
@@ -574,27 +569,26 @@ pub(crate) fn evaluate_reference<'s>(
     ctx: &Context<'_>,
     now_ms: i64,
 ) -> Evaluation<'s> {
-    run_flag(snapshot, index, ctx, None, None, now_ms)
+    run_flag(snapshot, index, ctx, None, false, now_ms)
 }
 
+#[inline(always)]
 fn run_flag<'s, 'c>(
     snapshot: &'s Snapshot,
     index: usize,
     ctx: &Context<'c>,
     resolved: Option<Halves<'_, 'c>>,
-    programs: Option<&'s Programs>,
+    compiled: bool,
     now_ms: i64,
 ) -> Evaluation<'s> {
     let Some(flag) = snapshot.blob.body.flags.get(index) else {
         return not_found();
     };
     // A load-time answer needs no `Env` (the fixed per-call cost of a static flag).
-    if programs.is_some()
-        && let Some(Plan::Fixed(fixed)) = snapshot.prepared.plans.get(index)
-    {
+    if compiled && let Some(Plan::Fixed(fixed)) = snapshot.prepared.plans.get(index) {
         return answer(flag, fixed.pick());
     }
-    let env = Env::new(snapshot, ctx, resolved, programs, now_ms);
+    let env = Env::new(snapshot, ctx, resolved, compiled, now_ms);
     answer(flag, env.pick(index, flag, 0))
 }
 
@@ -608,6 +602,7 @@ fn time_of(value: Option<&Value>, slot: Option<&Slot<'_>>) -> Option<f64> {
 }
 
 /// The evaluation `pick` stands for, its variant's name and value borrowed from the blob.
+#[inline(always)]
 fn answer<'s>(flag: &'s Flag, pick: Pick<'s>) -> Evaluation<'s> {
     let variant = pick
         .variant
@@ -663,21 +658,15 @@ impl<'s> Pick<'s> {
     }
 }
 
-/// Everything one evaluation reads.
+/// Everything one evaluation reads. Few fields on purpose: it is built per call, and each
+/// field is a load and a store (copying the prepared tables one by one was ~20 instructions).
 struct Env<'s, 'c, 'r> {
     body: &'s Body,
-    regexes: &'s [CompiledRegex],
-    /// Per flag index, its salt pre-hashed.
-    salted: &'s [bucket::Salted],
-    list_indexes: &'s [HashIndex],
-    texts: &'s Texts,
+    prepared: &'s Prepared,
     ctx: &'r Context<'c>,
-    /// The flat programs; `None` evaluates every flag by walking its condition tree (the
-    /// reference the programs are tested against).
-    programs: Option<&'s Programs>,
-    /// Per flag, its load-time plan (`None` with the tree walk: the reference decides
-    /// everything per evaluation).
-    plans: Option<&'s [Plan]>,
+    /// Run the flat programs and load-time plans; `false` evaluates every flag by walking its
+    /// condition tree (the reference the programs are tested against).
+    compiled: bool,
     /// A [`Resolved`] context's slots, or `None`: look attributes up directly.
     resolved: Option<Halves<'r, 'c>>,
     now_ms: i64,
@@ -688,17 +677,13 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         snapshot: &'s Snapshot,
         ctx: &'r Context<'c>,
         resolved: Option<Halves<'r, 'c>>,
-        programs: Option<&'s Programs>,
+        compiled: bool,
         now_ms: i64,
     ) -> Self {
         Env {
             body: &snapshot.blob.body,
-            regexes: &snapshot.prepared.regexes,
-            salted: &snapshot.prepared.salted,
-            list_indexes: &snapshot.prepared.list_indexes,
-            texts: &snapshot.prepared.texts,
-            programs,
-            plans: programs.map(|_| snapshot.prepared.plans.as_slice()),
+            prepared: &snapshot.prepared,
+            compiled,
             ctx,
             resolved,
             now_ms,
@@ -708,8 +693,9 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
     /// The decision procedure for flag number `index`. `depth` counts prerequisite levels.
     fn pick(&self, index: usize, flag: &'s Flag, depth: usize) -> Pick<'s> {
         // The load-time plan skips every step that cannot apply to this flag.
-        if let (Some(plans), Some(programs)) = (self.plans, self.programs) {
-            match plans.get(index) {
+        if self.compiled {
+            let programs = &self.prepared.programs;
+            match self.prepared.plans.get(index) {
                 Some(Plan::Fixed(fixed)) => return fixed.pick(),
                 Some(Plan::Program { entry, permission }) => {
                     // As below: a permission flag is never granted on an unverified identity.
@@ -746,7 +732,8 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         }
         match &flag.targeting {
             Targeting::Rules { rules, fallthrough } => {
-                if let Some(programs) = self.programs
+                let programs = &self.prepared.programs;
+                if self.compiled
                     && let Some(entry) = programs.entry(index)
                 {
                     return self.run(programs, entry as usize, index, flag);
@@ -827,13 +814,20 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                         .as_ref()
                         .is_some_and(|actual| semver::compare(actual, *cmp, wanted));
                 }
-                ops::holds(&test.op, value, self.body, self.regexes, self.list_indexes)
+                ops::holds(
+                    &test.op,
+                    value,
+                    self.body,
+                    &self.prepared.regexes,
+                    &self.prepared.list_indexes,
+                )
             }
         }
     }
 
     /// Runs a flag's program from `pc` to the answer it serves. Every jump goes forward, so
     /// this visits each instruction at most once.
+    #[inline(always)]
     fn run(&self, programs: &'s Programs, mut pc: usize, index: usize, flag: &'s Flag) -> Pick<'s> {
         let code = programs.code();
         for _ in 0..code.len() {
@@ -873,6 +867,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
 
     /// One program test: the same answer as `ops::holds` on the operator it was compiled from.
     /// On a resolved context, string and list tests compare the slot's interned text id.
+    #[inline(always)]
     fn check(&self, attr: u32, allow_unsigned: bool, check: &Check) -> bool {
         let (value, slot) = self.attr_slot(attr, allow_unsigned);
         match check {
@@ -898,12 +893,16 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             Check::Before(ms) => time_of(value, slot).is_some_and(|t| t < *ms as f64),
             Check::After(ms) => time_of(value, slot).is_some_and(|t| t > *ms as f64),
             Check::In(list) => match slot {
-                Some(slot) => self.texts.in_list(slot.text, *list),
-                None => value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list)),
+                Some(slot) => self.prepared.texts.in_list(slot.text, *list),
+                None => value.is_some_and(|v| {
+                    ops::in_list(v, self.body, &self.prepared.list_indexes, *list)
+                }),
             },
             Check::NotIn(list) => !match slot {
-                Some(slot) => self.texts.in_list(slot.text, *list),
-                None => value.is_some_and(|v| ops::in_list(v, self.body, self.list_indexes, *list)),
+                Some(slot) => self.prepared.texts.in_list(slot.text, *list),
+                None => value.is_some_and(|v| {
+                    ops::in_list(v, self.body, &self.prepared.list_indexes, *list)
+                }),
             },
             // As `ops::holds` decides them (`null` is no number and no string).
             Check::Num(cmp, bound) => value.and_then(Value::as_f64).is_some_and(|n| match cmp {
@@ -919,7 +918,13 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             Check::EndsWith(suffix) => value
                 .and_then(Value::as_str)
                 .is_some_and(|s| s.ends_with(suffix.as_str())),
-            Check::Op(op) => ops::holds(op, value, self.body, self.regexes, self.list_indexes),
+            Check::Op(op) => ops::holds(
+                op,
+                value,
+                self.body,
+                &self.prepared.regexes,
+                &self.prepared.list_indexes,
+            ),
         }
     }
 
@@ -931,6 +936,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
 
     /// The attribute's value (signed first, then unsigned if allowed), and on a resolved
     /// context the slot it came from (where its parsed version is).
+    #[inline(always)]
     fn attr_slot(
         &self,
         id: u32,
@@ -996,7 +1002,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 )
             };
         };
-        let bucket = match self.salted.get(index) {
+        let bucket = match self.prepared.salted.get(index) {
             Some(salted) => bucket::bucket_salted(salted, text),
             None => bucket::bucket(salt(flag), text),
         };
@@ -1018,6 +1024,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
 
     /// [`Env::split`] for a split compiled at load time: the same answer, with only the
     /// attribute read and the hash left per evaluation.
+    #[inline(always)]
     fn split_code(
         &self,
         index: usize,
@@ -1054,7 +1061,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 )
             };
         };
-        let bucket = u64::from(match self.salted.get(index) {
+        let bucket = u64::from(match self.prepared.salted.get(index) {
             Some(salted) => bucket::bucket_salted(salted, text),
             None => bucket::bucket(salt(flag), text),
         });

@@ -47,6 +47,7 @@ impl HashIndex {
 
     /// The position of `key` in the table this index was built from, whose entry `i` is
     /// `entry(i)`. With duplicate strings, the first one indexed.
+    #[inline(always)]
     pub(crate) fn find<'t>(
         &self,
         key: &str,
@@ -56,6 +57,7 @@ impl HashIndex {
     }
 
     /// [`HashIndex::find`] with `key`'s [`key_hash`] already computed.
+    #[inline(always)]
     pub(crate) fn find_hashed<'t>(
         &self,
         hash: u64,
@@ -84,6 +86,7 @@ impl HashIndex {
 
 /// `a == b`, inline for the short strings keys and list entries are: equal lengths, then at
 /// most two overlapping word loads each (a `memcmp` call costs more than the comparison).
+#[inline(always)]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -108,6 +111,7 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 /// For up to 16 bytes: the first and the last 8 (overlapping, or zero-padded under 8), which
 /// together determine the bytes among strings of one length. `None` when longer.
+#[inline(always)]
 fn ends(bytes: &[u8]) -> Option<(u64, u64)> {
     if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
         return (bytes.len() <= 16)
@@ -120,6 +124,7 @@ fn ends(bytes: &[u8]) -> Option<(u64, u64)> {
 /// (see the module doc), so it needs spread, not secrecy. Up to 16 bytes (most keys and list
 /// entries) it reads two words and does one wide multiply; longer input adds one multiply per
 /// 8 bytes.
+#[inline(always)]
 pub(crate) fn key_hash(bytes: &[u8]) -> u64 {
     const K0: u64 = 0x9e37_79b9_7f4a_7c15;
     const K1: u64 = 0xbf58_476d_1ce4_e5b9;
@@ -138,6 +143,7 @@ pub(crate) fn key_hash(bytes: &[u8]) -> u64 {
 }
 
 /// The high and low halves of the 128-bit product, xored: the wyhash mixing step.
+#[inline(always)]
 fn fold(a: u64, b: u64) -> u64 {
     let product = u128::from(a) * u128::from(b);
     (product as u64) ^ ((product >> 64) as u64)

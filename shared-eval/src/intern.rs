@@ -113,7 +113,7 @@ impl Texts {
 
     /// Whether the text with this value id (as [`Texts::id_of_value`] gives it) is in list
     /// `list`: what `ops::in_list` decides for that value.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn in_list(&self, value_id: u32, list: u32) -> bool {
         let id = (value_id & !NUMBER) as usize;
         let Some(&[start, end]) = self.starts.get(id..id + 2) else {

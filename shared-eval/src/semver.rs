@@ -160,13 +160,13 @@ pub(crate) enum RangeRules {
 
 /// `actual cmp wanted` in the native format: `^` means same major and `>=`, `~` same major
 /// and minor and `>=`.
-#[inline]
+#[inline(always)]
 pub(crate) fn compare(actual: &SemVer, cmp: SemVerCmp, wanted: &SemVer) -> bool {
     compare_with(actual, cmp, wanted, RangeRules::Native)
 }
 
 /// `actual cmp wanted`, with `^` and `~` read by `rules`.
-#[inline]
+#[inline(always)]
 pub(crate) fn compare_with(
     actual: &SemVer,
     cmp: SemVerCmp,
