@@ -691,10 +691,11 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
     }
 
     /// The decision procedure for flag number `index`. `depth` counts prerequisite levels.
+    /// The load-time plan's fast cases are inlined into the caller (one call frame per
+    /// evaluation, not three); everything else is [`Env::pick_general`].
+    #[inline(always)]
     fn pick(&self, index: usize, flag: &'s Flag, depth: usize) -> Pick<'s> {
-        // The load-time plan skips every step that cannot apply to this flag.
         if self.compiled {
-            let programs = &self.prepared.programs;
             match self.prepared.plans.get(index) {
                 Some(Plan::Fixed(fixed)) => return fixed.pick(),
                 Some(Plan::Program { entry, permission }) => {
@@ -702,11 +703,16 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                     if *permission && !self.ctx.identity_signed() {
                         return Pick::safe_default(flag);
                     }
-                    return self.run(programs, *entry as usize, index, flag);
+                    return self.run(&self.prepared.programs, *entry as usize, index, flag);
                 }
                 _ => {}
             }
         }
+        self.pick_general(index, flag, depth)
+    }
+
+    /// [`Env::pick`] for the flags without a fast plan (and for the tree-walk reference).
+    fn pick_general(&self, index: usize, flag: &'s Flag, depth: usize) -> Pick<'s> {
         // Off or killed: the off variant (none means "the caller's default", flagd's rule).
         if flag.killed || !flag.enabled {
             return Pick {
@@ -879,16 +885,18 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 Some(slot) => slot.text != *id,
                 None => value.and_then(Value::as_str) != Some(text.as_str()),
             },
+            // A `match`, not `is_some_and`: the closure was not inlined (~15 instructions).
             Check::SemVer(cmp, wanted) => match slot {
-                Some(slot) => slot.semver.as_ref(),
-                None => {
-                    return value
-                        .and_then(Value::as_str)
-                        .and_then(parse_semver)
-                        .is_some_and(|actual| semver::compare(&actual, *cmp, wanted));
-                }
-            }
-            .is_some_and(|actual| semver::compare(actual, *cmp, wanted)),
+                Some(Slot {
+                    semver: Some(actual),
+                    ..
+                }) => semver::compare(actual, *cmp, wanted),
+                Some(_) => false,
+                None => value
+                    .and_then(Value::as_str)
+                    .and_then(parse_semver)
+                    .is_some_and(|actual| semver::compare(&actual, *cmp, wanted)),
+            },
             // As `ops::holds` decides them, with the parse shared on a resolved context.
             Check::Before(ms) => time_of(value, slot).is_some_and(|t| t < *ms as f64),
             Check::After(ms) => time_of(value, slot).is_some_and(|t| t > *ms as f64),

@@ -116,6 +116,7 @@ fn number(bytes: &[u8], at: &mut usize) -> Option<u64> {
 /// semver.org precedence: major, minor, patch numerically; then a pre-release sorts before the
 /// release; pre-release identifiers compare numerically when both are numeric, in ASCII order
 /// otherwise, numeric before alphanumeric, and a longer list wins when one is a prefix.
+#[inline(always)]
 pub(crate) fn precedence(a: &SemVer, b: &SemVer) -> Ordering {
     (a.major, a.minor, a.patch)
         .cmp(&(b.major, b.minor, b.patch))

@@ -2,9 +2,13 @@
 //! a measure that other processes on a shared machine cannot disturb.
 //!
 //! `cargo build -p benches --release --features peers --bin instructions`, then for each
-//! ENGINE (`shared-eval`, `unleash-yggdrasil`, `launchdarkly`) and CASE (`rule-split`,
+//! ENGINE (`shared-eval`, `shared-eval-resolved`, `unleash-yggdrasil`, `launchdarkly`) and CASE (`rule-split`,
 //! `no-rules`; or `shared-eval decode` for loading the 1,000-flag blob): `valgrind --tool=callgrind target/release/instructions ENGINE CASE N` with N = 0
 //! and N = 100000; instructions per evaluation = (I(N) - I(0)) / N.
+//!
+//! `shared-eval` evaluates against the JSON context map (every attribute looked up per call);
+//! `shared-eval-resolved` resolves the context once outside the loop and evaluates against
+//! its slots, the counterpart of the peers, whose contexts are also built once outside theirs.
 
 use std::hint::black_box;
 
@@ -13,7 +17,7 @@ use benches::peers::{LaunchDarkly, Unleash};
 use benches::scenario::{
     Native, RULE_FLAG, SIMPLE_FLAG, bench_attrs, context_map, scenario_snapshot, verify,
 };
-use shared_eval::{Context, evaluate};
+use shared_eval::{Context, evaluate, evaluate_resolved};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
@@ -49,6 +53,21 @@ fn main() -> Result<(), String> {
                     &native.snapshot,
                     black_box(key),
                     &Context::new(black_box(&map)),
+                    NOW_MS,
+                ));
+            }
+        }
+        "shared-eval-resolved" => {
+            let native = Native {
+                snapshot: scenario_snapshot().map_err(|e| e.to_string())?,
+            };
+            verify(&native)?;
+            let map = context_map(&attrs);
+            let resolved = native.snapshot.resolve(&Context::new(&map));
+            for _ in 0..n {
+                black_box(evaluate_resolved(
+                    black_box(&resolved),
+                    black_box(key),
                     NOW_MS,
                 ));
             }
