@@ -53,6 +53,15 @@ pub fn bucket(salt: &str, value: &str) -> u32 {
     ((u128::from(hash) * u128::from(BUCKETS)) >> 64) as u32
 }
 
+/// The text a flag's splits are salted with: its salt, else its key.
+pub(crate) fn salt(flag: &crate::Flag) -> &str {
+    if flag.salt.is_empty() {
+        flag.key.as_str()
+    } else {
+        flag.salt.as_str()
+    }
+}
+
 /// The SipHash state after `le64(len(salt)) || salt`, the message prefix every value of one
 /// flag shares (see [`bucket`]); the evaluator keeps one per flag so that a split hashes only
 /// the value.

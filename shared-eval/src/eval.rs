@@ -130,7 +130,6 @@ impl Evaluation<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     regexes: Vec<CompiledRegex>,
-    salted: Vec<bucket::Salted>,
     /// Flag keys, hashed (single-flag evaluation looks its key up per request).
     flag_index: HashIndex,
     /// Each of `body.lists`, hashed (`in` / `not_in`).
@@ -236,11 +235,6 @@ impl Prepared {
                 CompiledRegex::load(regex).map_err(|why| alloc::format!("regex #{i}: {why}"))?,
             );
         }
-        let salted = body
-            .flags
-            .iter()
-            .map(|flag| bucket::salted_hasher(salt(flag)))
-            .collect();
         let flag_index = HashIndex::new(body.flags.iter().map(|flag| flag.key.as_str()));
         let list_indexes = body
             .lists
@@ -308,7 +302,6 @@ impl Prepared {
             texts,
             text_attrs,
             regexes,
-            salted,
             flag_index,
             list_indexes,
             programs,
@@ -334,15 +327,6 @@ fn visit_tests(condition: &Condition, body: &Body, level: usize, f: &mut impl Fn
         Condition::Not(inner) => visit_tests(inner, body, level + 1, f),
         Condition::Segment(_) => {}
         Condition::Test(test) => f(test.attr, &test.op),
-    }
-}
-
-/// The text a flag's splits are salted with: its salt, else its key.
-fn salt(flag: &Flag) -> &str {
-    if flag.salt.is_empty() {
-        flag.key.as_str()
-    } else {
-        flag.salt.as_str()
     }
 }
 
@@ -703,7 +687,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                     if *permission && !self.ctx.identity_signed() {
                         return Pick::safe_default(flag);
                     }
-                    return self.run(&self.prepared.programs, *entry as usize, index, flag);
+                    return self.run(&self.prepared.programs, *entry as usize, flag);
                 }
                 _ => {}
             }
@@ -742,7 +726,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 if self.compiled
                     && let Some(entry) = programs.entry(index)
                 {
-                    return self.run(programs, entry as usize, index, flag);
+                    return self.run(programs, entry as usize, flag);
                 }
                 let matched = rules
                     .iter()
@@ -753,7 +737,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                             Serve::Variant(id) => {
                                 Pick::serve(*id, Reason::TargetingMatch, Some(&rule.id))
                             }
-                            Serve::Split(split) => self.split(index, flag, split, Some(&rule.id)),
+                            Serve::Split(split) => self.split(flag, split, Some(&rule.id)),
                         };
                     }
                 }
@@ -768,7 +752,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                         },
                         None,
                     ),
-                    Serve::Split(split) => self.split(index, flag, split, None),
+                    Serve::Split(split) => self.split(flag, split, None),
                 }
             }
             Targeting::Logic(expr) => {
@@ -834,7 +818,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
     /// Runs a flag's program from `pc` to the answer it serves. Every jump goes forward, so
     /// this visits each instruction at most once.
     #[inline(always)]
-    fn run(&self, programs: &'s Programs, mut pc: usize, index: usize, flag: &'s Flag) -> Pick<'s> {
+    fn run(&self, programs: &'s Programs, mut pc: usize, flag: &'s Flag) -> Pick<'s> {
         let code = programs.code();
         for _ in 0..code.len() {
             match code.get(pc) {
@@ -859,7 +843,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                     return match serve {
                         Served::Variant(variant, reason) => Pick::serve(*variant, *reason, rule),
                         Served::Split(split) => match programs.split(*split) {
-                            Some(split) => self.split_code(index, flag, split, rule),
+                            Some(split) => self.split_code(flag, split, rule),
                             None => Pick::error(flag, ErrorCode::General, "no such split", rule),
                         },
                     };
@@ -974,7 +958,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
     /// Buckets the context by `split.bucket_by` and picks the variant whose cumulative weight
     /// first exceeds the bucket. A string is hashed as is, a number in its canonical text (the
     /// same as for `in` lists); anything else counts as missing.
-    fn split(&self, index: usize, flag: &Flag, split: &Split, rule: Option<&'s str>) -> Pick<'s> {
+    fn split(&self, flag: &Flag, split: &Split, rule: Option<&'s str>) -> Pick<'s> {
         let path = usize::try_from(split.bucket_by)
             .ok()
             .and_then(|i| self.body.attrs.get(i));
@@ -1010,10 +994,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 )
             };
         };
-        let bucket = match self.prepared.salted.get(index) {
-            Some(salted) => bucket::bucket_salted(salted, text),
-            None => bucket::bucket(salt(flag), text),
-        };
+        let bucket = bucket::bucket(bucket::salt(flag), text);
         let mut cumulative = 0u64;
         for (variant, weight) in &split.weights {
             cumulative += u64::from(*weight);
@@ -1033,13 +1014,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
     /// [`Env::split`] for a split compiled at load time: the same answer, with only the
     /// attribute read and the hash left per evaluation.
     #[inline(always)]
-    fn split_code(
-        &self,
-        index: usize,
-        flag: &Flag,
-        split: &SplitCode,
-        rule: Option<&'s str>,
-    ) -> Pick<'s> {
+    fn split_code(&self, flag: &Flag, split: &SplitCode, rule: Option<&'s str>) -> Pick<'s> {
         let (value, _) = self.attr_slot(split.attr, split.unsigned);
         let mut number;
         let text = match value {
@@ -1069,10 +1044,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 )
             };
         };
-        let bucket = u64::from(match self.prepared.salted.get(index) {
-            Some(salted) => bucket::bucket_salted(salted, text),
-            None => bucket::bucket(salt(flag), text),
-        });
+        let bucket = u64::from(bucket::bucket_salted(&split.salted, text));
         match split.bounds.iter().find(|(bound, _)| bucket < *bound) {
             Some((_, variant)) => Pick::serve(*variant, Reason::Split, rule),
             None => Pick::error(

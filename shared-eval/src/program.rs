@@ -16,7 +16,9 @@ use alloc::{string::String, vec::Vec};
 
 use crate::{
     Body, Condition, Flag, MAX_RULE_DEPTH, Op, Reason, SemVer, SemVerCmp, Serve, Targeting,
-    VariantId, intern::Texts,
+    VariantId,
+    bucket::{self, Salted},
+    intern::Texts,
 };
 use serde_json::Value;
 
@@ -63,6 +65,8 @@ pub(crate) struct SplitCode {
     pub(crate) targeting_key: bool,
     /// `(bound, variant)`: a bucket below `bound` (and not below an earlier one) serves it.
     pub(crate) bounds: Vec<(u64, VariantId)>,
+    /// The flag's salt already hashed (a split hashes only the value per evaluation).
+    pub(crate) salted: Salted,
 }
 
 /// What a [`Instr::Test`] checks. Same semantics as `ops::holds` for the operator it came from.
@@ -256,6 +260,7 @@ impl<'b> Compiler<'b> {
             targeting_key: path
                 .is_some_and(|p| p.len() == 1 && p.first().is_some_and(|s| s == "targetingKey")),
             bounds,
+            salted: bucket::salted_hasher(bucket::salt(self.flag)),
         });
         Some(Served::Split(id))
     }
