@@ -342,7 +342,7 @@ mod tests {
                 .blob()
                 .body
                 .regexes,
-            [compiled.clone()]
+            core::slice::from_ref(&compiled)
         );
         let mut corrupt = compiled.clone();
         corrupt.dfa.replace_range(8..12, "AAAA");

@@ -266,7 +266,7 @@ impl Prepared {
         let mut time_attrs = alloc::vec![false; body.attrs.len()];
         let mut text_attrs = alloc::vec![false; body.attrs.len()];
         let mut mark = |condition: &Condition| {
-            visit_tests(condition, body, 1, &mut |attr, op| {
+            visit_tests(condition, 1, &mut |attr, op| {
                 let marks = match op {
                     Op::SemVer(..) => &mut semver_attrs,
                     Op::Before(_) | Op::After(_) => &mut time_attrs,
@@ -314,17 +314,17 @@ impl Prepared {
 }
 
 /// Calls `f` on every test of `condition` (segments not followed: they are visited on their own).
-fn visit_tests(condition: &Condition, body: &Body, level: usize, f: &mut impl FnMut(u32, &Op)) {
+fn visit_tests(condition: &Condition, level: usize, f: &mut impl FnMut(u32, &Op)) {
     if level > MAX_RULE_DEPTH {
         return;
     }
     match condition {
         Condition::All(items) | Condition::Any(items) => {
             for item in items {
-                visit_tests(item, body, level + 1, f);
+                visit_tests(item, level + 1, f);
             }
         }
-        Condition::Not(inner) => visit_tests(inner, body, level + 1, f),
+        Condition::Not(inner) => visit_tests(inner, level + 1, f),
         Condition::Segment(_) => {}
         Condition::Test(test) => f(test.attr, &test.op),
     }

@@ -122,7 +122,7 @@ impl Texts {
         // Most texts are in one or two lists: a short scan.
         self.lists
             .get(start as usize..end as usize)
-            .is_some_and(|lists| lists.iter().any(|l| *l == list))
+            .is_some_and(|lists| lists.contains(&list))
     }
 }
 

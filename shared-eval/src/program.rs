@@ -271,10 +271,10 @@ impl<'b> Compiler<'b> {
     }
 
     fn alias(&mut self, label: Label, to: Label) {
-        if label != to {
-            if let Some(bind) = self.labels.get_mut(label as usize) {
-                *bind = Bind::Alias(to);
-            }
+        if label != to
+            && let Some(bind) = self.labels.get_mut(label as usize)
+        {
+            *bind = Bind::Alias(to);
         }
     }
 

@@ -199,14 +199,13 @@ pub(super) fn lookup<'a>(env: &Env<'a>, attr: AttrId) -> Option<&'a Value> {
 fn lookup_raw<'a>(env: &Env<'a>, attr: AttrId) -> Option<&'a Value> {
     let path = env.body.attrs.get(attr as usize)?;
     let allow_unsigned = env.flag.unsigned_attrs.contains(&attr);
-    let found = walk(env.ctx.signed, path).or_else(|| {
+    walk(env.ctx.signed, path).or_else(|| {
         if allow_unsigned {
             env.ctx.unsigned.and_then(|m| walk(m, path))
         } else {
             None
         }
-    });
-    found
+    })
 }
 
 pub(super) fn walk<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {

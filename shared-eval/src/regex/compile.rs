@@ -31,7 +31,6 @@ const MAX_REGEX_NESTING: u32 = 32;
 /// Compiles `src` for the blob: checks it (length, nesting, the Unicode tables the edge does
 /// not carry, size), builds its unanchored DFA and serializes it. The error is a sentence
 /// fit for a compiler diagnostic.
-
 pub fn compile_regex(src: &str) -> Result<Regex, String> {
     if src.len() > MAX_REGEX_LEN {
         return Err(format!(
