@@ -16,6 +16,7 @@
 //! [`limits`], [`error`] (fixed OFREP error bodies), [`sigv4`] (the S3 origin's signing).
 //! Nothing here panics on request data: a panic would abort the isolate, so errors are values.
 
+pub mod answer_cache;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -496,6 +497,10 @@ mod glue {
             fields.insert("isolate".into(), crate::isolate::document());
             let telemetry = crate::telemetry::with_tally(|t| t.document());
             fields.insert("telemetry".into(), telemetry);
+            fields.insert(
+                "answer_cache".into(),
+                crate::answer_cache::stats().document(),
+            );
         }
         doc
     }
