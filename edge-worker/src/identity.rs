@@ -70,6 +70,26 @@ pub fn token_from_headers<'a>(
     })
 }
 
+/// A token as the request presented it, with the digest that keys its cache entries (the
+/// verified-token cache and the answer cache): hashed once per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// The token's text.
+    pub token: &'a str,
+    /// [`verified_tokens::digest`] of it.
+    pub digest: [u8; 32],
+}
+
+impl<'a> Presented<'a> {
+    /// `None` for no token or an empty one: both mean anonymous.
+    pub fn new(token: Option<&'a str>) -> Option<Presented<'a>> {
+        token.filter(|t| !t.is_empty()).map(|token| Presented {
+            token,
+            digest: verified_tokens::digest(token),
+        })
+    }
+}
+
 /// Resolves the caller: anonymous without a token; otherwise the token must verify, and its
 /// `aud`, when it has one, must name `environment` (the worker's).
 pub fn resolve(
@@ -78,20 +98,64 @@ pub fn resolve(
     environment: &str,
     now_s: i64,
 ) -> Result<Identity, ApiError> {
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+    resolve_presented(Presented::new(token).as_ref(), secret, environment, now_s)
+}
+
+/// [`resolve`] for a token already hashed ([`Presented`]).
+pub fn resolve_presented(
+    presented: Option<&Presented<'_>>,
+    secret: Option<&str>,
+    environment: &str,
+    now_s: i64,
+) -> Result<Identity, ApiError> {
+    let Some(presented) = presented else {
         return Ok(Identity::anonymous());
     };
-    // A token we cannot check is refused rather than ignored: the caller believes it is
-    // signed in, and silently treating it as anonymous would hide a deployment mistake.
-    let secret = secret
-        .filter(|s| !s.is_empty())
-        .ok_or(ApiError::TokenUnverifiable)?;
-    match verified_tokens::lookup(token, secret, environment, now_s) {
+    let secret = usable_secret(secret)?;
+    match verified_tokens::lookup(&presented.digest, secret, environment, now_s) {
         Some(Hit::Valid(identity)) => return Ok(identity),
         Some(Hit::Expired) => return Err(ApiError::TokenExpired),
         None => {}
     }
-    let claims = verify_hs256(token, secret.as_bytes(), now_s)?;
+    verify_and_remember(presented, secret, environment, now_s)
+}
+
+/// Whether the caller would be accepted now (what [`resolve_presented`] refuses, this refuses),
+/// without building its identity: the check in front of a cached answer.
+pub fn check_presented(
+    presented: Option<&Presented<'_>>,
+    secret: Option<&str>,
+    environment: &str,
+    now_s: i64,
+) -> Result<(), ApiError> {
+    let Some(presented) = presented else {
+        return Ok(());
+    };
+    let secret = usable_secret(secret)?;
+    match verified_tokens::lookup_with(&presented.digest, secret, environment, now_s, |_| ()) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(verified_tokens::Expired)) => Err(ApiError::TokenExpired),
+        None => verify_and_remember(presented, secret, environment, now_s).map(drop),
+    }
+}
+
+/// A token we cannot check is refused rather than ignored: the caller believes it is signed
+/// in, and silently treating it as anonymous would hide a deployment mistake.
+fn usable_secret(secret: Option<&str>) -> Result<&str, ApiError> {
+    secret
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::TokenUnverifiable)
+}
+
+/// The full check (signature, time claims, audience, subject); a token that passes is kept in
+/// the verified-token cache.
+fn verify_and_remember(
+    presented: &Presented<'_>,
+    secret: &str,
+    environment: &str,
+    now_s: i64,
+) -> Result<Identity, ApiError> {
+    let claims = verify_hs256(presented.token, secret.as_bytes(), now_s)?;
     // verify_hs256 checked both are numbers (exp present).
     let expires_s = claims
         .get("exp")
@@ -117,7 +181,7 @@ pub fn resolve(
         verified: true,
     };
     verified_tokens::store(
-        token,
+        presented.digest,
         secret,
         environment,
         Verified {

@@ -16,6 +16,7 @@
 //! [`limits`], [`error`] (fixed OFREP error bodies), [`sigv4`] (the S3 origin's signing).
 //! Nothing here panics on request data: a panic would abort the isolate, so errors are values.
 
+pub mod answer_cache;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -188,7 +189,9 @@ mod glue {
         let path = req.path();
         let method = req.method();
         // Not `req.url()`: parsing with the `url` crate links its IDNA tables into the module.
-        let own_origin = crate::http::origin_of(&req.inner().url()).to_owned();
+        // Read once: every crossing into JavaScript costs on the hot path.
+        let url = req.inner().url();
+        let own_origin = crate::http::origin_of(&url).to_owned();
         let cache_key = |cfg: &Config| crate::cache_key(&own_origin, &cfg.environment);
 
         if path == crate::PING_PATH {
@@ -250,10 +253,16 @@ mod glue {
         }
         // Read the body before any refusal (when it is of a sane size): closing a connection
         // with an unread body makes some HTTP stacks reset it before the client reads the answer.
-        // Streamed, never buffered whole: at most MAX_BODY_BYTES are kept, whatever is declared.
+        // Never more than MAX_BODY_BYTES kept, whatever is declared or sent.
         let declared_len = header(&req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
         let body = if method != Method::Post {
             Some(Vec::new())
+        } else if let Some(len) = declared_len.filter(|len| *len <= MAX_BODY_BYTES) {
+            // A declared length within the limit: HTTP framing delivers exactly that many
+            // bytes, so one `arrayBuffer()` is bounded (and costs one promise rather than a
+            // stream reader's several per chunk). Checked again, in case a runtime does not.
+            let bytes = req.bytes().await.unwrap_or_default();
+            (bytes.len() <= len).then_some(bytes)
         } else if declared_len.is_none_or(|len| len <= MAX_DRAIN_BYTES) {
             read_body(&mut req).await
         } else {
@@ -278,7 +287,7 @@ mod glue {
         let source = match &cfg {
             Ok(cfg) => {
                 let source = io::ensure_fresh(env, cfg, &cache_key(cfg)).await;
-                let wanted = crate::events::flag_config_etag(&req.inner().url())
+                let wanted = crate::events::flag_config_etag(&url)
                     .and_then(|tag| crate::events::parse_config_etag(&tag));
                 if let Some(wanted) = wanted {
                     crate::events::hub::catch_up(env, cfg, &cache_key(cfg), wanted).await;
@@ -496,6 +505,10 @@ mod glue {
             fields.insert("isolate".into(), crate::isolate::document());
             let telemetry = crate::telemetry::with_tally(|t| t.document());
             fields.insert("telemetry".into(), telemetry);
+            fields.insert(
+                "answer_cache".into(),
+                crate::answer_cache::stats().document(),
+            );
         }
         doc
     }

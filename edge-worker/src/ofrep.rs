@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use shared_eval::{Context, Evaluation, Snapshot};
 
+use crate::answer_cache::{self, Answer, Variants};
 use crate::error::ApiError;
 use crate::http::Reply;
 use crate::identity;
@@ -93,6 +94,21 @@ struct Answering<'a> {
 }
 
 impl<'a> Served<'a> {
+    /// The blob of `track` (stable when no canary runs any more: the cache's scope rules
+    /// that out for a cached answer).
+    fn answering(&self, track: Track) -> Answering<'a> {
+        let snapshot = match (track, self.canary) {
+            (Track::Canary, Some((snapshot, _))) => snapshot,
+            _ => self.snapshot,
+        };
+        Answering {
+            snapshot,
+            version: self.version,
+            track,
+            event_streams: self.event_streams,
+        }
+    }
+
     /// The canary for users in its share, stable for everyone else (and for requests without
     /// a targeting key). Deterministic in the key alone, so a user never flips between
     /// versions across requests, isolates or colos.
@@ -115,16 +131,17 @@ impl<'a> Served<'a> {
 }
 
 /// Marks a reply with the version and track that answered it.
-fn answered_by(reply: Reply, answering: Option<&Answering<'_>>) -> Reply {
-    match answering {
-        Some(a) => reply
-            .with_header("X-Flags-Version", a.version.to_string())
-            .with_header("X-Flags-Track", a.track.as_str()),
-        None => reply,
-    }
+fn answered_by(reply: Reply, answering: &Answering<'_>) -> Reply {
+    reply
+        .with_header("X-Flags-Version", answering.version.to_string())
+        .with_header("X-Flags-Track", answering.track.as_str())
 }
 
 /// Runs one OFREP request: limits, identity, evaluation, response.
+///
+/// An answer already computed for the same question under the same blobs comes from the
+/// [`answer_cache`]; the token is checked in front of it, on every request, exactly as it is
+/// when the answer is computed.
 pub fn handle(
     request: &EvalRequest<'_>,
     served: Option<Served<'_>>,
@@ -136,13 +153,46 @@ pub fn handle(
         Err(error) => return Reply::error(error, None),
     };
     let key_ref = key.as_deref();
+    let presented = identity::Presented::new(identity::token_from_headers(
+        request.authorization,
+        request.cookie,
+    ));
+    let now_s = now_ms.div_euclid(1000);
+    let question = answer_cache::Key {
+        identity: presented.as_ref().map(|p| &p.digest),
+        body: request.body,
+        flag: key_ref,
+    };
+    if let Some(served) = served.as_ref() {
+        let cached = answer_cache::lookup(served, &question, |answer| {
+            // This body parsed before (the entry holds its exact bytes), so the token is the
+            // first thing that can refuse the request, as on the computing path below.
+            if let Err(error) = identity::check_presented(
+                presented.as_ref(),
+                identity_secret,
+                request.environment,
+                now_s,
+            ) {
+                return Reply::error(error, key_ref);
+            }
+            let answering = served.answering(answer.track);
+            answer.served.record(answering.snapshot);
+            finish(answer, &answering, request.if_none_match)
+        });
+        if let Some(reply) = cached {
+            return reply;
+        }
+    }
     let unsigned = match parse_context(request.body) {
         Ok(context) => context,
         Err(error) => return Reply::error(error, key_ref),
     };
-    let token = identity::token_from_headers(request.authorization, request.cookie);
-    let now_s = now_ms.div_euclid(1000);
-    let identity = match identity::resolve(token, identity_secret, request.environment, now_s) {
+    let identity = match identity::resolve_presented(
+        presented.as_ref(),
+        identity_secret,
+        request.environment,
+        now_s,
+    ) {
         Ok(identity) => identity,
         Err(error) => return Reply::error(error, key_ref),
     };
@@ -159,12 +209,44 @@ pub fn handle(
         unsigned.get("targetingKey")
     }
     .and_then(Value::as_str);
-    let answering = served.map(|s| s.for_user(targeting_key));
-    let reply = match key_ref {
-        Some(key) => single(key, answering, &context, now_ms),
-        None => bulk(answering, &context, now_ms, request.if_none_match),
+    let Some(served) = served else {
+        return match key_ref {
+            Some(key) => not_loaded_single(key),
+            None => not_loaded_bulk(),
+        };
     };
-    answered_by(reply, answering.as_ref())
+    let answering = served.for_user(targeting_key);
+    let answer = match key_ref {
+        Some(key) => single(key, &answering, &context, now_ms),
+        None => bulk(&answering, &context, now_ms),
+    };
+    let reply = finish(&answer, &answering, request.if_none_match);
+    answer_cache::store(&served, &question, answer);
+    reply
+}
+
+/// The reply for an answer, computed now or cached: the same bytes and headers either way.
+fn finish(answer: &Answer, answering: &Answering<'_>, if_none_match: Option<&str>) -> Reply {
+    let reply = match &answer.etag {
+        // Bulk: revalidated with its ETag.
+        Some(etag) => {
+            let reply = if if_none_match.is_some_and(|header| etag_matches(header, etag)) {
+                Reply {
+                    status: 304,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                }
+            } else {
+                Reply::json(answer.status, answer.body.clone())
+            };
+            reply
+                .with_header("ETag", etag.clone())
+                .with_header("Cache-Control", "private, no-cache")
+        }
+        None => Reply::json(answer.status, answer.body.clone())
+            .with_header("Cache-Control", "private, no-store"),
+    };
+    answered_by(reply.with_header("Vary", VARY), answering)
 }
 
 /// Percent-decodes and checks a flag key from the URL path.
@@ -258,43 +340,45 @@ impl<'a> FlagResult<'a> {
 
 const NOT_LOADED: &str = "flag configuration is not loaded yet";
 
-fn single(key: &str, served: Option<Answering<'_>>, context: &Context<'_>, now_ms: i64) -> Reply {
-    let (status, body) = match served {
-        None => {
-            let result = FlagResult {
-                key,
-                value: None,
-                variant: None,
-                reason: "ERROR",
-                error_code: Some("GENERAL"),
-                error_details: Some(NOT_LOADED),
-                metadata: None,
-            };
-            (200, serde_json::to_vec(&result))
-        }
-        Some(served) => {
-            let evaluation = shared_eval::evaluate(served.snapshot, key, context, now_ms);
-            crate::telemetry::with_tally(|t| {
-                t.record_one(served.snapshot, key, evaluation.variant)
-            });
-            let status = match evaluation.error {
-                None => 200,
-                Some(shared_eval::ErrorCode::FlagNotFound) => 404,
-                Some(_) => 400,
-            };
-            let mut metadata = evaluation.metadata.cloned().unwrap_or_default();
-            metadata.insert("flagsVersion".into(), Value::from(served.version));
-            metadata.insert("flagsTrack".into(), Value::from(served.track.as_str()));
-            let result = FlagResult {
-                metadata: Some(&metadata),
-                ..FlagResult::new(key, &evaluation)
-            };
-            (status, serde_json::to_vec(&result))
-        }
+/// A single-flag request before any blob loaded: the caller falls back to its default.
+fn not_loaded_single(key: &str) -> Reply {
+    let result = FlagResult {
+        key,
+        value: None,
+        variant: None,
+        reason: "ERROR",
+        error_code: Some("GENERAL"),
+        error_details: Some(NOT_LOADED),
+        metadata: None,
     };
-    Reply::json(status, body.unwrap_or_default())
+    Reply::json(200, serde_json::to_vec(&result).unwrap_or_default())
         .with_header("Cache-Control", "private, no-store")
         .with_header("Vary", VARY)
+}
+
+fn single(key: &str, served: &Answering<'_>, context: &Context<'_>, now_ms: i64) -> Answer {
+    let evaluation = shared_eval::evaluate(served.snapshot, key, context, now_ms);
+    let variants = Variants::one(served.snapshot, key, &evaluation);
+    variants.record(served.snapshot);
+    let status = match evaluation.error {
+        None => 200,
+        Some(shared_eval::ErrorCode::FlagNotFound) => 404,
+        Some(_) => 400,
+    };
+    let mut metadata = evaluation.metadata.cloned().unwrap_or_default();
+    metadata.insert("flagsVersion".into(), Value::from(served.version));
+    metadata.insert("flagsTrack".into(), Value::from(served.track.as_str()));
+    let result = FlagResult {
+        metadata: Some(&metadata),
+        ..FlagResult::new(key, &evaluation)
+    };
+    Answer {
+        status,
+        body: serde_json::to_vec(&result).unwrap_or_default(),
+        etag: None,
+        track: served.track,
+        served: variants,
+    }
 }
 
 #[derive(Serialize)]
@@ -302,39 +386,29 @@ struct BulkBody<'a> {
     flags: Vec<FlagResult<'a>>,
     #[serde(rename = "eventStreams", skip_serializing_if = "Option::is_none")]
     event_streams: Option<[Value; 1]>,
-    metadata: Map<String, Value>,
+    metadata: BulkMetadata<'a>,
 }
 
-fn bulk(
-    served: Option<Answering<'_>>,
-    context: &Context<'_>,
-    now_ms: i64,
-    if_none_match: Option<&str>,
-) -> Reply {
-    let Some(served) = served else {
-        let mut metadata = Map::new();
-        metadata.insert("loaded".into(), Value::Bool(false));
-        let body = serde_json::to_vec(&BulkBody {
-            flags: Vec::new(),
-            event_streams: None,
-            metadata,
-        })
-        .unwrap_or_default();
-        // Nothing to revalidate against: do not let a client cache the empty answer.
-        return Reply::json(200, body)
-            .with_header("Cache-Control", "no-store")
-            .with_header("Vary", VARY);
-    };
+/// The bulk answer's `metadata` (fields in key order, as the map it replaced wrote them).
+#[derive(Serialize)]
+struct BulkMetadata<'a> {
+    environment: &'a str,
+    track: &'static str,
+    version: u64,
+}
+
+/// A bulk request before any blob loaded: nothing to revalidate against, so not cacheable.
+fn not_loaded_bulk() -> Reply {
+    Reply::json(200, br#"{"flags":[],"metadata":{"loaded":false}}"#.to_vec())
+        .with_header("Cache-Control", "no-store")
+        .with_header("Vary", VARY)
+}
+
+fn bulk(served: &Answering<'_>, context: &Context<'_>, now_ms: i64) -> Answer {
     let evaluations = shared_eval::evaluate_all(served.snapshot, context, now_ms);
+    let variants = Variants::all(served.snapshot, &evaluations);
     crate::telemetry::with_tally(|t| t.record_all(served.snapshot, &evaluations));
     let header = served.snapshot.header();
-    let mut metadata = Map::new();
-    metadata.insert(
-        "environment".into(),
-        Value::String(header.environment.clone()),
-    );
-    metadata.insert("version".into(), Value::from(served.version));
-    metadata.insert("track".into(), Value::from(served.track.as_str()));
     let body = BulkBody {
         flags: evaluations
             .iter()
@@ -346,25 +420,23 @@ fn bulk(
                 served.version,
             )]
         }),
-        metadata,
+        metadata: BulkMetadata {
+            environment: &header.environment,
+            track: served.track.as_str(),
+            version: served.version,
+        },
     };
     let body = serde_json::to_vec(&body).unwrap_or_default();
     // The ETag covers the answer itself, not just the blob: the same blob gives different
-    // answers to different users (and at different times, for date rules).
+    // answers to different users.
     let etag = etag_of(&body);
-    let reply = if if_none_match.is_some_and(|header| etag_matches(header, &etag)) {
-        Reply {
-            status: 304,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    } else {
-        Reply::json(200, body)
-    };
-    reply
-        .with_header("ETag", etag)
-        .with_header("Cache-Control", "private, no-cache")
-        .with_header("Vary", VARY)
+    Answer {
+        status: 200,
+        body,
+        etag: Some(etag),
+        track: served.track,
+        served: variants,
+    }
 }
 
 /// A strong ETag: SipHash-1-3 (128-bit) of the body, quoted. Not a security boundary (a tag

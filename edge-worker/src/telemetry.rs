@@ -157,14 +157,30 @@ impl Tally {
     /// Counts a bulk answer: `evaluations` in the snapshot's flag order, as `evaluate_all`
     /// returns them.
     pub fn record_all(&mut self, snapshot: &Snapshot, evaluations: &[(&str, Evaluation<'_>)]) {
+        self.record_answers(
+            snapshot,
+            evaluations
+                .iter()
+                .map(|(key, evaluation)| (*key, evaluation.variant)),
+        );
+    }
+
+    /// Counts a bulk answer given as `(flag key, variant served)` in the snapshot's flag order
+    /// (what [`Tally::record_all`] reads from evaluations, and a cached answer replays).
+    pub fn record_answers<'a>(
+        &mut self,
+        snapshot: &Snapshot,
+        answers: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>)>,
+    ) {
         let table = self.table(snapshot);
+        let total = answers.len() as u64;
         let mut missed = 0;
-        for (slot, (key, evaluation)) in table.slots.iter_mut().zip(evaluations) {
-            if slot.key.as_str() != *key || !slot.add(evaluation.variant) {
+        for (slot, (key, variant)) in table.slots.iter_mut().zip(answers) {
+            if slot.key.as_str() != key || !slot.add(variant) {
                 missed += 1;
             }
         }
-        let counted = evaluations.len() as u64 - missed;
+        let counted = total - missed;
         self.counted += counted;
         self.dropped += missed;
     }

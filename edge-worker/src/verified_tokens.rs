@@ -47,30 +47,54 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
-/// The cached verdict for `token` under `secret` and `environment`, if any.
-pub fn lookup(token: &str, secret: &str, environment: &str, now_s: i64) -> Option<Hit> {
+/// The SHA-256 of a token's bytes: the key of its entry here and of its answers in
+/// [`crate::answer_cache`] (computed once per request, shared by both).
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The cached verdict for the token with this [`digest`] under `secret` and `environment`.
+pub fn lookup(key: &[u8; 32], secret: &str, environment: &str, now_s: i64) -> Option<Hit> {
+    lookup_with(key, secret, environment, now_s, Identity::clone).map(|hit| match hit {
+        Ok(identity) => Hit::Valid(identity),
+        Err(Expired) => Hit::Expired,
+    })
+}
+
+/// Past `exp` or before `nbf` (see [`Hit::Expired`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Expired;
+
+/// As [`lookup`], reading the identity through `read` rather than cloning it (a caller that
+/// only needs to know the token is still valid reads nothing).
+pub fn lookup_with<T>(
+    key: &[u8; 32],
+    secret: &str,
+    environment: &str,
+    now_s: i64,
+    read: impl FnOnce(&Identity) -> T,
+) -> Option<Result<T, Expired>> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !in_scope(&cache, secret, environment) {
             return None;
         }
-        let key = digest(token);
-        let index = cache.entries.iter().position(|(k, _)| *k == key)?;
+        let index = cache.entries.iter().position(|(k, _)| k == key)?;
         let (_, verified) = cache.entries.get(index)?;
         let now = now_s as f64;
         let valid = now < verified.expires_s && verified.not_before_s.is_none_or(|nbf| now >= nbf);
         if valid {
-            Some(Hit::Valid(verified.identity.clone()))
+            Some(Ok(read(&verified.identity)))
         } else {
             // Expired for good (or not yet valid): verify again from scratch next time.
             cache.entries.remove(index);
-            Some(Hit::Expired)
+            Some(Err(Expired))
         }
     })
 }
 
-/// Remembers a token that verified under `secret` and `environment`.
-pub fn store(token: &str, secret: &str, environment: &str, verified: Verified) {
+/// Remembers a token (by its [`digest`]) that verified under `secret` and `environment`.
+pub fn store(key: [u8; 32], secret: &str, environment: &str, verified: Verified) {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !in_scope(&cache, secret, environment) {
@@ -80,12 +104,8 @@ pub fn store(token: &str, secret: &str, environment: &str, verified: Verified) {
         if cache.entries.len() >= CAPACITY {
             cache.entries.pop_front();
         }
-        cache.entries.push_back((digest(token), verified));
+        cache.entries.push_back((key, verified));
     })
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 fn in_scope(cache: &Cache, secret: &str, environment: &str) -> bool {

@@ -41,6 +41,7 @@ pub mod logic;
 mod model;
 mod ops;
 mod program;
+mod reads_time;
 mod regex;
 mod semver;
 
