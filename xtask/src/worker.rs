@@ -1,7 +1,9 @@
 //! `cargo xtask worker-build [--no-opt] [--if-stale]`: builds the edge worker to
 //! `edge-worker/build/` (`index.js` + `index_bg.wasm`, entry `worker/shim.mjs`) with
-//! worker-build, pointed at the locally installed wasm-bindgen and npm's wasm-opt, since its own
-//! download of both from GitHub cannot work here.
+//! worker-build, pointed at the locally installed wasm-bindgen, since its own download of it
+//! from GitHub cannot work here. worker-build always runs with `--no-opt`: this task then runs
+//! npm's wasm-opt (binaryen [`BINARYEN_VERSION`], `npm ci` first if it is missing) once, with
+//! the names section and producers stripped in the same pass.
 //!
 //! `--if-stale` skips the build when the output is newer than every input (wrangler runs its
 //! `[build]` command twice on start-up); wasm-opt is skipped with `--no-opt` or when wrangler
@@ -11,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::setup::{WASM_BINDGEN_VERSION, WORKER_BUILD_VERSION};
+use crate::setup::{BINARYEN_VERSION, WASM_BINDGEN_VERSION, WORKER_BUILD_VERSION};
 use crate::util::cargo_bin;
 
 /// The built module, relative to the repository root.
@@ -36,27 +38,21 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     check_version(&wasm_bindgen, WASM_BINDGEN_VERSION, "cargo xtask setup")?;
     let worker_build = cargo_bin("worker-build");
     check_version(&worker_build, WORKER_BUILD_VERSION, "cargo xtask setup")?;
-    let wasm_opt = root.join("node_modules/.bin/wasm-opt");
-    if !no_opt && !wasm_opt.exists() {
-        return Err(
-            "worker-build: node_modules/.bin/wasm-opt is missing; run `cargo xtask setup`".into(),
-        );
+    let wasm_opt = wasm_opt_path(root);
+    if !no_opt {
+        ensure_wasm_opt(root)?;
     }
     let mut command = Command::new(&worker_build);
     command
-        .arg("--release")
+        // worker-build's own wasm-opt pass keeps the names section; ours (below) strips it in
+        // the same pass instead of a second one.
+        .args(["--release", "--no-opt"])
+        // The rest goes to `cargo build`.
+        .args(wasm_profile_args())
         .current_dir(root.join("edge-worker"))
         .env("WASM_BINDGEN_BIN", &wasm_bindgen)
-        .env("WASM_OPT_BIN", &wasm_opt)
-        // Size over speed for the Wasm module only (its own target dir; native builds keep
-        // opt-level 3): ~13% smaller gzipped, and the evaluator stays far under a millisecond.
-        .env(
-            "CARGO_PROFILE_RELEASE_OPT_LEVEL",
-            std::env::var("WORKER_OPT_LEVEL").unwrap_or_else(|_| "z".into()),
-        );
-    if no_opt {
-        command.arg("--no-opt");
-    }
+        // Unused with `--no-opt`, but it keeps worker-build from ever downloading one.
+        .env("WASM_OPT_BIN", &wasm_opt);
     let status = command
         .status()
         .map_err(|e| format!("worker-build: cannot run {}: {e}", worker_build.display()))?;
@@ -64,10 +60,64 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         return Err(format!("worker-build failed ({status})"));
     }
     if !no_opt {
-        strip_names(&wasm_opt, &output)?;
+        optimize(&wasm_opt, &output)?;
     }
     report_size(&output);
     Ok(())
+}
+
+/// `cargo build` options for a Wasm module of this workspace (the worker, and `bench-wasm`'s
+/// module so that it measures the worker's code generation). Passed as `--config` rather than
+/// written in Cargo.toml's profiles, which native builds (publisher, native benches) share.
+///
+/// Size over speed for the module as a whole (`WORKER_OPT_LEVEL`, default `z`), except the
+/// evaluator: shared-eval at opt-level `s` or `z` is 1.9-2.9x slower in V8 than at 3.
+pub fn wasm_profile_args() -> Vec<String> {
+    let opt_level = worker_opt_level();
+    let opt_level = if opt_level.parse::<u8>().is_ok() {
+        opt_level
+    } else {
+        format!("\"{opt_level}\"")
+    };
+    [
+        format!("profile.release.opt-level={opt_level}"),
+        "profile.release.package.shared-eval.opt-level=3".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|setting| ["--config".to_owned(), setting])
+    .collect()
+}
+
+/// The module's opt-level (`WORKER_OPT_LEVEL`, default `z`).
+pub fn worker_opt_level() -> String {
+    std::env::var("WORKER_OPT_LEVEL").unwrap_or_else(|_| "z".into())
+}
+
+fn wasm_opt_path(root: &Path) -> std::path::PathBuf {
+    root.join("node_modules/.bin/wasm-opt")
+}
+
+/// Whether npm's wasm-opt is installed at the version the build needs.
+pub fn wasm_opt_ready(root: &Path) -> bool {
+    has_version(&wasm_opt_path(root), BINARYEN_VERSION)
+}
+
+/// Runs `npm ci` when wasm-opt is missing or another version (a fresh checkout, or
+/// node_modules installed without dev dependencies), so a build never needs a manual step.
+fn ensure_wasm_opt(root: &Path) -> Result<(), String> {
+    if wasm_opt_ready(root) {
+        return Ok(());
+    }
+    eprintln!("worker-build: wasm-opt (binaryen {BINARYEN_VERSION}) is missing: running npm ci");
+    crate::setup::npm_ci(root)?;
+    if wasm_opt_ready(root) {
+        Ok(())
+    } else {
+        Err(format!(
+            "worker-build: node_modules/.bin/wasm-opt is not binaryen {BINARYEN_VERSION} after \
+             `npm ci`: check package.json"
+        ))
+    }
 }
 
 /// Whether `binary --version` prints `version`.
@@ -105,6 +155,9 @@ fn is_fresh(root: &Path, output: &Path) -> bool {
         "shared-eval/src",
         "shared-eval/Cargo.toml",
         "Cargo.lock",
+        // The profiles, and this task's build options and wasm-opt flags.
+        "Cargo.toml",
+        "xtask/src",
     ] {
         newest_mtime(&root.join(input), &mut newest);
     }
@@ -126,10 +179,13 @@ fn newest_mtime(path: &Path, newest: &mut SystemTime) {
     }
 }
 
-/// worker-build keeps the names section (`--debuginfo`); it is ~30 KB gzipped of function names
-/// that only help read a panic's stack trace, and the worker does not panic by design.
-fn strip_names(wasm_opt: &Path, wasm: &Path) -> Result<(), String> {
-    // The feature set worker-build itself enables, so binaryen parses the module the same way.
+/// One wasm-opt pass: `-O` (worker-build's own default; `-Os`/`-Oz` measured no smaller
+/// gzipped, see README) and, in the same pass, the names section (~30 KB gzipped of function
+/// names that only help read a panic's stack trace: the worker does not panic by design) and the
+/// producers section stripped.
+fn optimize(wasm_opt: &Path, wasm: &Path) -> Result<(), String> {
+    // The feature set worker-build itself enables, so binaryen parses the module the same way
+    // and never emits an encoding workerd does not read.
     let features = [
         "mutable-globals",
         "sign-ext",
@@ -143,16 +199,14 @@ fn strip_names(wasm_opt: &Path, wasm: &Path) -> Result<(), String> {
         .arg(wasm)
         .arg("-o")
         .arg(wasm)
-        .arg("--strip-debug")
+        .args(["-O", "--strip-debug", "--strip-producers"])
         .args(features.iter().map(|f| format!("--enable-{f}")))
         .status()
         .map_err(|e| format!("worker-build: cannot run wasm-opt: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "worker-build: wasm-opt --strip-debug failed ({status})"
-        ))
+        Err(format!("worker-build: wasm-opt failed ({status})"))
     }
 }
 
