@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod gunzip;
 pub mod health;
 pub mod http;
 pub mod identity;

@@ -13,13 +13,11 @@
 //! and blob decoding, the retry state) live here and test natively; the I/O is in `io`.
 
 use std::fmt;
-use std::io::Read as _;
-
-use flate2::read::GzDecoder;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use shared_eval::{BlobError, MAX_BLOB_BYTES, Snapshot};
 
+use crate::gunzip::{GunzipError, gunzip};
 use crate::sigv4::hex;
 
 /// Longest wait between failed attempts.
@@ -248,14 +246,10 @@ pub fn decode_blob(
                 found,
             });
         }
-        let mut out = Vec::with_capacity(bytes.len() * 8);
-        GzDecoder::new(bytes)
-            .take(MAX_BLOB_BYTES as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|_| LoadError::Gzip)?;
-        if out.len() > MAX_BLOB_BYTES {
-            return Err(LoadError::TooLarge("uncompressed blob"));
-        }
+        let out = gunzip(bytes, MAX_BLOB_BYTES).map_err(|e| match e {
+            GunzipError::Corrupt => LoadError::Gzip,
+            GunzipError::TooLarge => LoadError::TooLarge("uncompressed blob"),
+        })?;
         decoded = out;
         &decoded
     } else if expected_content_hash.is_some() {
