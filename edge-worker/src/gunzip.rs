@@ -93,7 +93,9 @@ mod tests {
 
     #[test]
     fn what_flate2_writes_comes_back_byte_for_byte() {
-        let text: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for builder in [
             GzBuilder::new(),
             GzBuilder::new()
@@ -101,7 +103,10 @@ mod tests {
                 .comment("a comment")
                 .extra(vec![1, 2, 3]),
         ] {
-            assert_eq!(gunzip(&gzip_with(builder, &text), usize::MAX).unwrap(), text);
+            assert_eq!(
+                gunzip(&gzip_with(builder, &text), usize::MAX).unwrap(),
+                text
+            );
         }
         assert_eq!(gunzip(&gzip_with(GzBuilder::new(), b""), 0).unwrap(), b"");
     }
@@ -110,7 +115,11 @@ mod tests {
     fn truncated_padded_or_lying_streams_are_refused() {
         let good = gzip_with(GzBuilder::new(), &[b'x'; 5000]);
         for cut in [0, 3, 10, good.len() / 2, good.len() - 9, good.len() - 1] {
-            assert_eq!(gunzip(&good[..cut], usize::MAX), Err(GunzipError::Corrupt), "{cut}");
+            assert_eq!(
+                gunzip(&good[..cut], usize::MAX),
+                Err(GunzipError::Corrupt),
+                "{cut}"
+            );
         }
         let mut padded = good.clone();
         padded.extend_from_slice(&good);

@@ -243,19 +243,32 @@ mod glue {
             return assets(req, env).await;
         };
 
+        // One `headers` object for all five reads: each `req.headers()` is a crossing into
+        // JavaScript that builds a new wrapper.
+        let [origin, content_length, authorization, cookie, if_none_match] = {
+            let headers = req.headers();
+            [
+                "Origin",
+                "Content-Length",
+                "Authorization",
+                "Cookie",
+                "If-None-Match",
+            ]
+            .map(|name| headers.get(name).ok().flatten())
+        };
         let cfg = config(env);
         let allowlist = cfg
             .as_ref()
             .map(|c| c.cors_origins.as_slice())
             .unwrap_or_default();
-        let cors = cors_decision(header(&req, "Origin").as_deref(), &own_origin, allowlist);
+        let cors = cors_decision(origin.as_deref(), &own_origin, allowlist);
         if method == Method::Options {
             return preflight(&cors);
         }
         // Read the body before any refusal (when it is of a sane size): closing a connection
         // with an unread body makes some HTTP stacks reset it before the client reads the answer.
         // Never more than MAX_BODY_BYTES kept, whatever is declared or sent.
-        let declared_len = header(&req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
+        let declared_len = content_length.and_then(|v| v.parse::<usize>().ok());
         let body = if method != Method::Post {
             Some(Vec::new())
         } else if let Some(len) = declared_len.filter(|len| *len <= MAX_BODY_BYTES) {
@@ -303,11 +316,6 @@ mod glue {
         let loaded = io::current();
         let canary = io::current_canary();
         let eval_started = io::now_ms();
-        let (authorization, cookie, if_none_match) = (
-            header(&req, "Authorization"),
-            header(&req, "Cookie"),
-            header(&req, "If-None-Match"),
-        );
         let request = EvalRequest {
             key: key.as_deref(),
             body: &body,

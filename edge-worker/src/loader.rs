@@ -12,10 +12,10 @@
 //! endpoint, and delays the next attempt with exponential backoff. The pure parts (pointer
 //! and blob decoding, the retry state) live here and test natively; the I/O is in `io`.
 
-use std::fmt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use shared_eval::{BlobError, MAX_BLOB_BYTES, Snapshot};
+use std::fmt;
 
 use crate::gunzip::{GunzipError, gunzip};
 use crate::sigv4::hex;

@@ -82,6 +82,14 @@ fn main() {
     drop(lua);
 
     let trivial = wrk(&format!("{base}/_flags/ping"), None, seconds, connections);
+    // The same trivial route sent as the OFREP requests are (POST, body, token, unread): what
+    // HTTP itself costs the OFREP rows over the GET.
+    let trivial_post = wrk(
+        &format!("{base}/_flags/ping"),
+        Some(&script),
+        seconds,
+        connections,
+    );
     let single = wrk(&single_path, Some(&script), seconds, connections);
     let bulk = wrk(
         &format!("{base}/ofrep/v1/evaluate/flags"),
@@ -101,6 +109,7 @@ fn main() {
         );
     };
     row("trivial  GET  /_flags/ping", &trivial, "");
+    row("trivial  POST /_flags/ping, body, token", &trivial_post, "");
     row(
         "single   POST .../flags/{key}, token",
         &single,
