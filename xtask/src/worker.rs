@@ -71,7 +71,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 /// written in Cargo.toml's profiles, which native builds (publisher, native benches) share.
 ///
 /// Size over speed for the module as a whole (`WORKER_OPT_LEVEL`, default `z`), except the
-/// evaluator: shared-eval at opt-level `s` or `z` is 1.9-2.9x slower in V8 than at 3.
+/// evaluator: shared-eval at opt-level `s` or `z` is 1.9-2.9x slower in V8 than at 3. Source
+/// paths are written relative to the registry and the workspace, so the module (its panic
+/// locations) carries no path of the machine or checkout that built it.
 pub fn wasm_profile_args() -> Vec<String> {
     let opt_level = worker_opt_level();
     let opt_level = if opt_level.parse::<u8>().is_ok() {
@@ -79,9 +81,16 @@ pub fn wasm_profile_args() -> Vec<String> {
     } else {
         format!("\"{opt_level}\"")
     };
+    let cargo_home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+    let workspace = crate::util::project_root();
     [
         format!("profile.release.opt-level={opt_level}"),
         "profile.release.package.shared-eval.opt-level=3".to_owned(),
+        format!(
+            "target.wasm32-unknown-unknown.rustflags=[\"--remap-path-prefix={cargo_home}/registry/src/=\", \"--remap-path-prefix={}/=\"]",
+            workspace.display()
+        ),
     ]
     .into_iter()
     .flat_map(|setting| ["--config".to_owned(), setting])
