@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo xtask worker-build && cargo run --release -p integration-tests --example worker_bench`
 //! Needs `wrk` (Debian package) and `npm ci` (workerd ships in the `workerd` npm package).
-//! Environment: `BENCH_SECONDS` per route (default 5), `BENCH_CONNECTIONS` (default 4).
+//! Environment: `BENCH_SECONDS` per route (default 5), `BENCH_CONNECTIONS` (default 4),
+//! `BENCH_EXTRA_PATHS` (more routes to time alongside, comma-separated).
 
 use std::io::Write as _;
 use std::process::Command;
@@ -97,6 +98,19 @@ fn main() {
         seconds,
         connections,
     );
+    // Other routes to time in the same run, sent as the OFREP requests are (comma-separated
+    // paths): for probes added to a local build while profiling.
+    let mut extra = Vec::new();
+    for p in std::env::var("BENCH_EXTRA_PATHS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+    {
+        extra.push((
+            p.to_owned(),
+            wrk(&format!("{base}{p}"), Some(&script), seconds, connections),
+        ));
+    }
     drop(workerd);
     println!("bare workerd, wrk -t2 -c{connections} -d{seconds}s per route on 127.0.0.1:");
     let row = |name: &str, l: &Latency, target: &str| {
@@ -110,6 +124,9 @@ fn main() {
     };
     row("trivial  GET  /_flags/ping", &trivial, "");
     row("trivial  POST /_flags/ping, body, token", &trivial_post, "");
+    for (p, l) in &extra {
+        row(p, l, "");
+    }
     row(
         "single   POST .../flags/{key}, token",
         &single,
