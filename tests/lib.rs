@@ -201,9 +201,7 @@ pub fn write_flag_set(dir: &Path, n: usize) -> std::io::Result<()> {
     for i in 0..n {
         let team = teams[i % teams.len()];
         let body = match i % 5 {
-            0 => format!(
-                "type: kill-switch\ndefault: off\nenvironments:\n  prod:\n    enabled: true\n    fallthrough: on\n"
-            ),
+            0 => "type: kill-switch\ndefault: off\nenvironments:\n  prod:\n    enabled: true\n    fallthrough: on\n".to_string(),
             1 => format!(
                 "type: release\ndefault: off\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      \
                  - id: beta\n        if: {{ segment: beta }}\n        serve: on\n      \

@@ -37,6 +37,7 @@ impl Reply {
 
 /// Sends `request` with an optional body; a non-2xx status is a [`Reply`] too, only a
 /// transport failure is an error.
+#[allow(clippy::result_large_err)] // ureq's own error type, returned as the tests get it.
 pub fn send(request: ureq::Request, body: Option<&[u8]>) -> Result<Reply, ureq::Error> {
     let result = match body {
         Some(bytes) => request.send_bytes(bytes),

@@ -259,13 +259,13 @@ pub fn decode_blob(
         return Err(LoadError::Gzip);
     };
     let snapshot = Snapshot::from_json(json).map_err(LoadError::Blob)?;
-    if let Some(expected) = expected_content_hash.filter(|_| !gzipped) {
-        if snapshot.header().content_hash != expected {
-            return Err(LoadError::HashMismatch {
-                expected: expected.to_owned(),
-                found: snapshot.header().content_hash.clone(),
-            });
-        }
+    if let Some(expected) = expected_content_hash.filter(|_| !gzipped)
+        && snapshot.header().content_hash != expected
+    {
+        return Err(LoadError::HashMismatch {
+            expected: expected.to_owned(),
+            found: snapshot.header().content_hash.clone(),
+        });
     }
     if snapshot.header().environment != environment {
         return Err(LoadError::WrongEnvironment {

@@ -174,7 +174,7 @@ impl std::str::FromStr for Share {
 impl Serialize for Share {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // Whole percentages as integers (`5`, not `5.0`), so pointers read naturally.
-        if self.0 % (shared_eval::BUCKETS / 100) == 0 {
+        if self.0.is_multiple_of(shared_eval::BUCKETS / 100) {
             serializer.serialize_u32(self.0 / (shared_eval::BUCKETS / 100))
         } else {
             serializer.serialize_f64(self.percent())

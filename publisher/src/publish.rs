@@ -209,6 +209,8 @@ pub struct Current {
 }
 
 /// What a push or rollback did.
+// Not boxed: one is returned per publish, and callers match on the record directly.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A new version, now served.

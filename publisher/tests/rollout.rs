@@ -323,8 +323,8 @@ async fn rings_go_internal_then_early_adopters_then_everyone_and_only_add_users(
             ctx.as_object().cloned().unwrap()
         })
         .collect();
-    let internal = |i: usize| i % 10 == 0 && i % 13 != 0;
-    let early = |i: usize| (i % 10 == 1 || i % 7 == 0) && i % 13 != 0;
+    let internal = |i: usize| i.is_multiple_of(10) && !i.is_multiple_of(13);
+    let early = |i: usize| (i % 10 == 1 || i.is_multiple_of(7)) && !i.is_multiple_of(13);
     let treated = |env: Environment| {
         let contexts = contexts.clone();
         async move {

@@ -389,7 +389,7 @@ fn fifty_streams_see_push_rollback_kill_and_unkill_and_refetch_the_new_answer() 
     let (worker, store, env) = (&deployment.worker, &deployment.store, &deployment.env);
     let examples = repo_root().join("examples/flags");
     let off = banner_off_flags("flags-banner-off");
-    publisher(&store, &env, &["push", examples.to_str().unwrap()]);
+    publisher(store, env, &["push", examples.to_str().unwrap()]);
 
     let all = with_clients(&worker.url, SSE_CLIENTS, |clients| {
         let mut all = Vec::new();
@@ -415,7 +415,7 @@ fn fifty_streams_see_push_rollback_kill_and_unkill_and_refetch_the_new_answer() 
             ("unkill", vec!["unkill", FLAG], 5, json!(true)),
         ];
         for (label, args, version, value) in steps {
-            let returned = publisher(&store, &env, &args);
+            let returned = publisher(store, env, &args);
             let delays = clients.wait_for(label, version, &value, returned);
             assert!(delays.iter().all(|d| *d < BOUND), "{label}: {delays:?}");
             all.extend(delays);

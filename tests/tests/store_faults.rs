@@ -34,11 +34,12 @@ impl ObjectStore for Faulty {
     }
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
         let mut object = self.inner.get(key).await?;
-        if self.fault == Fault::CorruptBlobReads && key.contains("/blobs/") {
-            if let Some(object) = &mut object {
-                let middle = object.bytes.len() / 2;
-                object.bytes[middle] ^= 0x20;
-            }
+        if self.fault == Fault::CorruptBlobReads
+            && key.contains("/blobs/")
+            && let Some(object) = &mut object
+        {
+            let middle = object.bytes.len() / 2;
+            object.bytes[middle] ^= 0x20;
         }
         Ok(object)
     }

@@ -138,7 +138,7 @@ impl<R: RoleMarker> FromRequestParts<AppState> for Authorized<R> {
             .ok_or_else(|| ApiError::Internal("route without {env}".into()))?;
         // The role first: a caller without it learns nothing about which environments exist.
         caller.require(&env, R::ROLE)?;
-        if !state.environments().iter().any(|e| *e == env) {
+        if !state.environments().contains(&env) {
             return Err(ApiError::NotFound(format!(
                 "no environment {env:?} is served"
             )));

@@ -175,14 +175,17 @@ impl Tokens {
     }
 }
 
+/// What says the token file changed: its modification time and length.
+type Stamp = (SystemTime, u64);
+
 /// The token file, re-read when it changes.
 #[derive(Debug)]
 pub struct TokenSource {
     path: PathBuf,
-    state: RwLock<(Option<(SystemTime, u64)>, Arc<Tokens>)>,
+    state: RwLock<(Option<Stamp>, Arc<Tokens>)>,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
