@@ -2,11 +2,12 @@
 //! inflated by `miniz_oxide` straight into a buffer of the size the trailer announces.
 //!
 //! Not flate2: its reader checks the trailer's CRC-32 with crc32fast, whose 16 KB of tables
-//! (incompressible, so 16 KB of the gzipped module) buy nothing here. The loader has already
-//! checked the SHA-256 of these exact bytes against the pointer, so a CRC can only agree.
-//! What still matters is refusing a truncated or padded stream and a bomb, and that is kept:
-//! the stream must end exactly where the trailer starts and produce exactly `ISIZE` bytes,
-//! and never more than the limit is allocated or inflated.
+//! (incompressible, so 16 KB of the gzipped module) are there for speed the edge does not need.
+//! The CRC is still checked, with one 1 KB table: the loader has already checked the SHA-256
+//! of these bytes, but the edge must load exactly what the publisher (flate2) loads, or the
+//! two would disagree about which blob is corrupt. So a stream is refused when it is truncated
+//! or padded, produces other than `ISIZE` bytes, or fails its CRC; and never more than the
+//! limit is allocated or inflated.
 
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
@@ -25,6 +26,9 @@ const FHCRC: u8 = 1 << 1;
 const FEXTRA: u8 = 1 << 2;
 const FNAME: u8 = 1 << 3;
 const FCOMMENT: u8 = 1 << 4;
+const FRESERVED: u8 = 0xe0;
+/// The longest header name or comment flate2 reads.
+const MAX_HEADER_FIELD: usize = 65535;
 
 /// The inflated bytes of `gz`, one gzip member (RFC 1952), at most `limit` of them.
 pub fn gunzip(gz: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
@@ -52,17 +56,51 @@ pub fn gunzip(gz: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
     // `Done` with input left over is a stream followed by garbage; `HasMoreOutput` a stream
     // longer than its trailer says (ISIZE is the length mod 2^32, so this also stops a bomb
     // whose true length wraps around to something small).
-    if status != TINFLStatus::Done || read != deflate.len() || written != size {
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    if status != TINFLStatus::Done || read != deflate.len() || written != size || crc32(&out) != crc
+    {
         return Err(GunzipError::Corrupt);
     }
     Ok(out)
 }
 
+/// CRC-32 (ISO-HDLC, the one gzip's trailer carries), a byte at a time.
+fn crc32(bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(!0u32, |crc, &b| {
+        CRC_TABLE[usize::from((crc as u8) ^ b)] ^ (crc >> 8)
+    })
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut n = 0;
+    while n < 256 {
+        let mut c = n as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[n] = c;
+        n += 1;
+    }
+    table
+};
+
 /// Length of the member header, optional fields included, if it is one deflate can follow.
+/// As strict as flate2's reader: reserved flag bits set, a name or comment over 65,535 bytes,
+/// or a wrong header CRC (`FHCRC`) is refused.
 fn header_len(gz: &[u8]) -> Option<usize> {
     let [0x1f, 0x8b, 8, flags, _, _, _, _, _, _, ..] = *gz else {
         return None;
     };
+    if flags & FRESERVED != 0 {
+        return None;
+    }
     let mut at = 10;
     if flags & FEXTRA != 0 {
         let len = gz.get(at..at + 2)?;
@@ -70,10 +108,18 @@ fn header_len(gz: &[u8]) -> Option<usize> {
     }
     for field in [FNAME, FCOMMENT] {
         if flags & field != 0 {
-            at += gz.get(at..)?.iter().position(|&b| b == 0)? + 1;
+            let len = gz.get(at..)?.iter().position(|&b| b == 0)?;
+            if len > MAX_HEADER_FIELD {
+                return None;
+            }
+            at += len + 1;
         }
     }
     if flags & FHCRC != 0 {
+        let stored = gz.get(at..at + 2)?;
+        if u16::from_le_bytes([stored[0], stored[1]]) != crc32(gz.get(..at)?) as u16 {
+            return None;
+        }
         at += 2;
     }
     (at <= gz.len()).then_some(at)
@@ -111,6 +157,52 @@ mod tests {
         assert_eq!(gunzip(&gzip_with(GzBuilder::new(), b""), 0).unwrap(), b"");
     }
 
+    /// What flate2 (the publisher's reader) refuses, the edge refuses too.
+    #[test]
+    fn header_checks_match_flate2() {
+        use std::io::Read as _;
+        let flate2_reads = |gz: &[u8]| {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(gz)
+                .read_to_end(&mut out)
+                .is_ok()
+        };
+        // A header with FHCRC, its CRC right, then wrong.
+        let deflated = gzip_with(GzBuilder::new(), b"{}");
+        let mut with_hcrc = deflated[..10].to_vec();
+        with_hcrc[3] |= FHCRC;
+        let hcrc = crc32(&with_hcrc) as u16;
+        with_hcrc.extend_from_slice(&hcrc.to_le_bytes());
+        with_hcrc.extend_from_slice(&deflated[10..]);
+        assert!(flate2_reads(&with_hcrc));
+        assert_eq!(gunzip(&with_hcrc, usize::MAX).unwrap(), b"{}");
+        with_hcrc[10] ^= 1;
+        assert!(!flate2_reads(&with_hcrc));
+        assert_eq!(gunzip(&with_hcrc, usize::MAX), Err(GunzipError::Corrupt));
+        // Names at and just under flate2's limit.
+        for (len, readable) in [(MAX_HEADER_FIELD, true), (MAX_HEADER_FIELD + 1, false)] {
+            let mut named = deflated[..10].to_vec();
+            named[3] |= FNAME;
+            named.extend(std::iter::repeat_n(b'n', len));
+            named.push(0);
+            named.extend_from_slice(&deflated[10..]);
+            assert_eq!(flate2_reads(&named), readable, "{len}");
+            assert_eq!(gunzip(&named, usize::MAX).is_ok(), readable, "{len}");
+        }
+    }
+
+    #[test]
+    fn the_crc_is_gzips() {
+        // The check value of CRC-32/ISO-HDLC.
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+        let gz = gzip_with(GzBuilder::new(), b"{\"flags\":[]}");
+        let mut bad_crc = gz.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 1;
+        assert_eq!(gunzip(&bad_crc, usize::MAX), Err(GunzipError::Corrupt));
+    }
+
     #[test]
     fn truncated_padded_or_lying_streams_are_refused() {
         let good = gzip_with(GzBuilder::new(), &[b'x'; 5000]);
@@ -134,6 +226,9 @@ mod tests {
         let mut not_deflate = good.clone();
         not_deflate[2] = 7;
         assert_eq!(gunzip(&not_deflate, usize::MAX), Err(GunzipError::Corrupt));
+        let mut reserved = good.clone();
+        reserved[3] |= 0x20;
+        assert_eq!(gunzip(&reserved, usize::MAX), Err(GunzipError::Corrupt));
     }
 
     #[test]

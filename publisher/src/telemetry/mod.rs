@@ -88,6 +88,18 @@ pub struct Lint {
     pub message: String,
 }
 
+/// Why [`Telemetry::ingest`] did not simply succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// The batch is not acceptable; nothing of it was added.
+    Refused(String),
+    /// The batch was counted but the file could not be written; the next batch's write
+    /// keeps it (lost only if the service stops first).
+    NotWritten { counted: u64, error: String },
+    /// The ingesting task did not finish (nothing is known of the batch).
+    Failed(String),
+}
+
 /// The aggregate of every environment, and where it is kept.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -125,8 +137,27 @@ impl Telemetry {
     }
 
     /// Adds a batch received at `now`. Returns the evaluations counted. The batch is checked
-    /// whole before anything is added.
-    pub fn ingest(&self, batch: &Batch, now: DateTime<Utc>) -> Result<u64, String> {
+    /// whole before anything is added: [`IngestError::Refused`] adds nothing. Once added, a
+    /// batch stays counted even if the file cannot be written ([`IngestError::NotWritten`]):
+    /// the next write (every batch rewrites the whole aggregate) keeps it, and a sender told
+    /// to retry would have it counted twice.
+    pub fn ingest(&self, batch: &Batch, now: DateTime<Utc>) -> Result<u64, IngestError> {
+        self.add(batch, now).map_err(IngestError::Refused)?;
+        let counted = batch
+            .counts
+            .iter()
+            .map(|c| c.count)
+            .fold(0u64, u64::saturating_add);
+        if let Some(path) = &self.path {
+            let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+            let snapshot = self.lock().clone();
+            write_atomically(path, &snapshot)
+                .map_err(|error| IngestError::NotWritten { counted, error })?;
+        }
+        Ok(counted)
+    }
+
+    fn add(&self, batch: &Batch, now: DateTime<Utc>) -> Result<(), String> {
         if batch.counts.len() > MAX_BATCH_COUNTS {
             return Err(format!(
                 "a batch carries at most {MAX_BATCH_COUNTS} counts, this one {}",
@@ -158,7 +189,6 @@ impl Telemetry {
         env.last_report = Some(now);
         env.batches += 1;
         env.dropped = env.dropped.saturating_add(batch.dropped);
-        let mut counted = 0u64;
         for count in batch.counts.iter().filter(|c| c.count > 0) {
             let variant = count.variant.as_deref().unwrap_or(NO_VARIANT).to_owned();
             let flag = env.flags.entry(count.flag.clone()).or_default();
@@ -174,15 +204,8 @@ impl Telemetry {
             flag.last_seen = Some(now);
             let oldest = day - Duration::days(KEEP_DAYS);
             flag.days.retain(|d, _| *d >= oldest);
-            counted = counted.saturating_add(count.count);
         }
-        drop(environments);
-        if let Some(path) = &self.path {
-            let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-            let snapshot = self.lock().clone();
-            write_atomically(path, &snapshot)?;
-        }
-        Ok(counted)
+        Ok(())
     }
 
     /// [`Telemetry::ingest`] on tokio's blocking pool: adding counts is quick, but rewriting
@@ -192,11 +215,11 @@ impl Telemetry {
         self: &Arc<Self>,
         batch: Batch,
         now: DateTime<Utc>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, IngestError> {
         let telemetry = self.clone();
         tokio::task::spawn_blocking(move || telemetry.ingest(&batch, now))
             .await
-            .map_err(|e| format!("telemetry task failed: {e}"))?
+            .map_err(|e| IngestError::Failed(format!("telemetry task failed: {e}")))?
     }
 
     /// One environment's aggregate (empty if nothing was reported).
@@ -365,6 +388,28 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_the_file_cannot_take_stays_counted_and_the_next_write_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("not-yet");
+        let path = missing.join("telemetry.json");
+        let telemetry = Telemetry::open(&path).unwrap();
+        let first = telemetry.ingest(&batch(&[("a", Some("on"), 3)]), at(0));
+        assert!(
+            matches!(&first, Err(IngestError::NotWritten { counted: 3, error }) if error.contains("not-yet")),
+            "{first:?}"
+        );
+        assert_eq!(telemetry.environment("prod").flags["a"].total, 3);
+        std::fs::create_dir(&missing).unwrap();
+        assert_eq!(
+            telemetry.ingest(&batch(&[("a", Some("on"), 2)]), at(0)),
+            Ok(2)
+        );
+        // Counted once each: 3 + 2, not 3 + 3 + 2 as a retried batch would be.
+        let reopened = Telemetry::open(&path).unwrap();
+        assert_eq!(reopened.environment("prod").flags["a"].total, 5);
+    }
+
+    #[test]
     fn the_aggregate_survives_a_restart_and_bad_batches_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("telemetry.json");
@@ -383,7 +428,7 @@ mod tests {
         let too_long = "x".repeat(300);
         let refused =
             telemetry.ingest(&batch(&[("b", Some("on"), 1), (&too_long, None, 1)]), at(0));
-        assert!(refused.is_err());
+        assert!(matches!(refused, Err(IngestError::Refused(_))));
         drop(telemetry);
         let reopened = Telemetry::open(&path).unwrap();
         let prod = reopened.environment("prod");

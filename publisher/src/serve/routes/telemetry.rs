@@ -15,9 +15,9 @@ use crate::serve::AppState;
 use crate::serve::auth::{Authorized, Caller, Read};
 use crate::serve::error::ApiError;
 use crate::serve::tokens::Role;
-use crate::telemetry::{self, Batch};
+use crate::telemetry::{self, Batch, IngestError};
 
-/// `POST /api/v1/telemetry`: 202 with `{"accepted": N}` evaluations.
+/// `POST /api/v1/telemetry`: 202 with `{"accepted": N, "persisted": bool}` evaluations.
 pub async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
@@ -28,14 +28,20 @@ pub async fn ingest(
     crate::layout::check_env(&batch.environment).map_err(ApiError::BadRequest)?;
     caller.require(&batch.environment, Role::Telemetry)?;
     let environment = batch.environment.clone();
-    let accepted = state
-        .telemetry
-        .ingest_async(batch, Utc::now())
-        .await
-        .map_err(ApiError::BadRequest)?;
+    // A batch counted but not yet on disk is still accepted: the worker would retry a failure
+    // and the batch would count twice. The next batch's write keeps it.
+    let (accepted, persisted) = match state.telemetry.ingest_async(batch, Utc::now()).await {
+        Ok(counted) => (counted, true),
+        Err(IngestError::NotWritten { counted, error }) => {
+            tracing::warn!(%environment, %error, "telemetry counted but not written");
+            (counted, false)
+        }
+        Err(IngestError::Refused(why)) => return Err(ApiError::BadRequest(why)),
+        Err(IngestError::Failed(why)) => return Err(ApiError::Internal(why)),
+    };
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "environment": environment, "accepted": accepted })),
+        Json(json!({ "environment": environment, "accepted": accepted, "persisted": persisted })),
     ))
 }
 
