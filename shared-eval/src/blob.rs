@@ -109,8 +109,12 @@ pub fn content_hash(body: &Body) -> String {
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
+    sha256_text(&Sha256::digest(bytes).into())
+}
+
+/// `sha256:<hex>` of a digest.
+fn sha256_text(digest: &[u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
     for byte in digest {
@@ -118,6 +122,91 @@ fn hash_hex(bytes: &[u8]) -> String {
         out.push(char::from(HEX[usize::from(byte & 15)]));
     }
     out
+}
+
+/// Blob JSON split into its parts and its header read, the body not yet parsed: the first half
+/// of [`Snapshot::from_json`], for callers that compute the body's SHA-256 themselves (the
+/// worker hands it to the runtime's native SHA-256, which Wasm code cannot match).
+#[derive(Debug)]
+pub struct Sealed<'a> {
+    schema: u32,
+    header: Header,
+    body: &'a RawValue,
+}
+
+impl<'a> Sealed<'a> {
+    /// Delimits the parts in one pass that skips the body (size, schema and header checked).
+    pub fn parse(bytes: &'a [u8]) -> Result<Sealed<'a>, BlobError> {
+        if bytes.len() > MAX_BLOB_BYTES {
+            return Err(BlobError::TooLarge { bytes: bytes.len() });
+        }
+        // The schema is checked first, since a blob of another schema may not parse as this
+        // one's header or body at all and "wrong schema" is the more useful report.
+        #[derive(serde::Deserialize)]
+        struct Parts<'a> {
+            schema: u32,
+            #[serde(borrow)]
+            header: Option<&'a RawValue>,
+            #[serde(borrow)]
+            body: Option<&'a RawValue>,
+        }
+        let parts: Parts<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
+        check_schema(parts.schema)?;
+        let (Some(header), Some(body)) = (parts.header, parts.body) else {
+            return Err(BlobError::Malformed(String::from(
+                "the blob needs a `header` and a `body`",
+            )));
+        };
+        Ok(Sealed {
+            schema: parts.schema,
+            header: serde_json::from_str(header.get()).map_err(malformed)?,
+            body,
+        })
+    }
+
+    /// The body's bytes as received: what the header's content hash covers (see
+    /// [`content_hash`]).
+    pub fn body_bytes(&self) -> &'a [u8] {
+        self.body.get().as_bytes()
+    }
+
+    /// The rest of the checks, given the SHA-256 of [`Sealed::body_bytes`]: the hash against the
+    /// header's (before the body is parsed), then the body and its load-time checks.
+    pub fn into_snapshot(self, body_sha256: &[u8; 32]) -> Result<Snapshot, BlobError> {
+        let found = sha256_text(body_sha256);
+        if found != self.header.content_hash {
+            return Err(BlobError::HashMismatch {
+                expected: self.header.content_hash,
+                found,
+            });
+        }
+        if self.schema == SCHEMA_WITHOUT_DFAS {
+            // Its regexes are strings, which `Body` would refuse with a less useful message.
+            #[derive(serde::Deserialize)]
+            struct Regexes {
+                #[serde(default)]
+                regexes: alloc::vec::Vec<serde::de::IgnoredAny>,
+            }
+            let old: Regexes = serde_json::from_str(self.body.get()).map_err(malformed)?;
+            if !old.regexes.is_empty() {
+                return Err(BlobError::UncompiledRegexes);
+            }
+        }
+        let body: Body = serde_json::from_str(self.body.get()).map_err(malformed)?;
+        let prepared = crate::eval::Prepared::new(&body).map_err(BlobError::Invalid)?;
+        Ok(Snapshot {
+            blob: Blob {
+                schema: self.schema,
+                header: self.header,
+                body,
+            },
+            prepared,
+        })
+    }
+}
+
+fn malformed(e: serde_json::Error) -> BlobError {
+    BlobError::Malformed(format!("{e}"))
 }
 
 /// A blob that passed every check, ready to evaluate. Cheap to share behind an `Rc`/`Arc`.
@@ -130,60 +219,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Parses uncompressed blob JSON (gunzipping is the caller's job) and checks it.
     pub fn from_json(bytes: &[u8]) -> Result<Snapshot, BlobError> {
-        if bytes.len() > MAX_BLOB_BYTES {
-            return Err(BlobError::TooLarge { bytes: bytes.len() });
-        }
-        // One pass that only delimits the three parts (header and body are skipped, not
-        // parsed): the schema is checked first, since a blob of another schema may not parse
-        // as this one's header or body at all and "wrong schema" is the more useful report.
-        #[derive(serde::Deserialize)]
-        struct Parts<'a> {
-            schema: u32,
-            #[serde(borrow)]
-            header: Option<&'a RawValue>,
-            #[serde(borrow)]
-            body: Option<&'a RawValue>,
-        }
-        let malformed = |e: serde_json::Error| BlobError::Malformed(format!("{e}"));
-        let parts: Parts<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
-        check_schema(parts.schema)?;
-        let (Some(header), Some(body)) = (parts.header, parts.body) else {
-            return Err(BlobError::Malformed(String::from(
-                "the blob needs a `header` and a `body`",
-            )));
-        };
-        let header: Header = serde_json::from_str(header.get()).map_err(malformed)?;
-        // The hash covers the body's bytes as received (see [`content_hash`]): checked before
-        // the body is parsed, and without serializing it again.
-        let found = hash_hex(body.get().as_bytes());
-        if found != header.content_hash {
-            return Err(BlobError::HashMismatch {
-                expected: header.content_hash,
-                found,
-            });
-        }
-        if parts.schema == SCHEMA_WITHOUT_DFAS {
-            // Its regexes are strings, which `Body` would refuse with a less useful message.
-            #[derive(serde::Deserialize)]
-            struct Regexes {
-                #[serde(default)]
-                regexes: alloc::vec::Vec<serde::de::IgnoredAny>,
-            }
-            let old: Regexes = serde_json::from_str(body.get()).map_err(malformed)?;
-            if !old.regexes.is_empty() {
-                return Err(BlobError::UncompiledRegexes);
-            }
-        }
-        let body: Body = serde_json::from_str(body.get()).map_err(malformed)?;
-        let prepared = crate::eval::Prepared::new(&body).map_err(BlobError::Invalid)?;
-        Ok(Snapshot {
-            blob: Blob {
-                schema: parts.schema,
-                header,
-                body,
-            },
-            prepared,
-        })
+        let sealed = Sealed::parse(bytes)?;
+        let digest: [u8; 32] = Sha256::digest(sealed.body_bytes()).into();
+        sealed.into_snapshot(&digest)
     }
 
     /// Checks an in-memory blob (the publisher's path, after compiling or downloading).
@@ -298,6 +336,24 @@ mod tests {
                 found: 3
             }
         );
+    }
+
+    #[test]
+    fn a_sealed_blob_loads_only_with_its_bodys_digest() {
+        let json = sealed_json();
+        let sealed = Sealed::parse(&json).unwrap();
+        let digest: [u8; 32] = Sha256::digest(sealed.body_bytes()).into();
+        let snapshot = sealed.into_snapshot(&digest).unwrap();
+        assert_eq!(
+            snapshot.header(),
+            Snapshot::from_json(&json).unwrap().header()
+        );
+        let mut wrong = digest;
+        wrong[0] ^= 1;
+        assert!(matches!(
+            Sealed::parse(&json).unwrap().into_snapshot(&wrong),
+            Err(BlobError::HashMismatch { .. })
+        ));
     }
 
     /// `sealed_json` with `body` replaced (and the hash sealed again) and the schema set.

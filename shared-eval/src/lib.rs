@@ -45,7 +45,7 @@ mod reads_time;
 mod regex;
 mod semver;
 
-pub use blob::{BlobError, MAX_BLOB_BYTES, MAX_RULE_DEPTH, Snapshot, content_hash};
+pub use blob::{BlobError, MAX_BLOB_BYTES, MAX_RULE_DEPTH, Sealed, Snapshot, content_hash};
 pub use bucket::{BUCKETS, bucket, flagd_fractional_bucket, murmur3_x86_32};
 pub use check::{MAX_EVAL_COST, MAX_PREREQUISITE_DEPTH};
 pub use context::Context;
