@@ -412,6 +412,14 @@ pub fn token(claims: Value, secret: &str) -> String {
     )
 }
 
+/// The number in environment variable `name`, else `default` (the benchmarks' settings).
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Seconds since the epoch, for `exp`.
 pub fn now_s() -> i64 {
     std::time::SystemTime::now()

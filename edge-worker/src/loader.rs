@@ -12,10 +12,11 @@
 //! endpoint, and delays the next attempt with exponential backoff. The pure parts (pointer
 //! and blob decoding, the retry state) live here and test natively; the I/O is in `io`.
 
+use std::fmt;
+
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use shared_eval::{BlobError, MAX_BLOB_BYTES, Sealed, Snapshot};
-use std::fmt;
 
 use crate::gunzip::{GunzipError, gunzip};
 use crate::sigv4::hex;
@@ -217,7 +218,12 @@ pub fn check_canary(canary: &CanaryPointer) -> Result<(), LoadError> {
 
 /// Hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex(&sha256(bytes))
+}
+
+/// SHA-256, computed in Rust.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 /// Checks and decodes a blob as fetched. Normally `bytes` are the `.gz` object: they must hash
@@ -225,7 +231,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// stores blobs with `Content-Encoding: gzip` (so `curl | gunzip | jq` and CDNs work), and the
 /// Workers runtime's `fetch` transparently decodes such bodies: then `bytes` are the JSON itself
 /// and the `.gz` hash cannot be checked. In that case the pointer's `content_hash` must match
-/// the blob's, which `Snapshot::from_json` has checked against the body, so a truncated or
+/// the blob's, whose content hash is checked against the body, so a truncated or
 /// substituted blob is refused either way. Finally the environment must be ours.
 ///
 /// `body_sha256` hashes the body for the content-hash check: in the worker the runtime's native
@@ -250,11 +256,10 @@ pub async fn decode_blob_with(
                 found,
             });
         }
-        let out = gunzip(bytes, MAX_BLOB_BYTES).map_err(|e| match e {
+        decoded = gunzip(bytes, MAX_BLOB_BYTES).map_err(|e| match e {
             GunzipError::Corrupt => LoadError::Gzip,
             GunzipError::TooLarge => LoadError::TooLarge("uncompressed blob"),
         })?;
-        decoded = out;
         &decoded
     } else if expected_content_hash.is_some() {
         bytes
@@ -295,7 +300,7 @@ pub fn decode_blob(
         expected_sha256,
         expected_content_hash,
         environment,
-        async |body: &[u8]| Sha256::digest(body).into(),
+        async |body: &[u8]| sha256(body),
     ));
     match decoding.poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(result) => result,

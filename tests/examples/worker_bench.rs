@@ -11,20 +11,16 @@ use std::io::Write as _;
 use std::process::Command;
 
 use integration_tests::worker::random::{self, Rng};
-use integration_tests::worker::{Origin, Store, Workerd, built_worker, now_s, scratch_dir, token};
+use integration_tests::worker::{
+    Origin, Store, Workerd, built_worker, env_number, now_s, scratch_dir, token,
+};
 use serde_json::json;
 
 const SECRET: &str = "bench-secret";
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let connections: u64 = std::env::var("BENCH_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let seconds: u64 = env_number("BENCH_SECONDS", 5);
+    let connections: u64 = env_number("BENCH_CONNECTIONS", 4);
     let build = built_worker();
     let wasm = build.join("index_bg.wasm");
     let raw = std::fs::read(&wasm).expect("built wasm");

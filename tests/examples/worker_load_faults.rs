@@ -7,14 +7,9 @@
 //! `target/artifacts/load-faults.json`.
 
 fn main() {
-    let number = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let phase = std::time::Duration::from_secs(number("LOAD_PHASE_SECONDS", 10));
-    let report = integration_tests::load::run(phase, number("LOAD_CONNECTIONS", 8) as u32);
+    use integration_tests::worker::env_number;
+    let phase = std::time::Duration::from_secs(env_number("LOAD_PHASE_SECONDS", 10));
+    let report = integration_tests::load::run(phase, env_number("LOAD_CONNECTIONS", 8));
     println!("{}", report.table());
     let artifacts = integration_tests::worker::project_root().join("target/artifacts");
     let _ = std::fs::create_dir_all(&artifacts);

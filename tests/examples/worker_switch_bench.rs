@@ -10,19 +10,13 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::worker::random::{self, Rng};
-use integration_tests::worker::{Origin, Store, Workerd};
+use integration_tests::worker::{Origin, Store, Workerd, env_number};
 
 const PURGE_TOKEN: &str = "switch-bench-purge";
 
 fn main() {
-    let number = |name: &str, default: usize| -> usize {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let flags = number("BENCH_FLAGS", 1000);
-    let rounds = number("BENCH_ROUNDS", 30);
+    let flags = env_number("BENCH_FLAGS", 1000);
+    let rounds = env_number("BENCH_ROUNDS", 30);
     let blobs = [0xa, 0xb].map(|seed| random::blob(&mut Rng::new(seed), "bench", 1, flags));
 
     let store = Store::new();

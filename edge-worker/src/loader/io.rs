@@ -69,10 +69,7 @@ async fn native_sha256(bytes: &[u8]) -> [u8; 32] {
     };
     match subtle.await {
         Some(digest) => digest,
-        None => {
-            use sha2::Digest as _;
-            sha2::Sha256::digest(bytes).into()
-        }
+        None => super::sha256(bytes),
     }
 }
 
