@@ -7,9 +7,9 @@
 
 use alloc::{format, string::String};
 use core::fmt;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use crate::decode;
 use crate::model::{Blob, Body, Header, SCHEMA_VERSION};
 
 /// Schema 1 differs from 2 only in how regexes are stored, so a schema-1 blob without any is
@@ -131,7 +131,7 @@ fn sha256_text(digest: &[u8; 32]) -> String {
 pub struct Sealed<'a> {
     schema: u32,
     header: Header,
-    body: &'a RawValue,
+    body: &'a [u8],
 }
 
 impl<'a> Sealed<'a> {
@@ -142,15 +142,7 @@ impl<'a> Sealed<'a> {
         }
         // The schema is checked first, since a blob of another schema may not parse as this
         // one's header or body at all and "wrong schema" is the more useful report.
-        #[derive(serde::Deserialize)]
-        struct Parts<'a> {
-            schema: u32,
-            #[serde(borrow)]
-            header: Option<&'a RawValue>,
-            #[serde(borrow)]
-            body: Option<&'a RawValue>,
-        }
-        let parts: Parts<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
+        let parts = decode::parts(bytes).map_err(malformed)?;
         check_schema(parts.schema)?;
         let (Some(header), Some(body)) = (parts.header, parts.body) else {
             return Err(BlobError::Malformed(String::from(
@@ -159,7 +151,7 @@ impl<'a> Sealed<'a> {
         };
         Ok(Sealed {
             schema: parts.schema,
-            header: serde_json::from_str(header.get()).map_err(malformed)?,
+            header: decode::header(header).map_err(malformed)?,
             body,
         })
     }
@@ -167,7 +159,7 @@ impl<'a> Sealed<'a> {
     /// The body's bytes as received: what the header's content hash covers (see
     /// [`content_hash`]).
     pub fn body_bytes(&self) -> &'a [u8] {
-        self.body.get().as_bytes()
+        self.body
     }
 
     /// The rest of the checks, given the SHA-256 of [`Sealed::body_bytes`]: the hash against the
@@ -182,17 +174,11 @@ impl<'a> Sealed<'a> {
         }
         if self.schema == SCHEMA_WITHOUT_DFAS {
             // Its regexes are strings, which `Body` would refuse with a less useful message.
-            #[derive(serde::Deserialize)]
-            struct Regexes {
-                #[serde(default)]
-                regexes: alloc::vec::Vec<serde::de::IgnoredAny>,
-            }
-            let old: Regexes = serde_json::from_str(self.body.get()).map_err(malformed)?;
-            if !old.regexes.is_empty() {
+            if decode::has_regexes(self.body).map_err(malformed)? {
                 return Err(BlobError::UncompiledRegexes);
             }
         }
-        let body: Body = serde_json::from_str(self.body.get()).map_err(malformed)?;
+        let body = decode::body(self.body).map_err(malformed)?;
         let prepared = crate::eval::Prepared::new(&body).map_err(BlobError::Invalid)?;
         Ok(Snapshot {
             blob: Blob {
@@ -205,7 +191,7 @@ impl<'a> Sealed<'a> {
     }
 }
 
-fn malformed(e: serde_json::Error) -> BlobError {
+fn malformed(e: decode::Error) -> BlobError {
     BlobError::Malformed(format!("{e}"))
 }
 
@@ -266,6 +252,7 @@ impl Snapshot {
 mod tests {
     use super::*;
     use alloc::{string::ToString, vec::Vec};
+    use serde_json::value::RawValue;
 
     fn sealed_json() -> Vec<u8> {
         let header = Header {

@@ -3,7 +3,7 @@
 //! Contents:
 //! - [`Blob`], [`Header`], [`Body`], [`Flag`] ... (module `model`): the compiled blob, plain serde
 //!   data, written by the publisher's compiler.
-//! - [`Snapshot`] (module `blob`): a blob checked header-first (size cap, schema version, content
+//! - [`Snapshot`] (module `blob`, its JSON read by module `decode`): a blob checked header-first (size cap, schema version, content
 //!   hash, index bounds) and prepared for evaluation (regex DFAs checked). Loading is the only
 //!   fallible step; see [`BlobError`].
 //! - [`evaluate`] / [`evaluate_all`] (module `eval`): `(snapshot, flag key, context, now)` to an
@@ -34,6 +34,7 @@ mod bucket;
 mod check;
 mod context;
 mod datetime;
+mod decode;
 mod eval;
 mod index;
 mod intern;

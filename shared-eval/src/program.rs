@@ -419,7 +419,7 @@ impl<'b> Compiler<'b> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         Blob, Context, Header, Rule, Segment, Serve, Snapshot, Split, Test, ValueType, Variant,
@@ -543,7 +543,7 @@ mod tests {
         ]
     }
 
-    fn body() -> impl Strategy<Value = Body> {
+    pub(crate) fn body() -> impl Strategy<Value = Body> {
         let segments = (condition(0), condition(1), condition(2));
         let flag = (
             prop::collection::vec((condition(3), serve()), 0..4),

@@ -9,7 +9,8 @@
 //! `rule-resolve` (a resolved context built per evaluation), `rule-amortized` (one resolved
 //! context reused: the per-flag cost inside a bulk request), `simple` (the flag without rules),
 //! `in1000` (a 3-rule flag looked up among 1,000 realistic flags),
-//! `all100` (evaluate_all over 100 realistic flags).
+//! `all100` (evaluate_all over 100 realistic flags), `decode1000` (`Snapshot::from_json` of
+//! the 1,000 realistic flags' blob JSON: parse, hash, check and prepare).
 
 use std::hint::black_box;
 
@@ -52,6 +53,7 @@ fn main() {
         })
         .map(|f| f.key.clone())
         .unwrap_or_default();
+    let blob_json = serde_json::to_vec(in1000.blob()).unwrap_or_default();
     let run: Box<dyn Fn() -> usize> = match scenario.as_str() {
         "rule" => Box::new(|| {
             let e = evaluate(&native, black_box(RULE_FLAG), &Context::new(&map), NOW_MS);
@@ -83,9 +85,13 @@ fn main() {
             let all = evaluate_all(&realistic, &Context::new(black_box(&realistic_map)), NOW_MS);
             black_box(all).len()
         }),
+        "decode1000" => Box::new(|| {
+            let snapshot = Snapshot::from_json(black_box(&blob_json));
+            black_box(snapshot).map_or(0, |s| s.flag_keys().count())
+        }),
         other => {
             eprintln!(
-                "unknown scenario {other:?}: rule, rule-resolve, rule-amortized, simple, in1000 or all100"
+                "unknown scenario {other:?}: rule, rule-resolve, rule-amortized, simple, in1000, all100 or decode1000"
             );
             std::process::exit(2);
         }

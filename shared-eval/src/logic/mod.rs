@@ -290,7 +290,7 @@ mod flagd_ops;
 mod iterate;
 mod ops;
 #[cfg(test)]
-mod properties;
+pub(crate) mod properties;
 #[cfg(test)]
 mod tests;
 mod value;

@@ -63,7 +63,7 @@ fn leaf() -> impl Strategy<Value = Value> {
 }
 
 /// JSON shaped like targeting: operators applied to arrays of sub-expressions and literals.
-fn rule() -> impl Strategy<Value = Value> {
+pub(crate) fn rule() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(6, 64, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
