@@ -242,10 +242,7 @@ pub fn wrong_environment_reply() -> Reply {
 
 /// The notify request body: `{"version": N}` (optional; an empty body is "something changed").
 pub fn parse_notify_body(body: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<Value>(body)
-        .ok()?
-        .get("version")?
-        .as_u64()
+    shared_eval::parse_json(body).ok()?.get("version")?.as_u64()
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -263,7 +263,10 @@ fn decode_json_part(part: &str) -> Result<Map<String, Value>, ApiError> {
     if crate::limits::json_too_deep(&bytes, crate::limits::MAX_JSON_DEPTH) {
         return Err(ApiError::TokenInvalid);
     }
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::TokenInvalid)
+    match shared_eval::parse_json(&bytes) {
+        Ok(Value::Object(claims)) => Ok(claims),
+        _ => Err(ApiError::TokenInvalid),
+    }
 }
 
 /// Signs `claims` as an HS256 JWT. Used by tests and by whatever issues tokens for local runs;

@@ -1,8 +1,8 @@
 //! Request limits, each with the reason it exists, and the cheap checks that enforce them.
 //!
 //! Every limit is checked before the work it bounds: the body size before reading JSON, the
-//! nesting depth before handing bytes to serde_json (whose own recursion limit is far above what
-//! a context needs), the attribute count before evaluation.
+//! nesting depth before parsing the JSON (whose own recursion limit is far above what a context
+//! needs), the attribute count before evaluation.
 
 use serde_json::{Map, Value};
 

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shared_eval::{BlobError, MAX_BLOB_BYTES, Sealed, Snapshot};
 
@@ -96,7 +96,7 @@ impl fmt::Display for LoadError {
 }
 
 /// `<env>/current.json`, as the publisher writes it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pointer {
     /// The environment's version.
     pub version: u64,
@@ -106,23 +106,20 @@ pub struct Pointer {
     pub sha256: String,
     /// The blob body's content hash (`sha256:<hex>`), checked when the runtime hands us the
     /// blob already gunzipped (see [`decode_blob`]).
-    #[serde(default)]
     pub content_hash: Option<String>,
     /// The canary served beside the blob above to a share of users; absent when none runs
     /// (and in every pointer written before canaries existed).
-    #[serde(default)]
     pub canary: Option<CanaryPointer>,
 }
 
 /// The pointer's canary half (ARCHITECTURE.md, store layout).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CanaryPointer {
     /// Blob key relative to the environment: `blobs/<sha256>.json.gz`.
     pub blob: String,
     /// Hex SHA-256 of the `.gz` bytes.
     pub sha256: String,
     /// The blob body's content hash.
-    #[serde(default)]
     pub content_hash: Option<String>,
     /// Share of users, in percent (0.001 steps).
     pub percent: f64,
@@ -132,7 +129,50 @@ pub struct CanaryPointer {
     pub since: u64,
 }
 
+impl Pointer {
+    /// The pointer in `json`, or `None` when a field is missing or of the wrong type (an absent
+    /// or `null` `content_hash` or `canary` is `None`; unknown fields are ignored).
+    fn from_json(json: &Value) -> Option<Pointer> {
+        Some(Pointer {
+            version: json.get("version")?.as_u64()?,
+            blob: string(json, "blob")?,
+            sha256: string(json, "sha256")?,
+            content_hash: optional(json, "content_hash", |v| Some(v.as_str()?.to_owned()))?,
+            canary: optional(json, "canary", CanaryPointer::from_json)?,
+        })
+    }
+}
+
+fn string(json: &Value, name: &str) -> Option<String> {
+    Some(json.get(name)?.as_str()?.to_owned())
+}
+
+/// An optional field: `Some(None)` when absent or `null`, `None` when present but unreadable.
+fn optional<T>(
+    json: &Value,
+    name: &str,
+    read: impl FnOnce(&Value) -> Option<T>,
+) -> Option<Option<T>> {
+    match json.get(name) {
+        None | Some(Value::Null) => Some(None),
+        Some(value) => read(value).map(Some),
+    }
+}
+
 impl CanaryPointer {
+    /// The canary half in `json` (the pointer's `canary`, or a colo cache entry's header), as
+    /// [`Pointer`] reads its fields.
+    pub fn from_json(json: &Value) -> Option<CanaryPointer> {
+        Some(CanaryPointer {
+            blob: string(json, "blob")?,
+            sha256: string(json, "sha256")?,
+            content_hash: optional(json, "content_hash", |v| Some(v.as_str()?.to_owned()))?,
+            percent: json.get("percent")?.as_f64()?,
+            salt: string(json, "salt")?,
+            since: json.get("since")?.as_u64()?,
+        })
+    }
+
     /// Who gets the canary.
     pub fn split(&self) -> CanarySplit {
         let buckets = (self.percent * f64::from(shared_eval::BUCKETS) / 100.0).round();
@@ -195,8 +235,10 @@ pub fn parse_pointer(bytes: &[u8]) -> Result<Pointer, LoadError> {
     if bytes.len() > MAX_POINTER_BYTES {
         return Err(LoadError::BadPointer("larger than 4096 bytes"));
     }
-    let pointer: Pointer =
-        serde_json::from_slice(bytes).map_err(|_| LoadError::BadPointer("not the pointer JSON"))?;
+    let pointer = shared_eval::parse_json(bytes)
+        .ok()
+        .and_then(|json| Pointer::from_json(&json))
+        .ok_or(LoadError::BadPointer("not the pointer JSON"))?;
     check_blob_name(&pointer.sha256, &pointer.blob)?;
     if let Some(canary) = &pointer.canary {
         check_canary(canary)?;

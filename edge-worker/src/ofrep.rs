@@ -291,7 +291,7 @@ pub fn parse_context(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if limits::json_too_deep(body, MAX_JSON_DEPTH) {
         return Err(ApiError::BodyTooDeep);
     }
-    let parsed: Value = serde_json::from_slice(body).map_err(|_| ApiError::BodyNotJson)?;
+    let parsed = shared_eval::parse_json(body).map_err(|_| ApiError::BodyNotJson)?;
     let Value::Object(mut request) = parsed else {
         return Err(ApiError::ContextNotObject);
     };

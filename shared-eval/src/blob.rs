@@ -191,7 +191,7 @@ impl<'a> Sealed<'a> {
     }
 }
 
-fn malformed(e: decode::Error) -> BlobError {
+fn malformed(e: decode::JsonError) -> BlobError {
     BlobError::Malformed(format!("{e}"))
 }
 

@@ -12,6 +12,8 @@
 //! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, and flagd's murmur3
 //!   `fractional` for imported flags.
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
+//! - [`parse_json`] (module `decode`): JSON to serde_json's `Value` as serde_json reads it, for
+//!   the edge, which links no serde deserializer.
 //! - Helpers shared with the compiler, so both sides parse alike: `compile_regex` (feature
 //!   `compile`, the publisher's: regex source to the DFA the blob carries), [`parse_semver`], [`parse_rfc3339`], [`list_key`].
 //!
@@ -51,6 +53,7 @@ pub use bucket::{BUCKETS, bucket, flagd_fractional_bucket, murmur3_x86_32};
 pub use check::{MAX_EVAL_COST, MAX_PREREQUISITE_DEPTH};
 pub use context::Context;
 pub use datetime::{EPOCH_MILLIS_THRESHOLD, parse_rfc3339};
+pub use decode::{JsonError, parse_json};
 pub use eval::{
     ErrorCode, Evaluation, Reason, Resolved, evaluate, evaluate_all, evaluate_resolved,
 };

@@ -258,8 +258,9 @@ async fn revalidate(
         // An entry whose canary header does not parse is treated as a bad entry.
         let canary = match hit.headers().get(CANARY_HEADER).ok().flatten() {
             None => Some(None),
-            Some(json) => serde_json::from_str::<CanaryPointer>(&json)
+            Some(json) => shared_eval::parse_json(json.as_bytes())
                 .ok()
+                .and_then(|json| CanaryPointer::from_json(&json))
                 .filter(|c| check_canary(c).is_ok())
                 .map(Some),
         };

@@ -17,7 +17,7 @@ use alloc::{boxed::Box, format, string::String, vec::Vec};
 use serde_json::{Map, Value};
 
 use crate::model::*;
-pub(crate) use reader::Error;
+pub use reader::JsonError;
 use reader::{Reader, Result};
 
 /// The parts of a blob's JSON: the schema, and the header and body undecoded.
@@ -66,6 +66,16 @@ pub(crate) fn parts(text: &[u8]) -> Result<Parts<'_>> {
         header,
         body,
     })
+}
+
+/// Parses JSON into serde_json's [`Value`] exactly as `serde_json::from_slice` does (the same
+/// values, the same inputs refused, the same nesting limit) without linking serde's
+/// deserializer: the edge's one JSON reader, for request bodies, token claims and pointers.
+pub fn parse_json(text: &[u8]) -> core::result::Result<Value, JsonError> {
+    let mut r = Reader::new(text)?;
+    let value = r.value()?;
+    r.end()?;
+    Ok(value)
 }
 
 /// Decodes a [`Header`] from its JSON.

@@ -3,29 +3,39 @@
 //! It accepts what serde_json accepts (RFC 8259: no trailing commas, no leading zeros, no
 //! control characters in strings, valid UTF-8, surrogate pairs in `\u` escapes) and nests at
 //! most [`MAX_DEPTH`] levels, serde_json's own limit, so a hostile blob cannot exhaust the Wasm
-//! stack. Values of no fixed shape (variant values, metadata, operands) are delimited here and
-//! handed to serde_json's `Value`, which the edge links anyway for request contexts.
+//! stack. Values of no fixed shape (variant values, metadata, operands, and at the edge whole
+//! request bodies and token claims) are read into serde_json's `Value` exactly as serde_json
+//! reads them ([`Reader::value`]), so the edge links no serde deserializer at all.
 
 use alloc::{borrow::Cow, string::String, vec::Vec};
-use serde_json::Value;
+use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of arrays and objects read (serde_json's recursion limit).
 pub(crate) const MAX_DEPTH: u32 = 128;
 
-/// Why the bytes are not the JSON asked for, and where: the offset of the byte that failed.
+/// Why bytes are not the JSON asked for, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Error {
-    pub(crate) what: Cow<'static, str>,
-    pub(crate) at: usize,
+pub struct JsonError {
+    what: Cow<'static, str>,
+    at: usize,
 }
 
-impl core::fmt::Display for Error {
+impl JsonError {
+    /// The offset of the byte where reading failed.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
+}
+
+impl core::fmt::Display for JsonError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{} at byte {}", self.what, self.at)
     }
 }
 
-pub(crate) type Result<T> = core::result::Result<T, Error>;
+impl core::error::Error for JsonError {}
+
+pub(crate) type Result<T> = core::result::Result<T, JsonError>;
 
 /// A cursor over JSON text. Every read skips the whitespace before its token.
 pub(crate) struct Reader<'a> {
@@ -39,7 +49,7 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(text: &'a [u8]) -> Result<Reader<'a>> {
-        let src = core::str::from_utf8(text).map_err(|e| Error {
+        let src = core::str::from_utf8(text).map_err(|e| JsonError {
             what: "invalid UTF-8".into(),
             at: e.valid_up_to(),
         })?;
@@ -59,7 +69,7 @@ impl<'a> Reader<'a> {
 
     /// An error at the current position.
     pub(crate) fn error<T>(&self, what: impl Into<Cow<'static, str>>) -> Result<T> {
-        Err(Error {
+        Err(JsonError {
             what: what.into(),
             at: self.pos,
         })
@@ -315,18 +325,47 @@ impl<'a> Reader<'a> {
         self.uint(u16::MAX.into()).map(|v| v as u16)
     }
 
-    /// A number (serde_json's parse, so the value is bit for bit what serde read before).
+    /// A number as a float.
     pub(crate) fn f64(&mut self) -> Result<f64> {
+        match self.number_value()?.as_f64() {
+            Some(n) => Ok(n),
+            None => self.error("number out of range"),
+        }
+    }
+
+    /// A number as serde_json reads it: an integer token is a `u64` when it fits, a negative
+    /// one an `i64` when it fits (but `-0` is the float `-0.0`); anything else is a float,
+    /// parsed by serde_json itself so the value is the very one serde_json gives.
+    fn number_value(&mut self) -> Result<Number> {
         self.skip_whitespace();
         let start = self.pos;
         self.number()?;
-        let text = self.text.get(start..self.pos).unwrap_or_default();
-        match serde_json::from_slice::<Value>(text) {
-            Ok(Value::Number(n)) => match n.as_f64() {
-                Some(n) => Ok(n),
-                None => self.error("number out of range"),
-            },
-            _ => self.error("invalid number"),
+        let token = self.text.get(start..self.pos).unwrap_or_default();
+        let (negative, digits) = match token.split_first() {
+            Some((b'-', digits)) => (true, digits),
+            _ => (false, token),
+        };
+        if digits.iter().all(u8::is_ascii_digit) {
+            let magnitude = digits.iter().try_fold(0u64, |n, d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            });
+            match (negative, magnitude) {
+                (false, Some(n)) => return Ok(n.into()),
+                (true, Some(n)) if n != 0 && n <= 1 << 63 => {
+                    return Ok((0i64.wrapping_sub_unsigned(n)).into());
+                }
+                _ => {}
+            }
+        }
+        match serde_json::from_slice::<f64>(token)
+            .ok()
+            .and_then(Number::from_f64)
+        {
+            Some(n) => Ok(n),
+            None => Err(JsonError {
+                what: "number out of range".into(),
+                at: start,
+            }),
         }
     }
 
@@ -548,14 +587,34 @@ impl<'a> Reader<'a> {
         Ok(self.text.get(start..self.pos).unwrap_or_default())
     }
 
-    /// A value of any shape, as serde_json reads it.
+    /// A value of any shape, as serde_json reads it (a key given twice keeps its last value).
     pub(crate) fn value(&mut self) -> Result<Value> {
-        self.skip_whitespace();
-        let start = self.pos;
-        let raw = self.raw()?;
-        serde_json::from_slice(raw).map_err(|_| Error {
-            what: "invalid value".into(),
-            at: start,
+        Ok(match self.peek() {
+            Some(b'{') => {
+                let mut map = Map::new();
+                self.object(&mut |r, key| {
+                    let value = r.value()?;
+                    map.insert(key.into(), value);
+                    Ok(())
+                })?;
+                Value::Object(map)
+            }
+            Some(b'[') => {
+                let mut items = Vec::new();
+                self.array(&mut |r| {
+                    items.push(r.value()?);
+                    Ok(())
+                })?;
+                Value::Array(items)
+            }
+            Some(b'"') => Value::String(self.string()?),
+            Some(b't' | b'f') => Value::Bool(self.bool()?),
+            Some(b'n') => {
+                self.literal(b"null")?;
+                Value::Null
+            }
+            Some(_) => Value::Number(self.number_value()?),
+            None => return self.error("expected a value"),
         })
     }
 }

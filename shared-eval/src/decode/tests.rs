@@ -6,7 +6,7 @@ use alloc::string::String;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{body, header, parts};
+use super::{body, header, parse_json, parts};
 use crate::{Body, Header};
 
 /// serde's verdict and the decoder's on `bytes` agree: both refuse, or both give `expected`.
@@ -29,6 +29,97 @@ fn agree(bytes: &[u8]) -> Result<(), String> {
             },
             String::from_utf8_lossy(bytes)
         ))
+    }
+}
+
+/// `parse_json` and serde_json agree on `bytes`: the same value (bit for bit: numbers keep
+/// their kind, floats their bits), or both refuse.
+fn same_value(bytes: &[u8]) -> Result<(), String> {
+    let ours = parse_json(bytes).ok();
+    let serde = serde_json::from_slice::<Value>(bytes).ok();
+    // `Value`'s `==` compares floats by value (0.0 == -0.0): compare the texts too.
+    let text = |v: &Option<Value>| v.as_ref().map(|v| serde_json::to_string(v).unwrap());
+    if ours == serde && text(&ours) == text(&serde) {
+        Ok(())
+    } else {
+        Err(alloc::format!(
+            "parse_json gives {:?}, serde_json {:?}, for {:?}",
+            ours,
+            serde,
+            String::from_utf8_lossy(bytes)
+        ))
+    }
+}
+
+#[test]
+fn json_numbers_keep_serde_jsons_kinds_and_bits() {
+    for text in [
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "-18446744073709551616",
+        "1.0",
+        "-0.0",
+        "1e2",
+        "1E-2",
+        "2.5e+3",
+        "0.1",
+        "56.471748161487724",
+        "919830.3688624145",
+        "1e308",
+        "1e309",
+        "-1e400",
+        "123456789012345678901234567890",
+        "4.9e-324",
+        "1e-400",
+        "00",
+        "-",
+        "1.",
+        ".5",
+        "1e",
+        "+1",
+        "1.5e",
+        "0x10",
+        "NaN",
+        "Infinity",
+    ] {
+        same_value(text.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn json_values_as_serde_json_reads_them() {
+    for text in [
+        r#"{"context": {"targetingKey": "u-1", "a": [1, 2.5, null, true, {"b": "\u00e9\n"}]}}"#,
+        r#"{"a": 1, "a": 2}"#,
+        r#" [ ] "#,
+        r#"{}"#,
+        r#""\ud83d\ude00""#,
+        r#""\ud83d""#,
+        r#"[1,]"#,
+        r#"{"a":1,}"#,
+        r#"{"a" 1}"#,
+        r#"{1: 2}"#,
+        r#"[1] [2]"#,
+        "",
+        " ",
+        "nul",
+        "truex",
+        "\"a\tb\"",
+        "\"a\\u0000b\"",
+    ] {
+        same_value(text.as_bytes()).unwrap();
+    }
+    for depth in [126, 127, 128, 200] {
+        same_value(alloc::format!("{}{}", "[".repeat(depth), "]".repeat(depth)).as_bytes())
+            .unwrap();
+        same_value(alloc::format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth)).as_bytes())
+            .unwrap();
     }
 }
 
@@ -214,6 +305,29 @@ proptest! {
         prop_assert!(body(&bytes).is_ok());
     }
 
+    /// Any JSON serde_json writes reads back as serde_json reads it.
+    #[test]
+    fn json_round_trips_as_serde_jsons(value in arbitrary_json()) {
+        let text = serde_json::to_vec(&value).unwrap();
+        prop_assert!(same_value(&text).is_ok(), "{}", same_value(&text).unwrap_err());
+        let pretty = serde_json::to_vec_pretty(&value).unwrap();
+        prop_assert!(same_value(&pretty).is_ok(), "{}", same_value(&pretty).unwrap_err());
+    }
+
+    /// Bytes of JSON with a few bytes changed: the same verdict and value as serde_json.
+    #[test]
+    fn corrupted_json_gets_serde_jsons_verdict(
+        value in arbitrary_json(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(&b"\"{}[],:0123456789.-+eE ntfu\\\x00\x7f\xc3\xa9"[..])), 1..4),
+    ) {
+        let mut bytes = serde_json::to_vec(&value).unwrap();
+        for (at, byte) in edits {
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
+        }
+        prop_assert!(same_value(&bytes).is_ok(), "{}", same_value(&bytes).unwrap_err());
+    }
+
     /// Several bytes changed at once: still serde's verdict.
     #[test]
     fn corruptions_get_serdes_verdict(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
@@ -224,4 +338,25 @@ proptest! {
         }
         prop_assert!(agree(&bytes).is_ok(), "{}", agree(&bytes).unwrap_err());
     }
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        (-1e6f64..1e6).prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+        "[\\\\\"\\t\\n\u{0}-\u{1f}a-z\u{e9}\u{1F600}]{0,6}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(".{0,6}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
 }
