@@ -429,12 +429,15 @@ pub fn now_s() -> i64 {
 }
 
 /// The built worker in bare workerd (no Miniflare in front), as benchmarks and load tests run
-/// it: one `main` service on a free 127.0.0.1 port, allowed to reach loopback origins. Killed
-/// on drop.
+/// it: one `main` service on a free 127.0.0.1 port, allowed to reach loopback origins, and
+/// beside it in the same process the JavaScript baseline worker (`tests/worker/baseline.mjs`,
+/// the runtime's own floor for route timings) on a port of its own. Killed on drop.
 #[derive(Debug)]
 pub struct Workerd {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The baseline worker's `http://127.0.0.1:PORT`.
+    pub baseline_url: String,
     child: Child,
 }
 
@@ -442,10 +445,13 @@ impl Workerd {
     /// Starts workerd with these text bindings and waits until `/_flags/ping` answers.
     pub fn start(bindings: &[(&str, &str)]) -> Workerd {
         let build = built_worker();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let free_port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port")
+        };
+        let (port, baseline_port) = (free_port(), free_port());
         let dir = scratch_dir("workerd");
         let bindings: Vec<String> = bindings
             .iter()
@@ -456,9 +462,17 @@ impl Workerd {
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .flagsWorker),
+    (name = "baseline", worker = .baselineWorker),
     (name = "internet", network = (allow = ["public", "private", "local"])),
   ],
-  sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (), service = "main") ],
+  sockets = [
+    (name = "http", address = "127.0.0.1:{port}", http = (), service = "main"),
+    (name = "baseline", address = "127.0.0.1:{baseline_port}", http = (), service = "baseline"),
+  ],
+);
+const baselineWorker :Workerd.Worker = (
+  modules = [ (name = "baseline.mjs", esModule = embed "baseline.mjs") ],
+  compatibilityDate = "2026-04-26",
 );
 const flagsWorker :Workerd.Worker = (
   modules = [
@@ -482,6 +496,11 @@ const flagsWorker :Workerd.Worker = (
         for file in ["index.js", "index_bg.wasm"] {
             std::fs::copy(build.join(file), dir.join(file)).expect("copy the built worker");
         }
+        std::fs::copy(
+            project_root().join("tests/worker/baseline.mjs"),
+            dir.join("baseline.mjs"),
+        )
+        .expect("copy the baseline worker");
         let config_path = dir.join("worker.capnp");
         std::fs::write(&config_path, config).expect("write capnp");
         let workerd = project_root().join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
@@ -495,6 +514,7 @@ const flagsWorker :Workerd.Worker = (
             .expect("start workerd (run `npm ci`)");
         let workerd = Workerd {
             url: format!("http://127.0.0.1:{port}"),
+            baseline_url: format!("http://127.0.0.1:{baseline_port}"),
             child,
         };
         let start = Instant::now();

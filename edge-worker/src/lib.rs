@@ -147,11 +147,8 @@ mod glue {
         {
             return false;
         }
-        let mut init = worker::RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.into()));
-        let Ok(request) = Request::new_with_init(&telemetry.url, &init) else {
+        let Some(request) = outbound_request(&telemetry.url, Method::Post, &headers, Some(&body))
+        else {
             return false;
         };
         let controller = worker::AbortController::default();
@@ -167,6 +164,26 @@ mod glue {
                 false
             }
         }
+    }
+
+    /// An outbound request, built with `web_sys` directly: `Request::new_with_init` also
+    /// converts `cf` fetch options (image resizing and the like) that this worker never sets,
+    /// ~11 KB of the module. `None` for a URL the runtime refuses.
+    pub(crate) fn outbound_request(
+        url: &str,
+        method: Method,
+        headers: &Headers,
+        body: Option<&str>,
+    ) -> Option<Request> {
+        let init = worker::web_sys::RequestInit::new();
+        init.set_method(method.as_ref());
+        init.set_headers(&headers.0);
+        if let Some(body) = body {
+            init.set_body(&body.into());
+        }
+        worker::web_sys::Request::new_with_str_and_init(url, &init)
+            .ok()
+            .map(Request::from)
     }
 
     pub(crate) fn into_response(reply: Reply) -> worker::Result<Response> {

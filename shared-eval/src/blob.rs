@@ -131,11 +131,14 @@ fn sha256_text(digest: &[u8; 32]) -> String {
 pub struct Sealed<'a> {
     schema: u32,
     header: Header,
-    body: &'a [u8],
+    body_bytes: &'a [u8],
+    /// Decoded in the same pass; used only once the hash of `body_bytes` matched.
+    body: Result<Body, decode::JsonError>,
 }
 
 impl<'a> Sealed<'a> {
-    /// Delimits the parts in one pass that skips the body (size, schema and header checked).
+    /// Reads the parts in one pass (size, schema and header checked; the body decoded, its
+    /// bytes kept for the hash).
     pub fn parse(bytes: &'a [u8]) -> Result<Sealed<'a>, BlobError> {
         if bytes.len() > MAX_BLOB_BYTES {
             return Err(BlobError::TooLarge { bytes: bytes.len() });
@@ -144,14 +147,15 @@ impl<'a> Sealed<'a> {
         // one's header or body at all and "wrong schema" is the more useful report.
         let parts = decode::parts(bytes).map_err(malformed)?;
         check_schema(parts.schema)?;
-        let (Some(header), Some(body)) = (parts.header, parts.body) else {
+        let (Some(header), Some((body_bytes, body))) = (parts.header, parts.body) else {
             return Err(BlobError::Malformed(String::from(
                 "the blob needs a `header` and a `body`",
             )));
         };
         Ok(Sealed {
             schema: parts.schema,
-            header: decode::header(header).map_err(malformed)?,
+            header: header.map_err(malformed)?,
+            body_bytes,
             body,
         })
     }
@@ -159,7 +163,7 @@ impl<'a> Sealed<'a> {
     /// The body's bytes as received: what the header's content hash covers (see
     /// [`content_hash`]).
     pub fn body_bytes(&self) -> &'a [u8] {
-        self.body
+        self.body_bytes
     }
 
     /// The rest of the checks, given the SHA-256 of [`Sealed::body_bytes`]: the hash against the
@@ -174,11 +178,11 @@ impl<'a> Sealed<'a> {
         }
         if self.schema == SCHEMA_WITHOUT_DFAS {
             // Its regexes are strings, which `Body` would refuse with a less useful message.
-            if decode::has_regexes(self.body).map_err(malformed)? {
+            if decode::has_regexes(self.body_bytes).map_err(malformed)? {
                 return Err(BlobError::UncompiledRegexes);
             }
         }
-        let body = decode::body(self.body).map_err(malformed)?;
+        let body = self.body.map_err(malformed)?;
         let prepared = crate::eval::Prepared::new(&body).map_err(BlobError::Invalid)?;
         Ok(Snapshot {
             blob: Blob {
@@ -310,6 +314,12 @@ mod tests {
         let flipped = json.replacen(r#""value":true"#, r#""value":false"#, 1);
         assert!(matches!(
             Snapshot::from_json(flipped.as_bytes()),
+            Err(BlobError::HashMismatch { .. })
+        ));
+        // Still JSON, no longer a body: the hash is what is reported, as for any edit.
+        let reshaped = json.replacen(r#""flags":["#, r#""flags":[1,"#, 1);
+        assert!(matches!(
+            Snapshot::from_json(reshaped.as_bytes()),
             Err(BlobError::HashMismatch { .. })
         ));
         assert!(matches!(

@@ -1,6 +1,8 @@
 //! Latency of the edge worker in bare workerd (no wrangler/Miniflare proxy in front), with wrk,
 //! in one run: the trivial `/_flags/ping` route, an OFREP single-flag request and an OFREP bulk
-//! request for 100 flags (both with a signed token), and each p50 as a ratio of the trivial one.
+//! request for 100 flags (both with a signed token), and each p50 as a ratio of the trivial one;
+//! beside them a JavaScript worker in the same workerd process (`tests/worker/baseline.mjs`),
+//! answering a GET and a POST whose body it reads: the runtime's own floor.
 //!
 //! Run: `cargo xtask worker-build && cargo run --release -p integration-tests --example worker_bench`
 //! Needs `wrk` (Debian package) and `npm ci` (workerd ships in the `workerd` npm package).
@@ -87,6 +89,10 @@ fn main() {
         seconds,
         connections,
     );
+    // The runtime's floor: a JavaScript worker in the same process, answering a GET, and a
+    // POST of the same body and token after reading the body.
+    let baseline_get = wrk(&workerd.baseline_url, None, seconds, connections);
+    let baseline_post = wrk(&workerd.baseline_url, Some(&script), seconds, connections);
     let single = wrk(&single_path, Some(&script), seconds, connections);
     let bulk = wrk(
         &format!("{base}/ofrep/v1/evaluate/flags"),
@@ -120,6 +126,8 @@ fn main() {
     };
     row("trivial  GET  /_flags/ping", &trivial, "");
     row("trivial  POST /_flags/ping, body, token", &trivial_post, "");
+    row("JS baseline GET", &baseline_get, "");
+    row("JS baseline POST, body read", &baseline_post, "");
     for (p, l) in &extra {
         row(p, l, "");
     }
@@ -132,6 +140,12 @@ fn main() {
         "bulk     POST .../flags, 100, token",
         &bulk,
         " (target <= 1.25x)",
+    );
+    println!(
+        "  JS baseline: reading the body costs {:.2}x its GET; single is {:.2}x and bulk {:.2}x the JS POST",
+        baseline_post.p50_ms / baseline_get.p50_ms,
+        single.p50_ms / baseline_post.p50_ms,
+        bulk.p50_ms / baseline_post.p50_ms,
     );
 }
 

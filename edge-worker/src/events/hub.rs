@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_util::StreamExt as _;
-use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, State, durable_object};
+use worker::{Delay, Env, Headers, Method, Request, Response, State, durable_object};
 
 use super::{
     CATCH_UP_SPACING_MS, Decision, HEARTBEAT, NOTIFY_PATH, PENDING_FOR_MS, PENDING_RETRY_MS,
@@ -131,16 +131,13 @@ pub(crate) async fn notify(
         Some(v) => format!("{{\"version\":{v}}}"),
         None => "{}".to_owned(),
     };
-    let mut init = RequestInit::new();
     let headers = Headers::new();
     headers
         .set("Content-Type", "application/json")
         .map_err(|e| e.to_string())?;
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = Request::new_with_init(&format!("{own_origin}{NOTIFY_PATH}"), &init)
-        .map_err(|e| e.to_string())?;
+    let url = format!("{own_origin}{NOTIFY_PATH}");
+    let request = crate::glue::outbound_request(&url, Method::Post, &headers, Some(&body))
+        .ok_or_else(|| format!("invalid notify URL {url}"))?;
     let mut response = stub(env, environment)
         .map_err(|e| e.to_string())?
         .fetch_with_request(request)

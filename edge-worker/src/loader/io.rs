@@ -5,9 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use worker::{
-    AbortController, Cache, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response,
-};
+use worker::{AbortController, Cache, Delay, Env, Fetch, Headers, Method, Response};
 
 use super::{
     CanaryPointer, LoadError, Loaded, LoadedCanary, Schedule, Source, check_canary,
@@ -561,10 +559,8 @@ async fn http_get(
             .set(name, value)
             .map_err(|_| LoadError::Config("origin header".into()))?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(request_headers);
-    let request = Request::new_with_init(url, &init)
-        .map_err(|_| LoadError::Config("origin URL is invalid".into()))?;
+    let request = crate::glue::outbound_request(url, Method::Get, &request_headers, None)
+        .ok_or_else(|| LoadError::Config("origin URL is invalid".into()))?;
     let mut response = Fetch::Request(request)
         .send_with_signal(signal)
         .await

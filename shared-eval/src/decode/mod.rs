@@ -20,11 +20,14 @@ use crate::model::*;
 pub use reader::JsonError;
 use reader::{Reader, Result};
 
-/// The parts of a blob's JSON: the schema, and the header and body undecoded.
+/// The parts of a blob's JSON, each decoded as it was met (one pass over the bytes), with the
+/// body's bytes for its content hash. A header or body that is JSON but not of the model's
+/// shape keeps its error here, so that the caller reports the more useful finding first (a
+/// wrong schema, then a wrong content hash), as when the parts were delimited, then decoded.
 pub(crate) struct Parts<'a> {
     pub(crate) schema: u32,
-    pub(crate) header: Option<&'a [u8]>,
-    pub(crate) body: Option<&'a [u8]>,
+    pub(crate) header: Option<Result<Header>>,
+    pub(crate) body: Option<(&'a [u8], Result<Body>)>,
 }
 
 /// Reads a field's value into the `Option` of the same name, refusing a second occurrence as
@@ -50,14 +53,15 @@ macro_rules! optional {
 
 mod logic;
 
-/// Delimits the top-level object's parts (checking their JSON, decoding only the schema).
+/// Reads a blob's top-level object: its schema, header and body (see [`Parts`]). Fails only on
+/// what is not JSON, or a schema that is not a number.
 pub(crate) fn parts(text: &[u8]) -> Result<Parts<'_>> {
     let mut r = Reader::new(text)?;
     let (mut schema, mut header, mut body) = (None, None, None);
     r.object(&mut |r, name| match name {
         "schema" => field!(r, schema, r.u32()?),
-        "header" => field!(r, header, r.raw()?),
-        "body" => field!(r, body, r.raw()?),
+        "header" => field!(r, header, r.attempt(header_of)?.1),
+        "body" => field!(r, body, r.attempt(body_of)?),
         _ => r.skip(),
     })?;
     r.end()?;
@@ -76,22 +80,6 @@ pub fn parse_json(text: &[u8]) -> core::result::Result<Value, JsonError> {
     let value = r.value()?;
     r.end()?;
     Ok(value)
-}
-
-/// Decodes a [`Header`] from its JSON.
-pub(crate) fn header(text: &[u8]) -> Result<Header> {
-    let mut r = Reader::new(text)?;
-    let header = header_of(&mut r)?;
-    r.end()?;
-    Ok(header)
-}
-
-/// Decodes a [`Body`] from its JSON.
-pub(crate) fn body(text: &[u8]) -> Result<Body> {
-    let mut r = Reader::new(text)?;
-    let body = body_of(&mut r)?;
-    r.end()?;
-    Ok(body)
 }
 
 /// Whether a schema-1 body lists any regex (they were sources then, not DFAs).

@@ -579,12 +579,24 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The bytes of the next value, checked but not decoded.
-    pub(crate) fn raw(&mut self) -> Result<&'a [u8]> {
+    /// The next value decoded by `read`, with its bytes. When `read` refuses a value that is
+    /// still JSON, its error is the second half (and the value is skipped); only what is not
+    /// JSON fails the whole.
+    pub(crate) fn attempt<T>(
+        &mut self,
+        read: fn(&mut Reader<'a>) -> Result<T>,
+    ) -> Result<(&'a [u8], Result<T>)> {
         self.skip_whitespace();
-        let start = self.pos;
-        self.skip()?;
-        Ok(self.text.get(start..self.pos).unwrap_or_default())
+        let (start, depth) = (self.pos, self.depth);
+        let value = match read(self) {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                (self.pos, self.depth) = (start, depth);
+                self.skip()?;
+                Err(error)
+            }
+        };
+        Ok((self.text.get(start..self.pos).unwrap_or_default(), value))
     }
 
     /// A value of any shape, as serde_json reads it (a key given twice keeps its last value).
