@@ -6,8 +6,9 @@
 //!
 //! Run: `cargo xtask worker-build && cargo run --release -p integration-tests --example worker_bench`
 //! Needs `wrk` (Debian package) and `npm ci` (workerd ships in the `workerd` npm package).
-//! Environment: `BENCH_SECONDS` per route (default 5), `BENCH_CONNECTIONS` (default 4),
-//! `BENCH_EXTRA_PATHS` (more routes to time alongside, comma-separated).
+//! Environment: `BENCH_SECONDS` per route and round (default 5), `BENCH_ROUNDS` (default 3;
+//! figures are medians over rounds, ratios taken within each round), `BENCH_CONNECTIONS`
+//! (default 4), `BENCH_EXTRA_PATHS` (more routes to time alongside, comma-separated).
 
 use std::io::Write as _;
 use std::process::Command;
@@ -80,72 +81,92 @@ fn main() {
     writeln!(lua, "wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"").unwrap();
     drop(lua);
 
-    let trivial = wrk(&format!("{base}/_flags/ping"), None, seconds, connections);
-    // The same trivial route sent as the OFREP requests are (POST, body, token, unread): what
-    // HTTP itself costs the OFREP rows over the GET.
-    let trivial_post = wrk(
-        &format!("{base}/_flags/ping"),
-        Some(&script),
-        seconds,
-        connections,
-    );
-    // The runtime's floor: a JavaScript worker in the same process, answering a GET, and a
-    // POST of the same body and token after reading the body.
-    let baseline_get = wrk(&workerd.baseline_url, None, seconds, connections);
-    let baseline_post = wrk(&workerd.baseline_url, Some(&script), seconds, connections);
-    let single = wrk(&single_path, Some(&script), seconds, connections);
-    let bulk = wrk(
-        &format!("{base}/ofrep/v1/evaluate/flags"),
-        Some(&script),
-        seconds,
-        connections,
-    );
+    // Every route once per round, rounds back to back: each round's ratios compare routes timed
+    // seconds apart, and the median over rounds drops the rounds a noisy neighbour spoiled.
+    let ping = format!("{base}/_flags/ping");
+    let bulk_path = format!("{base}/ofrep/v1/evaluate/flags");
+    let post = Some(script.as_path());
+    let mut routes: Vec<(String, String, Option<&std::path::Path>, &str)> = vec![
+        ("trivial  GET  /_flags/ping".into(), ping.clone(), None, ""),
+        // The trivial route sent as the OFREP requests are (POST, body, token; the body unread).
+        (
+            "trivial  POST /_flags/ping, body, token".into(),
+            ping,
+            post,
+            "",
+        ),
+        // The runtime's floor: a JavaScript worker in the same process.
+        (
+            "JS baseline GET".into(),
+            workerd.baseline_url.clone(),
+            None,
+            "",
+        ),
+        (
+            "JS baseline POST, body read".into(),
+            workerd.baseline_url.clone(),
+            post,
+            "",
+        ),
+        (
+            "single   POST .../flags/{key}, token".into(),
+            single_path,
+            post,
+            " (target <= 1.15x)",
+        ),
+        (
+            "bulk     POST .../flags, 100, token".into(),
+            bulk_path,
+            post,
+            " (target <= 1.25x)",
+        ),
+    ];
     // Other routes to time in the same run, sent as the OFREP requests are (comma-separated
     // paths): for probes added to a local build while profiling.
-    let mut extra = Vec::new();
     for p in std::env::var("BENCH_EXTRA_PATHS")
         .unwrap_or_default()
         .split(',')
         .filter(|p| !p.is_empty())
     {
-        extra.push((
-            p.to_owned(),
-            wrk(&format!("{base}{p}"), Some(&script), seconds, connections),
-        ));
+        routes.push((p.to_owned(), format!("{base}{p}"), post, ""));
+    }
+    let rounds: usize = env_number("BENCH_ROUNDS", 3);
+    let mut p50s: Vec<Vec<Latency>> = (0..routes.len()).map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for ((_, url, script, _), samples) in routes.iter().zip(&mut p50s) {
+            samples.push(wrk(url, *script, seconds, connections));
+        }
     }
     drop(workerd);
-    println!("bare workerd, wrk -t2 -c{connections} -d{seconds}s per route on 127.0.0.1:");
-    let row = |name: &str, l: &Latency, target: &str| {
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    // Per round, each route's p50 over a baseline route's; the median over rounds.
+    let ratio = |route: usize, baseline: usize| {
+        median(
+            (0..rounds)
+                .map(|r| p50s[route][r].p50_ms / p50s[baseline][r].p50_ms)
+                .collect(),
+        )
+    };
+    println!(
+        "bare workerd, wrk -t2 -c{connections} -d{seconds}s per route, {rounds} rounds, medians over rounds:"
+    );
+    for (i, (name, _, _, target)) in routes.iter().enumerate() {
         println!(
             "  {name:<40} p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s  p50 {:.2}x trivial{target}",
-            l.p50_ms,
-            l.p99_ms,
-            l.rps,
-            l.p50_ms / trivial.p50_ms
+            median(p50s[i].iter().map(|l| l.p50_ms).collect()),
+            median(p50s[i].iter().map(|l| l.p99_ms).collect()),
+            median(p50s[i].iter().map(|l| l.rps).collect()),
+            ratio(i, 0)
         );
-    };
-    row("trivial  GET  /_flags/ping", &trivial, "");
-    row("trivial  POST /_flags/ping, body, token", &trivial_post, "");
-    row("JS baseline GET", &baseline_get, "");
-    row("JS baseline POST, body read", &baseline_post, "");
-    for (p, l) in &extra {
-        row(p, l, "");
     }
-    row(
-        "single   POST .../flags/{key}, token",
-        &single,
-        " (target <= 1.15x)",
-    );
-    row(
-        "bulk     POST .../flags, 100, token",
-        &bulk,
-        " (target <= 1.25x)",
-    );
     println!(
         "  JS baseline: reading the body costs {:.2}x its GET; single is {:.2}x and bulk {:.2}x the JS POST",
-        baseline_post.p50_ms / baseline_get.p50_ms,
-        single.p50_ms / baseline_post.p50_ms,
-        bulk.p50_ms / baseline_post.p50_ms,
+        ratio(3, 2),
+        ratio(4, 3),
+        ratio(5, 3),
     );
 }
 

@@ -24,6 +24,8 @@ use crate::config::Config;
 use crate::http::{Reply, origin_of};
 use crate::loader::{Schedule, io};
 
+/// Largest integer a JS number holds exactly (2^53 - 1).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 /// Storage keys of the object.
 const ANNOUNCED_KEY: &str = "announced";
 const ORIGIN_KEY: &str = "origin";
@@ -275,8 +277,18 @@ impl EventHub {
         if !first {
             return;
         }
-        let announced = storage.get::<u64>(ANNOUNCED_KEY).await.ok().flatten();
-        let stored_origin = storage.get::<String>(ORIGIN_KEY).await.ok().flatten();
+        // Read and written as plain JS values (`get_multiple`, `put_raw`): the typed `get`/`put`
+        // go through serde-wasm-bindgen, ~1.5 KB of the gzipped module for two scalars.
+        let stored = storage
+            .get_multiple(vec![ANNOUNCED_KEY, ORIGIN_KEY])
+            .await
+            .ok();
+        let stored = |key: &str| stored.as_ref().map(|map| map.get(&key.into()));
+        let announced = stored(ANNOUNCED_KEY)
+            .and_then(|v| v.as_f64())
+            .filter(|v| v.fract() == 0.0 && *v >= 0.0 && *v <= MAX_SAFE_INTEGER)
+            .map(|v| v as u64);
+        let stored_origin = stored(ORIGIN_KEY).and_then(|v| v.as_string());
         {
             let mut hub = self.hub.borrow_mut();
             hub.announced = hub.announced.max(announced);
@@ -285,7 +297,7 @@ impl EventHub {
             }
         }
         if let Some(origin) = origin.filter(|o| Some(o) != stored_origin.as_ref()) {
-            let _ = storage.put(ORIGIN_KEY, origin).await;
+            let _ = storage.put_raw(ORIGIN_KEY, origin).await;
         }
         if announced.is_some() {
             // Only news is announced; no news on waking is not worth waiting for.
@@ -315,7 +327,13 @@ impl EventHub {
                     hub.pending = None;
                     hub.broadcast(&refetch_event(version));
                 }
-                if let Err(error) = self.state.storage().put(ANNOUNCED_KEY, version).await {
+                // A JS number, as serde-wasm-bindgen stored it before: exact up to 2^53.
+                let stored = self
+                    .state
+                    .storage()
+                    .put_raw(ANNOUNCED_KEY, version as f64)
+                    .await;
+                if let Err(error) = stored {
                     worker::console_warn!("flags events: cannot store announced version: {error}");
                 }
             }
