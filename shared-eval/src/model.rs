@@ -342,6 +342,24 @@ pub enum SemVerCmp {
     Tilde,
 }
 
+impl SemVerCmp {
+    /// The comparison named `name` as the blob writes it (`ge`, `caret`, ...), which is also
+    /// how flag files spell it after `semver-`.
+    pub fn from_name(name: &str) -> Option<SemVerCmp> {
+        Some(match name {
+            "eq" => SemVerCmp::Eq,
+            "ne" => SemVerCmp::Ne,
+            "lt" => SemVerCmp::Lt,
+            "le" => SemVerCmp::Le,
+            "gt" => SemVerCmp::Gt,
+            "ge" => SemVerCmp::Ge,
+            "caret" => SemVerCmp::Caret,
+            "tilde" => SemVerCmp::Tilde,
+            _ => return None,
+        })
+    }
+}
+
 /// A parsed semantic version (build metadata dropped: it never affects precedence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SemVer {

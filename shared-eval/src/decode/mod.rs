@@ -468,16 +468,8 @@ fn int64(r: &mut Reader<'_>) -> Result<i64> {
 
 fn semver_cmp(r: &mut Reader<'_>) -> Result<SemVerCmp> {
     let (name, data) = r.tag()?;
-    let cmp = match &*name {
-        "eq" => SemVerCmp::Eq,
-        "ne" => SemVerCmp::Ne,
-        "lt" => SemVerCmp::Lt,
-        "le" => SemVerCmp::Le,
-        "gt" => SemVerCmp::Gt,
-        "ge" => SemVerCmp::Ge,
-        "caret" => SemVerCmp::Caret,
-        "tilde" => SemVerCmp::Tilde,
-        _ => return unknown_variant(r, &name),
+    let Some(cmp) = SemVerCmp::from_name(&name) else {
+        return unknown_variant(r, &name);
     };
     r.unit(data)?;
     r.end_tag(data)?;

@@ -98,19 +98,9 @@ impl Compiler {
                 }
             },
             key if key.starts_with("semver-") => {
-                let cmp = match &key["semver-".len()..] {
-                    "eq" => SemVerCmp::Eq,
-                    "ne" => SemVerCmp::Ne,
-                    "lt" => SemVerCmp::Lt,
-                    "le" => SemVerCmp::Le,
-                    "gt" => SemVerCmp::Gt,
-                    "ge" => SemVerCmp::Ge,
-                    "caret" => SemVerCmp::Caret,
-                    "tilde" => SemVerCmp::Tilde,
-                    _ => {
-                        self.unknown_operator(at, entry);
-                        return None;
-                    }
+                let Some(cmp) = SemVerCmp::from_name(&key["semver-".len()..]) else {
+                    self.unknown_operator(at, entry);
+                    return None;
                 };
                 let Some(text) = operand.as_str() else {
                     self.error(
