@@ -153,8 +153,18 @@ pub fn blob_json(data: &[u8]) {
 }
 
 /// A request body's context (the edge's parser and limits), evaluated over the example flags
-/// anonymously, with a verified identity, and as the CLI's trusted context.
+/// anonymously, with a verified identity, and as the CLI's trusted context. First, the edge's
+/// JSON reader (`shared_eval::parse_json`) must read the bytes exactly as serde_json does: the
+/// same value, numbers of the same kind and bits, or both refuse.
 pub fn context_json(data: &[u8]) {
+    let ours = shared_eval::parse_json(data).ok();
+    let theirs = serde_json::from_slice::<Value>(data).ok();
+    let text = |v: &Option<Value>| v.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+    assert!(
+        ours == theirs && text(&ours) == text(&theirs),
+        "parse_json gives {ours:?}, serde_json {theirs:?}, for {:?}",
+        String::from_utf8_lossy(data)
+    );
     let Ok(unsigned) = ofrep::parse_context(data) else {
         return;
     };
