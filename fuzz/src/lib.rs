@@ -159,7 +159,10 @@ pub fn blob_json(data: &[u8]) {
 pub fn context_json(data: &[u8]) {
     let ours = shared_eval::parse_json(data).ok();
     let theirs = serde_json::from_slice::<Value>(data).ok();
-    let text = |v: &Option<Value>| v.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+    let text = |v: &Option<Value>| {
+        v.as_ref()
+            .map(|v| serde_json::to_string(v).unwrap_or_default())
+    };
     assert!(
         ours == theirs && text(&ours) == text(&theirs),
         "parse_json gives {ours:?}, serde_json {theirs:?}, for {:?}",
