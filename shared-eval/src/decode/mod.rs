@@ -439,31 +439,12 @@ fn op(r: &mut Reader<'_>) -> Result<Op> {
                 required(r, version, "sem_ver")?,
             )
         }
-        ("before", _) => Op::Before(int64(r)?),
-        ("after", _) => Op::After(int64(r)?),
+        ("before", _) => Op::Before(r.i64()?),
+        ("after", _) => Op::After(r.i64()?),
         _ => return unknown_variant(r, &name),
     };
     r.end_tag(data)?;
     Ok(op)
-}
-
-/// An `i64` (a time in milliseconds may be negative).
-fn int64(r: &mut Reader<'_>) -> Result<i64> {
-    if r.peek() == Some(b'-') {
-        match r.value()? {
-            Value::Number(n) => match n.as_i64() {
-                Some(n) => Ok(n),
-                None => r.error("expected an integer"),
-            },
-            _ => r.error("expected an integer"),
-        }
-    } else {
-        let n = r.u64()?;
-        match i64::try_from(n) {
-            Ok(n) => Ok(n),
-            Err(_) => r.error("integer out of range"),
-        }
-    }
 }
 
 fn semver_cmp(r: &mut Reader<'_>) -> Result<SemVerCmp> {

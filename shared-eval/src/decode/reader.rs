@@ -282,34 +282,21 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A non-negative integer without fraction or exponent, at most `max`.
-    pub(crate) fn uint(&mut self, max: u64) -> Result<u64> {
-        self.skip_whitespace();
-        let start = self.pos;
-        let mut value: u64 = 0;
-        let mut digits = 0;
-        while let Some(digit @ b'0'..=b'9') = self.text.get(self.pos).copied() {
-            if digits == 1 && value == 0 {
-                return self.error("invalid number (leading zero)");
-            }
-            value = match value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(digit - b'0')))
-            {
-                Some(v) => v,
-                None => return self.error("integer out of range"),
-            };
-            digits += 1;
-            self.pos += 1;
+    /// An integer of at most `max` read into an unsigned field: as serde refuses them, a
+    /// float (`1.0`, `1e2`, `-0`) and a negative number do not fit.
+    fn uint(&mut self, max: u64) -> Result<u64> {
+        match self.number_value()?.as_u64() {
+            Some(n) if n <= max => Ok(n),
+            _ => self.error("expected an integer in range"),
         }
-        if digits == 0 || matches!(self.text.get(self.pos), Some(b'.' | b'e' | b'E')) {
-            self.pos = start;
-            return self.error("expected a non-negative integer");
+    }
+
+    /// An integer read into a signed field (same rules as [`Reader::uint`]).
+    pub(crate) fn i64(&mut self) -> Result<i64> {
+        match self.number_value()?.as_i64() {
+            Some(n) => Ok(n),
+            None => self.error("expected an integer in range"),
         }
-        if value > max {
-            return self.error("integer out of range");
-        }
-        Ok(value)
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64> {
@@ -345,17 +332,17 @@ impl<'a> Reader<'a> {
             Some((b'-', digits)) => (true, digits),
             _ => (false, token),
         };
-        if digits.iter().all(u8::is_ascii_digit) {
-            let magnitude = digits.iter().try_fold(0u64, |n, d| {
-                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            });
-            match (negative, magnitude) {
-                (false, Some(n)) => return Ok(n.into()),
-                (true, Some(n)) if n != 0 && n <= 1 << 63 => {
-                    return Ok((0i64.wrapping_sub_unsigned(n)).into());
-                }
-                _ => {}
+        // `None` for a fraction, an exponent or more than a u64: those are floats.
+        let magnitude = digits.iter().try_fold(0u64, |n, &d| {
+            let digit = d.is_ascii_digit().then(|| u64::from(d - b'0'))?;
+            n.checked_mul(10)?.checked_add(digit)
+        });
+        match (negative, magnitude) {
+            (false, Some(n)) => return Ok(n.into()),
+            (true, Some(n)) if n != 0 && n <= 1 << 63 => {
+                return Ok((0i64.wrapping_sub_unsigned(n)).into());
             }
+            _ => {}
         }
         match serde_json::from_slice::<f64>(token)
             .ok()
