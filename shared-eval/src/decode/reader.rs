@@ -104,7 +104,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn expect(&mut self, byte: u8, what: &'static str) -> Result<()> {
+    fn consume(&mut self, byte: u8, what: &'static str) -> Result<()> {
         if self.eat(byte) {
             Ok(())
         } else {
@@ -148,7 +148,7 @@ impl<'a> Reader<'a> {
         decode_keys: bool,
         field: &mut dyn FnMut(&mut Reader<'a>, &str) -> Result<()>,
     ) -> Result<()> {
-        self.expect(b'{', "expected an object")?;
+        self.consume(b'{', "expected an object")?;
         self.enter()?;
         if !self.eat(b'}') {
             loop {
@@ -161,12 +161,12 @@ impl<'a> Reader<'a> {
                     self.skip_str()?;
                     Cow::Borrowed("")
                 };
-                self.expect(b':', "expected `:`")?;
+                self.consume(b':', "expected `:`")?;
                 field(self, &key)?;
                 if self.eat(b',') {
                     continue;
                 }
-                self.expect(b'}', "expected `,` or `}`")?;
+                self.consume(b'}', "expected `,` or `}`")?;
                 break;
             }
         }
@@ -179,7 +179,7 @@ impl<'a> Reader<'a> {
         &mut self,
         item: &mut dyn FnMut(&mut Reader<'a>) -> Result<()>,
     ) -> Result<()> {
-        self.expect(b'[', "expected an array")?;
+        self.consume(b'[', "expected an array")?;
         self.enter()?;
         if !self.eat(b']') {
             loop {
@@ -187,7 +187,7 @@ impl<'a> Reader<'a> {
                 if self.eat(b',') {
                     continue;
                 }
-                self.expect(b']', "expected `,` or `]`")?;
+                self.consume(b']', "expected `,` or `]`")?;
                 break;
             }
         }
@@ -249,7 +249,7 @@ impl<'a> Reader<'a> {
                     return self.error("expected a variant name");
                 }
                 let name = self.str()?;
-                self.expect(b':', "expected `:`")?;
+                self.consume(b':', "expected `:`")?;
                 Ok((name, true))
             }
             _ => self.error("expected a string or an object"),
@@ -259,7 +259,7 @@ impl<'a> Reader<'a> {
     /// The end of what [`Reader::tag`] started.
     pub(crate) fn end_tag(&mut self, has_data: bool) -> Result<()> {
         if has_data {
-            self.expect(b'}', "expected `}` after the variant")?;
+            self.consume(b'}', "expected `}` after the variant")?;
             self.depth -= 1;
         }
         Ok(())
@@ -399,7 +399,7 @@ impl<'a> Reader<'a> {
 
     /// A string, borrowed from the text unless it has escapes.
     pub(crate) fn str(&mut self) -> Result<Cow<'a, str>> {
-        self.expect(b'"', "expected a string")?;
+        self.consume(b'"', "expected a string")?;
         let start = self.pos;
         loop {
             self.skip_plain();
@@ -540,7 +540,7 @@ impl<'a> Reader<'a> {
 
     /// Skips a string (see [`Reader::skip`]).
     fn skip_str(&mut self) -> Result<()> {
-        self.expect(b'"', "expected a string")?;
+        self.consume(b'"', "expected a string")?;
         loop {
             self.skip_plain();
             match self.text.get(self.pos).copied() {
