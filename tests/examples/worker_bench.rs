@@ -131,9 +131,9 @@ fn main() {
         routes.push((p.to_owned(), format!("{base}{p}"), post, ""));
     }
     let rounds: usize = env_number("BENCH_ROUNDS", 3);
-    let mut p50s: Vec<Vec<Latency>> = (0..routes.len()).map(|_| Vec::new()).collect();
+    let mut timings: Vec<Vec<Latency>> = (0..routes.len()).map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        for ((_, url, script, _), samples) in routes.iter().zip(&mut p50s) {
+        for ((_, url, script, _), samples) in routes.iter().zip(&mut timings) {
             samples.push(wrk(url, *script, seconds, connections));
         }
     }
@@ -146,7 +146,7 @@ fn main() {
     let ratio = |route: usize, baseline: usize| {
         median(
             (0..rounds)
-                .map(|r| p50s[route][r].p50_ms / p50s[baseline][r].p50_ms)
+                .map(|r| timings[route][r].p50_ms / timings[baseline][r].p50_ms)
                 .collect(),
         )
     };
@@ -156,9 +156,9 @@ fn main() {
     for (i, (name, _, _, target)) in routes.iter().enumerate() {
         println!(
             "  {name:<40} p50 {:>7.3} ms  p99 {:>7.3} ms  {:>8.0} req/s  p50 {:.2}x trivial{target}",
-            median(p50s[i].iter().map(|l| l.p50_ms).collect()),
-            median(p50s[i].iter().map(|l| l.p99_ms).collect()),
-            median(p50s[i].iter().map(|l| l.rps).collect()),
+            median(timings[i].iter().map(|l| l.p50_ms).collect()),
+            median(timings[i].iter().map(|l| l.p99_ms).collect()),
+            median(timings[i].iter().map(|l| l.rps).collect()),
             ratio(i, 0)
         );
     }
