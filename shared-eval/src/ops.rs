@@ -154,7 +154,68 @@ pub(crate) fn write_canonical_number(out: &mut impl Write, n: &Number) -> fmt::R
     if f.abs() < EXACT && (f as i64) as f64 == f {
         write!(out, "{}", f as i64)
     } else {
-        write!(out, "{f}")
+        write_plain_f64(out, f)
+    }
+}
+
+/// An `f64` as core's `{}` writes it (the shortest round-tripping digits, never an exponent:
+/// `0.0000001`, `-0`, `inf`), from zmij's digits instead of core's Grisu and Dragon code,
+/// which would add ~9 KB gzipped to the worker (serde_json prints with zmij, so it is linked
+/// anyway). One difference: when two shortest texts are exactly as close to the value, zmij
+/// ends on the even digit, as Go's `FormatFloat` (flagd) and JavaScript do, where core
+/// rounds up (`84418043664819.125` is `...819.12` here, `...819.13` in core).
+/// `plain_f64_is_core_display` holds the two to that.
+pub(crate) fn write_plain_f64(out: &mut impl Write, f: f64) -> fmt::Result {
+    if !f.is_finite() {
+        return out.write_str(match f {
+            f if f.is_nan() => "NaN",
+            f if f > 0.0 => "inf",
+            _ => "-inf",
+        });
+    }
+    let mut buffer = zmij::Buffer::new();
+    let shortest = buffer.format_finite(f);
+    // `-1.5e-7`: a sign, digits around an optional point, an optional exponent.
+    let (sign, unsigned) = match shortest.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", shortest),
+    };
+    let (mantissa, exponent) = match unsigned.split_once('e') {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().map_err(|_| fmt::Error)?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits = [0u8; 40];
+    let mut len = 0;
+    for &d in whole.as_bytes().iter().chain(fraction.as_bytes()) {
+        *digits.get_mut(len).ok_or(fmt::Error)? = d;
+        len += 1;
+    }
+    // Where the point falls in `digits`, then without leading and trailing zeros.
+    let mut point = whole.len() as i32 + exponent;
+    let mut digits = digits.get(..len).ok_or(fmt::Error)?;
+    while let [b'0', rest @ ..] = digits {
+        digits = rest;
+        point -= 1;
+    }
+    while let [rest @ .., b'0'] = digits {
+        digits = rest;
+    }
+    let digits = core::str::from_utf8(digits).map_err(|_| fmt::Error)?;
+    out.write_str(sign)?;
+    let zeros = |out: &mut dyn Write, n: i32| (0..n).try_for_each(|_| out.write_char('0'));
+    if digits.is_empty() {
+        out.write_char('0')
+    } else if point <= 0 {
+        out.write_str("0.")?;
+        zeros(out, -point)?;
+        out.write_str(digits)
+    } else if point as usize >= digits.len() {
+        out.write_str(digits)?;
+        zeros(out, point - digits.len() as i32)
+    } else {
+        let (whole, fraction) = digits.split_at(point as usize);
+        write!(out, "{whole}.{fraction}")
     }
 }
 
@@ -227,6 +288,76 @@ mod tests {
         let indexed = holds(&op, value.as_ref(), &body, &regexes, &indexes);
         assert_eq!(searched, indexed, "sorted search and hash index disagree");
         searched
+    }
+
+    #[test]
+    fn plain_f64_is_core_display() {
+        let (mut checked, mut ties) = (0, 0);
+        let mut check = |f: f64| {
+            let mut plain = String::new();
+            write_plain_f64(&mut plain, f).unwrap();
+            let core = alloc::format!("{f}");
+            checked += 1;
+            if plain == core {
+                return;
+            }
+            // A tie between two shortest texts: `f` is exactly halfway between them (its
+            // exact expansion is ours followed by a 5), they differ in the last digit only,
+            // which is even here and one more in core.
+            let why = alloc::format!("bits {:#018x}: {plain} against core's {core}", f.to_bits());
+            let exact = alloc::format!("{f:.1100}");
+            let exact = exact.trim_end_matches('0');
+            let midpoint = alloc::format!("{plain}{}5", if plain.contains('.') { "" } else { "." });
+            assert_eq!(exact, midpoint, "{why}");
+            assert_eq!(plain.len(), core.len(), "{why}");
+            let (ours, last) = plain.split_at(plain.len() - 1);
+            let (cores, core_last) = core.split_at(core.len() - 1);
+            assert_eq!(ours, cores, "{why}");
+            let (last, core_last) = (last.as_bytes()[0], core_last.as_bytes()[0]);
+            assert!(last % 2 == 0 && core_last == last + 1, "{why}");
+            ties += 1;
+        };
+        for f in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            0.1,
+            1e-7,
+            1.5e-7,
+            1e21,
+            1e22,
+            123456789012345680000.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9_007_199_254_740_993.0,
+            56.471748161487724,
+            100.0,
+            0.001,
+            84_418_043_664_819.125,
+        ] {
+            check(f);
+        }
+        // Random bit patterns (every exponent), and short decimals (the values flags hold).
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..100_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            check(f64::from_bits(state));
+            check((state % 2_000_000) as f64 / 1000.0 - 1000.0);
+            check((state >> 11) as f64 * 10f64.powi((state % 40) as i32 - 20));
+        }
+        assert_eq!(checked, 300_024);
+        // Exact ties are rare (under 0.1% here), and the one listed above is one.
+        assert!(ties > 0 && ties < checked / 1000, "{ties} ties");
     }
 
     #[test]

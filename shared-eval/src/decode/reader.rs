@@ -322,7 +322,9 @@ impl<'a> Reader<'a> {
 
     /// A number as serde_json reads it: an integer token is a `u64` when it fits, a negative
     /// one an `i64` when it fits (but `-0` is the float `-0.0`); anything else is a float,
-    /// parsed by serde_json itself so the value is the very one serde_json gives.
+    /// parsed by core, correctly rounded, as serde_json parses with its `float_roundtrip`
+    /// feature (the workspace enables it: without it serde_json can be one ulp off, and its
+    /// parser would link serde's error formatting into the worker).
     fn number_value(&mut self) -> Result<Number> {
         self.skip_whitespace();
         let start = self.pos;
@@ -344,8 +346,9 @@ impl<'a> Reader<'a> {
             }
             _ => {}
         }
-        match serde_json::from_slice::<f64>(token)
+        match core::str::from_utf8(token)
             .ok()
+            .and_then(|text| text.parse::<f64>().ok())
             .and_then(Number::from_f64)
         {
             Some(n) => Ok(n),

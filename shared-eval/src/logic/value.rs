@@ -118,7 +118,10 @@ pub(super) fn number_val(n: &Number) -> Option<Val<'static>> {
 /// Shortest round-tripping decimal, never an exponent (Go's `FormatFloat(n, 'f', -1, 64)`):
 /// `1` for 1.0, `0.5`, `100000`.
 pub(super) fn format_number(n: f64) -> String {
-    format!("{n}")
+    let mut text = String::new();
+    // Writing to a String only fails if zmij printed something that is not a number.
+    let _ = crate::ops::write_plain_f64(&mut text, n);
+    text
 }
 
 /// An operand of arithmetic as flagd-core coerces it: numbers, booleans, numeric strings and
