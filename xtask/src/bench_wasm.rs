@@ -1,7 +1,7 @@
 //! `cargo xtask bench-wasm`: the evaluator's workloads (`benches/wasm`) timed natively and in
 //! V8 (node, the wasm-bindgen `nodejs` build) in one run, printed as a table with wasm's ratio
 //! to native. The wasm module is built with the worker's profile settings
-//! ([`wasm_profile_args`]: `WORKER_OPT_LEVEL`, default `z`, with shared-eval at 3), so the
+//! ([`wasm_profile_args`]: `WORKER_OPT_LEVEL`, default `z`, with shared-eval at `s`), so the
 //! figure is the one the edge gets; the native side keeps the release profile (opt-level 3).
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::setup::WASM_BINDGEN_VERSION;
 use crate::util::{Result, cargo_bin, run};
-use crate::worker::{has_version, wasm_profile_args, worker_opt_level};
+use crate::worker::{EVALUATOR_OPT_LEVEL, has_version, wasm_profile_args, worker_opt_level};
 
 const WORKLOADS: &[(&str, &str)] = &[
     ("evaluate_all", "evaluate-all, 100 flags, one user"),
@@ -55,7 +55,7 @@ pub fn run_bench(root: &Path) -> Result {
     let wasm = figures(node)?;
 
     println!(
-        "wasm module at opt-level {opt_level} (shared-eval at 3), run in node {}",
+        "wasm module at opt-level {opt_level} (shared-eval at {EVALUATOR_OPT_LEVEL}), run in node {}",
         node_version()
     );
     println!("| workload | native | wasm (V8) | wasm / native |");

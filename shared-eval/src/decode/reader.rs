@@ -63,6 +63,9 @@ impl<'a> Reader<'a> {
 
     /// The text from `start` to the current position (both on character boundaries: they
     /// are next to ASCII bytes).
+    // `#[inline]` on the smallest steps: the worker compiles this crate at opt-level `s`, where
+    // they would otherwise stay calls (a decode then costs ~2% more instructions).
+    #[inline]
     fn slice(&self, start: usize) -> &'a str {
         self.src.get(start..self.pos).unwrap_or_default()
     }
@@ -83,6 +86,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.text.get(self.pos) {
             self.pos += 1;
@@ -90,6 +94,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next token's first byte, not consumed.
+    #[inline]
     pub(crate) fn peek(&mut self) -> Option<u8> {
         self.skip_whitespace();
         self.text.get(self.pos).copied()
