@@ -1,8 +1,10 @@
 //! The edge worker's endpoints in workerd: health, OFREP bulk with ETag/304, CORS, identity
-//! tokens, limits, purge, and a cold isolate whose origin is down.
+//! tokens, limits, purge, a cold isolate whose origin is down, and the module's size budget.
 
+use std::io::Write as _;
 use std::time::Duration;
 
+use flate2::{Compression, write::GzEncoder};
 use integration_tests::worker::random::{self, Rng};
 use integration_tests::worker::{Origin, OriginMode, Store, Worker, now_s, token};
 use serde_json::{Map, Value, json};
@@ -441,4 +443,23 @@ fn requests_racing_a_cold_load_wait_for_it_instead_of_erroring() {
         assert_eq!(answer["metadata"]["version"], 1, "{answer}");
         assert_eq!(answer["flags"].as_array().map(Vec::len), Some(5));
     }
+}
+
+/// What every new isolate downloads and compiles: the module, gzipped at the best level, stays
+/// within the 250 KB budget of the README's "Edge worker: size and latency" (244.1 KB with
+/// gzip -9 on 2026-12-07), so a change that grows it past the budget says so here.
+#[test]
+fn the_worker_module_stays_within_its_size_budget() {
+    const BUDGET_BYTES: usize = 250_000;
+    let wasm_path = integration_tests::worker::built_worker().join("index_bg.wasm");
+    let wasm = std::fs::read(&wasm_path).expect("read the built module");
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(&wasm).expect("gzip");
+    let gzipped = encoder.finish().expect("gzip").len();
+    assert!(
+        gzipped <= BUDGET_BYTES,
+        "{} is {gzipped} bytes gzipped, over the {BUDGET_BYTES}-byte budget: see the README's \
+         \"Edge worker: size and latency\" for what the module holds and how it was measured",
+        wasm_path.display()
+    );
 }
