@@ -1,8 +1,11 @@
 //! `cargo xtask bench-wasm`: the evaluator's workloads (`benches/wasm`) timed natively and in
-//! V8 (node, the wasm-bindgen `nodejs` build) in one run, printed as a table with wasm's ratio
-//! to native. The wasm module is built with the worker's profile settings
-//! ([`wasm_profile_args`]: `WORKER_OPT_LEVEL`, default `z`, with shared-eval at `s`), so the
-//! figure is the one the edge gets; the native side keeps the release profile (opt-level 3).
+//! V8 (node, the wasm-bindgen `nodejs` build), printed as a table with wasm's ratio to native.
+//! The two harnesses run in turn over `BENCH_ROUNDS` rounds (default 5) and the table gives
+//! medians, with each ratio taken within its round, so that a machine whose speed drifts
+//! (these are shared) moves both sides of a ratio together. The wasm module is built with the
+//! worker's profile settings ([`wasm_profile_args`]: `WORKER_OPT_LEVEL`, default `z`, and
+//! `EVALUATOR_OPT_LEVEL` for shared-eval, default `s`), so the figure is the one the edge gets;
+//! the native side keeps the release profile (opt-level 3).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,7 +13,7 @@ use std::process::Command;
 
 use crate::setup::WASM_BINDGEN_VERSION;
 use crate::util::{Result, cargo_bin, run};
-use crate::worker::{EVALUATOR_OPT_LEVEL, has_version, wasm_profile_args, worker_opt_level};
+use crate::worker::{evaluator_opt_level, has_version, wasm_profile_args, worker_opt_level};
 
 const WORKLOADS: &[(&str, &str)] = &[
     ("evaluate_all", "evaluate-all, 100 flags, one user"),
@@ -49,32 +52,61 @@ pub fn run_bench(root: &Path) -> Result {
         ])
         .current_dir(root))?;
 
-    let native = figures(Command::new(root.join("target/release/wasm-bench-native")))?;
-    let mut node = Command::new("node");
-    node.arg(root.join("benches/wasm/run.mjs")).arg(&bindings);
-    let wasm = figures(node)?;
-
-    println!(
-        "wasm module at opt-level {opt_level} (shared-eval at {EVALUATOR_OPT_LEVEL}), run in node {}",
-        node_version()
-    );
-    println!("| workload | native | wasm (V8) | wasm / native |");
-    println!("|---|---|---|---|");
-    for (name, label) in WORKLOADS {
-        let (Some(n), Some(w)) = (native.get(*name), wasm.get(*name)) else {
-            return Err(format!("bench-wasm: no figure for {name}"));
-        };
-        if n.checksum != w.checksum {
-            return Err(format!(
-                "bench-wasm: {name} computed {} natively but {} in wasm: the builds disagree",
-                n.checksum, w.checksum
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(5);
+    // Per workload: (native ns, wasm ns, wasm / native) of each round.
+    let mut samples: BTreeMap<&str, Vec<(f64, f64, f64)>> = BTreeMap::new();
+    for _ in 0..rounds {
+        let native = figures(Command::new(root.join("target/release/wasm-bench-native")))?;
+        let mut node = Command::new("node");
+        node.arg(root.join("benches/wasm/run.mjs")).arg(&bindings);
+        let wasm = figures(node)?;
+        for (name, _) in WORKLOADS {
+            let (Some(n), Some(w)) = (native.get(*name), wasm.get(*name)) else {
+                return Err(format!("bench-wasm: no figure for {name}"));
+            };
+            if n.checksum != w.checksum {
+                return Err(format!(
+                    "bench-wasm: {name} computed {} natively but {} in wasm: the builds disagree",
+                    n.checksum, w.checksum
+                ));
+            }
+            samples.entry(name).or_default().push((
+                n.ns_per_iter,
+                w.ns_per_iter,
+                w.ns_per_iter / n.ns_per_iter,
             ));
         }
+    }
+
+    println!(
+        "wasm module at opt-level {opt_level} (shared-eval at {}), run in node {}; medians of \
+         {rounds} rounds, ratios taken within each round",
+        evaluator_opt_level(),
+        node_version()
+    );
+    println!("| workload | native | wasm (V8) | wasm / native (min-max) |");
+    println!("|---|---|---|---|");
+    for (name, label) in WORKLOADS {
+        let rows = samples.get(name).map(Vec::as_slice).unwrap_or_default();
+        let column = |pick: fn(&(f64, f64, f64)) -> f64| {
+            let mut values: Vec<f64> = rows.iter().map(pick).collect();
+            values.sort_by(f64::total_cmp);
+            let median = values.get(values.len() / 2).copied().unwrap_or(f64::NAN);
+            let min = values.first().copied().unwrap_or(f64::NAN);
+            let max = values.last().copied().unwrap_or(f64::NAN);
+            (median, min, max)
+        };
+        let (native, ..) = column(|r| r.0);
+        let (wasm, ..) = column(|r| r.1);
+        let (ratio, low, high) = column(|r| r.2);
         println!(
-            "| {label} | {} | {} | {:.2}x |",
-            human(n.ns_per_iter),
-            human(w.ns_per_iter),
-            w.ns_per_iter / n.ns_per_iter
+            "| {label} | {} | {} | {ratio:.2}x ({low:.2}x-{high:.2}x) |",
+            human(native),
+            human(wasm),
         );
     }
     Ok(())

@@ -73,22 +73,27 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 /// Size over speed for the module as a whole (`WORKER_OPT_LEVEL`, default `z`), and shared-eval
 /// at `s`, the middle (measured 2026-12-07, best of 14 alternating V8 runs against 3): 12.9 KB
 /// gzipped smaller, evaluate-all and blob decode ~1.17x slower in V8 (µs per request, and no
-/// measurable change to a blob switch); at `z` it is another 10 KB smaller but ~3x slower. Source
+/// measurable change to a blob switch); at `z` it is another 10 KB smaller but ~3x slower
+/// (`EVALUATOR_OPT_LEVEL` overrides it). Source
 /// paths are written relative to the registry and the workspace, so the module (its panic
 /// locations) carries no path of the machine or checkout that built it.
 pub fn wasm_profile_args() -> Vec<String> {
-    let opt_level = worker_opt_level();
-    let opt_level = if opt_level.parse::<u8>().is_ok() {
-        opt_level
-    } else {
-        format!("\"{opt_level}\"")
+    // Cargo's config reads numeric levels bare and `s`/`z` as strings.
+    let toml = |level: String| {
+        if level.parse::<u8>().is_ok() {
+            level
+        } else {
+            format!("\"{level}\"")
+        }
     };
+    let opt_level = toml(worker_opt_level());
+    let evaluator_opt_level = toml(evaluator_opt_level());
     let cargo_home = std::env::var("CARGO_HOME")
         .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
     let workspace = crate::util::project_root();
     [
         format!("profile.release.opt-level={opt_level}"),
-        format!("profile.release.package.shared-eval.opt-level=\"{EVALUATOR_OPT_LEVEL}\""),
+        format!("profile.release.package.shared-eval.opt-level={evaluator_opt_level}"),
         format!(
             "target.wasm32-unknown-unknown.rustflags=[\"--remap-path-prefix={cargo_home}/registry/src/=\", \"--remap-path-prefix={}/=\"]",
             workspace.display()
@@ -99,8 +104,12 @@ pub fn wasm_profile_args() -> Vec<String> {
     .collect()
 }
 
-/// shared-eval's opt-level in a Wasm module (see [`wasm_profile_args`]).
-pub const EVALUATOR_OPT_LEVEL: &str = "s";
+/// shared-eval's opt-level in a Wasm module (`EVALUATOR_OPT_LEVEL`, default `s`; see
+/// [`wasm_profile_args`]). `EVALUATOR_OPT_LEVEL=3 cargo xtask bench-wasm` measures the other side
+/// of the trade.
+pub fn evaluator_opt_level() -> String {
+    std::env::var("EVALUATOR_OPT_LEVEL").unwrap_or_else(|_| "s".into())
+}
 
 /// The module's opt-level (`WORKER_OPT_LEVEL`, default `z`).
 pub fn worker_opt_level() -> String {
