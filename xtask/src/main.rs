@@ -8,7 +8,7 @@
 //! - `fuzz [--seconds N] [TARGET...]`: builds the libFuzzer targets in `fuzz/` (stable toolchain,
 //!   SanitizerCoverage flags) and runs each for N seconds (default 10).
 //! - `worker-build [--no-opt] [--if-stale]`: builds the edge worker to `edge-worker/build/`.
-//! - `bench-wasm`: the evaluator's workloads timed natively and in V8 (node) in one run.
+//! - `bench-wasm`: the evaluator's workloads timed natively and in V8 (node), in turn over rounds.
 //!
 //! Plain `std::process` on purpose: this crate must build fast on a fresh machine.
 
