@@ -140,8 +140,8 @@ pub fn list_key(value: &Value) -> Option<String> {
 }
 
 /// A number's canonical text: integers (and floats with no fractional part whose magnitude is
-/// below 2^53) in plain decimal (`42`, `-7`); other floats in Rust's shortest round-trip
-/// decimal form, never with an exponent (`0.5`, `1e-7` as `0.0000001`).
+/// below 2^53) in plain decimal (`42`, `-7`); other floats in their shortest round-trip
+/// decimal form, never with an exponent (`0.5`, `1e-7` as `0.0000001`: [`write_plain_f64`]).
 pub(crate) fn write_canonical_number(out: &mut impl Write, n: &Number) -> fmt::Result {
     if let Some(i) = n.as_i64() {
         return write!(out, "{i}");
