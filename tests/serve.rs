@@ -93,7 +93,7 @@ pub fn write_tokens(path: &Path, tokens: &[(&str, &str, &str)]) {
     for (name, secret, roles) in tokens {
         text.push_str(&format!(
             "  - name: {name}\n    sha256: \"{}\"\n    roles: {roles}\n",
-            publisher::serve::tokens::secret_digest(secret)
+            flags_serve::tokens::secret_digest(secret)
         ));
     }
     std::fs::write(path, text).expect("write the token file");

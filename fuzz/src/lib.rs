@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use edge_worker::ofrep::{self, EvalRequest, Served};
 use edge_worker::{identity, loader};
 use hmac::Mac as _;
-use publisher::compile::{self, CompileOptions, native};
+use flags_compile::{self as compile, CompileOptions, native};
 use serde_json::{Map, Value, json};
 use shared_eval::{Blob, Context, Header, Snapshot};
 
@@ -121,7 +121,7 @@ fn evaluate_everything(snapshot: &Snapshot) {
 pub fn blob_gzip(data: &[u8]) {
     let sha = loader::sha256_hex(data);
     let edge = loader::decode_blob(data, &sha, None, ENVIRONMENT);
-    let publisher = publisher::blob_file::load_gzip(data);
+    let publisher = flags_compile::blob_file::load_gzip(data);
     if let Ok(snapshot) = &edge {
         // What the edge loads the publisher loads too (it does not check the environment).
         assert!(
@@ -210,7 +210,8 @@ pub fn native_yaml(data: &[u8]) {
         root: None,
     };
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap_or_default();
-    let (body, diags) = native::compile(&sources, ENVIRONMENT, today);
+    let lowered = native::compile(&sources, ENVIRONMENT, today);
+    let (body, diags) = (lowered.body, lowered.diagnostics);
     if diags.iter().any(|d| d.severity == compile::Severity::Error) {
         return;
     }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::{FIELD_SEPARATOR, NOW_MS, header, repo_root, sign_raw};
-use publisher::compile::{CompileOptions, compile_path};
+use flags_compile::{CompileOptions, compile_path};
 use serde_json::{Map, Value, json};
 use shared_eval::{Blob, Body};
 
@@ -61,7 +61,7 @@ pub fn write(target: &str, dir: &Path) -> usize {
             let single = json!({"flags": {key: flag}, "$evaluators": doc["$evaluators"]});
             seeds.add("flagd_import", key, single.to_string().as_bytes());
         }
-        if let Ok(body) = publisher::compile::flagd::compile_flagd(&text, path, "prod") {
+        if let Ok(body) = flags_compile::flagd::compile_flagd(&text, path, "prod") {
             bodies.push(("testbed".into(), body));
         }
     }

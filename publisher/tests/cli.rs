@@ -126,7 +126,7 @@ fn build_writes_a_gzipped_blob_the_edge_accepts() {
     assert!(out.status.success(), "{}", text(&out));
     let bytes = std::fs::read(&path).unwrap();
     let snapshot =
-        publisher::blob_file::load_gzip(&bytes).expect("blob loads with the edge's checks");
+        flags_compile::blob_file::load_gzip(&bytes).expect("blob loads with the edge's checks");
     let header = snapshot.header();
     assert_eq!(header.environment, "prod");
     assert_eq!(header.version, 0);

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use publisher::blob_file::{Provenance, seal};
-use publisher::compile::{CompileOptions, compile_path};
+use flags_compile::blob_file::{Provenance, seal};
+use flags_compile::{CompileOptions, compile_path};
 use serde_json::{Map, Value, json};
 use shared_eval::{Context, Reason, Snapshot, bucket, evaluate};
 

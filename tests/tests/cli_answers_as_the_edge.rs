@@ -5,10 +5,10 @@
 
 use std::process::Command;
 
+use flags_compile::blob_file::{Provenance, seal};
+use flags_compile::{CompileOptions, compile_path};
 use integration_tests::publisher_bin;
 use integration_tests::worker::{Origin, Store, Worker, now_s, token};
-use publisher::blob_file::{Provenance, seal};
-use publisher::compile::{CompileOptions, compile_path};
 use serde_json::{Value, json};
 
 const ENV: &str = "dev";

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use flags_store::store::{ObjectStore, PutOptions};
 use integration_tests::worker::{Worker, scratch_dir};
 use integration_tests::{SeaweedFs, copy_dir, git, publisher_bin, repo_root};
-use publisher::store::{ObjectStore, PutOptions};
 use serde_json::Value;
 
 const ENV: &str = "dev";

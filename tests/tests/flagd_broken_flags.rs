@@ -2,9 +2,9 @@
 //! workerd: every broken flag answers `ERROR`/`PARSE_ERROR` without a value (the caller's
 //! default), single and bulk, and the file's good flag is served normally.
 
+use flags_compile::blob_file::{Provenance, seal};
+use flags_compile::{CompileOptions, compile_path};
 use integration_tests::worker::{Origin, Store, Worker, now_s, token};
-use publisher::blob_file::{Provenance, seal};
-use publisher::compile::{CompileOptions, compile_path};
 use serde_json::{Value, json};
 
 const ENV: &str = "prod";

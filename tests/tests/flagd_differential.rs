@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use publisher::compile::flagd::compile_flagd_file;
+use flags_compile::flagd::compile_flagd_file;
 use serde_json::{Map, Value, json};
 use shared_eval::{Blob, Context, Header, Snapshot, evaluate};
 

@@ -14,9 +14,9 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use flags_compile::flagd::compile_flagd;
 use integration_tests::gherkin::{self, Case, Step};
 use integration_tests::{FLAGD_TESTBED, flagd_testbed_dir};
-use publisher::compile::flagd::compile_flagd;
 use serde_json::{Map, Value};
 use shared_eval::{Blob, Context, Header, Snapshot, evaluate};
 

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use flags_compile::blob_file::Provenance;
+use flags_compile::{CompileOptions, compile_path};
+use flags_store::publish::{Environment, Outcome, PublishError};
+use flags_store::store::{LocalStore, Object, ObjectMeta, ObjectStore, PutOptions, StoreError};
 use integration_tests::SeaweedFs;
-use publisher::blob_file::Provenance;
-use publisher::compile::{CompileOptions, compile_path};
-use publisher::publish::{Environment, Outcome, PublishError};
-use publisher::store::{LocalStore, Object, ObjectMeta, ObjectStore, PutOptions, StoreError};
 use shared_eval::Body;
 
 /// What the wrapper breaks.

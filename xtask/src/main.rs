@@ -17,6 +17,8 @@ mod demo;
 mod fuzz;
 mod setup;
 mod test;
+#[cfg(test)]
+mod tidy;
 mod util;
 mod worker;
 

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use publisher::drift::audit::{self as drift_audit, DriftAuditEntry};
+use flags_store::drift::audit::{self as drift_audit, DriftAuditEntry};
 use serde_json::Value;
 
 use super::store_args::{StoreArgs, fail, print_json, short_commit, with_env};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use publisher::blob_file::{Provenance, encode_gzip, seal};
+use flags_compile::blob_file::{Provenance, encode_gzip, seal};
 
 use super::{compile_or_report, plural};
 

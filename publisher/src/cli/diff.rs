@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use publisher::compile::{CompileOptions, compile_path};
-use publisher::diff::diff;
-use publisher::publish::{Environment, PublishError};
+use flags_compile::diff::diff;
+use flags_compile::{CompileOptions, compile_path};
+use flags_store::publish::{Environment, PublishError};
 use serde_json::json;
 use shared_eval::Body;
 
@@ -44,7 +44,7 @@ pub fn run(args: Args) -> ExitCode {
     // Compile first (when comparing files), so flag errors show before any store traffic.
     let files = if args.to_env.is_none() && args.from.is_none() {
         match compile_path(&args.dir, &CompileOptions::new(args.store.env.clone())) {
-            Ok(compiled) => Some(compiled.body),
+            Ok(compiled) => Some((compiled.body, compiled.schedules)),
             Err(diags) => {
                 let (errors, _) = print_diagnostics(&diags);
                 eprintln!("diff failed: {}", plural(errors, "error"));
@@ -56,14 +56,18 @@ pub fn run(args: Args) -> ExitCode {
     };
     with_env(args.store.clone(), |env| async move {
         let sides = match files {
-            Some(body) => deployed(&env).await.map(|(label, old)| {
-                (
-                    label,
-                    old,
-                    format!("files in {} (for {})", args.dir.display(), env.name()),
-                    body,
-                )
-            }),
+            // What the push would serve (kills and live stages kept), as `push --dry-run`.
+            Some((body, schedules)) => {
+                match (deployed(&env).await, env.plan(body, schedules).await) {
+                    (Ok((label, old)), Ok(plan)) => Ok((
+                        label,
+                        old,
+                        format!("files in {} (for {})", args.dir.display(), env.name()),
+                        plan.served,
+                    )),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
             None => compare_stored(&env, &args).await,
         };
         let (old_label, old, new_label, new) = match sides {

@@ -1,15 +1,15 @@
 //! `publisher drift --env ENV [--flags DIR] [--edge URL]... [--json] [--fix] [--allow-older]
 //! [--against ENV2]`: where Git, the store and the edges disagree, and `--fix` to reconcile
-//! them. A thin layer over `publisher::drift` (docs/drift.md); every run is audited.
+//! them. A thin layer over `flags_store::drift` (docs/drift.md); every run is audited.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use publisher::blob_file::Provenance;
-use publisher::drift::{self, CheckOptions, EXIT_UNCHECKED, FixOptions, audit};
-use publisher::publish::Environment;
-use publisher::purge::Purger;
+use flags_compile::blob_file::Provenance;
+use flags_store::drift::{self, CheckOptions, EXIT_UNCHECKED, FixOptions, audit};
+use flags_store::publish::Environment;
+use flags_store::purge::Purger;
 
 use super::store_args::{StoreArgs, block_on, print_json};
 
@@ -129,7 +129,7 @@ fn output<T: serde::Serialize + std::fmt::Display>(report: &T, json: bool) {
 }
 
 /// A check that cannot be audited still reports; say so on stderr.
-fn audited<T>(result: Result<T, publisher::publish::PublishError>) {
+fn audited<T>(result: Result<T, flags_store::publish::PublishError>) {
     if let Err(e) = result {
         eprintln!("warning: the drift audit entry could not be written: {e}");
     }

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use publisher::blob_file::{Provenance, now_rfc3339, seal};
-use publisher::compile::{CompileOptions, compile_path};
+use flags_compile::blob_file::{Provenance, now_rfc3339, seal};
+use flags_compile::{CompileOptions, compile_path};
 use serde_json::{Map, Value, json};
 use shared_eval::{Context, Evaluation, Snapshot, evaluate};
 
@@ -201,7 +201,7 @@ pub fn compile_snapshot(path: &Path, env: &str) -> Result<Snapshot, String> {
         let (errors, _) = print_diagnostics(&diags);
         let first = diags
             .iter()
-            .find(|d| d.severity == publisher::compile::Severity::Error);
+            .find(|d| d.severity == flags_compile::Severity::Error);
         match first {
             Some(d) if errors > 1 => format!("{d} (and {} more errors)", errors - 1),
             Some(d) => d.to_string(),

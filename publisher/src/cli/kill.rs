@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use publisher::blob_file::Provenance;
-use publisher::layout::VersionRecord;
-use publisher::publish::KillTarget;
+use flags_compile::blob_file::Provenance;
+use flags_store::layout::VersionRecord;
+use flags_store::publish::KillTarget;
 
 use super::purge_args::PurgeArgs;
 use super::store_args::{StoreArgs, block_on, fail, print_outcome, with_env};
@@ -80,7 +80,7 @@ pub fn run(args: Args, kill: bool) -> ExitCode {
                 };
                 let version = print_outcome(env.name(), &outcome, args.json, published, unchanged);
                 // Purged even when nothing changed: the operator may be retrying a failed purge.
-                args.purge.after_publish(env.name(), version).await
+                args.purge.run(env.name(), Some(version)).await
             }
             Err(e) => fail(verb, &e),
         }
@@ -103,5 +103,5 @@ pub fn run_purge(args: PurgeOnlyArgs) -> ExitCode {
         eprintln!("error: nothing to purge: give --purge or set FLAGS_PURGE");
         return ExitCode::FAILURE;
     }
-    block_on(async move { args.purge.after_publish(&args.env, 0).await })
+    block_on(async move { args.purge.run(&args.env, None).await })
 }

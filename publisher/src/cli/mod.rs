@@ -20,7 +20,7 @@ pub mod validate;
 
 use std::path::Path;
 
-use publisher::compile::{CompileOptions, Compiled, Diagnostic, Severity, compile_path};
+use flags_compile::{CompileOptions, Compiled, Diagnostic, Severity, compile_path};
 
 /// The environment `eval`/`explain`/`validate` use when none is given: what users see.
 pub const DEFAULT_ENV: &str = "prod";

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use publisher::blob_file::Provenance;
-use publisher::layout::VersionRecord;
+use flags_compile::blob_file::Provenance;
+use flags_store::layout::VersionRecord;
 
 use super::purge_args::PurgeArgs;
 use super::store_args::{RecordArgs, StoreArgs, finish, with_env};

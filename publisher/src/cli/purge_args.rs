@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use publisher::publish::Outcome;
-use publisher::purge::Purger;
+use flags_store::publish::Outcome;
+use flags_store::purge::{PurgeReport, PurgeStatus, Purger};
 
 /// Exit code when the version was stored but the CDN purge failed: the edge will pick the new
 /// version up at its next cache expiry; `publisher purge --env ENV` retries the purge alone.
@@ -24,35 +24,28 @@ impl PurgeArgs {
     /// Purges `env` when `outcome` published a new version; nothing changed needs no purge.
     pub async fn after_outcome(&self, env: &str, outcome: &Outcome) -> ExitCode {
         match outcome {
-            Outcome::Published(record) => self.after_publish(env, record.version).await,
+            Outcome::Published(record) => self.run(env, Some(record.version)).await,
             Outcome::Unchanged { .. } => ExitCode::SUCCESS,
         }
     }
 
-    /// Purges `env` after a publish that stored `version`. Returns the exit code to use.
-    pub async fn after_publish(&self, env: &str, version: u64) -> ExitCode {
-        let purger = match Purger::from_target(self.target.as_deref()) {
-            Ok(purger) => purger,
-            Err(e) => return purge_failed(env, version, &e),
+    /// Purges `env`: after a publish that stored `version`, or on its own (`None`, `publisher
+    /// purge`). Prints the [`PurgeReport`] and returns the exit code.
+    pub async fn run(&self, env: &str, version: Option<u64>) -> ExitCode {
+        let report = match Purger::from_target(self.target.as_deref()) {
+            Ok(purger) => purger.report(env).await,
+            Err(e) => PurgeReport::not_started(&e),
         };
-        if matches!(purger, Purger::Disabled) {
-            return ExitCode::SUCCESS;
-        }
-        match purger.purge(env).await {
-            Ok(()) => {
-                eprintln!("purged the CDN's copy of {env}");
+        match report.status {
+            PurgeStatus::Disabled => ExitCode::SUCCESS,
+            PurgeStatus::Done => {
+                eprintln!("{}", report.sentence(env, version));
                 ExitCode::SUCCESS
             }
-            Err(e) => purge_failed(env, version, &e),
+            PurgeStatus::Failed => {
+                eprintln!("error: {}", report.sentence(env, version));
+                ExitCode::from(EXIT_PURGE_FAILED)
+            }
         }
     }
-}
-
-fn purge_failed(env: &str, version: u64, error: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!(
-        "error: version {version} of {env} is stored and is what the store now serves, but the CDN \
-         purge failed: {error}\n       edges pick it up when their cached copy expires; to purge now, \
-         run `publisher purge --env {env}`"
-    );
-    ExitCode::from(EXIT_PURGE_FAILED)
 }

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use publisher::blob_file::Provenance;
-use publisher::layout::{Share, VersionRecord};
+use flags_compile::blob_file::Provenance;
+use flags_store::layout::{Share, VersionRecord};
 use serde_json::json;
 
 use super::compile_or_report;
@@ -63,7 +63,7 @@ pub fn run(args: Args) -> ExitCode {
     let provenance = Provenance::detect(&args.dir, args.record.author.as_deref());
     with_env(args.store, |env| async move {
         if args.dry_run {
-            let plan = match env.plan(&compiled.body).await {
+            let plan = match env.plan(compiled.body, compiled.schedules).await {
                 Ok(plan) => plan,
                 Err(e) => return fail("push --dry-run", &e),
             };
@@ -108,12 +108,13 @@ pub fn run(args: Args) -> ExitCode {
                     .await
             }
             None => {
-                let schedules = args
-                    .dir
-                    .is_dir()
-                    .then(|| publisher::compile::schedule::collect(&args.dir, env.name()));
-                env.push_scheduled(compiled.body, schedules, &provenance, args.record.message)
-                    .await
+                env.push_scheduled(
+                    compiled.body,
+                    compiled.schedules,
+                    &provenance,
+                    args.record.message,
+                )
+                .await
             }
         };
         let published = |record: &VersionRecord| {

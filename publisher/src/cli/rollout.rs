@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use publisher::blob_file::Provenance;
-use publisher::layout::VersionRecord;
-use publisher::rollout::{live_percent, live_rings, next_due};
+use flags_compile::blob_file::Provenance;
+use flags_store::layout::VersionRecord;
+use flags_store::publish::rollout::{live_percent, live_rings, next_due};
 use serde_json::json;
 
 use super::purge_args::PurgeArgs;

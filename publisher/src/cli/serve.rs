@@ -1,4 +1,4 @@
-//! `publisher serve`: the control-plane service (`publisher::serve`). Settings come from
+//! `publisher serve`: the control-plane service (`flags_serve`). Settings come from
 //! `--config serve.yaml`, overridden by `FLAGS_SERVE_*` variables and then by flags, so
 //! `publisher serve --listen 127.0.0.1:8080 --store DIR --flags DIR --tokens FILE` needs no file.
 //! Logs are JSON lines on stderr (`RUST_LOG` filters, default `info`).
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use publisher::serve::config::{Overrides, ServeConfig};
+use flags_serve::config::{Overrides, ServeConfig};
 
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
@@ -40,21 +40,13 @@ pub struct Args {
     #[arg(long, env = "FLAGS_SERVE_APPROVALS_FILE")]
     pub approvals_file: Option<PathBuf>,
     /// An edge serving an environment, as ENV=URL (repeatable): the page shows its version.
-    #[arg(long = "edge", value_parser = publisher::serve::config::parse_edge)]
+    #[arg(long = "edge", value_parser = flags_serve::config::parse_edge)]
     pub edges: Vec<(String, String)>,
 }
 
 /// Runs until SIGINT/SIGTERM; 0 after a clean shutdown, 1 if it cannot start.
 pub fn run(args: Args) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        .init();
+    flags_serve::init_logging();
     let overrides = Overrides {
         listen: args.listen,
         store: args.store,
@@ -83,10 +75,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(publisher::serve::run(config)) {
+    match runtime.block_on(flags_serve::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "cannot serve");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

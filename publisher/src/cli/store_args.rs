@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use publisher::layout::VersionRecord;
-use publisher::publish::{Environment, Outcome, PublishError};
-use publisher::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
+use flags_store::layout::VersionRecord;
+use flags_store::publish::{Environment, Outcome, PublishError};
+use flags_store::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
 
 /// Exit code of a push or rollback that lost a race: re-running it is the fix.
 pub const EXIT_CONFLICT: u8 = 3;

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use publisher::token::{build_claims, mint, parse_json_claim, parse_string_claim};
+use flags_compile::token::{build_claims, mint, parse_json_claim, parse_string_claim};
 use serde_json::Value;
 
 /// Arguments of `token`.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use publisher::compile::{CompileOptions, Severity, compile_path};
+use flags_compile::{CompileOptions, Severity, compile_path};
 
 use super::{DEFAULT_ENV, plural, print_diagnostics};
 

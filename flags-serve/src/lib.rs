@@ -1,0 +1,266 @@
+//! `publisher serve`: the control-plane service. One process holds the store credentials,
+//! decides who may do what per environment (`tokens.rs`, `auth.rs`), and publishes through the
+//! same library functions as the CLI ([`flags_store::publish::Environment`], [`flags_compile`],
+//! [`flags_store::purge`]): no second implementation of push, rollback or kill.
+//!
+//! - [`app`] builds the router from an [`AppState`] (tests drive it in-process or on a port);
+//!   [`run`] adds the listener, JSON logs and graceful shutdown.
+//! - `routes/`: one file per resource; `error.rs`: problem+json answers; `page/`: the
+//!   server-rendered status page; `metrics.rs`: Prometheus text; `deployed.rs`: the decoded
+//!   deployed state per environment, re-read only when its pointer changes; `fleet.rs`: the
+//!   configured edges' versions.
+//! - Publishing to one environment is serialized by a per-environment lock held for the whole
+//!   publish (a second publish waits), and runs in its own task so that a client hanging up
+//!   cannot stop it halfway; shutdown waits for every such task.
+
+pub mod actions;
+pub mod approvals;
+pub mod auth;
+pub mod config;
+pub mod deployed;
+pub mod error;
+pub mod fleet;
+pub mod layers;
+pub mod metrics;
+pub mod page;
+pub mod rate_limit;
+pub mod routes;
+pub mod telemetry;
+pub mod tokens;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+
+use config::ServeConfig;
+use error::ApiError;
+use flags_store::publish::Environment;
+use flags_store::purge::Purger;
+use flags_store::store::ObjectStore;
+use tokens::TokenSource;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<ServeConfig>,
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The token file.
+    pub tokens: Arc<TokenSource>,
+    /// Where purges go after a publish.
+    pub purger: Arc<Purger>,
+    /// Counters and histograms.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Changes waiting for approval.
+    pub approvals: Arc<approvals::Approvals>,
+    /// The Git webhook, when configured.
+    pub webhook: Option<Arc<webhook::Webhook>>,
+    /// Per-token request budgets.
+    pub rate_limits: Arc<rate_limit::RateLimits>,
+    /// Compiling the checkout takes it shared; the webhook's `git checkout` exclusively.
+    pub checkout: Arc<tokio::sync::RwLock<()>>,
+    /// Evaluation counts reported by the edge.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Each environment's decoded deployed state, by pointer ETag (`deployed.rs`).
+    pub deployed: Arc<deployed::DeployedCache>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Opens the store, the token file and the purge target named by `config`.
+    pub async fn open(config: ServeConfig) -> Result<AppState, String> {
+        let store = flags_store::store::open(&config.store).await?;
+        let tokens = TokenSource::open(&config.tokens)?;
+        let purger = Purger::from_target(config.purge.as_deref()).map_err(|e| e.to_string())?;
+        let webhook = match &config.webhook {
+            Some(webhook) => Some(Arc::new(webhook::Webhook::new(webhook.clone())?)),
+            None => None,
+        };
+        let telemetry = match &config.telemetry_file {
+            Some(path) => crate::telemetry::Telemetry::open(path)?,
+            None => crate::telemetry::Telemetry::in_memory(),
+        };
+        let approvals = match &config.approvals_file {
+            Some(path) => Some(approvals::Approvals::open(
+                path,
+                std::time::SystemTime::now(),
+            )?),
+            None => {
+                if config.environments.iter().any(|e| e.approval.is_some()) {
+                    tracing::warn!("no approvals_file: pending approvals are lost on restart");
+                }
+                None
+            }
+        };
+        let mut state = AppState::new(config, store, tokens, purger).with_telemetry(telemetry);
+        state.webhook = webhook;
+        if let Some(approvals) = approvals {
+            state.approvals = Arc::new(approvals);
+            state.metrics.set_approvals_pending(&state.approvals);
+        }
+        Ok(state)
+    }
+
+    /// From parts already opened.
+    pub fn new(
+        config: ServeConfig,
+        store: Arc<dyn ObjectStore>,
+        tokens: TokenSource,
+        purger: Purger,
+    ) -> AppState {
+        let rate_limits = Arc::new(rate_limit::RateLimits::new(&config.limits));
+        AppState {
+            config: Arc::new(config),
+            store,
+            tokens: Arc::new(tokens),
+            purger: Arc::new(purger),
+            metrics: Arc::new(metrics::Metrics::new()),
+            approvals: Arc::default(),
+            rate_limits,
+            webhook: None,
+            checkout: Arc::default(),
+            telemetry: Arc::new(crate::telemetry::Telemetry::in_memory()),
+            deployed: Arc::default(),
+            locks: Arc::default(),
+        }
+    }
+
+    /// With this telemetry aggregate (by default one in memory).
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> AppState {
+        self.telemetry = Arc::new(telemetry);
+        self
+    }
+
+    /// The environments served: the configured ones, else every one the token file names.
+    pub fn environments(&self) -> Vec<String> {
+        if self.config.environments.is_empty() {
+            self.tokens.current().environments()
+        } else {
+            self.config
+                .environments
+                .iter()
+                .map(|e| e.name.clone())
+                .collect()
+        }
+    }
+
+    /// The environment `name` of the store, recording `client` in its audit entries.
+    pub fn environment(&self, name: &str, client: &str) -> Result<Environment, ApiError> {
+        Environment::new(self.store.clone(), name)
+            .map(|env| env.with_client(client))
+            .map_err(ApiError::NotFound)
+    }
+
+    /// Runs `work` holding `env`'s publish lock, in a task of its own: a second publish to the
+    /// same environment waits for the first, and a client that hangs up does not stop a publish
+    /// halfway (the task runs to the end; [`AppState::drain`] waits for it).
+    pub async fn serialized<T, F>(&self, env: &str, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(env.to_owned()).or_default().clone()
+        };
+        let task = tokio::spawn(async move {
+            let _guard = lock.lock().await;
+            work.await
+        });
+        task.await
+            .map_err(|e| ApiError::Internal(format!("publish task failed: {e}")))?
+    }
+
+    /// Waits until no publish is running (each holds its environment's lock to the end).
+    pub async fn drain(&self) {
+        let locks: Vec<_> = {
+            let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.values().cloned().collect()
+        };
+        for lock in locks {
+            drop(lock.lock().await);
+        }
+    }
+}
+
+/// JSON log lines on stderr (`RUST_LOG` filters; `info` by default): what `publisher serve`
+/// logs, one object per line.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The whole service as a router: routes plus the limits of `layers.rs`.
+pub fn app(state: AppState) -> Router {
+    layers::apply(routes::router(), state)
+}
+
+/// Serves `config` until SIGINT/SIGTERM, then stops accepting, lets in-flight requests finish
+/// and waits for any publish still running.
+pub async fn run(config: ServeConfig) -> Result<(), String> {
+    let served = serve(config).await;
+    if let Err(e) = &served {
+        tracing::error!(error = %e, "cannot serve");
+    }
+    served
+}
+
+async fn serve(config: ServeConfig) -> Result<(), String> {
+    let listen = config.listen;
+    let state = AppState::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(listen = %local, store = %state.store.describe(), environments = ?state.environments(), "serving");
+    let router = app(state.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server failed: {e}"))?;
+    state.drain().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
