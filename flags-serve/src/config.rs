@@ -370,7 +370,9 @@ mod tests {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/serve.yaml");
         let config = ServeConfig::load(Some(&example), Overrides::default()).unwrap();
         let dev = config.environment("dev").unwrap();
-        assert_eq!(dev.edges, ["http://127.0.0.1:8787"]);
+        // Not the demo worker: it reads the demo's store, not this config's local one (it would
+        // show as drifted on the page); the demo writes its own config listing it.
+        assert!(dev.edges.is_empty(), "{:?}", dev.edges);
         assert_eq!(config.edge_timeout, Duration::from_secs(2));
     }
 

@@ -1,5 +1,5 @@
 // Browser test of `publisher serve`'s status page: Debian's chromium, headless, driven by
-// playwright-core, against a running service (started by tests/tests/serve_page.rs).
+// playwright-core, against a running service (started by tests/tests/serve/serve_page.rs).
 //
 //   SERVE_URL     required: the service, e.g. http://127.0.0.1:8080
 //   READ_TOKEN    required: a token with read on ENV (signs in through the page's form)

@@ -1,5 +1,5 @@
 // The official flagd evaluator (@openfeature/flagd-core, pinned in package.json) as an oracle
-// for tests/tests/flagd_differential.rs. Reads one JSON document on stdin:
+// for tests/tests/flagd/flagd_differential.rs. Reads one JSON document on stdin:
 //   {"config": "<flagd file text>", "cases": [{"flag": "k", "type": "boolean", "context": {}}]}
 // and prints one JSON answer per case, in order: {value, variant, reason, errorCode}.
 // Time is frozen (Date.now) so `$flagd.timestamp` matches the Rust side's clock.

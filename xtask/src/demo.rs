@@ -1,10 +1,13 @@
 //! `cargo xtask demo`: the whole system on this machine, in one command.
 //!
 //! Starts SeaweedFS (the object store, S3 API on 127.0.0.1), pushes `examples/flags` to it with
-//! the publisher, builds the dashboard and the worker, and runs the worker in the real Workers
-//! runtime (`wrangler dev --local`) reading the store through SigV4-signed GETs. Credentials and
-//! tokens are random per run and written to `.demo/env.sh` (mode 0600), never printed.
-//! Ctrl-C stops everything it started.
+//! the publisher, builds the dashboard and the worker, runs the worker in the real Workers
+//! runtime (`wrangler dev --local`) reading the store through SigV4-signed GETs, and runs
+//! `publisher serve` on the same store, purging the same worker (so a publish through the
+//! service reaches the dashboard), with two tokens: `demo-admin` (everything) and
+//! `demo-approver` (approves `prod`, where a push waits for approval). Credentials, tokens and
+//! the identity secret are random per run and written to `.demo/env.sh` (mode 0600), never
+//! printed. Ctrl-C stops everything it started.
 
 use std::fs;
 use std::io::Read;
@@ -17,6 +20,7 @@ use crate::util::{Result, cache_dir, project_root, run as sh};
 
 const S3_PORT: u16 = 8333;
 const WORKER_PORT: u16 = 8787;
+const SERVICE_PORT: u16 = 8080;
 const BUCKET: &str = "edgeflags";
 const ENVIRONMENT: &str = "dev";
 
@@ -54,33 +58,9 @@ pub fn run() -> Result {
     )?;
     let env_file = write_env_file(&state, &secrets)?;
 
-    // Push first so the worker finds a blob at its first load.
-    let push = sh(Command::new(&publisher)
-        .args([
-            "push",
-            "examples/flags",
-            "--env",
-            ENVIRONMENT,
-            "--message",
-            "demo start",
-        ])
-        .envs(secrets.publisher_env(false))
-        .current_dir(&root));
-    // The bucket may take a moment after /healthz; one retry covers it.
-    if push.is_err() {
-        std::thread::sleep(Duration::from_secs(2));
-        sh(Command::new(&publisher)
-            .args([
-                "push",
-                "examples/flags",
-                "--env",
-                ENVIRONMENT,
-                "--message",
-                "demo start",
-            ])
-            .envs(secrets.publisher_env(false))
-            .current_dir(&root))?;
-    }
+    // Push first so the worker finds a blob at its first load. SeaweedFS creates the bucket
+    // (`-bucket`) moments after /healthz answers: retried quietly until it exists.
+    push_when_bucket_exists(&publisher, &root, &secrets)?;
 
     sh(Command::new("node")
         .arg("dashboard/build.mjs")
@@ -95,9 +75,15 @@ pub fn run() -> Result {
         .push(("the worker", start_worker(&root, &state, &secrets)?));
     let url = format!("http://127.0.0.1:{WORKER_PORT}");
     wait_http_ok(&format!("{url}/_flags/health"), Duration::from_secs(120))?;
+    services.0.push((
+        "the service",
+        start_service(&root, &state, &publisher, &secrets)?,
+    ));
+    let service = format!("http://127.0.0.1:{SERVICE_PORT}");
+    wait_http_ok(&format!("{service}/healthz"), Duration::from_secs(30))?;
 
     println!(
-        "\n  Dashboard:  {url}/\n  Health:     {url}/_flags/health\n\n  In another terminal:\n    source {env}\n    target/debug/publisher kill beta-banner --env {ENVIRONMENT} --reason \"demo\"\n    target/debug/publisher unkill beta-banner --env {ENVIRONMENT}\n    target/debug/publisher history --env {ENVIRONMENT}\n    target/debug/publisher rollback --env {ENVIRONMENT} --to 1\n\n  Ctrl-C stops the demo.\n",
+        "\n  Dashboard:  {url}/\n  Health:     {url}/_flags/health\n  Service:    {service}/  (sign in with $DEMO_ADMIN_TOKEN; $DEMO_APPROVER_TOKEN approves prod)\n\n  In another terminal:\n    source {env}\n    curl -X POST -H \"Authorization: Bearer $DEMO_ADMIN_TOKEN\" {service}/api/v1/environments/{ENVIRONMENT}/flags/beta-banner/kill\n    target/debug/publisher kill beta-banner --env {ENVIRONMENT} --reason \"demo\"\n    target/debug/publisher unkill beta-banner --env {ENVIRONMENT}\n    target/debug/publisher history --env {ENVIRONMENT}\n    target/debug/publisher rollback --env {ENVIRONMENT} --to 1\n\n  Ctrl-C stops the demo.\n",
         env = env_file.display()
     );
     // Run until the worker exits (Ctrl-C reaches the whole process group).
@@ -111,6 +97,8 @@ struct Secrets {
     s3_secret: String,
     identity: String,
     purge: String,
+    admin_token: String,
+    approver_token: String,
 }
 
 impl Secrets {
@@ -120,6 +108,8 @@ impl Secrets {
             s3_secret: random_hex(20)?,
             identity: random_hex(32)?,
             purge: random_hex(24)?,
+            admin_token: random_hex(24)?,
+            approver_token: random_hex(24)?,
         })
     }
 
@@ -185,6 +175,98 @@ fn start_seaweedfs(state: &Path, secrets: &Secrets) -> Result<Child> {
         .map_err(|e| format!("cannot start {}: {e}", weed.display()))
 }
 
+/// The first push, retried while the bucket does not exist yet; its output is shown once,
+/// from the attempt that counts.
+fn push_when_bucket_exists(publisher: &Path, root: &Path, secrets: &Secrets) -> Result {
+    let started = Instant::now();
+    loop {
+        let out = Command::new(publisher)
+            .args(["push", "examples/flags", "--env", ENVIRONMENT])
+            .args(["--message", "demo start"])
+            .envs(secrets.publisher_env(false))
+            .current_dir(root)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", publisher.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let bucket_missing =
+            text.contains("NoSuchBucket") || text.contains("bucket does not exist");
+        if out.status.success() || !bucket_missing || started.elapsed() > Duration::from_secs(30) {
+            eprint!("{text}");
+            return if out.status.success() {
+                Ok(())
+            } else {
+                Err("the first push failed (see above)".into())
+            };
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `publisher serve` on the demo's store, purging the demo worker, with the two demo tokens.
+fn start_service(root: &Path, state: &Path, publisher: &Path, secrets: &Secrets) -> Result<Child> {
+    let tokens = state.join("serve-tokens.yaml");
+    write_private(
+        &tokens,
+        &format!(
+            "tokens:\n  - name: demo-admin\n    sha256: \"{}\"\n    roles: {{\"*\": [admin]}}\n  \
+             - name: demo-approver\n    sha256: \"{}\"\n    roles: {{dev: [read], prod: [read, approve]}}\n",
+            sha256_hex(&secrets.admin_token)?,
+            sha256_hex(&secrets.approver_token)?,
+        ),
+    )?;
+    let config = state.join("serve.yaml");
+    write_private(
+        &config,
+        &format!(
+            "# Written by `cargo xtask demo`: the service on the demo's store and worker.\n\
+             listen: 127.0.0.1:{SERVICE_PORT}\nstore: s3://{BUCKET}\nflags: {flags}\n\
+             tokens: serve-tokens.yaml\npurge: http://127.0.0.1:{WORKER_PORT}\n\
+             environments:\n  - name: {ENVIRONMENT}\n    edges: [http://127.0.0.1:{WORKER_PORT}]\n\
+             \x20 - name: prod\n    approval: {{ ttl: 24h }}\n",
+            flags = root.join("examples/flags").display(),
+        ),
+    )?;
+    let log =
+        fs::File::create(state.join("serve.log")).map_err(|e| format!("cannot create log: {e}"))?;
+    eprintln!(
+        "demo: starting the service (publisher serve on 127.0.0.1:{SERVICE_PORT}, log .demo/serve.log)"
+    );
+    Command::new(publisher)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .envs(secrets.publisher_env(true))
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start the service: {e}"))
+}
+
+/// SHA-256 of `text` in hex (coreutils' sha256sum: xtask keeps no crypto dependency).
+fn sha256_hex(text: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run sha256sum: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .ok_or_else(|| "sha256sum printed nothing".to_owned())
+}
+
 fn start_worker(root: &Path, state: &Path, secrets: &Secrets) -> Result<Child> {
     let vars = [
         ("FLAGS_ENV", ENVIRONMENT.to_owned()),
@@ -225,8 +307,17 @@ fn start_worker(root: &Path, state: &Path, secrets: &Secrets) -> Result<Child> {
 
 fn write_env_file(state: &Path, secrets: &Secrets) -> Result<PathBuf> {
     let path = state.join("env.sh");
-    let body: String = secrets
-        .publisher_env(true)
+    let mut vars = secrets.publisher_env(true);
+    vars.extend([
+        ("IDENTITY_SECRET", secrets.identity.clone()),
+        ("DEMO_ADMIN_TOKEN", secrets.admin_token.clone()),
+        ("DEMO_APPROVER_TOKEN", secrets.approver_token.clone()),
+        (
+            "FLAGS_SERVE_URL",
+            format!("http://127.0.0.1:{SERVICE_PORT}"),
+        ),
+    ]);
+    let body: String = vars
         .iter()
         .map(|(k, v)| format!("export {k}={v}\n"))
         .collect();

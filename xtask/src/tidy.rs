@@ -47,7 +47,7 @@ pub const WALLS: &[Wall] = &[
     },
     Wall {
         krate: "flags-store",
-        forbidden: &["axum", "tower-http", "clap", "flags-serve"],
+        forbidden: &["axum", "clap", "flags-serve", "publisher"],
         why: "the store floor serves no HTTP and parses no command line",
     },
     Wall {
@@ -69,8 +69,8 @@ pub const WALLS: &[Wall] = &[
             "flags-compile",
             "flags-store",
             "flags-serve",
-            "tokio",
             "aws-",
+            "reqwest",
         ],
         why: "nothing at the edge depends on the publisher",
     },

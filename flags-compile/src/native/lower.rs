@@ -431,7 +431,7 @@ impl Compiler {
         ok.then_some(Serve::Split(Split { bucket_by, weights }))
     }
 
-    /// `serve: {rollout: {...}}` (`compile/schedule.rs`): the first stage's split.
+    /// `serve: {rollout: {...}}` (`schedule.rs`): the first stage's split.
     fn rollout(
         &mut self,
         at: &At<'_>,

@@ -1,6 +1,6 @@
 //! Progressive rollouts: `rollout status` and `rollout tick` over an environment's schedules.
 //!
-//! The schedules (compiled from the flag files by `compile/schedule.rs`) and where each stands
+//! The schedules (compiled from the flag files by `flags_compile::schedule`) and where each stands
 //! live in the version records (`VersionRecord::rollouts`), carried from version to version. A
 //! tick starts from the deployed blob, as a kill does, so it needs no Git checkout; it
 //! advances every due stage whose health check passes, and publishes once through the one

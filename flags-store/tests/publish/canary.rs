@@ -1,7 +1,7 @@
 //! Canary versions through the publishing library on the embedded local store: the pointer's
 //! canary half, what promote / abort / kill / rollback do to it, that pointers written before
 //! canaries existed still load, and that racing canary pushes cannot both win. (The worker
-//! serving a canary to its share of users is `tests/tests/e2e_canary.rs`.)
+//! serving a canary to its share of users is `tests/tests/e2e/e2e_canary.rs`.)
 
 use crate::common::{environment, examples, provenance, published};
 use flags_store::layout::{Action, Share};

@@ -1,7 +1,7 @@
 //! `kill` / `unkill` through the publishing library on the embedded local store: what gets
 //! published, what the edge then serves, what the audit trail says, and that a kill survives
 //! a later push until someone undoes it. (The S3 + worker + purge path is covered end to end in
-//! `tests/tests/e2e_kill_switch.rs`.)
+//! `tests/tests/e2e/e2e_kill_switch.rs`.)
 
 use crate::common::{environment, examples, provenance, published};
 use flags_store::layout::Action;

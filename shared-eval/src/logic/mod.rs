@@ -8,7 +8,7 @@
 //! then only walks the tree.
 //!
 //! Semantics follow the official flagd evaluator (`@openfeature/flagd-core` 4.0.1 and its
-//! json-logic-engine), checked by running it (tests/tests/flagd_differential.rs): `null` counts
+//! json-logic-engine), checked by running it (tests/tests/flagd/flagd_differential.rs): `null` counts
 //! as a missing `var` but not as `missing`, arithmetic and ordering on non-numbers are errors
 //! (GENERAL), custom operators return `null` (not `false`) on bad input, `fractional` uses
 //! murmur3 and `(hash * totalWeight) >> 32` ("v2"). Known differences are listed in

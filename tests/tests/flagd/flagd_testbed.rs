@@ -1,7 +1,7 @@
 //! flagd-testbed conformance: every scenario of the testbed's evaluator features, run against
 //! `testkit-flags.json` compiled by our flagd import and evaluated by `shared_eval::evaluate`.
 //!
-//! Run with `cargo test -p integration-tests --test flagd_testbed`; it prints the per-feature
+//! Run with `cargo test -p integration-tests --test flagd flagd_testbed::`; it prints the per-feature
 //! counts and a total. `FLAGD_TESTBED_FILTER=semver` runs only the features whose file name
 //! contains `semver`. The features are read in place from the testbed directory (see
 //! [`integration_tests::FLAGD_TESTBED`]), never copied.
