@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::setup::WASM_BINDGEN_VERSION;
+use crate::setup::{WASM_BINDGEN_VERSION, has_version};
 use crate::util::{Result, cargo_bin, run};
-use crate::worker::{evaluator_opt_level, has_version, wasm_profile_args, worker_opt_level};
+use crate::worker::{evaluator_opt_level, wasm_profile_args, worker_opt_level};
 
 const WORKLOADS: &[(&str, &str)] = &[
     ("evaluate_all", "evaluate-all, 100 flags, one user"),

@@ -3,6 +3,7 @@
 //! wrk (Debian) is for the load-with-faults test. Each step first asks the installed tool for its version and skips the install when it
 //! matches, because the two `cargo install`s alone take ~17 minutes on these machines.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::util::{Result, cache_dir, cargo_bin, output_of, project_root, run as sh};
@@ -80,7 +81,7 @@ fn npm_packages() -> Result {
         (Ok(lock), Ok(stamp)) => stamp >= lock,
         _ => false,
     };
-    if fresh && crate::worker::wasm_opt_ready(&root) {
+    if fresh && wasm_opt_ready(&root) {
         return Ok(());
     }
     npm_ci(&root)
@@ -137,4 +138,26 @@ fn wrk() -> Result {
     sh(Command::new("apt-get")
         .args(["install", "-y", "-qq", "wrk"])
         .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Where npm puts binaryen's wasm-opt.
+pub fn wasm_opt_path(root: &Path) -> std::path::PathBuf {
+    root.join("node_modules/.bin/wasm-opt")
+}
+
+/// Whether npm's wasm-opt is installed at the version the build needs.
+pub fn wasm_opt_ready(root: &Path) -> bool {
+    has_version(&wasm_opt_path(root), BINARYEN_VERSION)
+}
+
+/// Whether `binary --version` prints `version`.
+pub fn has_version(binary: &Path, version: &str) -> bool {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .any(|w| w == version)
+        })
 }

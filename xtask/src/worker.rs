@@ -13,7 +13,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::setup::{BINARYEN_VERSION, WASM_BINDGEN_VERSION, WORKER_BUILD_VERSION};
+use crate::setup::{
+    self, BINARYEN_VERSION, WASM_BINDGEN_VERSION, WORKER_BUILD_VERSION, has_version, wasm_opt_path,
+    wasm_opt_ready,
+};
 use crate::util::cargo_bin;
 
 /// The built module, relative to the repository root.
@@ -116,15 +119,6 @@ pub fn worker_opt_level() -> String {
     std::env::var("WORKER_OPT_LEVEL").unwrap_or_else(|_| "z".into())
 }
 
-fn wasm_opt_path(root: &Path) -> std::path::PathBuf {
-    root.join("node_modules/.bin/wasm-opt")
-}
-
-/// Whether npm's wasm-opt is installed at the version the build needs.
-pub fn wasm_opt_ready(root: &Path) -> bool {
-    has_version(&wasm_opt_path(root), BINARYEN_VERSION)
-}
-
 /// Runs `npm ci` when wasm-opt is missing or another version (a fresh checkout, or
 /// node_modules installed without dev dependencies), so a build never needs a manual step.
 fn ensure_wasm_opt(root: &Path) -> Result<(), String> {
@@ -132,7 +126,7 @@ fn ensure_wasm_opt(root: &Path) -> Result<(), String> {
         return Ok(());
     }
     eprintln!("worker-build: wasm-opt (binaryen {BINARYEN_VERSION}) is missing: running npm ci");
-    crate::setup::npm_ci(root)?;
+    setup::npm_ci(root)?;
     if wasm_opt_ready(root) {
         Ok(())
     } else {
@@ -141,18 +135,6 @@ fn ensure_wasm_opt(root: &Path) -> Result<(), String> {
              `npm ci`: check package.json"
         ))
     }
-}
-
-/// Whether `binary --version` prints `version`.
-pub fn has_version(binary: &Path, version: &str) -> bool {
-    Command::new(binary)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .any(|w| w == version)
-        })
 }
 
 fn check_version(binary: &Path, version: &str, install: &str) -> Result<(), String> {
