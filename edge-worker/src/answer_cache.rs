@@ -34,7 +34,7 @@ use std::collections::VecDeque;
 
 use shared_eval::{Evaluation, Snapshot};
 
-use crate::ofrep::{Served, Track};
+use crate::served::{Served, Track};
 
 /// Most answers kept per isolate.
 pub const MAX_ENTRIES: usize = 256;

@@ -29,6 +29,7 @@ pub mod isolate;
 pub mod limits;
 pub mod loader;
 pub mod ofrep;
+pub mod served;
 pub mod sigv4;
 pub mod telemetry;
 pub mod verified_tokens;
