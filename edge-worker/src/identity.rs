@@ -20,7 +20,9 @@ use sha2::Sha256;
 
 use crate::error::ApiError;
 use crate::limits::MAX_TOKEN_BYTES;
-use crate::verified_tokens::{self, Hit, Verified};
+use verified_tokens::{Hit, Verified};
+
+pub mod verified_tokens;
 
 /// Cookie carrying the token for browser requests.
 pub const TOKEN_COOKIE: &str = "ff_token";
@@ -447,7 +449,7 @@ mod tests {
         };
         // More tokens than the cache holds, each resolved twice (miss, then hit or re-verify).
         for round in 0..2 {
-            for i in 0..crate::verified_tokens::CAPACITY + 8 {
+            for i in 0..verified_tokens::CAPACITY + 8 {
                 let sub = format!("user-{i}");
                 let id = resolve(Some(&mint(&sub)), Some(SECRET), ENV, NOW).unwrap();
                 assert_eq!(

@@ -32,7 +32,6 @@ pub mod ofrep;
 pub mod served;
 pub mod sigv4;
 pub mod telemetry;
-pub mod verified_tokens;
 
 /// Path of the purge endpoint.
 pub const PURGE_PATH: &str = "/_flags/purge";
