@@ -2,8 +2,9 @@
 //!
 //! The token comes from `Authorization: Bearer <jwt>` or, for browsers, the `ff_token` cookie.
 //! Its `sub` becomes the targeting key and its other non-registered claims become *signed*
-//! attributes; the request body can add unsigned attributes but never override these (the
-//! evaluator looks in the signed set first and reads unsigned ones only where a flag allows).
+//! attributes ([`shared_eval::claims`], the rule the publisher's `eval` shares); the request
+//! body can add unsigned attributes but never override these (the evaluator looks in the
+//! signed set first and reads unsigned ones only where a flag allows).
 //! No token means an anonymous identity: nothing signed, so permission flags are never served.
 //!
 //! What binds a token to an environment: its secret, and its `aud` claim. A token with `aud`
@@ -26,9 +27,6 @@ pub mod verified_tokens;
 
 /// Cookie carrying the token for browser requests.
 pub const TOKEN_COOKIE: &str = "ff_token";
-
-/// Registered JWT claims: about the token, not the user, so never exposed as attributes.
-const REGISTERED_CLAIMS: [&str; 7] = ["sub", "exp", "nbf", "iat", "iss", "aud", "jti"];
 
 /// Most claims read from one token (bounds the signed context like the body limit bounds the
 /// unsigned one).
@@ -169,17 +167,13 @@ fn verify_and_remember(
     {
         return Err(ApiError::TokenWrongAudience);
     }
-    let subject = match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    match claims.get(shared_eval::claims::SUBJECT) {
+        Some(Value::String(s)) if !s.is_empty() => {}
         _ => return Err(ApiError::TokenInvalid),
-    };
-    let mut signed: Map<String, Value> = claims
-        .into_iter()
-        .filter(|(name, _)| !REGISTERED_CLAIMS.contains(&name.as_str()))
-        .collect();
-    signed.insert("targetingKey".into(), Value::String(subject));
+    }
     let identity = Identity {
-        signed,
+        // Registered claims dropped, `sub` as the targeting key: shared-eval's one rule.
+        signed: shared_eval::claims::signed_attributes(claims),
         verified: true,
     };
     verified_tokens::store(

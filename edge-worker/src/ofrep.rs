@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shared_eval::{Context, Evaluation, Snapshot};
+use shared_eval::{Context, Evaluation};
 
 use crate::answer_cache::{self, Answer, Variants};
 use crate::error::ApiError;
@@ -122,7 +122,7 @@ pub fn handle(
     let mut unsigned = unsigned;
     if identity.verified {
         // The token's subject is the targeting key; the body may not restate it.
-        unsigned.remove("targetingKey");
+        shared_eval::claims::drop_restated_targeting_key(&mut unsigned);
     }
     let context = Context::with_unsigned(&identity.signed, &unsigned, identity.verified);
     // The same targeting key a split buckets by: the token's subject, else the body's.
@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_canary_answers_its_share_of_users_and_says_so() {
-        use shared_eval::{Blob, Body, Header};
+        use shared_eval::{Blob, Body, Header, Snapshot};
         let snapshot = |version: u64| {
             let header = Header {
                 environment: "prod".into(),

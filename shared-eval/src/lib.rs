@@ -12,6 +12,8 @@
 //! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, and flagd's murmur3
 //!   `fractional` for imported flags.
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
+//! - [`claims`]: a verified identity token's claims as signed attributes (registered claims
+//!   dropped, `sub` as `targetingKey`), one rule for the edge and the publisher's `eval`.
 //! - [`parse_json`] (module `decode`): JSON to serde_json's `Value` as serde_json reads it, for
 //!   the edge, which links no serde deserializer.
 //! - Helpers shared with the compiler, so both sides parse alike: `compile_regex` (feature
@@ -34,6 +36,7 @@ extern crate std;
 mod blob;
 mod bucket;
 mod check;
+pub mod claims;
 mod context;
 mod datetime;
 mod decode;
