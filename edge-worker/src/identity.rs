@@ -12,6 +12,9 @@
 //! environment it names, so a `dev` token is refused by `prod` even when both share a secret.
 //! A token without `aud` is valid wherever its secret is: give each environment its own secret,
 //! or mint tokens with `aud` (`publisher token --claim aud=prod`).
+//!
+//! The operator's bearer token (`PURGE_TOKEN`, for `/_flags/purge` and `/_flags/notify`) is
+//! checked here too ([`bearer_matches`]); the verified-token cache is [`verified_tokens`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,6 +71,26 @@ pub fn token_from_headers<'a>(
         let (name, value) = pair.split_once('=')?;
         (name.trim() == TOKEN_COOKIE).then(|| value.trim())
     })
+}
+
+/// Whether a presented bearer token (the `Authorization` header) equals the configured one
+/// (the operator's `PURGE_TOKEN`), compared in constant time.
+pub fn bearer_matches(authorization: Option<&str>, expected: &str) -> bool {
+    let Some(token) = token_from_headers(authorization, None) else {
+        return false;
+    };
+    // Comparing HMACs of both sides keeps the comparison constant-time whatever the lengths.
+    let mac = |bytes: &[u8]| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"purge-token-compare").ok()?;
+        mac.update(bytes);
+        Some(mac)
+    };
+    match (mac(token.as_bytes()), mac(expected.as_bytes())) {
+        (Some(presented), Some(expected)) => {
+            presented.verify(&expected.finalize().into_bytes()).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// A token as the request presented it, with the digest that keys its cache entries (the
@@ -497,6 +520,14 @@ mod tests {
             resolve(Some(&mint(json!("prod"))), Some(SECRET), "", NOW),
             Err(ApiError::TokenWrongAudience)
         );
+    }
+
+    #[test]
+    fn purge_token_must_match_exactly() {
+        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(Some("s3cret"), "s3cret"));
+        assert!(!bearer_matches(None, "s3cret"));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! Any failure (origin down or slow, 404, bad pointer, hash mismatch, corrupt gzip, bad JSON,
 //! unknown schema, wrong environment) keeps the current blob, is recorded for the health
 //! endpoint, and delays the next attempt with exponential backoff. The pure parts (pointer
-//! and blob decoding, the retry state) live here and test natively; the I/O is in `io`.
+//! and blob decoding, the retry state) live here and test natively; the I/O is the Workers
+//! runtime's, in `runtime/loader_io.rs` (wasm32 only).
 
 use std::fmt;
 
@@ -19,6 +20,14 @@ use shared_eval::{BlobError, CanaryRef, MAX_BLOB_BYTES, Pointer, Sealed, Snapsho
 
 use crate::gunzip::{GunzipError, gunzip};
 use crate::sigv4::hex;
+
+/// Path prefix of the colo cache entries (never routed to a browser: the worker 404s it).
+pub const CACHE_KEY_PREFIX: &str = "/_flags/cache/";
+
+/// The colo cache key of an environment's blob, under the worker's own origin.
+pub fn cache_key(own_origin: &str, environment: &str) -> String {
+    format!("{own_origin}{CACHE_KEY_PREFIX}{environment}")
+}
 
 /// Longest wait between failed attempts.
 pub const MAX_BACKOFF_MS: u64 = 5_000;
@@ -368,9 +377,6 @@ pub fn backoff_ms(failures: u32, revalidate_ms: u64) -> u64 {
         .saturating_mul(1u64 << doublings)
         .min(MAX_BACKOFF_MS.max(revalidate_ms))
 }
-
-#[cfg(target_arch = "wasm32")]
-pub(crate) mod io;
 
 #[cfg(test)]
 mod tests {

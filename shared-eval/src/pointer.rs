@@ -34,8 +34,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use alloc::format;
 use alloc::borrow::ToOwned as _;
+use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
@@ -307,7 +307,7 @@ impl Share {
     /// canary serves no one, which is what an abort is for).
     pub fn from_percent(percent: f64) -> Option<Share> {
         let buckets = buckets_of(percent);
-        (buckets >= 1 && buckets <= BUCKETS).then_some(Share(buckets))
+        (1..=BUCKETS).contains(&buckets).then_some(Share(buckets))
     }
 
     /// The share as a percentage.

@@ -1,18 +1,20 @@
 //! The loader's I/O in the Workers runtime: isolate state, the colo Cache API, the origins.
+//! Every decision it acts on (pointer and blob checks, the retry schedule, the cache entry's
+//! canary header) is [`crate::loader`]'s, plain Rust tested natively.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
+use shared_eval::{CanaryRef, Pointer};
 use worker::{AbortController, Cache, Delay, Env, Fetch, Headers, Method, Response};
 
-use shared_eval::{CanaryRef, Pointer};
-
-use super::{
-    CanarySplit, LoadError, Loaded, LoadedCanary, Schedule, Source, decode_blob_with, parse_pointer,
-};
 use crate::config::{Config, Origin, bindings};
+use crate::loader::{
+    CanarySplit, LoadError, Loaded, LoadedCanary, Schedule, Source, canary_header,
+    decode_blob_with, parse_pointer,
+};
 
 /// Response headers on the colo cache entry describing the blob it holds.
 const SHA_HEADER: &str = "X-Flags-Sha256";
@@ -68,7 +70,7 @@ async fn native_sha256(bytes: &[u8]) -> [u8; 32] {
     };
     match subtle.await {
         Some(digest) => digest,
-        None => super::sha256(bytes),
+        None => crate::loader::sha256(bytes),
     }
 }
 
@@ -461,7 +463,7 @@ async fn fill_cache(
         headers.set(CONTENT_HASH_HEADER, content_hash)?;
     }
     if let Some(canary) = &pointer.canary {
-        headers.set(CANARY_HEADER, &super::canary_header(canary))?;
+        headers.set(CANARY_HEADER, &canary_header(canary))?;
     }
     let response = Response::from_bytes(gz.to_vec())?.with_headers(headers);
     cache.put(key, response).await
@@ -548,7 +550,7 @@ async fn http_get(
             .set(name, value)
             .map_err(|_| LoadError::Config("origin header".into()))?;
     }
-    let request = crate::glue::outbound_request(url, Method::Get, &request_headers, None)
+    let request = super::glue::outbound_request(url, Method::Get, &request_headers, None)
         .ok_or_else(|| LoadError::Config("origin URL is invalid".into()))?;
     let mut response = Fetch::Request(request)
         .send_with_signal(signal)
