@@ -64,6 +64,7 @@ pub enum Route<'a> {
 }
 
 /// The route of a request. `method` is the runtime's name for it (`GET`, `POST`, ...).
+#[inline]
 pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     let only = |wanted: &str, route: Route<'a>| {
         if method == wanted {

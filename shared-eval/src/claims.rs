@@ -45,16 +45,13 @@ pub fn is_registered(name: &str) -> bool {
 
 /// A verified token's claims as signed attributes: registered claims dropped, `sub` (when
 /// present) as [`TARGETING_KEY`].
-pub fn signed_attributes(claims: Map<String, Value>) -> Map<String, Value> {
-    let subject = claims.get(SUBJECT).cloned();
-    let mut signed: Map<String, Value> = claims
-        .into_iter()
-        .filter(|(name, _)| !is_registered(name))
-        .collect();
+pub fn signed_attributes(mut claims: Map<String, Value>) -> Map<String, Value> {
+    let subject = claims.remove(SUBJECT);
+    claims.retain(|name, _| !is_registered(name));
     if let Some(subject) = subject {
-        signed.insert(TARGETING_KEY.into(), subject);
+        claims.insert(TARGETING_KEY.into(), subject);
     }
-    signed
+    claims
 }
 
 /// The request body's attributes beside a verified token: the token's subject is the
