@@ -3,19 +3,20 @@
 //!
 //! - The bulk answer carries `eventStreams: [{type: "sse", endpoint: {requestUri}}]`
 //!   ([`stream_entry`]) naming `GET /ofrep/v1/events/{env}?since={version}`.
-//! - That stream is held by one Durable Object per environment ([`hub`], class `EventHub`):
+//! - That stream is held by one Durable Object per environment (class `EventHub`):
 //!   every isolate's connections end there, so one notification fans out to all of them.
 //! - A publish notifies after its purge: the worker's `POST /_flags/purge` tells the object,
 //!   and `POST /_flags/notify` (same bearer token) does it alone for deployments that purge
 //!   through Cloudflare's API. The object first loads the new blob itself (so the origin
 //!   really serves it), then sends `refetchEvaluation` with the version's [`config_etag`].
 //! - The provider refetches with `?flagConfigEtag=...`; an isolate still serving an older
-//!   version catches up before answering ([`hub::catch_up`]), so an announced version is
+//!   version catches up before answering (`runtime::hub::catch_up`), so an announced version is
 //!   never answered with the old flags.
 //!
 //! Messages carry no user data (only the environment's version), so the stream URL carries no
 //! secret at all; CORS is the OFREP routes' allowlist. The pure parts (message format, ids,
-//! parsing, decisions) are here and test natively; the runtime parts are in [`hub`].
+//! parsing, decisions) are here and test natively; the runtime parts (the object, the routes'
+//! calls to it, the catch-up) are in `runtime/hub.rs` (wasm32 only).
 
 use serde_json::{Value, json};
 
@@ -244,9 +245,6 @@ pub fn wrong_environment_reply() -> Reply {
 pub fn parse_notify_body(body: &[u8]) -> Option<u64> {
     shared_eval::parse_json(body).ok()?.get("version")?.as_u64()
 }
-
-#[cfg(target_arch = "wasm32")]
-pub mod hub;
 
 #[cfg(test)]
 mod tests {

@@ -79,6 +79,21 @@ pub fn document(
     doc
 }
 
+/// Adds this isolate's own state to a health document: `isolate` (start time, request count),
+/// `telemetry` (its evaluation counts) and `answer_cache` (hits, misses, size).
+pub fn with_isolate(mut doc: Value) -> Value {
+    if let Some(fields) = doc.as_object_mut() {
+        fields.insert("isolate".into(), crate::isolate::document());
+        let telemetry = crate::telemetry::with_tally(|t| t.document());
+        fields.insert("telemetry".into(), telemetry);
+        fields.insert(
+            "answer_cache".into(),
+            crate::answer_cache::stats().document(),
+        );
+    }
+    doc
+}
+
 /// The health reply: never cached, since it describes one isolate at one instant.
 pub fn reply(document: &Value) -> Reply {
     Reply::json(200, serde_json::to_vec(document).unwrap_or_default())
@@ -89,6 +104,14 @@ pub fn reply(document: &Value) -> Reply {
 mod tests {
     use super::*;
     use crate::loader::LoadError;
+
+    #[test]
+    fn the_isolates_own_state_is_added() {
+        let doc = with_isolate(json!({"environment": "prod"}));
+        for field in ["environment", "isolate", "telemetry", "answer_cache"] {
+            assert!(doc.get(field).is_some(), "{field} in {doc}");
+        }
+    }
 
     #[test]
     fn cold_isolate_reports_its_last_error() {

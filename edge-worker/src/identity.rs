@@ -2,8 +2,9 @@
 //!
 //! The token comes from `Authorization: Bearer <jwt>` or, for browsers, the `ff_token` cookie.
 //! Its `sub` becomes the targeting key and its other non-registered claims become *signed*
-//! attributes; the request body can add unsigned attributes but never override these (the
-//! evaluator looks in the signed set first and reads unsigned ones only where a flag allows).
+//! attributes ([`shared_eval::claims`], the rule the publisher's `eval` shares); the request
+//! body can add unsigned attributes but never override these (the evaluator looks in the
+//! signed set first and reads unsigned ones only where a flag allows).
 //! No token means an anonymous identity: nothing signed, so permission flags are never served.
 //!
 //! What binds a token to an environment: its secret, and its `aud` claim. A token with `aud`
@@ -11,6 +12,9 @@
 //! environment it names, so a `dev` token is refused by `prod` even when both share a secret.
 //! A token without `aud` is valid wherever its secret is: give each environment its own secret,
 //! or mint tokens with `aud` (`publisher token --claim aud=prod`).
+//!
+//! The operator's bearer token (`PURGE_TOKEN`, for `/_flags/purge` and `/_flags/notify`) is
+//! checked here too ([`bearer_matches`]); the verified-token cache is [`verified_tokens`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,13 +24,12 @@ use sha2::Sha256;
 
 use crate::error::ApiError;
 use crate::limits::MAX_TOKEN_BYTES;
-use crate::verified_tokens::{self, Hit, Verified};
+use verified_tokens::{Hit, Verified};
+
+pub mod verified_tokens;
 
 /// Cookie carrying the token for browser requests.
 pub const TOKEN_COOKIE: &str = "ff_token";
-
-/// Registered JWT claims: about the token, not the user, so never exposed as attributes.
-const REGISTERED_CLAIMS: [&str; 7] = ["sub", "exp", "nbf", "iat", "iss", "aud", "jti"];
 
 /// Most claims read from one token (bounds the signed context like the body limit bounds the
 /// unsigned one).
@@ -68,6 +71,26 @@ pub fn token_from_headers<'a>(
         let (name, value) = pair.split_once('=')?;
         (name.trim() == TOKEN_COOKIE).then(|| value.trim())
     })
+}
+
+/// Whether a presented bearer token (the `Authorization` header) equals the configured one
+/// (the operator's `PURGE_TOKEN`), compared in constant time.
+pub fn bearer_matches(authorization: Option<&str>, expected: &str) -> bool {
+    let Some(token) = token_from_headers(authorization, None) else {
+        return false;
+    };
+    // Comparing HMACs of both sides keeps the comparison constant-time whatever the lengths.
+    let mac = |bytes: &[u8]| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"purge-token-compare").ok()?;
+        mac.update(bytes);
+        Some(mac)
+    };
+    match (mac(token.as_bytes()), mac(expected.as_bytes())) {
+        (Some(presented), Some(expected)) => {
+            presented.verify(&expected.finalize().into_bytes()).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// A token as the request presented it, with the digest that keys its cache entries (the
@@ -167,17 +190,13 @@ fn verify_and_remember(
     {
         return Err(ApiError::TokenWrongAudience);
     }
-    let subject = match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    match claims.get(shared_eval::claims::SUBJECT) {
+        Some(Value::String(s)) if !s.is_empty() => {}
         _ => return Err(ApiError::TokenInvalid),
-    };
-    let mut signed: Map<String, Value> = claims
-        .into_iter()
-        .filter(|(name, _)| !REGISTERED_CLAIMS.contains(&name.as_str()))
-        .collect();
-    signed.insert("targetingKey".into(), Value::String(subject));
+    }
     let identity = Identity {
-        signed,
+        // Registered claims dropped, `sub` as the targeting key: shared-eval's one rule.
+        signed: shared_eval::claims::signed_attributes(claims),
         verified: true,
     };
     verified_tokens::store(
@@ -447,7 +466,7 @@ mod tests {
         };
         // More tokens than the cache holds, each resolved twice (miss, then hit or re-verify).
         for round in 0..2 {
-            for i in 0..crate::verified_tokens::CAPACITY + 8 {
+            for i in 0..verified_tokens::CAPACITY + 8 {
                 let sub = format!("user-{i}");
                 let id = resolve(Some(&mint(&sub)), Some(SECRET), ENV, NOW).unwrap();
                 assert_eq!(
@@ -501,6 +520,14 @@ mod tests {
             resolve(Some(&mint(json!("prod"))), Some(SECRET), "", NOW),
             Err(ApiError::TokenWrongAudience)
         );
+    }
+
+    #[test]
+    fn purge_token_must_match_exactly() {
+        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(Some("s3cret"), "s3cret"));
+        assert!(!bearer_matches(None, "s3cret"));
     }
 
     #[test]

@@ -10,22 +10,27 @@
 //! Any failure (origin down or slow, 404, bad pointer, hash mismatch, corrupt gzip, bad JSON,
 //! unknown schema, wrong environment) keeps the current blob, is recorded for the health
 //! endpoint, and delays the next attempt with exponential backoff. The pure parts (pointer
-//! and blob decoding, the retry state) live here and test natively; the I/O is in `io`.
+//! and blob decoding, the retry state) live here and test natively; the I/O is the Workers
+//! runtime's, in `runtime/loader_io.rs` (wasm32 only).
 
 use std::fmt;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
-use shared_eval::{BlobError, MAX_BLOB_BYTES, Sealed, Snapshot};
+use shared_eval::{BlobError, CanaryRef, MAX_BLOB_BYTES, Pointer, Sealed, Snapshot};
 
 use crate::gunzip::{GunzipError, gunzip};
 use crate::sigv4::hex;
 
+/// Path prefix of the colo cache entries (never routed to a browser: the worker 404s it).
+pub const CACHE_KEY_PREFIX: &str = "/_flags/cache/";
+
+/// The colo cache key of an environment's blob, under the worker's own origin.
+pub fn cache_key(own_origin: &str, environment: &str) -> String {
+    format!("{own_origin}{CACHE_KEY_PREFIX}{environment}")
+}
+
 /// Longest wait between failed attempts.
 pub const MAX_BACKOFF_MS: u64 = 5_000;
-
-/// Largest pointer object read.
-const MAX_POINTER_BYTES: usize = 4096;
 
 /// Why a load failed. `Display` is what the health endpoint shows: no URLs, no secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,96 +100,6 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// `<env>/current.json`, as the publisher writes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pointer {
-    /// The environment's version.
-    pub version: u64,
-    /// Blob key relative to the environment: `blobs/<sha256>.json.gz`.
-    pub blob: String,
-    /// Hex SHA-256 of the `.gz` bytes.
-    pub sha256: String,
-    /// The blob body's content hash (`sha256:<hex>`), checked when the runtime hands us the
-    /// blob already gunzipped (see [`decode_blob`]).
-    pub content_hash: Option<String>,
-    /// The canary served beside the blob above to a share of users; absent when none runs
-    /// (and in every pointer written before canaries existed).
-    pub canary: Option<CanaryPointer>,
-}
-
-/// The pointer's canary half (ARCHITECTURE.md, store layout).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CanaryPointer {
-    /// Blob key relative to the environment: `blobs/<sha256>.json.gz`.
-    pub blob: String,
-    /// Hex SHA-256 of the `.gz` bytes.
-    pub sha256: String,
-    /// The blob body's content hash.
-    pub content_hash: Option<String>,
-    /// Share of users, in percent (0.001 steps).
-    pub percent: f64,
-    /// Bucketing salt, fixed for the canary's life.
-    pub salt: String,
-    /// The version that started the canary.
-    pub since: u64,
-}
-
-impl Pointer {
-    /// The pointer in `json`, or `None` when a field is missing or of the wrong type (an absent
-    /// or `null` `content_hash` or `canary` is `None`; unknown fields are ignored).
-    fn from_json(json: &Value) -> Option<Pointer> {
-        Some(Pointer {
-            version: json.get("version")?.as_u64()?,
-            blob: string(json, "blob")?,
-            sha256: string(json, "sha256")?,
-            content_hash: optional(json, "content_hash", |v| Some(v.as_str()?.to_owned()))?,
-            canary: optional(json, "canary", CanaryPointer::from_json)?,
-        })
-    }
-}
-
-fn string(json: &Value, name: &str) -> Option<String> {
-    Some(json.get(name)?.as_str()?.to_owned())
-}
-
-/// An optional field: `Some(None)` when absent or `null`, `None` when present but unreadable.
-fn optional<T>(
-    json: &Value,
-    name: &str,
-    read: impl FnOnce(&Value) -> Option<T>,
-) -> Option<Option<T>> {
-    match json.get(name) {
-        None | Some(Value::Null) => Some(None),
-        Some(value) => read(value).map(Some),
-    }
-}
-
-impl CanaryPointer {
-    /// The canary half in `json` (the pointer's `canary`, or a colo cache entry's header), as
-    /// [`Pointer`] reads its fields.
-    pub fn from_json(json: &Value) -> Option<CanaryPointer> {
-        Some(CanaryPointer {
-            blob: string(json, "blob")?,
-            sha256: string(json, "sha256")?,
-            content_hash: optional(json, "content_hash", |v| Some(v.as_str()?.to_owned()))?,
-            percent: json.get("percent")?.as_f64()?,
-            salt: string(json, "salt")?,
-            since: json.get("since")?.as_u64()?,
-        })
-    }
-
-    /// Who gets the canary.
-    pub fn split(&self) -> CanarySplit {
-        let buckets = (self.percent * f64::from(shared_eval::BUCKETS) / 100.0).round();
-        CanarySplit {
-            // Checked to be in range by `parse_pointer`.
-            buckets: buckets.clamp(0.0, f64::from(shared_eval::BUCKETS)) as u32,
-            salt: self.salt.clone(),
-            since: self.since,
-        }
-    }
-}
-
 /// Which users a canary serves: those whose `bucket(salt, targeting key)` is below `buckets`
 /// (shared-eval's own bucketing, so it is the same in every isolate and every colo, and a larger
 /// share only adds users). Requests without a targeting key get stable.
@@ -199,6 +114,16 @@ pub struct CanarySplit {
 }
 
 impl CanarySplit {
+    /// Who gets the canary the pointer names.
+    pub fn of(canary: &CanaryRef) -> CanarySplit {
+        CanarySplit {
+            // `Pointer::parse` read the share as buckets (at most `BUCKETS`).
+            buckets: canary.percent.buckets(),
+            salt: canary.salt.clone(),
+            since: canary.since,
+        }
+    }
+
     /// Whether the user with this targeting key is served the canary.
     pub fn serves(&self, targeting_key: Option<&str>) -> bool {
         targeting_key.is_some_and(|key| shared_eval::bucket(&self.salt, key) < self.buckets)
@@ -210,52 +135,32 @@ impl CanarySplit {
     }
 }
 
-/// Longest canary salt accepted (the publisher writes `canary-<env>-<version>`).
-const MAX_SALT_BYTES: usize = 128;
-
-fn check_blob_name(sha256: &str, blob: &str) -> Result<(), LoadError> {
-    let hex_ok = sha256.len() == 64
-        && sha256
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !hex_ok {
-        return Err(LoadError::BadPointer(
-            "sha256 is not 64 lowercase hex digits",
-        ));
-    }
-    if blob != format!("blobs/{sha256}.json.gz") {
-        return Err(LoadError::BadPointer("blob is not blobs/<sha256>.json.gz"));
-    }
-    Ok(())
-}
-
-/// Parses and checks a pointer. The blob key must be the content-addressed name of `sha256`,
-/// so a pointer cannot send the worker to an arbitrary key.
+/// Parses and checks a pointer ([`Pointer::parse`], shared-eval's one definition of the
+/// format): the blob key must be the content-addressed name of `sha256`, so a pointer cannot
+/// send the worker to an arbitrary key.
 pub fn parse_pointer(bytes: &[u8]) -> Result<Pointer, LoadError> {
-    if bytes.len() > MAX_POINTER_BYTES {
-        return Err(LoadError::BadPointer("larger than 4096 bytes"));
-    }
-    let pointer = shared_eval::parse_json(bytes)
-        .ok()
-        .and_then(|json| Pointer::from_json(&json))
-        .ok_or(LoadError::BadPointer("not the pointer JSON"))?;
-    check_blob_name(&pointer.sha256, &pointer.blob)?;
-    if let Some(canary) = &pointer.canary {
-        check_canary(canary)?;
-    }
-    Ok(pointer)
+    Pointer::parse(bytes).map_err(|error| LoadError::BadPointer(error.reason()))
 }
 
-/// Checks a canary half, from the pointer or from the colo cache entry's header.
-pub fn check_canary(canary: &CanaryPointer) -> Result<(), LoadError> {
-    check_blob_name(&canary.sha256, &canary.blob)?;
-    if !(canary.percent > 0.0 && canary.percent <= 100.0) {
-        return Err(LoadError::BadPointer("canary percent is not in (0, 100]"));
-    }
-    if canary.salt.is_empty() || canary.salt.len() > MAX_SALT_BYTES {
-        return Err(LoadError::BadPointer("canary salt is empty or too long"));
-    }
-    Ok(())
+/// The canary half as the colo cache entry's header value: what [`CanaryRef::from_json`]
+/// reads back as the same canary and [`CanarySplit`].
+pub fn canary_header(canary: &CanaryRef) -> String {
+    let blob = &canary.blob_ref;
+    let percent = match canary.percent.buckets() {
+        // A share of nobody (a hand-written percent below one bucket): a percent that reads
+        // back as one.
+        0 => 0.0001,
+        _ => canary.percent.percent(),
+    };
+    serde_json::json!({
+        "blob": blob.blob,
+        "sha256": blob.sha256,
+        "content_hash": blob.known_content_hash(),
+        "percent": percent,
+        "salt": canary.salt,
+        "since": canary.since,
+    })
+    .to_string()
 }
 
 /// Hex SHA-256.
@@ -473,9 +378,6 @@ pub fn backoff_ms(failures: u32, revalidate_ms: u64) -> u64 {
         .min(MAX_BACKOFF_MS.max(revalidate_ms))
 }
 
-#[cfg(target_arch = "wasm32")]
-pub(crate) mod io;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,11 +497,7 @@ mod tests {
         let good = with(&format!(
             r#"{{"blob":"blobs/{other}.json.gz","sha256":"{other}","percent":12.5,"salt":"canary-prod-5","since":5}}"#
         ));
-        let split = parse_pointer(good.as_bytes())
-            .unwrap()
-            .canary
-            .unwrap()
-            .split();
+        let split = CanarySplit::of(&parse_pointer(good.as_bytes()).unwrap().canary.unwrap());
         assert_eq!(
             (split.buckets, split.salt.as_str(), split.since),
             (12_500, "canary-prod-5", 5)
@@ -618,6 +516,35 @@ mod tests {
             r#"{"percent":5}"#.to_owned(),
         ] {
             assert!(parse_pointer(with(&bad).as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cache_entrys_canary_header_reads_back_as_the_same_canary() {
+        let other = "cd".repeat(32);
+        for (percent, buckets) in [
+            ("12.5", 12_500),
+            ("5", 5_000),
+            ("100", 100_000),
+            ("0.0001", 0),
+        ] {
+            let pointer = format!(
+                r#"{{"version":5,"blob":"blobs/{other}.json.gz","sha256":"{other}","canary":
+                    {{"blob":"blobs/{other}.json.gz","sha256":"{other}","percent":{percent},
+                      "salt":"canary-prod-5","since":5}}}}"#
+            );
+            let canary = parse_pointer(pointer.as_bytes()).unwrap().canary.unwrap();
+            let header = canary_header(&canary);
+            let json = shared_eval::parse_json(header.as_bytes()).unwrap();
+            let read = CanaryRef::from_json(&json).unwrap();
+            assert_eq!(CanarySplit::of(&read), CanarySplit::of(&canary), "{header}");
+            assert_eq!(CanarySplit::of(&read).buckets, buckets, "{header}");
+            assert_eq!(read.blob_ref, canary.blob_ref);
+            assert_eq!(
+                json["content_hash"],
+                serde_json::Value::Null,
+                "none named: null"
+            );
         }
     }
 

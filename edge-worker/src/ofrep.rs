@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shared_eval::{Context, Evaluation, Snapshot};
+use shared_eval::{Context, Evaluation};
 
 use crate::answer_cache::{self, Answer, Variants};
 use crate::error::ApiError;
@@ -27,7 +27,8 @@ use crate::identity;
 use crate::limits::{
     self, MAX_BODY_BYTES, MAX_CONTEXT_ATTRIBUTES, MAX_FLAG_KEY_BYTES, MAX_JSON_DEPTH,
 };
-use crate::loader::CanarySplit;
+use crate::served::Answering;
+pub use crate::served::{Served, Track};
 
 /// Path of the bulk endpoint; the single-flag endpoint is this plus `/{key}`.
 pub const BULK_PATH: &str = "/ofrep/v1/evaluate/flags";
@@ -50,84 +51,6 @@ pub struct EvalRequest<'a> {
     pub if_none_match: Option<&'a str>,
     /// The environment this worker serves: a token whose `aud` names another is refused.
     pub environment: &'a str,
-}
-
-/// The blob being served, with the environment version that named it.
-#[derive(Debug, Clone, Copy)]
-pub struct Served<'a> {
-    /// The parsed blob.
-    pub snapshot: &'a Snapshot,
-    /// The pointer's version (after a rollback it differs from the blob header's).
-    pub version: u64,
-    /// The canary beside it, if one runs (and has loaded).
-    pub canary: Option<(&'a Snapshot, &'a CanarySplit)>,
-    /// Whether bulk answers offer the environment's event stream (`eventStreams`).
-    pub event_streams: bool,
-}
-
-/// Which blob answered a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Track {
-    /// The stable version.
-    Stable,
-    /// The canary.
-    Canary,
-}
-
-impl Track {
-    /// `stable` / `canary`, for headers and metadata.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Track::Stable => "stable",
-            Track::Canary => "canary",
-        }
-    }
-}
-
-/// The blob picked for one user.
-#[derive(Debug, Clone, Copy)]
-struct Answering<'a> {
-    snapshot: &'a Snapshot,
-    version: u64,
-    track: Track,
-    event_streams: bool,
-}
-
-impl<'a> Served<'a> {
-    /// The blob of `track` (stable when no canary runs any more: the cache's scope rules
-    /// that out for a cached answer).
-    fn answering(&self, track: Track) -> Answering<'a> {
-        let snapshot = match (track, self.canary) {
-            (Track::Canary, Some((snapshot, _))) => snapshot,
-            _ => self.snapshot,
-        };
-        Answering {
-            snapshot,
-            version: self.version,
-            track,
-            event_streams: self.event_streams,
-        }
-    }
-
-    /// The canary for users in its share, stable for everyone else (and for requests without
-    /// a targeting key). Deterministic in the key alone, so a user never flips between
-    /// versions across requests, isolates or colos.
-    fn for_user(self, targeting_key: Option<&str>) -> Answering<'a> {
-        match self.canary {
-            Some((snapshot, split)) if split.serves(targeting_key) => Answering {
-                snapshot,
-                version: self.version,
-                track: Track::Canary,
-                event_streams: self.event_streams,
-            },
-            _ => Answering {
-                snapshot: self.snapshot,
-                version: self.version,
-                track: Track::Stable,
-                event_streams: self.event_streams,
-            },
-        }
-    }
 }
 
 /// Marks a reply with the version and track that answered it.
@@ -199,7 +122,7 @@ pub fn handle(
     let mut unsigned = unsigned;
     if identity.verified {
         // The token's subject is the targeting key; the body may not restate it.
-        unsigned.remove("targetingKey");
+        shared_eval::claims::drop_restated_targeting_key(&mut unsigned);
     }
     let context = Context::with_unsigned(&identity.signed, &unsigned, identity.verified);
     // The same targeting key a split buckets by: the token's subject, else the body's.
@@ -579,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_canary_answers_its_share_of_users_and_says_so() {
-        use shared_eval::{Blob, Body, Header};
+        use shared_eval::{Blob, Body, Header, Snapshot};
         let snapshot = |version: u64| {
             let header = Header {
                 environment: "prod".into(),
@@ -594,7 +517,7 @@ mod tests {
             Snapshot::from_json(&serde_json::to_vec(&blob).unwrap()).unwrap()
         };
         let (stable, canary) = (snapshot(4), snapshot(5));
-        let split = CanarySplit {
+        let split = crate::loader::CanarySplit {
             buckets: 50_000,
             salt: "canary-prod-5".into(),
             since: 5,

@@ -12,6 +12,10 @@
 //! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, and flagd's murmur3
 //!   `fractional` for imported flags.
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
+//! - [`claims`]: a verified identity token's claims as signed attributes (registered claims
+//!   dropped, `sub` as `targetingKey`), one rule for the edge and the publisher's `eval`.
+//! - [`Pointer`], [`BlobRef`], [`CanaryRef`], [`Share`] (module `pointer`): the pointer
+//!   `<env>/current.json`, serde for the publisher's writes, [`Pointer::parse`] for the edge.
 //! - [`parse_json`] (module `decode`): JSON to serde_json's `Value` as serde_json reads it, for
 //!   the edge, which links no serde deserializer.
 //! - Helpers shared with the compiler, so both sides parse alike: `compile_regex` (feature
@@ -34,6 +38,7 @@ extern crate std;
 mod blob;
 mod bucket;
 mod check;
+pub mod claims;
 mod context;
 mod datetime;
 mod decode;
@@ -43,6 +48,7 @@ mod intern;
 pub mod logic;
 mod model;
 mod ops;
+mod pointer;
 mod program;
 mod reads_time;
 mod regex;
@@ -59,6 +65,9 @@ pub use eval::{
 };
 pub use model::*;
 pub use ops::list_key;
+pub use pointer::{
+    BlobRef, CanaryRef, MAX_POINTER_BYTES, MAX_SALT_BYTES, Pointer, PointerError, Share,
+};
 #[cfg(feature = "compile")]
 pub use regex::compile_regex;
 pub use regex::{MAX_DFA_BYTES, MAX_REGEX_LEN};

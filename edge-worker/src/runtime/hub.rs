@@ -15,14 +15,16 @@ use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_util::StreamExt as _;
 use worker::{Delay, Env, Headers, Method, Request, Response, State, durable_object};
 
-use super::{
-    CATCH_UP_SPACING_MS, Decision, HEARTBEAT, NOTIFY_PATH, PENDING_FOR_MS, PENDING_RETRY_MS,
-    STREAM_PREFIX, Settings, bindings, decide, jittered_retry_ms, parse_config_etag, refetch_event,
-    resume_from, since_param, stream_preamble,
-};
+use super::glue::{config, into_response, outbound_request};
+use super::loader_io as io;
 use crate::config::Config;
+use crate::events::{
+    CATCH_UP_SPACING_MS, Decision, HEARTBEAT, NOTIFY_PATH, PENDING_FOR_MS, PENDING_RETRY_MS,
+    STREAM_PREFIX, Settings, bindings, decide, full_reply, jittered_retry_ms, parse_config_etag,
+    parse_notify_body, refetch_event, resume_from, since_param, stream_preamble,
+};
 use crate::http::{Reply, origin_of};
-use crate::loader::{Schedule, io};
+use crate::loader::{Schedule, cache_key};
 
 /// Largest integer a JS number holds exactly (2^53 - 1).
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
@@ -138,7 +140,7 @@ pub(crate) async fn notify(
         .set("Content-Type", "application/json")
         .map_err(|e| e.to_string())?;
     let url = format!("{own_origin}{NOTIFY_PATH}");
-    let request = crate::glue::outbound_request(&url, Method::Post, &headers, Some(&body))
+    let request = outbound_request(&url, Method::Post, &headers, Some(&body))
         .ok_or_else(|| format!("invalid notify URL {url}"))?;
     let mut response = stub(env, environment)
         .map_err(|e| e.to_string())?
@@ -218,7 +220,7 @@ impl worker::DurableObject for EventHub {
         let path = req.path();
         if path == NOTIFY_PATH && req.method() == Method::Post {
             let body = req.bytes().await.unwrap_or_default();
-            let wanted = super::parse_notify_body(&body);
+            let wanted = parse_notify_body(&body);
             let decision = self.settle(wanted).await;
             let announced = self.hub.borrow().announced;
             let body = serde_json::json!({
@@ -311,10 +313,10 @@ impl EventHub {
     /// notification pending, retried by the alarm.
     async fn settle(&self, wanted: Option<u64>) -> Decision {
         let origin = self.hub.borrow().origin.clone();
-        let (Some(origin), Ok(config)) = (origin, crate::glue::config(&self.env)) else {
+        let (Some(origin), Ok(config)) = (origin, config(&self.env)) else {
             return Decision::Nothing;
         };
-        let cache_key = crate::cache_key(&origin, &config.environment);
+        let cache_key = cache_key(&origin, &config.environment);
         load_at_least(&self.env, &config, &cache_key, wanted).await;
         let now = io::now_ms();
         let announced = self.hub.borrow().announced;
@@ -370,7 +372,7 @@ impl EventHub {
         {
             let mut hub = self.hub.borrow_mut();
             if hub.open_streams() >= settings.max_connections {
-                return into_response(super::full_reply());
+                return into_response(full_reply());
             }
             let retry = jittered_retry_ms(settings.retry_ms, worker::js_sys::Math::random());
             let _ = tx.unbounded_send(stream_preamble(retry));
@@ -417,8 +419,4 @@ impl EventHub {
             worker::console_warn!("flags events: cannot set alarm: {error}");
         }
     }
-}
-
-fn into_response(reply: Reply) -> worker::Result<Response> {
-    crate::glue::into_response(reply)
 }

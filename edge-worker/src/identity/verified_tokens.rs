@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use sha2::{Digest, Sha256};
 
-use crate::identity::Identity;
+use super::Identity;
 
 /// Most tokens kept per isolate.
 pub const CAPACITY: usize = 64;

@@ -1,17 +1,20 @@
 //! The loader's I/O in the Workers runtime: isolate state, the colo Cache API, the origins.
+//! Every decision it acts on (pointer and blob checks, the retry schedule, the cache entry's
+//! canary header) is [`crate::loader`]'s, plain Rust tested natively.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
+use shared_eval::{CanaryRef, Pointer};
 use worker::{AbortController, Cache, Delay, Env, Fetch, Headers, Method, Response};
 
-use super::{
-    CanaryPointer, LoadError, Loaded, LoadedCanary, Schedule, Source, check_canary,
+use crate::config::{Config, Origin, bindings};
+use crate::loader::{
+    CanarySplit, LoadError, Loaded, LoadedCanary, Schedule, Source, canary_header,
     decode_blob_with, parse_pointer,
 };
-use crate::config::{Config, Origin, bindings};
 
 /// Response headers on the colo cache entry describing the blob it holds.
 const SHA_HEADER: &str = "X-Flags-Sha256";
@@ -67,7 +70,7 @@ async fn native_sha256(bytes: &[u8]) -> [u8; 32] {
     };
     match subtle.await {
         Some(digest) => digest,
-        None => super::sha256(bytes),
+        None => crate::loader::sha256(bytes),
     }
 }
 
@@ -115,7 +118,7 @@ enum CanaryOutcome {
     /// The pointer names no canary: stop serving one.
     None,
     /// The same canary blob; its share may have changed.
-    Same(super::CanarySplit),
+    Same(CanarySplit),
     /// A new canary blob.
     New(Box<LoadedCanary>),
     /// The pointer names a canary that did not load: keep the last good one, if any.
@@ -258,8 +261,7 @@ async fn revalidate(
             None => Some(None),
             Some(json) => shared_eval::parse_json(json.as_bytes())
                 .ok()
-                .and_then(|json| CanaryPointer::from_json(&json))
-                .filter(|c| check_canary(c).is_ok())
+                .and_then(|json| CanaryRef::from_json(&json).ok())
                 .map(Some),
         };
         if let (Some(sha), Some(version), Some(canary)) = (sha, version, canary) {
@@ -312,7 +314,7 @@ async fn revalidate(
         &get_object(env, config, &format!("{env_name}/current.json"), "pointer").await?,
     )?;
     let (outcome, gz) = match current {
-        Some(c) if c.sha256 == pointer.sha256 => (
+        Some(c) if c.sha256 == pointer.stable.sha256 => (
             Outcome::Same {
                 version: Some(pointer.version),
                 source: Source::Origin,
@@ -320,12 +322,13 @@ async fn revalidate(
             c.gz.clone(),
         ),
         _ => {
+            let stable = &pointer.stable;
             let gz =
-                get_object(env, config, &format!("{env_name}/{}", pointer.blob), "blob").await?;
+                get_object(env, config, &format!("{env_name}/{}", stable.blob), "blob").await?;
             let snapshot = decode_blob_with(
                 &gz,
-                &pointer.sha256,
-                pointer.content_hash.as_deref(),
+                &stable.sha256,
+                stable.known_content_hash(),
                 env_name,
                 native_sha256,
             )
@@ -334,7 +337,7 @@ async fn revalidate(
                 snapshot,
                 gz: Vec::new(),
                 // The version's identity, whether or not the runtime gunzipped it in transit.
-                sha256: pointer.sha256.clone(),
+                sha256: stable.sha256.clone(),
                 version: pointer.version,
                 loaded_at_ms: now_ms(),
                 source: Source::Origin,
@@ -370,25 +373,26 @@ async fn load_canary(
     env: &Env,
     config: &Config,
     cache_key: &str,
-    wanted: Option<&CanaryPointer>,
+    wanted: Option<&CanaryRef>,
     current: Option<&LoadedCanary>,
 ) -> CanaryOutcome {
     let Some(wanted) = wanted else {
         return CanaryOutcome::None;
     };
-    let split = wanted.split();
-    if current.is_some_and(|c| c.loaded.sha256 == wanted.sha256) {
+    let split = CanarySplit::of(wanted);
+    let wanted_blob = &wanted.blob_ref;
+    if current.is_some_and(|c| c.loaded.sha256 == wanted_blob.sha256) {
         return CanaryOutcome::Same(split);
     }
     let cache = Cache::default();
-    let blob_key = format!("{cache_key}/blob/{}", wanted.sha256);
+    let blob_key = format!("{cache_key}/blob/{}", wanted_blob.sha256);
     if let Ok(Some(mut hit)) = cache.get(&blob_key, true).await
         && let Ok(gz) = hit.bytes().await
     {
         match decode_blob_with(
             &gz,
-            &wanted.sha256,
-            wanted.content_hash.as_deref(),
+            &wanted_blob.sha256,
+            wanted_blob.known_content_hash(),
             &config.environment,
             native_sha256,
         )
@@ -401,12 +405,12 @@ async fn load_canary(
             }
         }
     }
-    let key = format!("{}/{}", config.environment, wanted.blob);
+    let key = format!("{}/{}", config.environment, wanted_blob.blob);
     let fetched = match get_object(env, config, &key, "canary blob").await {
         Ok(gz) => decode_blob_with(
             &gz,
-            &wanted.sha256,
-            wanted.content_hash.as_deref(),
+            &wanted_blob.sha256,
+            wanted_blob.known_content_hash(),
             &config.environment,
             native_sha256,
         )
@@ -427,14 +431,14 @@ async fn load_canary(
 
 fn canary_loaded(
     snapshot: shared_eval::Snapshot,
-    wanted: &CanaryPointer,
-    split: super::CanarySplit,
+    wanted: &CanaryRef,
+    split: CanarySplit,
     source: Source,
 ) -> CanaryOutcome {
     let loaded = Loaded {
         snapshot,
         gz: Vec::new(),
-        sha256: wanted.sha256.clone(),
+        sha256: wanted.blob_ref.sha256.clone(),
         version: wanted.since,
         loaded_at_ms: now_ms(),
         source,
@@ -449,13 +453,13 @@ async fn fill_cache(
     cache: &Cache,
     key: &str,
     config: &Config,
-    pointer: &super::Pointer,
+    pointer: &Pointer,
     gz: &[u8],
 ) -> worker::Result<()> {
     let headers = blob_entry_headers(config)?;
-    headers.set(SHA_HEADER, &pointer.sha256)?;
+    headers.set(SHA_HEADER, &pointer.stable.sha256)?;
     headers.set(VERSION_HEADER, &pointer.version.to_string())?;
-    if let Some(content_hash) = &pointer.content_hash {
+    if let Some(content_hash) = pointer.stable.known_content_hash() {
         headers.set(CONTENT_HASH_HEADER, content_hash)?;
     }
     if let Some(canary) = &pointer.canary {
@@ -475,19 +479,6 @@ fn blob_entry_headers(config: &Config) -> worker::Result<Headers> {
     )?;
     headers.set("Cache-Tag", &format!("flags-{}", config.environment))?;
     Ok(headers)
-}
-
-/// The canary half as the stable entry's header value (what `CanaryPointer` parses back).
-fn canary_header(canary: &CanaryPointer) -> String {
-    serde_json::json!({
-        "blob": canary.blob,
-        "sha256": canary.sha256,
-        "content_hash": canary.content_hash,
-        "percent": canary.percent,
-        "salt": canary.salt,
-        "since": canary.since,
-    })
-    .to_string()
 }
 
 /// Caches a canary blob under its content address: immutable, so it never needs purging (a
@@ -559,7 +550,7 @@ async fn http_get(
             .set(name, value)
             .map_err(|_| LoadError::Config("origin header".into()))?;
     }
-    let request = crate::glue::outbound_request(url, Method::Get, &request_headers, None)
+    let request = super::glue::outbound_request(url, Method::Get, &request_headers, None)
         .ok_or_else(|| LoadError::Config("origin URL is invalid".into()))?;
     let mut response = Fetch::Request(request)
         .send_with_signal(signal)
