@@ -4,7 +4,7 @@
 //!   free 127.0.0.1 ports with its own data directory and credentials, stopped on drop.
 //! - [`publisher_bin`]: the `publisher` binary, built if needed, to run as a real process.
 //! - [`deployment`]: SeaweedFS + the worker + the publisher CLI, as the end-to-end tests run them.
-//! - [`load`]: the worker in workerd under wrk load while its origin fails (README "Load with faults").
+//! - [`load`]: the worker in workerd under wrk load while its origin fails (docs/benchmarks.md, "Load with faults").
 //! - [`propagation`]: how long a change takes to reach polling clients.
 //! - [`write_flag_set`]: a realistic flags directory of any size (the 1,000-flag set).
 //! - [`git`]: a `git -C` command that must succeed (the drift and webhook tests' repositories).

@@ -11,7 +11,7 @@
 //! [`run`] returns every phase's figures; [`Report::check`] holds the assertions (no non-2xx,
 //! no socket error, last-known-good answers until the push, the pushed version after it).
 //! `tests/tests/worker_load_faults.rs` runs it briefly in CI, `tests/examples/worker_load_faults.rs`
-//! for 60 s (README "Load with faults").
+//! for 60 s (docs/benchmarks.md, "Load with faults").
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

@@ -40,7 +40,7 @@ pub mod bindings {
 }
 
 /// Default for `EVENTS_MAX_CONNECTIONS`: ~110 KB of workerd memory per idle stream was measured
-/// locally (README), and a Durable Object's isolate has 128 MB.
+/// locally (docs/benchmarks.md), and a Durable Object's isolate has 128 MB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000;
 /// Default for `EVENTS_RETRY_MS`: a cut stream is back (and caught up, see [`resume_from`])
 /// within the dashboard's 250 ms poll interval; fleets of many thousand browsers per

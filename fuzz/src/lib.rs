@@ -4,7 +4,7 @@
 //! nothing panics, and whatever is accepted is usable (a loaded blob evaluates every flag, a
 //! compiled body loads at the edge, an OFREP answer is a JSON body with a 2xx/4xx status).
 //!
-//! Run them with `cargo xtask fuzz` (see README "Fuzzing"); `cargo xtask fuzz seeds` writes the
+//! Run them with `cargo xtask fuzz` (see docs/testing.md, "Fuzzing"); `cargo xtask fuzz seeds` writes the
 //! seed corpora from `examples/`, the evaluator corpus and the flagd testbed.
 
 mod seeds;

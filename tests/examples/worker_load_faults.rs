@@ -1,4 +1,4 @@
-//! Load with faults, the README's run: six phases of `LOAD_PHASE_SECONDS` (default 10) with
+//! Load with faults, the run in docs/benchmarks.md: six phases of `LOAD_PHASE_SECONDS` (default 10) with
 //! `LOAD_CONNECTIONS` (default 8) wrk connections against the worker in bare workerd, the origin
 //! (SeaweedFS) stopped, restarted, served a corrupt and a truncated blob, then a real push.
 //!

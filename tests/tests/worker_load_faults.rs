@@ -1,5 +1,5 @@
 //! The load-with-faults run (see `tests/load.rs`), short: `LOAD_PHASE_SECONDS` per phase
-//! (default 5) instead of the README's 10, with the same assertions.
+//! (default 5) instead of the long run's 10 (docs/benchmarks.md), with the same assertions.
 
 #[test]
 fn load_with_the_origin_failing_answers_2xx_from_the_last_good_blob() {

@@ -185,7 +185,7 @@ fn newest_mtime(path: &Path, newest: &mut SystemTime) {
 }
 
 /// One wasm-opt pass: `-O` (worker-build's own default; `-Os`/`-Oz` measured no smaller
-/// gzipped, see README) and, in the same pass, the names section (~30 KB gzipped of function
+/// gzipped, see docs/benchmarks.md) and, in the same pass, the names section (~30 KB gzipped of function
 /// names that only help read a panic's stack trace: the worker does not panic by design) and the
 /// producers section stripped.
 fn optimize(wasm_opt: &Path, wasm: &Path) -> Result<(), String> {

@@ -3,8 +3,7 @@
 //! The blob stays the JSON serde writes (the publisher serializes [`Blob`] with serde, an
 //! operator reads it with `jq`); only reading it is written out here, for the edge's sake:
 //! serde's derived visitors, instantiated for every type of the model, cost ~9 KB more of the
-//! worker's gzipped module than this decoder does (see README, "Edge worker: size and
-//! latency"). It reads exactly the shapes serde's derive reads (externally tagged
+//! worker's gzipped module than this decoder does (see docs/benchmarks.md, "Worker module size"). It reads exactly the shapes serde's derive reads (externally tagged
 //! enums, tuples as arrays, optional fields missing or `null`, unknown fields skipped,
 //! duplicate fields refused), which `tests` check against the derived `Deserialize` on
 //! generated blobs and on every byte-level corruption of one.

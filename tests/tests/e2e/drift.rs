@@ -709,12 +709,12 @@ fn rollout_stages_are_not_drift_and_unreadable_layers_exit_2() {
     );
 }
 
-/// Figures for the README, not a check (run with `--ignored`): `publisher drift` over 1,000
+/// Figures for docs/benchmarks.md, not a check (run with `--ignored`): `publisher drift` over 1,000
 /// flags and a 10-endpoint fleet (5 workerd instances, each listed twice), against SeaweedFS,
 /// next to the same check without edges (Git + store alone) from the same run. Writes
 /// `target/artifacts/drift-check.json`.
 #[test]
-#[ignore = "measurement run for the README"]
+#[ignore = "measurement run for docs/benchmarks.md"]
 fn drift_check_figures() {
     const FLAGS: usize = 1_000;
     const RUNS: usize = 10;

@@ -646,7 +646,7 @@ fn wrong_credentials_s3() {
     );
 }
 
-/// The 1,000-flag set, end to end. The time is printed (run with `--nocapture`; the README's
+/// The 1,000-flag set, end to end. The time is printed (run with `--nocapture`; docs/benchmarks.md's
 /// number is from a release build), not asserted.
 fn push_a_thousand_flags(backend: &Backend) {
     let (_tmp, dir) = flags_dir("flags");

@@ -402,7 +402,7 @@ fn flagd_testbed_conformance() {
         total.passed + total.failed
     );
     // Straight to the process's stderr: the test harness captures `println!`/`eprintln!`, and
-    // the counts should show in the README's test command even when everything passes.
+    // the counts should show in the test command's output even when everything passes.
     let _ = std::io::stderr().write_all(summary.as_bytes());
     assert!(
         failures.is_empty(),

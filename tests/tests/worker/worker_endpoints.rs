@@ -446,7 +446,7 @@ fn requests_racing_a_cold_load_wait_for_it_instead_of_erroring() {
 }
 
 /// What every new isolate downloads and compiles: the module, gzipped at the best level, stays
-/// within the 250 KB budget of the README's "Edge worker: size and latency" (244.1 KB with
+/// within the 250 KB budget of docs/benchmarks.md's "Worker module size" (244.1 KB with
 /// gzip -9 on 2026-12-07), so a change that grows it past the budget says so here.
 #[test]
 fn the_worker_module_stays_within_its_size_budget() {
@@ -458,8 +458,8 @@ fn the_worker_module_stays_within_its_size_budget() {
     let gzipped = encoder.finish().expect("gzip").len();
     assert!(
         gzipped <= BUDGET_BYTES,
-        "{} is {gzipped} bytes gzipped, over the {BUDGET_BYTES}-byte budget: see the README's \
-         \"Edge worker: size and latency\" for what the module holds and how it was measured",
+        "{} is {gzipped} bytes gzipped, over the {BUDGET_BYTES}-byte budget: see docs/benchmarks.md's \
+         \"Worker module size\" for what the module holds and how it was measured",
         wasm_path.display()
     );
 }
