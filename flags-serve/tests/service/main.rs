@@ -6,4 +6,5 @@
 mod harness;
 
 mod headers;
+mod page;
 mod sessions;
