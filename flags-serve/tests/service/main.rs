@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod approvals;
 mod headers;
 mod page;
 mod sessions;
