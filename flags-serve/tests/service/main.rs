@@ -6,6 +6,7 @@
 mod harness;
 
 mod approvals;
+mod diagnostics;
 mod headers;
 mod page;
 mod sessions;
