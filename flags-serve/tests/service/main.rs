@@ -7,6 +7,7 @@ mod harness;
 
 mod approvals;
 mod diagnostics;
+mod drift;
 mod headers;
 mod page;
 mod sessions;
