@@ -61,6 +61,35 @@ pub enum Proposal {
 }
 
 impl Proposal {
+    /// True when approving `other` would publish what approving `self` does: the same action
+    /// over the same content (body and schedules, or body and share), version or canary.
+    /// Who proposed it, when, from which commit and why do not count.
+    pub fn same_change(&self, other: &Proposal) -> bool {
+        match (self, other) {
+            (
+                Proposal::Push {
+                    body, schedules, ..
+                },
+                Proposal::Push {
+                    body: other_body,
+                    schedules: other_schedules,
+                    ..
+                },
+            ) => body == other_body && schedules == other_schedules,
+            (
+                Proposal::Canary { body, percent, .. },
+                Proposal::Canary {
+                    body: other_body,
+                    percent: other_percent,
+                    ..
+                },
+            ) => percent == other_percent && body == other_body,
+            (Proposal::Rollback { to }, Proposal::Rollback { to: other }) => to == other,
+            (Proposal::Promote { canary }, Proposal::Promote { canary: other }) => canary == other,
+            _ => false,
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Proposal::Push { .. } => "push",
@@ -118,6 +147,16 @@ impl Pending {
     pub fn proposal(&self) -> &Proposal {
         &self.proposal
     }
+}
+
+/// What [`Approvals::propose`] did.
+#[derive(Debug, Clone)]
+pub struct Proposed {
+    /// The pending change: the new one, or the one already waiting with the same change.
+    pub pending: Pending,
+    /// False when an unexpired pending change of the environment already proposed the same
+    /// change ([`Proposal::same_change`]): nothing new is held, its id is answered again.
+    pub new: bool,
 }
 
 /// Everything needed to propose a change (and, with its id and times, how one is stored).
@@ -311,15 +350,25 @@ impl Approvals {
         }
     }
 
-    /// Holds `draft` for `ttl`; returns it as listed. Fails (and holds nothing) when the
-    /// approvals file cannot be written.
+    /// Holds `draft` for `ttl`; returns it as listed. When an unexpired pending change of the
+    /// same environment already proposes the same change (a retried push, a redelivered
+    /// webhook), holds nothing and returns that one: identical changes do not pile up for
+    /// approvers. Fails (and holds nothing) when the approvals file cannot be written.
     pub fn propose(
         &self,
         draft: Draft,
         ttl: Duration,
         now: SystemTime,
-    ) -> Result<Pending, ApiError> {
+    ) -> Result<Proposed, ApiError> {
         let mut inner = self.lock();
+        if let Some(existing) = inner.pending.values().find(|p| {
+            p.env == draft.env && p.expires > now && p.proposal.same_change(&draft.proposal)
+        }) {
+            return Ok(Proposed {
+                pending: existing.clone(),
+                new: false,
+            });
+        }
         inner.next_id += 1;
         let pending = pending_of(inner.next_id, draft, now, now + ttl);
         inner.pending.insert(pending.id, pending.clone());
@@ -329,7 +378,7 @@ impl Approvals {
                 "the pending change could not be recorded: {e}"
             )));
         }
-        Ok(pending)
+        Ok(Proposed { pending, new: true })
     }
 
     /// The unexpired pending changes of `env` (every environment for `None`), oldest first;
@@ -423,12 +472,16 @@ mod tests {
     use super::*;
 
     fn draft(author: &str) -> Draft {
+        rollback(author, 1)
+    }
+
+    fn rollback(author: &str, to: u64) -> Draft {
         Draft {
             env: "prod".into(),
             author: author.into(),
             client: "127.0.0.1:1".into(),
             message: None,
-            proposal: Proposal::Rollback { to: 1 },
+            proposal: Proposal::Rollback { to },
             base_version: Some(2),
             diff: Value::Null,
         }
@@ -439,8 +492,14 @@ mod tests {
         let approvals = Approvals::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let ttl = Duration::from_secs(60);
-        let a = approvals.propose(draft("ci"), ttl, t0).unwrap();
-        let b = approvals.propose(draft("ci"), ttl, t0).unwrap();
+        let a = approvals
+            .propose(rollback("ci", 1), ttl, t0)
+            .unwrap()
+            .pending;
+        let b = approvals
+            .propose(rollback("ci", 2), ttl, t0)
+            .unwrap()
+            .pending;
         assert_ne!(a.id, b.id);
         let own = approvals.take_for_approval("prod", a.id, "ci", t0);
         assert!(matches!(own, Err(ApiError::Denied(_))));
@@ -483,7 +542,8 @@ mod tests {
         let approvals = Approvals::open(&file, t0).unwrap();
         let short = approvals
             .propose(draft("ci"), Duration::from_secs(10), t0)
-            .unwrap();
+            .unwrap()
+            .pending;
         let mut push = draft("ci");
         push.proposal = Proposal::Push {
             body: Body::default(),
@@ -497,7 +557,8 @@ mod tests {
         push.message = Some("launch".into());
         let long = approvals
             .propose(push, Duration::from_secs(3600), t0)
-            .unwrap();
+            .unwrap()
+            .pending;
         drop(approvals);
 
         let later = t0 + Duration::from_secs(60);
@@ -520,7 +581,8 @@ mod tests {
         assert!(matches!(kept.proposal(), Proposal::Push { .. }));
         let next = reopened
             .propose(draft("ci"), Duration::from_secs(60), later)
-            .unwrap();
+            .unwrap()
+            .pending;
         assert!(
             next.id > long.id && next.id > short.id,
             "ids are not reused"

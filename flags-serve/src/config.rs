@@ -44,6 +44,11 @@ pub struct ServeConfig {
     /// showing it unreachable (every edge is asked at once), e.g. `2s`, `500ms`.
     #[serde(default = "default_edge_timeout", deserialize_with = "duration")]
     pub edge_timeout: Duration,
+    /// The URL browsers reach the service at, e.g. `https://flags.example.com` (behind a
+    /// proxy: the proxy's). An `https` URL marks the session cookie `Secure`; its origin is
+    /// the only one a session's changes may come from. Unset: the request's own `Host`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn default_edge_timeout() -> Duration {
@@ -291,6 +296,13 @@ impl ServeConfig {
             };
             env.edges.push(url);
         }
+        if let Some(url) = &loaded.public_url
+            && crate::auth::origin_of(url).is_none()
+        {
+            return Err(format!(
+                "{where_}: public_url {url:?} is not an http(s) URL (e.g. https://flags.example.com)"
+            ));
+        }
         for env in &loaded.environments {
             flags_store::layout::check_env(&env.name)?;
             if let Some(bad) = env
@@ -400,5 +412,19 @@ mod tests {
         let err = ServeConfig::load(Some(&file), unknown).unwrap_err();
         assert!(err.contains("--env prod"), "{err}");
         assert!(parse_edge("http://e").is_err());
+        std::fs::write(
+            &file,
+            "store: x
+flags: y
+tokens: z
+public_url: flags.example.com
+",
+        )
+        .unwrap();
+        let err = ServeConfig::load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(
+            err.contains("public_url") && err.contains("https://"),
+            "{err}"
+        );
     }
 }

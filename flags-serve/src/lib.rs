@@ -8,7 +8,8 @@
 //! - `routes/`: one file per resource; `error.rs`: problem+json answers; `page/`: the
 //!   server-rendered status page; `metrics.rs`: Prometheus text; `deployed.rs`: the decoded
 //!   deployed state per environment, re-read only when its pointer changes; `fleet.rs`: the
-//!   configured edges' versions.
+//!   configured edges' versions; `auth.rs` + `sessions.rs`: bearer tokens and the page's
+//!   browser sessions (CSRF-checked); `layers.rs`: limits and the security headers.
 //! - Publishing to one environment is serialized by a per-environment lock held for the whole
 //!   publish (a second publish waits), and runs in its own task so that a client hanging up
 //!   cannot stop it halfway; shutdown waits for every such task.
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod page;
 pub mod rate_limit;
 pub mod routes;
+pub mod sessions;
 pub mod telemetry;
 pub mod tokens;
 pub mod webhook;
@@ -67,6 +69,8 @@ pub struct AppState {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Each environment's decoded deployed state, by pointer ETag (`deployed.rs`).
     pub deployed: Arc<deployed::DeployedCache>,
+    /// The status page's browser sessions (`sessions.rs`).
+    pub sessions: Arc<sessions::Sessions>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -133,6 +137,7 @@ impl AppState {
             checkout: Arc::default(),
             telemetry: Arc::new(crate::telemetry::Telemetry::in_memory()),
             deployed: Arc::default(),
+            sessions: Arc::default(),
             locks: Arc::default(),
         }
     }

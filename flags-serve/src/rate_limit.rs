@@ -1,7 +1,8 @@
 //! Per-token rate limits: a keyed GCRA limiter from `governor` (sustained rate plus a burst,
-//! from `limits:`), keyed by the token's name, or by the client's IP address for requests
-//! without a valid token (so spraying made-up tokens shares one budget). Over the limit the
-//! answer is 429 with `Retry-After` (whole seconds until the next request would pass).
+//! from `limits:`), keyed by the token's name (a browser session counts as its token), or by
+//! the client's IP address for requests without a valid token (so spraying made-up tokens
+//! shares one budget). Over the limit the answer is 429 with `Retry-After` (whole seconds
+//! until the next request would pass).
 
 use std::num::NonZeroU32;
 
@@ -12,7 +13,6 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::AppState;
-use super::auth::bearer_secret;
 use super::config::Limits;
 use super::error::ApiError;
 
@@ -51,14 +51,7 @@ impl RateLimits {
 /// Middleware: counts the request against its caller's budget.
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let token = bearer_secret(&parts).and_then(|secret| {
-        state
-            .tokens
-            .current()
-            .authenticate(&secret)
-            .map(|t| t.name.clone())
-    });
-    let key = match token {
+    let key = match super::auth::token_name(&parts, &state) {
         Some(name) => format!("token:{name}"),
         None => {
             let client = super::auth::client_addr(&parts);

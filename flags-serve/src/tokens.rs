@@ -152,7 +152,7 @@ impl Tokens {
     /// The token whose secret is `secret`. Every token's digest is compared, each in constant
     /// time, so the answer's timing says nothing about which token (or how much of one) matched.
     pub fn authenticate(&self, secret: &str) -> Option<&Token> {
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let digest = secret_sha256(secret);
         let mut found = None;
         for (token, expected) in &self.tokens {
             if bool::from(digest.ct_eq(expected)) {
@@ -160,6 +160,16 @@ impl Tokens {
             }
         }
         found
+    }
+
+    /// The token named `name` if its secret's SHA-256 is still `sha256` (a browser session's
+    /// identity: a token removed, or rotated under the same name, no longer matches).
+    pub fn by_identity(&self, name: &str, sha256: &[u8; 32]) -> Option<&Token> {
+        self.tokens
+            .iter()
+            .find(|(token, _)| token.name == name)
+            .filter(|(_, digest)| bool::from(digest.ct_eq(sha256)))
+            .map(|(token, _)| token)
     }
 
     /// Every environment some token names.
@@ -231,6 +241,11 @@ impl TokenSource {
         }
         state.1.clone()
     }
+}
+
+/// SHA-256 of a secret, as bytes.
+pub fn secret_sha256(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// Hex SHA-256 of a secret: what goes into the token file.

@@ -3,7 +3,8 @@
 //
 //   SERVE_URL     required: the service, e.g. http://127.0.0.1:8080
 //   READ_TOKEN    required: a token with read on ENV (signs in through the page's form)
-//   KILL_TOKEN    required: a token with kill on ENV (the test kills KILL_FLAG through the API)
+//   KILL_TOKEN    required: a token with kill on ENV (signs in too, and kills KILL_FLAG through
+//                 the API from its page: session cookie plus the page's CSRF token)
 //   LATER         required: an RFC 3339 instant 60 days after the telemetry batch (`?now=`)
 //   WORKER_URL    required: ENV's edge, a worker purged by every publish
 //   DEAD_URL      required: ENV's other configured edge, a closed port
@@ -26,6 +27,26 @@ const SERVE_URL = env.SERVE_URL;
 const ENV = env.ENV || 'prod';
 const KILL_FLAG = env.KILL_FLAG || 'beta-banner';
 
+// Signs `page` in through the form with `token`: a session cookie, never the token itself.
+async function signIn(page, token) {
+  await page.goto(SERVE_URL + '/');
+  await page.fill('input[name=token]', token);
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  const cookies = await page.context().cookies(SERVE_URL);
+  const session = cookies.find((c) => c.name === 'flags_session');
+  assert.ok(session, `a session cookie: ${JSON.stringify(cookies)}`);
+  assert.ok(session.httpOnly && session.sameSite === 'Strict', JSON.stringify(session));
+  assert.ok(!cookies.some((c) => c.value.includes(token)), 'the token is in no cookie');
+}
+
+// POSTs `path` from the page's own origin with `headers`, as a script of the page would.
+function postFromPage(page, path, headers) {
+  return page.evaluate(async ({ path, headers }) => {
+    const reply = await fetch(path, { method: 'POST', headers });
+    return { status: reply.status, text: await reply.text() };
+  }, { path, headers });
+}
+
 describe('status page', () => {
   let browser;
   let page;
@@ -42,9 +63,7 @@ describe('status page', () => {
   });
 
   it('signs in with a token and shows the deployed state, then the state after a kill', async () => {
-    await page.goto(SERVE_URL + '/');
-    await page.fill('input[name=token]', env.READ_TOKEN);
-    await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    await signIn(page, env.READ_TOKEN);
     assert.equal(await page.textContent('#whoami'), 'reader');
     assert.equal(await page.locator('#env-staging').count(), 0, 'staging is not the reader\'s');
     const section = page.locator(`#env-${ENV}`);
@@ -111,13 +130,20 @@ describe('status page', () => {
     assert.equal(await evaluations.locator('g.series').count(), 2);
     assert.deepEqual(await evaluations.locator('text.current').allTextContents(), ['3', '5']);
 
-    const reply = await fetch(`${SERVE_URL}/api/v1/environments/${ENV}/flags/${KILL_FLAG}/kill`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${env.KILL_TOKEN}` },
-    });
-    const text = await reply.text();
-    assert.equal(reply.status, 200, text);
-    const killed = JSON.parse(text);
+    // The kill, from the oncall token's own page: its session cookie alone is refused; with
+    // the CSRF token the page embeds it goes through.
+    const oncall = await browser.newPage();
+    await signIn(oncall, env.KILL_TOKEN);
+    const csrf = await oncall.getAttribute('meta[name=csrf-token]', 'content');
+    assert.match(csrf, /^[A-Za-z0-9_-]{43}$/);
+    const killPath = `/api/v1/environments/${ENV}/flags/${KILL_FLAG}/kill`;
+    const bare = await postFromPage(oncall, killPath, {});
+    assert.equal(bare.status, 403, bare.text);
+    assert.match(JSON.parse(bare.text).detail, /X-CSRF-Token/);
+    const reply = await postFromPage(oncall, killPath, { 'X-CSRF-Token': csrf });
+    assert.equal(reply.status, 200, reply.text);
+    const killed = JSON.parse(reply.text);
+    await oncall.close();
 
     await page.reload();
     const now = Number(await section.locator('.version').textContent());
@@ -144,5 +170,15 @@ describe('status page', () => {
     const stale = section.locator('tr.lint.not-evaluated[data-flag="beta-banner"]');
     assert.match(await stale.textContent(), /not evaluated in 60 days/);
     assert.match(await section.locator('.stable time.age').textContent(), /^60 d ago$|^59 d 23 h ago$/);
+
+    // Signing out ends the session: the form again, and the old cookie reads nothing.
+    const [old] = (await page.context().cookies(SERVE_URL)).filter((c) => c.name === 'flags_session');
+    await Promise.all([page.waitForNavigation(), page.click('form.signout button[type=submit]')]);
+    assert.equal(await page.locator('input[name=token]').count(), 1);
+    assert.equal((await page.context().cookies(SERVE_URL)).filter((c) => c.name === 'flags_session').length, 0);
+    const signedOut = await fetch(`${SERVE_URL}/api/v1/environments/${ENV}`, {
+      headers: { Cookie: `flags_session=${old.value}` },
+    });
+    assert.equal(signedOut.status, 401);
   });
 });

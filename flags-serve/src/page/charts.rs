@@ -1,6 +1,8 @@
 //! Inline SVG charts for the status page, drawn on the server: series of `(x, y)` points as
 //! polylines (straight or stepped), one marked circle per point, labelled axes. Every label
 //! passes through [`escape`]; numbers are formatted here, never taken from input as text.
+//! Every attribute value is quoted, so the markup reads the same as HTML and as XML (an
+//! unquoted value before `/>` would swallow the slash: `y2=136/>` is `y2="136/"`).
 
 use std::fmt::Write as _;
 
@@ -68,13 +70,13 @@ impl Chart<'_> {
             .fold(f64::NEG_INFINITY, f64::max)
             .max(self.x_end.unwrap_or(f64::NEG_INFINITY));
         let mut out = format!(
-            "<svg class=\"chart {}\" role=img viewBox=\"0 0 {WIDTH} {HEIGHT}\" width={WIDTH} height={HEIGHT}>\
+            "<svg class=\"chart {}\" role=\"img\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\">\
              <title>{}</title>",
             escape(self.class),
             escape(self.title)
         );
         if !x_min.is_finite() {
-            out.push_str("<text x=10 y=20>no data</text></svg>");
+            out.push_str("<text x=\"10\" y=\"20\">no data</text></svg>");
             return out;
         }
         // One point or one instant: widen the range so the point sits in the middle.
@@ -89,13 +91,14 @@ impl Chart<'_> {
         let bottom = HEIGHT - BOTTOM;
         let _ = write!(
             out,
-            "<g class=axes stroke=#888><line x1={LEFT} y1={bottom} x2={x2} y2={bottom}/>\
-             <line x1={LEFT} y1={TOP} x2={LEFT} y2={bottom}/></g>\
-             <g class=axis-labels font-size=10 fill=#555>\
-             <text class=x-min x={LEFT} y={ly}>{}</text>\
-             <text class=x-max x={x2} y={ly} text-anchor=end>{}</text>\
-             <text class=y-max x={yx} y={ty} text-anchor=end>{}</text>\
-             <text class=y-min x={yx} y={bottom} text-anchor=end>{}</text></g>",
+            "<g class=\"axes\" stroke=\"#888\">\
+             <line class=\"x-axis\" x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{x2}\" y2=\"{bottom}\"/>\
+             <line class=\"y-axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{bottom}\"/></g>\
+             <g class=\"axis-labels\" font-size=\"10\" fill=\"#555\">\
+             <text class=\"x-min\" x=\"{LEFT}\" y=\"{ly}\">{}</text>\
+             <text class=\"x-max\" x=\"{x2}\" y=\"{ly}\" text-anchor=\"end\">{}</text>\
+             <text class=\"y-max\" x=\"{yx}\" y=\"{ty}\" text-anchor=\"end\">{}</text>\
+             <text class=\"y-min\" x=\"{yx}\" y=\"{bottom}\" text-anchor=\"end\">{}</text></g>",
             escape(&(self.x_label)(x_min)),
             escape(&(self.x_label)(x_max)),
             escape(&(self.y_label)(y_max)),
@@ -108,8 +111,8 @@ impl Chart<'_> {
         for (y, label) in self.guides {
             let _ = write!(
                 out,
-                "<g class=guide><line x1={LEFT} y1={y0:.1} x2={x2} y2={y0:.1} stroke=#ddd stroke-dasharray=3/>\
-                 <text x={x2} y={y0:.1} font-size=9 fill=#999>{}</text></g>",
+                "<g class=\"guide\"><line x1=\"{LEFT}\" y1=\"{y0:.1}\" x2=\"{x2}\" y2=\"{y0:.1}\" stroke=\"#ddd\" stroke-dasharray=\"3\"/>\
+                 <text x=\"{x2}\" y=\"{y0:.1}\" font-size=\"9\" fill=\"#999\">{}</text></g>",
                 escape(label),
                 y0 = py(*y),
                 x2 = WIDTH - RIGHT + 2.0,
@@ -133,17 +136,21 @@ impl Chart<'_> {
             }
             let _ = write!(
                 out,
-                "<g class=series data-series=\"{}\"><polyline fill=none stroke={colour} stroke-width=2 points=\"",
+                "<g class=\"series\" data-series=\"{}\"><polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"",
                 escape(&series.name)
             );
             for (n, (x, y)) in line.iter().enumerate() {
                 let _ = write!(out, "{}{x:.1},{y:.1}", if n > 0 { " " } else { "" });
             }
             out.push_str("\"/>");
-            for p in &series.points {
+            // Halts last, so a halt is drawn above a point of the same series at its place
+            // (a rollout resumed within seconds of its halt would otherwise hide it).
+            let (running, halts): (Vec<&Point>, Vec<&Point>) =
+                series.points.iter().partition(|p| !p.halt);
+            for p in running.into_iter().chain(halts) {
                 let _ = write!(
                     out,
-                    "<circle class=\"point{}\" cx={:.1} cy={:.1} r=3 fill={}><title>{}</title></circle>",
+                    "<circle class=\"point{}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"><title>{}</title></circle>",
                     if p.halt { " halt" } else { "" },
                     px(p.x),
                     py(p.y),
@@ -154,7 +161,7 @@ impl Chart<'_> {
             if let Some(last) = last {
                 let _ = write!(
                     out,
-                    "<text class=current x={:.1} y={:.1} font-size=10 fill={colour}>{}</text>",
+                    "<text class=\"current\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"{colour}\">{}</text>",
                     px(self.x_end.unwrap_or(last.x).max(last.x)) + 3.0,
                     py(last.y) + 3.0,
                     escape(&(self.y_label)(last.y))
@@ -207,5 +214,45 @@ mod tests {
         );
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains(">50%</text></g>"), "{svg}");
+    }
+
+    /// A rollout held, then resumed within seconds: both points sit at one place, and the
+    /// halt must stay visible.
+    #[test]
+    fn a_halt_is_drawn_above_the_running_point_at_its_place() {
+        let mut held = point(10.0, 5.0);
+        held.halt = true;
+        held.note = "held: health check".into();
+        let series = [Series {
+            name: "checkout-v2/progressive".into(),
+            points: vec![point(0.0, 1.0), held, point(10.0, 5.0)],
+        }];
+        let svg = Chart {
+            class: "rollout-chart",
+            title: "t",
+            series: &series,
+            shape: Shape::Steps,
+            y_max: 100.0,
+            guides: &[(5.0, "stage 2".into())],
+            x_end: Some(20.0),
+            x_label: |x| format!("{x}"),
+            y_label: |y| format!("{y}%"),
+        }
+        .render();
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
+        let circles: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .map(|n| (n.attribute("class"), n.attribute("cx"), n.attribute("cy")))
+            .collect();
+        assert_eq!(
+            circles,
+            [
+                (Some("point"), Some("44.0"), Some("134.7")),
+                (Some("point"), Some("234.0"), Some("129.7")),
+                (Some("point halt"), Some("234.0"), Some("129.7")),
+            ],
+            "the later drawn is above: {svg}"
+        );
     }
 }

@@ -1,28 +1,37 @@
-//! `GET /`: the status page, rendered on the server (no front-end build). A visitor without a
-//! token gets the login form; `POST /` with the form's token sets an HttpOnly cookie. The page
-//! is read-only whatever the token's roles: it shows, the API changes. It lists only the
-//! environments the token may read. The sections are in `sections.rs`, the SVG charts in
-//! `charts.rs`.
+//! `GET /`: the status page, rendered on the server (no front-end build, no script). A visitor
+//! without a token gets the sign-in form; `POST /` with the form's token starts a browser
+//! session (`sessions.rs`: the `flags_session` cookie holds a random id, never the token) and
+//! `POST /logout` ends it. The page embeds the session's CSRF token (`<meta name=csrf-token>`,
+//! and the sign-out form's hidden field), which a request that changes something with the
+//! session cookie must carry (`auth.rs`). The page is read-only whatever the token's roles: it
+//! shows, the API changes. It lists only the environments the token may read. The sections
+//! are in `sections.rs`, the SVG charts in `charts.rs`.
 
 use std::fmt::Write as _;
 
 mod charts;
 mod sections;
 
+use std::sync::LazyLock;
+
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use base64::Engine as _;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use chrono::{DateTime, Utc};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{self, Caller, SESSION_COOKIE};
 use super::error::ApiError;
 use super::routes::environments::status_of;
-use super::tokens::Role;
+use super::sessions::Identity;
+use super::tokens::{Role, secret_sha256};
 
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
@@ -45,22 +54,86 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f4f4f4}.killed{color:#b00;font-weight:bold}.lint.error{color:#b00}\
 time{border-bottom:1px dotted #999}figure{display:inline-block;margin:0 1em 1em 0}";
 
-fn layout(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+/// The service's `Content-Security-Policy` (`layers.rs` sets it on every answer): nothing
+/// loads or runs but the page's own stylesheet (by its hash: inline, yet no `unsafe-inline`);
+/// forms post only to the service; no one frames it. `connect-src 'self'` lets the page's
+/// own origin call the API (with the CSRF token) once it has a script of its own.
+pub static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; connect-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+});
+
+fn layout(title: &str, head: &str, body: &str) -> Response {
+    let html = Html(format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{}</title>{head}<style>{STYLE}</style></head><body>{body}</body></html>",
         escape(title)
-    ))
+    ));
+    // What the page shows (and its CSRF token) is for the signed-in browser only.
+    ([(header::CACHE_CONTROL, "no-store")], html).into_response()
 }
 
-fn login_form(message: &str) -> Html<String> {
+fn login_form(message: &str) -> Response {
     layout(
         "Flags: sign in",
+        "",
         &format!(
             "<h1>Flags</h1><p>{}</p><form method=post action=/><label>Token <input type=password name=token \
              autocomplete=off></label> <button type=submit>Sign in</button></form>",
             escape(message)
         ),
     )
+}
+
+/// A `Set-Cookie` for the session cookie: `HttpOnly; SameSite=Strict; Path=/`, and `Secure`
+/// when the service is reached over HTTPS. That is when `public_url` is `https://...`, or the
+/// request says so in `X-Forwarded-Proto` (a header any client may send; it is trusted only to
+/// add `Secure`, which no client gains from faking).
+fn session_cookie(
+    value: &str,
+    max_age: Option<u64>,
+    state: &AppState,
+    headers: &HeaderMap,
+) -> HeaderValue {
+    let https = state
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"))
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let mut cookie = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/");
+    if let Some(seconds) = max_age {
+        cookie.push_str(&format!("; Max-Age={seconds}"));
+    }
+    if https {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("flags_session="))
+}
+
+/// The headers that drop what a browser should no longer hold: the session cookie when
+/// `session` (it names no live session), and the `flags_token` cookie of older versions (it
+/// held the bearer secret itself) whenever the request still carries one.
+fn forget(state: &AppState, parts: &Parts, session: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if session {
+        headers.append(
+            header::SET_COOKIE,
+            session_cookie("", Some(0), state, &parts.headers),
+        );
+    }
+    if auth::cookie(parts, "flags_token").is_some() {
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("flags_token=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/"),
+        );
+    }
+    headers
 }
 
 /// `?now=RFC3339`: the page as of another instant (ages and telemetry lints), to see what will
@@ -126,7 +199,11 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
     let caller = match Caller::from_request_parts(&mut parts, &state).await {
         Ok(caller) => caller,
         Err(_) => {
-            return login_form("Sign in with a token that can read an environment.")
+            let stale = auth::cookie(&parts, SESSION_COOKIE).is_some();
+            return (
+                forget(&state, &parts, stale),
+                login_form("Sign in with a token that can read an environment."),
+            )
                 .into_response();
         }
     };
@@ -138,6 +215,19 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
         "<h1>Flags</h1><p>signed in as <b id=whoami>{}</b></p>",
         escape(caller.name())
     );
+    // With a session: its CSRF token for the page's own requests, and the sign-out form.
+    let head = match &caller.session {
+        Some(session) => {
+            let csrf = escape(session.csrf_token());
+            let _ = write!(
+                body,
+                "<form class=signout method=post action=/logout><input type=hidden name=csrf value=\"{csrf}\">\
+                 <button type=submit>Sign out</button></form>"
+            );
+            format!("<meta name=csrf-token content=\"{csrf}\">")
+        }
+        None => String::new(),
+    };
     // Every environment at once: each may wait up to `edge_timeout` for a dead edge, and the
     // page should wait that long once, not once per environment.
     let readable: Vec<String> = state
@@ -178,7 +268,7 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
             }
         }
     }
-    layout("Flags", &body).into_response()
+    (forget(&state, &parts, false), layout("Flags", &head, &body)).into_response()
 }
 
 /// The environment's changes waiting for approval, each with its author, expiry and summary.
@@ -229,14 +319,63 @@ pub struct Login {
     token: String,
 }
 
-/// `POST /`: checks the token and keeps it in an HttpOnly cookie.
-pub async fn login(State(state): State<AppState>, Form(login): Form<Login>) -> Response {
-    if state.tokens.current().authenticate(&login.token).is_none() {
-        return login_form("Unknown token.").into_response();
+/// `POST /`: checks the token and starts a browser session for it: the `flags_session` cookie
+/// holds the session's random id (the token itself is never in a cookie). A form posted from
+/// another origin is refused (403), as is every change a session makes (`auth.rs`).
+pub async fn login(
+    State(state): State<AppState>,
+    parts: Parts,
+    Form(login): Form<Login>,
+) -> Result<Response, ApiError> {
+    auth::check_origin(&parts, state.config.public_url.as_deref())?;
+    let Some(token) = state.tokens.current().authenticate(&login.token).cloned() else {
+        return Ok((StatusCode::UNAUTHORIZED, login_form("Unknown token.")).into_response());
+    };
+    if let Some(previous) = auth::cookie(&parts, SESSION_COOKIE) {
+        state.sessions.end(previous);
     }
-    let cookie = format!(
-        "flags_token={}; HttpOnly; SameSite=Strict; Path=/",
-        login.token
+    let created = state
+        .sessions
+        .create(Identity::Token {
+            name: token.name.clone(),
+            sha256: secret_sha256(&login.token),
+        })
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tracing::info!(token = %token.name, client = %auth::client_addr(&parts), "signed in");
+    let mut headers = forget(&state, &parts, false);
+    headers.append(
+        header::SET_COOKIE,
+        session_cookie(&created.id, None, &state, &parts.headers),
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    Ok((headers, Redirect::to("/")).into_response())
+}
+
+/// The sign-out form's field.
+#[derive(Debug, Deserialize)]
+pub struct Logout {
+    csrf: Option<String>,
+}
+
+/// `POST /logout`: ends the session and drops its cookie. The session's CSRF token must come
+/// along (the form's `csrf` field, or `X-CSRF-Token`), from the service's own origin, so that
+/// no other site can sign a browser out. Without a live session it only drops the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    parts: Parts,
+    form: Result<Form<Logout>, FormRejection>,
+) -> Result<Response, ApiError> {
+    if let Some(id) = auth::cookie(&parts, SESSION_COOKIE)
+        && let Some(session) = state.sessions.get(id)
+    {
+        let field = form.ok().and_then(|Form(logout)| logout.csrf);
+        let header = parts
+            .headers
+            .get(auth::CSRF_HEADER)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        auth::check_csrf(&session, field.or(header).as_deref())?;
+        auth::check_origin(&parts, state.config.public_url.as_deref())?;
+        state.sessions.end(id);
+        tracing::info!(token = %session.identity.name(), client = %auth::client_addr(&parts), "signed out");
+    }
+    Ok((forget(&state, &parts, true), Redirect::to("/")).into_response())
 }

@@ -156,16 +156,41 @@ pub struct DiffQuery {
     pub to: Option<u64>,
 }
 
-/// Compiles the checkout for `env` off the async threads.
+/// Compiles the checkout for `env` off the async threads. Diagnostics name their files
+/// relative to the checkout (`flags/checkout.yaml:14: ...`, as in the repository), not to the
+/// service's working directory, which callers neither know nor care about.
 pub async fn compile_checkout(
     state: &AppState,
     env: &str,
 ) -> Result<Result<Compiled, Vec<Diagnostic>>, ApiError> {
     let dir = state.config.flags.clone();
     let options = CompileOptions::new(env);
-    tokio::task::spawn_blocking(move || compile_path(&dir, &options))
-        .await
-        .map_err(|e| ApiError::Internal(format!("compile task failed: {e}")))
+    tokio::task::spawn_blocking(move || match compile_path(&dir, &options) {
+        Ok(mut compiled) => {
+            relative_to(&dir, &mut compiled.warnings);
+            relative_to(&dir, &mut compiled.broken);
+            Ok(compiled)
+        }
+        Err(mut diagnostics) => {
+            relative_to(&dir, &mut diagnostics);
+            Err(diagnostics)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("compile task failed: {e}")))
+}
+
+/// Rewrites each diagnostic's file relative to `root` (the checkout itself becomes `.`).
+fn relative_to(root: &std::path::Path, diagnostics: &mut [Diagnostic]) {
+    for d in diagnostics {
+        if let Ok(relative) = d.file.strip_prefix(root) {
+            d.file = if relative.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                relative.to_path_buf()
+            };
+        }
+    }
 }
 
 /// `GET .../diff`: flag- and rule-level differences, by default from what is deployed to the

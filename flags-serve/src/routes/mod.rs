@@ -1,6 +1,6 @@
 //! The routes, one module per resource. Every `/api/v1` handler takes an extractor from
 //! `auth.rs` ([`super::auth::Authorized`] or [`super::auth::Caller`]); the public ones
-//! (`/healthz`, `/readyz`, `/metrics`, the page's login) take none.
+//! (`/healthz`, `/readyz`, `/metrics`, the page's sign-in and sign-out) take none.
 
 pub mod approvals;
 pub mod canary;
@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(super::metrics::render))
         .route("/", get(page::status_page).post(page::login))
+        .route("/logout", post(page::logout))
         .route("/api/v1/environments", get(environments::list))
         .route("/api/v1/environments/{env}", get(environments::show))
         .route(

@@ -109,7 +109,8 @@ pub async fn publish(
 }
 
 /// Publishes `proposal` to `env`, or, when `env` requires approval, holds it as a pending
-/// change (202) with its diff against what is deployed.
+/// change (202) with its diff against what is deployed; when the same change is already
+/// pending, answers that one (202, `already_pending: true`) and holds nothing new.
 pub async fn publish_or_propose(
     state: &AppState,
     env: &str,
@@ -150,7 +151,7 @@ pub async fn publish_or_propose(
                 })?,
         };
     let diff = flags_compile::diff::diff(&old_body, &new_body);
-    let pending = state.approvals.propose(
+    let proposed = state.approvals.propose(
         Draft {
             env: env.to_owned(),
             author: actor.name.clone(),
@@ -163,6 +164,15 @@ pub async fn publish_or_propose(
         approval.ttl,
         SystemTime::now(),
     )?;
+    let pending = proposed.pending;
+    if !proposed.new {
+        // The same change is already waiting: answer it again rather than pile up another.
+        tracing::info!(env, token = %actor.name, client = %actor.client, id = pending.id, action = pending.action, "change already pending approval");
+        return Ok((
+            StatusCode::ACCEPTED,
+            json!({ "env": env, "published": false, "already_pending": true, "pending": pending }),
+        ));
+    }
     state.metrics.set_approvals_pending(&state.approvals);
     tracing::info!(env, token = %actor.name, client = %actor.client, id = pending.id, action = pending.action, "change pending approval");
     Ok((

@@ -4,11 +4,13 @@
 //! health check failing) back once by the real CLI, a flag expired in the checkout, and a
 //! telemetry batch for beta-banner. prod's edges are the built worker in workerd reading the
 //! same bucket (purged by every publish; an hour's cache TTL, so only a purge moves it) and a
-//! closed port. Signed in through its form with a token that reads prod only, the page shows
-//! prod (not staging): the version's age, the edges (the worker in sync on the pushed version,
-//! the closed port unreachable), the rollout's stage and its SVG chart, the expired lint, the
-//! audit rows naming the tokens, the evaluations chart; after a kill through the API the new
-//! version, on the worker too; `?now=` 60 days ahead the telemetry lint.
+//! closed port. Signed in through its form with a token that reads prod only (a session
+//! cookie, never the token), the page shows prod (not staging): the version's age, the edges
+//! (the worker in sync on the pushed version, the closed port unreachable), the rollout's stage
+//! and its SVG chart, the expired lint, the audit rows naming the tokens, the evaluations
+//! chart; after a kill made from the kill token's own signed-in page (its session cookie alone
+//! refused, with the page's CSRF token accepted) the new version, on the worker too; `?now=` 60
+//! days ahead the telemetry lint; signing out ends the session.
 
 use std::process::Command;
 
