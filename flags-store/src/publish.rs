@@ -34,6 +34,33 @@
 //!
 //! Blobs are never overwritten; a blob that no record names (a lost race) is garbage that is
 //! safe to delete.
+//!
+//! # A damaged pointer
+//!
+//! The pointer is the one object written with `put_if_match`, so it is the one a hand edit, a
+//! bad copy or a truncated upload can leave damaged: not JSON, not a pointer (`{}`), naming a
+//! version with no record, not what its version's record says (another blob), or deleted while
+//! versions are recorded. The version records stay the truth: they are immutable and each names
+//! a blob that was verified before it was created. So (`read.rs`, `Environment::settled`):
+//!
+//! - A pointer counts as sound only when it parses and equals `record(pointer.version).pointer()`
+//!   (absent counts as sound only while no version, or only version 1, is recorded: step 4 of
+//!   the first publish). Anything else is corrupt, and every command that builds on the pointer
+//!   (push, kill, canary, promote, abort, rollout tick, dry runs) refuses with
+//!   [`PublishError::CorruptPointer`], which names the key and the last good version (the newest
+//!   record whose blob exists and verifies, [`Environment::last_good_version`]). Nothing is
+//!   written; the edge keeps serving what it last loaded (it refuses such a pointer too).
+//! - Recovery is a rollback ([`Environment::rollback`], which `drift --fix` calls with the last
+//!   good version): it is published over the newest record `M`, as version `M + 1`, whatever
+//!   version the damaged pointer claims, and moves the pointer with `put_if_match` on the damaged
+//!   object's own ETag (`put_if_absent` when it was deleted). So the records stay exactly
+//!   `1..=M+1` with nothing rewritten, version `M + 1` is created by `put_if_absent` as any
+//!   other (two racing repairs: one wins, the other gets [`PublishError::Conflict`]), and the
+//!   pointer again names a recorded version, derived from that record. A repair that loses the
+//!   pointer move to someone who rewrote the pointer in between fails as any publish does.
+//! - What a damaged pointer hides cannot be recovered: whether version `M` was ever served
+//!   (its publisher may have stopped between steps 3 and 4). Recovery does not guess: it
+//!   publishes a new version on top, and `M`'s audit entry exists only if `M` was reached.
 
 use std::sync::Arc;
 
@@ -95,6 +122,31 @@ pub enum PublishError {
         /// What is wrong with it.
         detail: String,
     },
+    /// The pointer is unreadable, missing while versions are recorded, or not what its version
+    /// record says (module docs, "A damaged pointer"). Nothing was published.
+    #[error("the pointer {key} is corrupt: {detail}; {}", repair_hint(env, *last_good))]
+    CorruptPointer {
+        /// The environment.
+        env: String,
+        /// The pointer's key, with the store.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+        /// The newest version whose blob exists and verifies: what a repair serves again.
+        last_good: Option<u64>,
+    },
+    /// The blob the (sound) pointer names is missing or broken. Nothing was published.
+    #[error("{env} serves a broken blob: {key}: {detail}; {}", repair_hint(env, *last_good))]
+    CorruptBlob {
+        /// The environment.
+        env: String,
+        /// The blob's key, with the store.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+        /// The newest version whose blob exists and verifies.
+        last_good: Option<u64>,
+    },
     /// `rollback --to N` or `diff --from N` named a version that does not exist.
     #[error("{env} has no version {version}{}", latest.map_or(String::from(" (nothing published yet)"), |l| format!(" (latest is {l})")))]
     NoSuchVersion {
@@ -154,6 +206,20 @@ pub enum PublishError {
     },
 }
 
+/// How to get out of a damaged store, for the messages of [`PublishError::CorruptPointer`] and
+/// [`PublishError::CorruptBlob`].
+fn repair_hint(env: &str, last_good: Option<u64>) -> String {
+    match last_good {
+        Some(version) => format!(
+            "the last good version is {version}: `publisher drift --fix --env {env}` (or \
+             `publisher rollback --env {env} --to {version}`) serves it again as a new version; \
+             nothing was published"
+        ),
+        None => "no recorded version has an intact blob to serve again; nothing was published"
+            .to_owned(),
+    }
+}
+
 /// Which flags `kill` / `unkill` act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KillTarget {
@@ -204,8 +270,11 @@ pub struct History {
     pub current: Option<u64>,
     /// Every record, oldest first.
     pub records: Vec<VersionRecord>,
-    /// Inconsistencies found (gaps, pointer behind); empty in a healthy store.
+    /// Inconsistencies found (gaps, pointer behind, pointer corrupt); empty in a healthy store.
     pub problems: Vec<String>,
+    /// Why the pointer is corrupt, when it is (then `current` is `None`): the records are
+    /// listed all the same.
+    pub corrupt_pointer: Option<String>,
 }
 
 /// What an environment serves now: the pointer and the blobs it names, read back and checked.
@@ -244,6 +313,25 @@ impl Side {
             canary.sha256.clone(),
             canary.content_hash.clone(),
         )
+    }
+}
+
+/// What the next version is published over: the version it follows (`None` for the first) and
+/// the pointer object's ETag to move it from (`None`: create it). Normally both come from the
+/// pointer; over a damaged pointer the version is the newest record's and the ETag the damaged
+/// object's (module docs, "A damaged pointer").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Base {
+    pub(crate) version: Option<u64>,
+    pub(crate) etag: Option<String>,
+}
+
+impl Base {
+    pub(crate) fn of(current: Option<&Current>) -> Base {
+        Base {
+            version: current.map(|c| c.pointer.version),
+            etag: current.map(|c| c.etag.clone()),
+        }
     }
 }
 
