@@ -124,7 +124,7 @@ pub enum PublishError {
     },
     /// The pointer is unreadable, missing while versions are recorded, or not what its version
     /// record says (module docs, "A damaged pointer"). Nothing was published.
-    #[error("the pointer {key} is corrupt: {detail}; {}", repair_hint(env, *last_good))]
+    #[error("the pointer {key} is corrupt: {detail}; {}; nothing was published", repair_hint(env, *last_good))]
     CorruptPointer {
         /// The environment.
         env: String,
@@ -136,7 +136,7 @@ pub enum PublishError {
         last_good: Option<u64>,
     },
     /// The blob the (sound) pointer names is missing or broken. Nothing was published.
-    #[error("{env} serves a broken blob: {key}: {detail}; {}", repair_hint(env, *last_good))]
+    #[error("{env} serves a broken blob: {key}: {detail}; {}; nothing was published", repair_hint(env, *last_good))]
     CorruptBlob {
         /// The environment.
         env: String,
@@ -207,16 +207,14 @@ pub enum PublishError {
 }
 
 /// How to get out of a damaged store, for the messages of [`PublishError::CorruptPointer`] and
-/// [`PublishError::CorruptBlob`].
-fn repair_hint(env: &str, last_good: Option<u64>) -> String {
+/// [`PublishError::CorruptBlob`] and `history`'s problem.
+pub(crate) fn repair_hint(env: &str, last_good: Option<u64>) -> String {
     match last_good {
         Some(version) => format!(
             "the last good version is {version}: `publisher drift --fix --env {env}` (or \
-             `publisher rollback --env {env} --to {version}`) serves it again as a new version; \
-             nothing was published"
+             `publisher rollback --env {env} --to {version}`) serves it again as a new version"
         ),
-        None => "no recorded version has an intact blob to serve again; nothing was published"
-            .to_owned(),
+        None => "no recorded version has an intact blob to serve again".to_owned(),
     }
 }
 

@@ -17,13 +17,10 @@ impl Environment {
                 detail,
                 last_good,
             }) => {
-                let error = PublishError::CorruptPointer {
-                    env,
-                    key,
-                    detail: detail.clone(),
-                    last_good,
-                };
-                problems.push(error.to_string());
+                problems.push(format!(
+                    "the pointer {key} is corrupt: {detail}; {}",
+                    super::repair_hint(&env, last_good)
+                ));
                 (None, Some(detail))
             }
             Err(e) => return Err(e),
