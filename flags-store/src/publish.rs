@@ -22,7 +22,8 @@
 //!
 //! - A version record only names a blob that was read back and verified (2 before 3).
 //! - Records are never rewritten, and `versions/<N>` is only created by a publisher that saw the
-//!   pointer at `N-1`, so the records are exactly `1..=M` with no gaps and no number reused.
+//!   pointer at `N-1` (or, repairing a damaged pointer, the records ending at `N-1`: see "A
+//!   damaged pointer"), so the records are exactly `1..=M` with no gaps and no number reused.
 //! - The pointer only ever moves from the version it was read at to the next one, with content
 //!   derived from that version's record, so it names `M` or, for the moment between steps 3 and
 //!   4 (or forever, if the publisher died there), `M-1`. Every push and rollback first rolls
@@ -37,30 +38,41 @@
 //!
 //! # A damaged pointer
 //!
-//! The pointer is the one object written with `put_if_match`, so it is the one a hand edit, a
-//! bad copy or a truncated upload can leave damaged: not JSON, not a pointer (`{}`), naming a
-//! version with no record, not what its version's record says (another blob), or deleted while
-//! versions are recorded. The version records stay the truth: they are immutable and each names
-//! a blob that was verified before it was created. So (`read.rs`, `Environment::settled`):
+//! The pointer is the one mutable object, so it is the one a hand edit, a bad copy or a
+//! truncated upload can damage: not JSON, not a pointer (`{}`), naming a version with no
+//! record, not what its version's record says (another blob, a missing one), or deleted while
+//! versions are recorded. The version records stay the truth: immutable, exactly `1..=M`, each
+//! naming a blob that was verified before the record was created. So (`read.rs`,
+//! `Environment::settled`):
 //!
-//! - A pointer counts as sound only when it parses and equals `record(pointer.version).pointer()`
-//!   (absent counts as sound only while no version, or only version 1, is recorded: step 4 of
-//!   the first publish). Anything else is corrupt, and every command that builds on the pointer
-//!   (push, kill, canary, promote, abort, rollout tick, dry runs) refuses with
-//!   [`PublishError::CorruptPointer`], which names the key and the last good version (the newest
-//!   record whose blob exists and verifies, [`Environment::last_good_version`]). Nothing is
-//!   written; the edge keeps serving what it last loaded (it refuses such a pointer too).
-//! - Recovery is a rollback ([`Environment::rollback`], which `drift --fix` calls with the last
-//!   good version): it is published over the newest record `M`, as version `M + 1`, whatever
-//!   version the damaged pointer claims, and moves the pointer with `put_if_match` on the damaged
-//!   object's own ETag (`put_if_absent` when it was deleted). So the records stay exactly
-//!   `1..=M+1` with nothing rewritten, version `M + 1` is created by `put_if_absent` as any
-//!   other (two racing repairs: one wins, the other gets [`PublishError::Conflict`]), and the
-//!   pointer again names a recorded version, derived from that record. A repair that loses the
-//!   pointer move to someone who rewrote the pointer in between fails as any publish does.
-//! - What a damaged pointer hides cannot be recovered: whether version `M` was ever served
-//!   (its publisher may have stopped between steps 3 and 4). Recovery does not guess: it
-//!   publishes a new version on top, and `M`'s audit entry exists only if `M` was reached.
+//! - A pointer is sound only when it parses and equals `record(pointer.version).pointer()`, or
+//!   is absent while at most version 1 is recorded (before the first publish, or while its
+//!   publisher is between steps 3 and 4). A sound pointer one version behind the records is
+//!   rolled forward as in step 1; a damaged one never is.
+//! - Every verb that builds on the pointer (push, kill, canary push, promote, abort, rollout
+//!   tick and resume, the dry run) refuses a damaged one with [`PublishError::CorruptPointer`],
+//!   naming the key and the last good version (the newest record whose blob exists, hashes
+//!   right and loads: [`Environment::last_good_version`]), and writes nothing. A push could not
+//!   do better: it carries the deployed kills and rollout stages, which only a sound pointer
+//!   says. `history` lists the records and reports the pointer as a problem; `drift` reports it
+//!   as a finding. The edge keeps serving what it last loaded while it cannot read the pointer or
+//!   the blob it names.
+//! - The repair is a rollback ([`Environment::rollback`]; `drift --fix` calls it with the last
+//!   good version). Over a damaged pointer it is built on the newest record `M`, whatever
+//!   version the pointer claims: `versions/<M+1>` is created with `put_if_absent` as in step 3,
+//!   and the pointer moves to it with `put_if_match` on the damaged object's own ETag (with
+//!   `put_if_absent` if it was deleted), so someone who rewrote the pointer meanwhile makes the
+//!   repair fail rather than be overwritten. Records stay exactly `1..=M+1`, none rewritten, and
+//!   the pointer again names a recorded version, derived from its record.
+//! - The one relaxation: a repair creates `M + 1` having seen the records end at `M` and a
+//!   damaged pointer, not the pointer at `M`. Two racing repairs mostly compete for `M + 1` (one
+//!   gets [`PublishError::Conflict`]); one that listed the other's record before that one moved
+//!   the pointer builds `M + 2` over the same damaged ETag, and only one pointer move from it
+//!   succeeds. Either way the records have no gap and the pointer ends sound, at the newest record
+//!   or one behind it (which the next publish rolls forward), as above; at worst an audit entry
+//!   exists for a version the pointer skipped.
+//! - A damaged pointer hides whether version `M` was ever served (its publisher may have stopped
+//!   between steps 3 and 4). The repair does not guess: it publishes a new version on top.
 
 use std::sync::Arc;
 
