@@ -170,10 +170,11 @@ pub struct ServedBy {
 impl std::fmt::Display for ServedBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} version {}, {}", self.env, self.version, self.track)?;
-        if let Some(canary) = &self.canary {
-            write!(f, " (canary to {canary})")?;
+        match (&self.canary, self.track) {
+            (Some(canary), "canary") => write!(f, " ({canary})"),
+            (Some(canary), _) => write!(f, " (beside a canary to {canary})"),
+            (None, _) => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -137,12 +137,15 @@ fn deployed_answers_from_the_users_side_of_a_canary() {
         &["--deployed", "--context", &context, "report-beta"],
     );
     assert!(
-        out.contains("deployed: prod version 2, canary (canary to 30% of users since version 2)"),
+        out.contains("deployed: prod version 2, canary (30% of users since version 2)"),
         "{out}"
     );
     // Without a targeting key the edge serves stable.
     let out = store.ok(&["eval"], &["--deployed", "report-beta"]);
-    assert!(out.contains("[prod version 2, stable"), "{out}");
+    assert!(
+        out.contains("[prod version 2, stable (beside a canary to 30% of users since version 2)]"),
+        "{out}"
+    );
 }
 
 #[test]
