@@ -70,7 +70,10 @@ impl From<PublishError> for ApiError {
             | PublishError::NothingPublished { .. }
             | PublishError::NoCanary { .. }
             | PublishError::CanaryRunning { .. }
-            | PublishError::CanaryChanged { .. } => ApiError::Conflict(error.to_string()),
+            | PublishError::CanaryChanged { .. }
+            // A damaged pointer or blob: the message names the last good version and the repair.
+            | PublishError::CorruptPointer { .. }
+            | PublishError::CorruptBlob { .. } => ApiError::Conflict(error.to_string()),
             PublishError::NoSuchVersion { .. } | PublishError::UnknownFlags { .. } => {
                 ApiError::NotFound(error.to_string())
             }

@@ -22,7 +22,8 @@
 //!
 //! - A version record only names a blob that was read back and verified (2 before 3).
 //! - Records are never rewritten, and `versions/<N>` is only created by a publisher that saw the
-//!   pointer at `N-1`, so the records are exactly `1..=M` with no gaps and no number reused.
+//!   pointer at `N-1` (or, repairing a damaged pointer, the records ending at `N-1`: see "A
+//!   damaged pointer"), so the records are exactly `1..=M` with no gaps and no number reused.
 //! - The pointer only ever moves from the version it was read at to the next one, with content
 //!   derived from that version's record, so it names `M` or, for the moment between steps 3 and
 //!   4 (or forever, if the publisher died there), `M-1`. Every push and rollback first rolls
@@ -34,6 +35,44 @@
 //!
 //! Blobs are never overwritten; a blob that no record names (a lost race) is garbage that is
 //! safe to delete.
+//!
+//! # A damaged pointer
+//!
+//! The pointer is the one mutable object, so it is the one a hand edit, a bad copy or a
+//! truncated upload can damage: not JSON, not a pointer (`{}`), naming a version with no
+//! record, not what its version's record says (another blob, a missing one), or deleted while
+//! versions are recorded. The version records stay the truth: immutable, exactly `1..=M`, each
+//! naming a blob that was verified before the record was created. So (`read.rs`,
+//! `Environment::settled`):
+//!
+//! - A pointer is sound only when it parses and equals `record(pointer.version).pointer()`, or
+//!   is absent while at most version 1 is recorded (before the first publish, or while its
+//!   publisher is between steps 3 and 4). A sound pointer one version behind the records is
+//!   rolled forward as in step 1; a damaged one never is.
+//! - Every verb that builds on the pointer (push, kill, canary push, promote, abort, rollout
+//!   tick and resume, the dry run) refuses a damaged one with [`PublishError::CorruptPointer`],
+//!   naming the key and the last good version (the newest record whose blob exists, hashes
+//!   right and loads: [`Environment::last_good_version`]), and writes nothing. A push could not
+//!   do better: it carries the deployed kills and rollout stages, which only a sound pointer
+//!   says. `history` lists the records and reports the pointer as a problem; `drift` reports it
+//!   as a finding. The edge keeps serving what it last loaded while it cannot read the pointer or
+//!   the blob it names.
+//! - The repair is a rollback ([`Environment::rollback`]; `drift --fix` calls it with the last
+//!   good version). Over a damaged pointer it is built on the newest record `M`, whatever
+//!   version the pointer claims: `versions/<M+1>` is created with `put_if_absent` as in step 3,
+//!   and the pointer moves to it with `put_if_match` on the damaged object's own ETag (with
+//!   `put_if_absent` if it was deleted), so someone who rewrote the pointer meanwhile makes the
+//!   repair fail rather than be overwritten. Records stay exactly `1..=M+1`, none rewritten, and
+//!   the pointer again names a recorded version, derived from its record.
+//! - The one relaxation: a repair creates `M + 1` having seen the records end at `M` and a
+//!   damaged pointer, not the pointer at `M`. Two racing repairs mostly compete for `M + 1` (one
+//!   gets [`PublishError::Conflict`]); one that listed the other's record before that one moved
+//!   the pointer builds `M + 2` over the same damaged ETag, and only one pointer move from it
+//!   succeeds. Either way the records have no gap and the pointer ends sound, at the newest record
+//!   or one behind it (which the next publish rolls forward), as above; at worst an audit entry
+//!   exists for a version the pointer skipped.
+//! - A damaged pointer hides whether version `M` was ever served (its publisher may have stopped
+//!   between steps 3 and 4). The repair does not guess: it publishes a new version on top.
 
 use std::sync::Arc;
 
@@ -95,6 +134,31 @@ pub enum PublishError {
         /// What is wrong with it.
         detail: String,
     },
+    /// The pointer is unreadable, missing while versions are recorded, or not what its version
+    /// record says (module docs, "A damaged pointer"). Nothing was published.
+    #[error("the pointer {key} is corrupt: {detail}; {}; nothing was published", repair_hint(env, *last_good))]
+    CorruptPointer {
+        /// The environment.
+        env: String,
+        /// The pointer's key, with the store.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+        /// The newest version whose blob exists and verifies: what a repair serves again.
+        last_good: Option<u64>,
+    },
+    /// The blob the (sound) pointer names is missing or broken. Nothing was published.
+    #[error("{env} serves a broken blob: {key}: {detail}; {}; nothing was published", repair_hint(env, *last_good))]
+    CorruptBlob {
+        /// The environment.
+        env: String,
+        /// The blob's key, with the store.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+        /// The newest version whose blob exists and verifies.
+        last_good: Option<u64>,
+    },
     /// `rollback --to N` or `diff --from N` named a version that does not exist.
     #[error("{env} has no version {version}{}", latest.map_or(String::from(" (nothing published yet)"), |l| format!(" (latest is {l})")))]
     NoSuchVersion {
@@ -154,6 +218,18 @@ pub enum PublishError {
     },
 }
 
+/// How to get out of a damaged store, for the messages of [`PublishError::CorruptPointer`] and
+/// [`PublishError::CorruptBlob`] and `history`'s problem.
+pub(crate) fn repair_hint(env: &str, last_good: Option<u64>) -> String {
+    match last_good {
+        Some(version) => format!(
+            "the last good version is {version}: `publisher drift --fix --env {env}` (or \
+             `publisher rollback --env {env} --to {version}`) serves it again as a new version"
+        ),
+        None => "no recorded version has an intact blob to serve again".to_owned(),
+    }
+}
+
 /// Which flags `kill` / `unkill` act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KillTarget {
@@ -204,8 +280,11 @@ pub struct History {
     pub current: Option<u64>,
     /// Every record, oldest first.
     pub records: Vec<VersionRecord>,
-    /// Inconsistencies found (gaps, pointer behind); empty in a healthy store.
+    /// Inconsistencies found (gaps, pointer behind, pointer corrupt); empty in a healthy store.
     pub problems: Vec<String>,
+    /// Why the pointer is corrupt, when it is (then `current` is `None`): the records are
+    /// listed all the same.
+    pub corrupt_pointer: Option<String>,
 }
 
 /// What an environment serves now: the pointer and the blobs it names, read back and checked.
@@ -244,6 +323,25 @@ impl Side {
             canary.sha256.clone(),
             canary.content_hash.clone(),
         )
+    }
+}
+
+/// What the next version is published over: the version it follows (`None` for the first) and
+/// the pointer object's ETag to move it from (`None`: create it). Normally both come from the
+/// pointer; over a damaged pointer the version is the newest record's and the ETag the damaged
+/// object's (module docs, "A damaged pointer").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Base {
+    pub(crate) version: Option<u64>,
+    pub(crate) etag: Option<String>,
+}
+
+impl Base {
+    pub(crate) fn of(current: Option<&Current>) -> Base {
+        Base {
+            version: current.map(|c| c.pointer.version),
+            etag: current.map(|c| c.etag.clone()),
+        }
     }
 }
 

@@ -53,6 +53,16 @@ pub fn bucket(salt: &str, value: &str) -> u32 {
     ((u128::from(hash) * u128::from(BUCKETS)) >> 64) as u32
 }
 
+/// Whether a running canary serves the user with `targeting_key`: the canary of an
+/// environment's pointer is served to `buckets` of [`BUCKETS`] (its percent times 1,000) under
+/// its salt, to those whose `bucket(salt, targeting key)` is below that. Requests without a
+/// targeting key get the stable version. The one rule for picking a user's side, for the edge
+/// and for the publisher's `eval --deployed`; deterministic in the key alone, and a larger
+/// share only adds users.
+pub fn in_canary(salt: &str, buckets: u32, targeting_key: Option<&str>) -> bool {
+    targeting_key.is_some_and(|key| bucket(salt, key) < buckets)
+}
+
 /// The text a flag's splits are salted with: its salt, else its key.
 pub(crate) fn salt(flag: &crate::Flag) -> &str {
     if flag.salt.is_empty() {
@@ -273,6 +283,34 @@ pub fn flagd_fractional_bucket(key: &str, total_weight: u32) -> u32 {
 mod tests {
     use super::*;
     use std::{string::String, vec::Vec};
+
+    #[test]
+    fn a_canary_serves_the_keys_bucketed_below_its_share_and_never_the_anonymous() {
+        let keys: Vec<String> = (0..10_000).map(|i| std::format!("user-{i}")).collect();
+        let served = |buckets| {
+            keys.iter()
+                .filter(|k| in_canary("canary-prod-5", buckets, Some(k)))
+                .count()
+        };
+        assert!(
+            (900..=1_100).contains(&served(10_000)),
+            "{}",
+            served(10_000)
+        );
+        assert_eq!((served(0), served(BUCKETS)), (0, keys.len()));
+        for key in &keys {
+            assert_eq!(
+                in_canary("canary-prod-5", 10_000, Some(key)),
+                bucket("canary-prod-5", key) < 10_000
+            );
+            // A larger share only adds users.
+            assert!(
+                !in_canary("canary-prod-5", 10_000, Some(key))
+                    || in_canary("canary-prod-5", 20_000, Some(key))
+            );
+        }
+        assert!(!in_canary("canary-prod-5", BUCKETS, None));
+    }
 
     /// Reference vectors of MurmurHash3_x86_32, cross-checked with `testdata/bucketing.py`
     /// (an independent Python implementation) and PyPI's `mmh3` (`mmh3.hash(s, seed, signed=False)`).

@@ -9,8 +9,9 @@
 //! - [`evaluate`] / [`evaluate_all`] (module `eval`): `(snapshot, flag key, context, now)` to an
 //!   [`Evaluation`]. They return data, never a `Result`, and never panic. For many flags and
 //!   one context, [`Snapshot::resolve`] + [`evaluate_resolved`] share the attribute lookups.
-//! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, and flagd's murmur3
-//!   `fractional` for imported flags.
+//! - [`bucket`] (module `bucket`): SipHash bucketing into [`BUCKETS`] buckets, [`in_canary`]
+//!   (which side of a running canary a user gets), and flagd's murmur3 `fractional` for
+//!   imported flags.
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
 //! - [`claims`]: a verified identity token's claims as signed attributes (registered claims
 //!   dropped, `sub` as `targetingKey`), one rule for the edge and the publisher's `eval`.
@@ -55,7 +56,7 @@ mod regex;
 mod semver;
 
 pub use blob::{BlobError, MAX_BLOB_BYTES, MAX_RULE_DEPTH, Sealed, Snapshot, content_hash};
-pub use bucket::{BUCKETS, bucket, flagd_fractional_bucket, murmur3_x86_32};
+pub use bucket::{BUCKETS, bucket, flagd_fractional_bucket, in_canary, murmur3_x86_32};
 pub use check::{MAX_EVAL_COST, MAX_PREREQUISITE_DEPTH};
 pub use context::Context;
 pub use datetime::{EPOCH_MILLIS_THRESHOLD, parse_rfc3339};

@@ -226,7 +226,7 @@ async fn publish_from_git(
     else {
         return false;
     };
-    if inspection.body.is_none() && inspection.pointer.is_some() {
+    if inspection.is_broken() {
         // Still broken (the repair failed): pushing needs the served blob to carry its kills.
         return false;
     }

@@ -99,7 +99,9 @@ pub struct GitVsStore {
 impl GitVsStore {
     /// The finding, if Git and the store differ.
     pub fn finding(&self, store: &Inspection) -> Option<Finding> {
-        if self.in_sync || store.body.is_none() && store.pointer.is_some() {
+        // A broken store is the store's own finding (fixed by republishing the last good
+        // version); Git is compared again once it is repaired.
+        if self.in_sync || store.is_broken() {
             return None;
         }
         let short = |c: &Option<String>| {

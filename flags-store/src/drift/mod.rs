@@ -149,7 +149,9 @@ pub enum FindingKind {
     /// The pointer does not match its version record (overwritten by hand?). `--fix`
     /// republishes the last good version.
     PointerMismatch,
-    /// The pointer is not readable JSON. Not fixable automatically.
+    /// The pointer is not a readable pointer (`{}`, truncated, not JSON), or is missing while
+    /// versions are recorded. `--fix` republishes the last good version (the version records
+    /// are the truth; the damaged object is replaced with a conditional write on its ETag).
     PointerUnreadable,
     /// The blob the pointer names is missing. `--fix` republishes the last good version.
     BlobMissing,

@@ -19,7 +19,7 @@ pub enum StoreState {
     Ok,
     /// Nothing published yet.
     Empty,
-    /// The pointer is not readable JSON.
+    /// The pointer is not a readable pointer, or is missing while versions are recorded.
     PointerUnreadable,
     /// The pointer differs from its version record, or names a version with no record.
     PointerMismatch,
@@ -122,20 +122,18 @@ impl Inspection {
         }]
     }
 
-    /// The version `--fix` republishes when the store is broken: the last good one, provided
-    /// the pointer names the newest record (otherwise republishing would leave a gap).
+    /// The version `--fix` republishes when the store is broken: the last good one. The
+    /// rollback that does it numbers the new version after the newest record whatever the
+    /// pointer says, so it leaves no gap (`publish` module docs, "A damaged pointer").
     pub fn repair_target(&self) -> Option<u64> {
-        let broken = !matches!(
-            self.layer.state,
-            StoreState::Ok | StoreState::Empty | StoreState::PointerUnreadable
-        );
-        let pointer_is_latest = self
-            .pointer
-            .as_ref()
-            .is_some_and(|p| Some(p.version) == self.latest_record);
-        (broken && pointer_is_latest)
-            .then_some(self.layer.last_good_version)
-            .flatten()
+        let broken = !matches!(self.layer.state, StoreState::Ok | StoreState::Empty);
+        broken.then_some(self.layer.last_good_version).flatten()
+    }
+
+    /// Whether the store is damaged (anything but `ok` or `empty`): then Git is not compared
+    /// with it, and nothing is pushed over it before it is repaired.
+    pub fn is_broken(&self) -> bool {
+        !matches!(self.layer.state, StoreState::Ok | StoreState::Empty)
     }
 }
 
@@ -193,10 +191,21 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         detail: None,
         last_good_version: None,
     };
-    let latest_record = latest_record(env).await?;
+    let latest_record = env.latest_version().await?;
     let key = pointer_key(env.name());
     let Some(object) = env.store().get(&key).await? else {
-        layer.state = StoreState::Empty;
+        // Absent is sound before the first publish, and while version 1's publisher is between
+        // creating its record and the pointer; with more versions recorded it was deleted.
+        match latest_record {
+            None | Some(1) => layer.state = StoreState::Empty,
+            Some(latest) => {
+                layer.state = StoreState::PointerUnreadable;
+                layer.detail = Some(format!(
+                    "the pointer {key} is missing, and versions 1 to {latest} are recorded"
+                ));
+                layer.last_good_version = env.last_good_version().await?;
+            }
+        }
         return Ok(Inspection {
             layer,
             pointer: None,
@@ -211,6 +220,7 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         Err(e) => {
             layer.state = StoreState::PointerUnreadable;
             layer.detail = Some(format!("the pointer {key} is not readable: {e}"));
+            layer.last_good_version = env.last_good_version().await?;
             return Ok(Inspection {
                 layer,
                 pointer: None,
@@ -306,7 +316,7 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         layer.canary = Some(reported);
     }
     if layer.state != StoreState::Ok {
-        layer.last_good_version = last_good(env, latest_record).await?;
+        layer.last_good_version = env.last_good_version().await?;
     }
     Ok(Inspection {
         layer,
@@ -316,34 +326,4 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         canary_body,
         latest_record,
     })
-}
-
-async fn latest_record(env: &Environment) -> Result<Option<u64>, PublishError> {
-    let keys = env
-        .store()
-        .list(&crate::layout::versions_prefix(env.name()))
-        .await?;
-    Ok(keys
-        .iter()
-        .filter_map(|k| crate::layout::version_of_key(k))
-        .max())
-}
-
-/// The newest version whose blob is intact (the broken one's record, if it names the same blob,
-/// fails the same check).
-async fn last_good(env: &Environment, latest: Option<u64>) -> Result<Option<u64>, PublishError> {
-    let Some(latest) = latest else {
-        return Ok(None);
-    };
-    for version in (1..=latest).rev() {
-        let record = match env.record(version).await {
-            Ok(Some(record)) => record,
-            Ok(None) | Err(PublishError::Corrupt { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        if load_blob(env, &record.blob, &record.sha256).await?.is_ok() {
-            return Ok(Some(version));
-        }
-    }
-    Ok(None)
 }

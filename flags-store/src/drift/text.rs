@@ -5,6 +5,7 @@ use std::fmt::{self, Display, Formatter};
 use super::against::{self, AgainstReport, FlagState};
 use super::edge::EdgeState;
 use super::git::{GitVsStore, Side};
+use super::store::StoreState;
 use super::{DriftReport, FixReport, Status};
 use flags_compile::diff::BodyDiff;
 
@@ -89,7 +90,16 @@ impl Display for DriftReport {
                         .flags
                         .map_or("blob unreadable".to_owned(), |n| format!("{n} flags")),
                 )?,
-                None => writeln!(f, "  store: nothing published")?,
+                None if store.state == StoreState::Empty => {
+                    writeln!(f, "  store: nothing published")?
+                }
+                None => writeln!(
+                    f,
+                    "  store: pointer CORRUPT, last good version {}",
+                    store
+                        .last_good_version
+                        .map_or("none".to_owned(), |v| v.to_string())
+                )?,
             }
             if let Some(canary) = &store.canary {
                 writeln!(

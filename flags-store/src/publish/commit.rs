@@ -4,7 +4,7 @@
 
 use flags_compile::blob_file::{self, Provenance};
 
-use super::{Current, Environment, Next, PublishError, Side, sha256_hex, to_json};
+use super::{Base, Current, Environment, Next, PublishError, Side, sha256_hex, to_json};
 use crate::layout::{
     AuditEntry, Canary, VersionRecord, audit_key, blob_name, pointer_key, version_key,
 };
@@ -19,7 +19,17 @@ impl Environment {
         current: Option<&Current>,
         next: Next,
     ) -> Result<VersionRecord, PublishError> {
-        let previous = current.map(|c| c.pointer.version);
+        self.publish_over(&Base::of(current), next).await
+    }
+
+    /// [`Environment::publish_next`] over an explicit base: the newest record and a damaged
+    /// pointer's ETag when a rollback repairs the pointer (module docs, "A damaged pointer").
+    pub(crate) async fn publish_over(
+        &self,
+        base: &Base,
+        next: Next,
+    ) -> Result<VersionRecord, PublishError> {
+        let previous = base.version;
         let version = previous.map_or(1, |p| p + 1);
         let rollouts = match (next.rollouts, previous) {
             (Some(rollouts), _) => rollouts,
@@ -69,7 +79,7 @@ impl Environment {
             canary,
             rollouts,
         };
-        self.commit(current, record).await
+        self.commit(base, record).await
     }
 
     /// A side of the next version as `(blob, sha256, content_hash)`, uploading it if new.
@@ -112,7 +122,7 @@ impl Environment {
     /// Steps 3 to 5: claims the version number, moves the pointer, writes the audit entry.
     pub(super) async fn commit(
         &self,
-        current: Option<&Current>,
+        base: &Base,
         record: VersionRecord,
     ) -> Result<VersionRecord, PublishError> {
         let key = version_key(&self.env, record.version);
@@ -140,24 +150,24 @@ impl Environment {
             }
             Err(e) => return Err(e.into()),
         }
-        self.move_pointer(current, &record).await?;
+        self.move_pointer(base, &record).await?;
         self.write_audit(&record, None).await?;
         Ok(record)
     }
 
-    /// Moves the pointer from `current` to `record`'s version (module docs, step 4). Succeeds
+    /// Moves the pointer from `base` to `record`'s version (module docs, step 4). Succeeds
     /// too if someone else already moved it there (or beyond).
     pub(super) async fn move_pointer(
         &self,
-        current: Option<&Current>,
+        base: &Base,
         record: &VersionRecord,
     ) -> Result<(), PublishError> {
         let key = pointer_key(&self.env);
         let bytes = to_json(&record.pointer());
-        let moved = match current {
-            Some(current) => {
+        let moved = match &base.etag {
+            Some(etag) => {
                 self.store
-                    .put_if_match(&key, bytes, &current.etag, PutOptions::POINTER)
+                    .put_if_match(&key, bytes, etag, PutOptions::POINTER)
                     .await
             }
             None => {

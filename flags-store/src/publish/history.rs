@@ -4,11 +4,28 @@ use super::{Environment, History, PublishError};
 use crate::layout::{AuditEntry, audit_prefix, version_of_key, versions_prefix};
 
 impl Environment {
-    /// Every version record, oldest first, with any inconsistency found.
+    /// Every version record, oldest first, with any inconsistency found. A damaged pointer is
+    /// one of them (`corrupt_pointer`, and a problem naming the last good version): the records
+    /// are listed all the same.
     pub async fn history(&self) -> Result<History, PublishError> {
-        let current = self.current().await?.map(|c| c.pointer.version);
-        let mut records = Vec::new();
         let mut problems = Vec::new();
+        let (current, corrupt_pointer) = match self.verified_current().await {
+            Ok(current) => (current.map(|c| c.pointer.version), None),
+            Err(PublishError::CorruptPointer {
+                env,
+                key,
+                detail,
+                last_good,
+            }) => {
+                problems.push(format!(
+                    "the pointer {key} is corrupt: {detail}; {}",
+                    super::repair_hint(&env, last_good)
+                ));
+                (None, Some(detail))
+            }
+            Err(e) => return Err(e),
+        };
+        let mut records = Vec::new();
         for key in self.store.list(&versions_prefix(&self.env)).await? {
             let Some(version) = version_of_key(&key) else {
                 continue;
@@ -30,7 +47,7 @@ impl Environment {
             }
         }
         let latest = records.last().map(|r| r.version);
-        if latest != current {
+        if latest != current && corrupt_pointer.is_none() {
             problems.push(match (current, latest) {
                 (Some(c), Some(l)) if l == c + 1 => format!(
                     "the pointer is at version {c} but version {l} is recorded: its publisher is still running or \
@@ -43,6 +60,7 @@ impl Environment {
             current,
             records,
             problems,
+            corrupt_pointer,
         })
     }
 

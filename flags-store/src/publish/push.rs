@@ -58,10 +58,12 @@ impl Environment {
         body: Body,
         schedules: Option<Vec<flags_compile::schedule::Schedule>>,
     ) -> Result<Plan, PublishError> {
-        let current = self.current().await?;
+        let current = self.verified_current().await?;
         let (old, running) = match &current {
             Some(c) => (
-                self.blob(&c.pointer.blob, &c.pointer.sha256).await?.body,
+                self.served_blob(&c.pointer.blob, &c.pointer.sha256)
+                    .await?
+                    .body,
                 self.record(c.pointer.version)
                     .await?
                     .map(|r| r.rollouts)
@@ -78,7 +80,10 @@ impl Environment {
     }
 
     /// Publishes `body` as the next version (module docs). Returns [`Outcome::Unchanged`] without
-    /// writing anything when the environment already serves exactly this body.
+    /// writing anything when the environment already serves exactly this body. Over a damaged
+    /// pointer or blob it refuses ([`PublishError::CorruptPointer`], [`PublishError::CorruptBlob`]):
+    /// a push carries the deployed kills and rollout stages, which only a sound deployment
+    /// says; repair first (a rollback to the last good version, what `drift --fix` does).
     pub async fn push(
         &self,
         body: Body,
@@ -109,7 +114,9 @@ impl Environment {
         let (previous, old_body) = match &current {
             Some(c) => (
                 Some(c.pointer.version),
-                self.blob(&c.pointer.blob, &c.pointer.sha256).await?.body,
+                self.served_blob(&c.pointer.blob, &c.pointer.sha256)
+                    .await?
+                    .body,
             ),
             None => (None, Body::default()),
         };

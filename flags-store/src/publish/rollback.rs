@@ -1,9 +1,10 @@
 //! `rollback`: a stored version's blob served again, as a new version through the one publish
-//! step.
+//! step. Also the repair of a damaged pointer (`publish` module docs, "A damaged pointer").
 
 use shared_eval::Body;
 
-use super::{Environment, Next, Outcome, PublishError, Side};
+use super::read::Settled;
+use super::{Base, Environment, Next, Outcome, PublishError, Side};
 use crate::layout::Action;
 use flags_compile::blob_file::Provenance;
 use flags_compile::diff;
@@ -12,6 +13,10 @@ impl Environment {
     /// Serves version `to`'s blob again, as a new version (blobs are immutable, so nothing is
     /// compiled or uploaded). The emergency path: it serves that blob to everyone, so a running
     /// canary ends too. [`Outcome::Unchanged`] if it is already served, without a canary.
+    ///
+    /// It is also how a damaged pointer is repaired: then the new version follows the newest
+    /// record (whatever the pointer claims) and replaces the damaged object with a conditional
+    /// write on its own ETag, and the summary is against the newest record's flags.
     pub async fn rollback(
         &self,
         to: u64,
@@ -19,36 +24,50 @@ impl Environment {
         created_at: &str,
         message: Option<String>,
     ) -> Result<Outcome, PublishError> {
-        let Some(current) = self.settled_current(author).await? else {
-            return Err(PublishError::NothingPublished {
-                env: self.env.clone(),
-            });
+        let (base, current) = match self.settled(author).await? {
+            Settled::Empty => {
+                return Err(PublishError::NothingPublished {
+                    env: self.env.clone(),
+                });
+            }
+            Settled::Sound(current) => (Base::of(Some(&current)), Some(current)),
+            Settled::Damaged { base, .. } => (base, None),
         };
         let target = self.require_record(to).await?;
-        if target.sha256 == current.pointer.sha256 && current.pointer.canary.is_none() {
+        if let Some(current) = &current
+            && target.sha256 == current.pointer.sha256
+            && current.pointer.canary.is_none()
+        {
             return Ok(Outcome::Unchanged {
                 version: current.pointer.version,
             });
         }
-        // The target must still be intact before anything points at it. The current blob may
+        // The target must still be intact before anything points at it. What it replaces may
         // be broken (rolling back off it is how `drift --fix` repairs it): then the summary
         // lists every flag as added.
         let target_blob = self.blob(&target.blob, &target.sha256).await?;
-        let current_body = match self
-            .blob(&current.pointer.blob, &current.pointer.sha256)
-            .await
-        {
-            Ok(blob) => blob.body,
-            Err(PublishError::Corrupt { .. } | PublishError::ReadBackMismatch { .. }) => {
-                Body::default()
+        let replaced = match (&current, base.version) {
+            (Some(current), _) => {
+                Some((current.pointer.blob.clone(), current.pointer.sha256.clone()))
             }
-            Err(e) => return Err(e),
+            (None, Some(latest)) => self.record(latest).await?.map(|r| (r.blob, r.sha256)),
+            (None, None) => None,
+        };
+        let replaced_body = match replaced {
+            Some((blob, sha256)) => match self.blob(&blob, &sha256).await {
+                Ok(blob) => blob.body,
+                Err(PublishError::Corrupt { .. } | PublishError::ReadBackMismatch { .. }) => {
+                    Body::default()
+                }
+                Err(e) => return Err(e),
+            },
+            None => Body::default(),
         };
         let next = Next {
             stable: Side::Stored(target.blob, target.sha256, target.content_hash),
             canary: None,
             action: Action::Rollback,
-            summary: diff::diff(&current_body, &target_blob.body).summary(),
+            summary: diff::diff(&replaced_body, &target_blob.body).summary(),
             flags: Vec::new(),
             provenance: Provenance {
                 author: author.to_owned(),
@@ -59,8 +78,6 @@ impl Environment {
             rollback_to: Some(to),
             rollouts: None,
         };
-        self.publish_next(Some(&current), next)
-            .await
-            .map(Outcome::Published)
+        self.publish_over(&base, next).await.map(Outcome::Published)
     }
 }

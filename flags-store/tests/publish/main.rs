@@ -1,8 +1,11 @@
 //! Publishing against the local directory store, in one test binary: canaries, kills,
-//! rollouts, and the Cloudflare purge request against a stand-in that checks its shape.
+//! rollouts, recovery from a damaged pointer, previews that match what a push publishes, and
+//! the Cloudflare purge request against a stand-in that checks its shape.
 
 mod canary;
 mod common;
 mod kill;
+mod previews;
 mod purge_cloudflare;
+mod recovery;
 mod rollout;

@@ -1,22 +1,31 @@
 //! `publisher eval --flags PATH [--env ENV] --context JSON KEY [--json]`: evaluate one flag
 //! locally with the edge's evaluator.
 //!
+//! `publisher eval --deployed --env ENV [--store S] --context JSON KEY`: the same question
+//! answered as the edge answers it now: from the environment's deployed blob (kills and live
+//! rollout stages are in it) and, while a canary runs, from the side this user gets
+//! (`shared_eval::in_canary` on the pointer's salt and share and the request's targeting key,
+//! the worker's own rule). The answer says which version and side answered (`--json`: the
+//! edge's `flagsVersion` and `flagsTrack` metadata).
+//!
 //! The context is read as the edge reads a request: `--signed` is a verified token's claims
 //! (`sub` is the targeting key), `--unsigned` the request body's `context`. Plain `--context`
 //! is a signed-in user when it has a `targetingKey` (as if a token carried all of it) and an
 //! anonymous request (unsigned attributes only) when it has none, so `--context '{}'` answers
 //! what the edge answers without a token (permission flags serve their default). `--json` prints one object with OFREP's
 //! field names. Exit 0 when the flag was evaluated (whatever its reason), 1 when the flags
-//! could not be compiled (`PARSE_ERROR`) or the flag does not exist (`FLAG_NOT_FOUND`), 2 on a
-//! bad `--context`.
+//! could not be compiled (`PARSE_ERROR`), the deployed version could not be read (`GENERAL`)
+//! or the flag does not exist (`FLAG_NOT_FOUND`), 2 on a bad `--context`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use flags_compile::blob_file::{Provenance, now_rfc3339, seal};
 use flags_compile::{CompileOptions, compile_path};
+use flags_store::publish::Environment;
+use flags_store::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
 use serde_json::{Map, Value, json};
-use shared_eval::{Context, Evaluation, Snapshot, evaluate};
+use shared_eval::{Context, Evaluation, Snapshot, evaluate, in_canary};
 
 use super::{DEFAULT_ENV, print_diagnostics};
 
@@ -34,11 +43,24 @@ pub struct Args {
 #[derive(Debug, clap::Args)]
 pub struct Input {
     /// Flags directory (native format) or a flagd JSON file.
-    #[arg(long)]
-    pub flags: PathBuf,
-    /// Environment whose rules apply (ignored for flagd files).
+    #[arg(
+        long,
+        required_unless_present = "deployed",
+        conflicts_with = "deployed"
+    )]
+    pub flags: Option<PathBuf>,
+    /// Environment whose rules apply (ignored for flagd files); with --deployed, the
+    /// environment whose deployed version answers.
     #[arg(long, default_value = DEFAULT_ENV)]
     pub env: String,
+    /// Answer as the edge answers now instead of from files: the environment's deployed blob
+    /// in --store (kills and live rollout stages included) and, while a canary runs, the side
+    /// this user's targeting key gets.
+    #[arg(long)]
+    pub deployed: bool,
+    /// The store --deployed reads: a directory or `s3://bucket/prefix`, as for `push`.
+    #[arg(long, env = STORE_ENV_VAR, default_value = DEFAULT_STORE)]
+    pub store: String,
     /// Evaluation context as a JSON object, e.g. '{"targetingKey":"u1","user":{"plan":"premium"}}':
     /// with a targetingKey, a signed-in user whose token carries all of it; without, an
     /// anonymous request whose body carries it.
@@ -105,6 +127,17 @@ impl EdgeRequest {
     pub fn context(&self) -> Context<'_> {
         Context::with_unsigned(&self.signed, &self.unsigned, self.verified)
     }
+
+    /// The key a split (and a canary) buckets by, as the edge takes it: the token's subject
+    /// for a verified request, else the body's `targetingKey`.
+    pub fn targeting_key(&self) -> Option<&str> {
+        let attributes = if self.verified {
+            &self.signed
+        } else {
+            &self.unsigned
+        };
+        attributes.get("targetingKey").and_then(Value::as_str)
+    }
 }
 
 /// A compiled snapshot plus the parsed context and time.
@@ -115,14 +148,43 @@ pub struct Loaded {
     pub request: EdgeRequest,
     /// `--now`, or the clock.
     pub now_ms: i64,
+    /// With `--deployed`: which version and side answered.
+    pub served: Option<ServedBy>,
+    /// Where the flags came from, for messages: the files, or the deployed version.
+    pub source: String,
+}
+
+/// The deployed version and side that answer a request (`--deployed`), as the edge says in
+/// its `X-Flags-Version` / `X-Flags-Track` headers.
+pub struct ServedBy {
+    /// The environment.
+    pub env: String,
+    /// The pointer's version.
+    pub version: u64,
+    /// `stable` or `canary`.
+    pub track: &'static str,
+    /// The running canary's share and start (`10% of users since version 6`), if one runs.
+    pub canary: Option<String>,
+}
+
+impl std::fmt::Display for ServedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} version {}, {}", self.env, self.version, self.track)?;
+        match (&self.canary, self.track) {
+            (Some(canary), "canary") => write!(f, " ({canary})"),
+            (Some(canary), _) => write!(f, " (beside a canary to {canary})"),
+            (None, _) => Ok(()),
+        }
+    }
 }
 
 /// Why there is nothing to evaluate: the command already printed it; exit with `code`.
 pub struct Failed {
     /// The exit code.
     pub code: u8,
-    /// The compile error summary, for `--json`'s `PARSE_ERROR` answer.
-    pub parse_error: Option<String>,
+    /// For `--json`'s error answer: its OFREP error code (`PARSE_ERROR` for flags that do not
+    /// compile, `GENERAL` for a deployed version that cannot be read) and details.
+    pub error: Option<(&'static str, String)>,
 }
 
 impl Input {
@@ -134,14 +196,14 @@ impl Input {
                 eprintln!("error: {flag} must be a JSON object");
                 Err(Failed {
                     code: 2,
-                    parse_error: None,
+                    error: None,
                 })
             }
             Err(e) => {
                 eprintln!("error: {flag} is not valid JSON: {e}");
                 Err(Failed {
                     code: 2,
-                    parse_error: None,
+                    error: None,
                 })
             }
         };
@@ -175,23 +237,89 @@ impl Input {
                     eprintln!("error: --now is not an RFC 3339 time: {e}");
                     return Err(Failed {
                         code: 2,
-                        parse_error: None,
+                        error: None,
                     });
                 }
             },
         };
-        match compile_snapshot(&self.flags, &self.env) {
+        let flags = match &self.flags {
+            Some(flags) if !self.deployed => flags,
+            _ => {
+                return match deployed_snapshot(&self.store, &self.env, request.targeting_key()) {
+                    Ok((snapshot, served)) => Ok(Loaded {
+                        snapshot: Box::new(snapshot),
+                        request,
+                        now_ms,
+                        source: format!("{} version {}", served.env, served.version),
+                        served: Some(served),
+                    }),
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        Err(Failed {
+                            code: 1,
+                            error: Some(("GENERAL", error)),
+                        })
+                    }
+                };
+            }
+        };
+        match compile_snapshot(flags, &self.env) {
             Ok(snapshot) => Ok(Loaded {
                 snapshot: Box::new(snapshot),
                 request,
                 now_ms,
+                served: None,
+                source: flags.display().to_string(),
             }),
             Err(summary) => Err(Failed {
                 code: 1,
-                parse_error: Some(summary),
+                error: Some(("PARSE_ERROR", summary)),
             }),
         }
     }
+}
+
+/// What `env` of `store` serves the request with this targeting key now: the stable blob, or
+/// the canary's for a user in its share (`shared_eval::in_canary`, the edge's rule), read back
+/// with every check the edge makes.
+pub fn deployed_snapshot(
+    store: &str,
+    env: &str,
+    targeting_key: Option<&str>,
+) -> Result<(Snapshot, ServedBy), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let deployed = runtime.block_on(async {
+        let environment = Environment::new(store::open(store).await?, env)?;
+        environment
+            .deployed_all()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("nothing has been published to {env} yet"))
+    })?;
+    let pointer = &deployed.current.pointer;
+    let (blob, track) = match (&pointer.canary, deployed.canary) {
+        (Some(canary), Some(blob))
+            if in_canary(&canary.salt, canary.percent.buckets(), targeting_key) =>
+        {
+            (blob, "canary")
+        }
+        _ => (deployed.stable, "stable"),
+    };
+    let served = ServedBy {
+        env: env.to_owned(),
+        version: pointer.version,
+        track,
+        canary: pointer
+            .canary
+            .as_ref()
+            .map(|c| format!("{} of users since version {}", c.percent, c.since)),
+    };
+    let snapshot = Snapshot::from_blob(blob)
+        .map_err(|e| format!("the deployed blob of {env} is refused by the evaluator: {e}"))?;
+    Ok((snapshot, served))
 }
 
 /// Compiles `path` for `env` and loads it as the edge would. On failure prints the diagnostics
@@ -256,11 +384,13 @@ pub fn run(args: Args) -> ExitCode {
         snapshot,
         request,
         now_ms,
+        served,
+        source,
     } = match args.input.load() {
         Ok(loaded) => loaded,
-        Err(Failed { code, parse_error }) => {
-            if let (true, Some(summary)) = (args.json, parse_error) {
-                println!("{}", error_json(key, "PARSE_ERROR", &summary));
+        Err(Failed { code, error }) => {
+            if let (true, Some((code, details))) = (args.json, error) {
+                println!("{}", error_json(key, code, &details));
             }
             return ExitCode::from(code);
         }
@@ -272,15 +402,25 @@ pub fn run(args: Args) -> ExitCode {
                 error_json(key, "FLAG_NOT_FOUND", "no flag with this key")
             );
         } else {
-            eprintln!("error: no flag `{key}` in {}", args.input.flags.display());
+            eprintln!("error: no flag `{key}` in {source}");
         }
         return ExitCode::FAILURE;
     }
     let eval = evaluate(&snapshot, key, &request.context(), now_ms);
-    if args.json {
-        println!("{}", ofrep_json(key, &eval));
-    } else {
-        println!("{}", one_line(key, &eval));
+    match (args.json, &served) {
+        (true, None) => println!("{}", ofrep_json(key, &eval)),
+        (true, Some(served)) => {
+            // As the edge's single-flag answer: the flag's metadata plus which version and
+            // side answered.
+            let mut answer = ofrep_json(key, &eval);
+            if let Some(metadata) = answer["metadata"].as_object_mut() {
+                metadata.insert("flagsVersion".into(), json!(served.version));
+                metadata.insert("flagsTrack".into(), json!(served.track));
+            }
+            println!("{answer}");
+        }
+        (false, None) => println!("{}", one_line(key, &eval)),
+        (false, Some(served)) => println!("{} [{served}]", one_line(key, &eval)),
     }
     ExitCode::SUCCESS
 }

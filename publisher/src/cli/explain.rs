@@ -4,7 +4,9 @@
 //!
 //! The request is read as the edge reads it (see `eval`): `explain` says which identity it
 //! assumed, and when the signed-identity rule (a permission flag is granted only to a verified
-//! token) decided the answer.
+//! token) decided the answer. With `--deployed` it explains what the edge serves now (the
+//! deployed blob with its kills and live rollout stages, the user's side of a running canary),
+//! and says which version and side that is.
 //!
 //! Each condition's truth comes from the real evaluator (the flag is re-evaluated with that
 //! condition as its only rule), so `explain` can never disagree with what the edge serves.
@@ -32,13 +34,15 @@ pub fn run(args: Args) -> ExitCode {
         snapshot,
         request,
         now_ms,
+        served,
+        source,
     } = match args.input.load() {
         Ok(loaded) => loaded,
         Err(failed) => return ExitCode::from(failed.code),
     };
     let body = &snapshot.blob().body;
     let Some(index) = body.flags.iter().position(|f| f.key == key) else {
-        eprintln!("error: no flag `{key}` in {}", args.input.flags.display());
+        eprintln!("error: no flag `{key}` in {source}");
         return ExitCode::FAILURE;
     };
     let flag = &body.flags[index];
@@ -54,6 +58,9 @@ pub fn run(args: Args) -> ExitCode {
         (false, false) => "disabled",
     };
     println!("flag {key} in {}: {state}", args.input.env);
+    if let Some(served) = &served {
+        println!("deployed: {served}");
+    }
     match (request.verified, request.signed.get("targetingKey")) {
         (true, Some(subject)) => println!("identity: signed, targeting key {subject}"),
         (true, None) => println!("identity: signed, no subject"),
