@@ -126,7 +126,7 @@ impl CanarySplit {
 
     /// Whether the user with this targeting key is served the canary.
     pub fn serves(&self, targeting_key: Option<&str>) -> bool {
-        targeting_key.is_some_and(|key| shared_eval::bucket(&self.salt, key) < self.buckets)
+        shared_eval::in_canary(&self.salt, self.buckets, targeting_key)
     }
 
     /// The share as a percentage.

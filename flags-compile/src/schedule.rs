@@ -414,69 +414,9 @@ pub fn apply(body: &mut Body, schedule: &Schedule, stage: usize) -> bool {
     }
 }
 
-/// A share of users in steps of one bucket (0.001%, see `shared_eval::BUCKETS`), written in
-/// JSON as a percentage (`5`, `0.5`). A user is in the share when its bucket is below
-/// [`Share::buckets`], so a larger share only adds users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Share(u32);
-
-impl Share {
-    /// The share in buckets of 100,000.
-    pub fn buckets(self) -> u32 {
-        self.0
-    }
-
-    /// From a percentage; `None` unless `0 < percent <= 100` (a 0% canary serves no one, which
-    /// is what `abort` is for).
-    pub fn from_percent(percent: f64) -> Option<Share> {
-        let buckets = (percent * f64::from(shared_eval::BUCKETS) / 100.0).round();
-        (percent.is_finite() && buckets >= 1.0 && buckets <= f64::from(shared_eval::BUCKETS))
-            .then_some(Share(buckets as u32))
-    }
-
-    /// The share as a percentage.
-    pub fn percent(self) -> f64 {
-        f64::from(self.0) * 100.0 / f64::from(shared_eval::BUCKETS)
-    }
-}
-
-impl std::fmt::Display for Share {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}%", self.percent())
-    }
-}
-
-impl std::str::FromStr for Share {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Share, String> {
-        let number = text.trim().trim_end_matches('%');
-        number
-            .parse::<f64>()
-            .ok()
-            .and_then(Share::from_percent)
-            .ok_or_else(|| format!("invalid share {text:?}: expected a percentage above 0 and at most 100 (steps of 0.001)"))
-    }
-}
-
-impl Serialize for Share {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // Whole percentages as integers (`5`, not `5.0`), so pointers read naturally.
-        if self.0.is_multiple_of(shared_eval::BUCKETS / 100) {
-            serializer.serialize_u32(self.0 / (shared_eval::BUCKETS / 100))
-        } else {
-            serializer.serialize_f64(self.percent())
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Share {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Share, D::Error> {
-        let percent = f64::deserialize(deserializer)?;
-        Share::from_percent(percent).ok_or_else(|| {
-            serde::de::Error::custom(format!("canary percent {percent} is not in (0, 100]"))
-        })
-    }
-}
+/// A share of users, in buckets: the canary's and a rollout stage's unit (one definition, in
+/// shared-eval, which the pointer uses too).
+pub use shared_eval::Share;
 
 #[cfg(test)]
 mod tests {

@@ -45,7 +45,7 @@ impl DeployedCache {
             return Ok(Some(hit));
         }
         let blob = env
-            .blob(&current.pointer.blob, &current.pointer.sha256)
+            .blob(&current.pointer.stable.blob, &current.pointer.stable.sha256)
             .await?;
         let record = env.record(current.pointer.version).await?;
         let deployed = Arc::new(Deployed {

@@ -46,7 +46,7 @@ pub fn pointer_key(env: &str) -> String {
 
 /// `blobs/<hex>.json.gz`: a blob's key relative to its environment (what the pointer names).
 pub fn blob_name(sha256_hex: &str) -> String {
-    format!("blobs/{sha256_hex}.json.gz")
+    BlobRef::name_for(sha256_hex)
 }
 
 /// `<env>/versions/<20 digits>.json`.
@@ -84,51 +84,10 @@ pub fn version_of_key(key: &str) -> Option<u64> {
     }
 }
 
-/// `<env>/current.json`: which blob the environment serves. The edge reads only this and the
-/// blob it names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pointer {
-    /// The environment's current version. After a rollback this is the rollback's own version,
-    /// while the blob's header keeps the version it was first published as.
-    pub version: u64,
-    /// The blob's key relative to the environment: `blobs/<hex>.json.gz`.
-    pub blob: String,
-    /// Hex SHA-256 of the blob object's (gzipped) bytes, as in its key.
-    pub sha256: String,
-    /// The blob body's `sha256:<hex>` content hash, as in its header.
-    pub content_hash: String,
-    /// A canary beside the stable blob above, served to a share of users; absent (and so
-    /// absent from pointers written before canaries existed) when there is none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<Canary>,
-}
-
-/// The canary half of a pointer (and of the version record that wrote it): a second blob that
-/// the edge serves to `percent` of users, picked by `bucket(salt, targeting key) < buckets`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Canary {
-    /// The blob's key relative to the environment: `blobs/<hex>.json.gz`.
-    pub blob: String,
-    /// Hex SHA-256 of the blob object's (gzipped) bytes.
-    pub sha256: String,
-    /// The blob body's `sha256:<hex>` content hash.
-    pub content_hash: String,
-    /// Share of users served the canary.
-    pub percent: Share,
-    /// The bucketing salt, `canary-<env>-<since>`: fixed for the canary's whole life (a later
-    /// push to the canary or a kill keeps it), so a user never changes sides while it runs, and
-    /// a new canary reshuffles who goes first.
-    pub salt: String,
-    /// The version that started this canary (`push --canary`).
-    pub since: u64,
-}
-
-impl Canary {
-    /// The salt of a canary started by version `since` of `env`.
-    pub fn salt_for(env: &str, since: u64) -> String {
-        format!("canary-{env}-{since}")
-    }
-}
+/// The pointer (`<env>/current.json`) and the blob references it and the version records hold:
+/// one definition, in shared-eval, which the edge reads too. `Canary` is the pointer's canary
+/// half ([`shared_eval::CanaryRef`]).
+pub use shared_eval::{BlobRef, CanaryRef as Canary, Pointer};
 
 /// What a version did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,12 +139,9 @@ pub struct VersionRecord {
     pub previous: Option<u64>,
     /// What this version did.
     pub action: Action,
-    /// The blob served: `blobs/<hex>.json.gz` relative to the environment.
-    pub blob: String,
-    /// Hex SHA-256 of the blob's gzipped bytes.
-    pub sha256: String,
-    /// The blob body's content hash.
-    pub content_hash: String,
+    /// The blob served (`blob`, `sha256`, `content_hash` at the record's top level).
+    #[serde(flatten)]
+    pub stable: BlobRef,
     /// Who published (Git identity or `--author`).
     pub author: String,
     /// Git commit of the flags directory, when it was in a repository. For a rollback: the
@@ -262,9 +218,7 @@ impl VersionRecord {
     pub fn pointer(&self) -> Pointer {
         Pointer {
             version: self.version,
-            blob: self.blob.clone(),
-            sha256: self.sha256.clone(),
-            content_hash: self.content_hash.clone(),
+            stable: self.stable.clone(),
             canary: self.canary.clone(),
         }
     }

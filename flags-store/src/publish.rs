@@ -79,7 +79,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use shared_eval::{Blob, Body};
 
-use crate::layout::{self, Action, Canary, Pointer, VersionRecord};
+use crate::layout::{self, Action, BlobRef, Canary, Pointer, VersionRecord};
 use flags_compile::blob_file::{BlobFileError, Provenance};
 use flags_compile::diff::BodyDiff;
 
@@ -304,25 +304,17 @@ pub struct Deployed {
 pub(crate) enum Side {
     /// Sealed with the new version's header, uploaded and read back.
     New(Body),
-    /// `(blob, sha256, content_hash)` of a stored blob (rollback, promote, the untouched side).
-    Stored(String, String, String),
+    /// A blob already stored (rollback, promote, the untouched side).
+    Stored(BlobRef),
 }
 
 impl Side {
     fn stable_of(pointer: &Pointer) -> Side {
-        Side::Stored(
-            pointer.blob.clone(),
-            pointer.sha256.clone(),
-            pointer.content_hash.clone(),
-        )
+        Side::Stored(pointer.stable.clone())
     }
 
     fn canary_of(canary: &Canary) -> Side {
-        Side::Stored(
-            canary.blob.clone(),
-            canary.sha256.clone(),
-            canary.content_hash.clone(),
-        )
+        Side::Stored(canary.blob_ref.clone())
     }
 }
 

@@ -52,7 +52,7 @@ pub async fn promote(
             action: "promote",
         })?;
     let proposal = Proposal::Promote {
-        canary: canary.content_hash,
+        canary: canary.blob_ref.content_hash,
     };
     publish_or_propose(&state, &auth.env, &actor, proposal, message)
         .await

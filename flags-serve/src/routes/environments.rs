@@ -83,7 +83,7 @@ pub fn status_of(state: &AppState, name: &str, deployed: Option<&Deployed>) -> E
             .filter(|f| f.killed)
             .map(|f| f.key.clone())
             .collect(),
-        content_hash: Some(pointer.content_hash.clone()),
+        content_hash: Some(pointer.stable.content_hash.clone()),
         canary: pointer.canary.clone(),
         fleet: None,
     }

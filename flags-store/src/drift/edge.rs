@@ -393,9 +393,12 @@ async fn classify(
     // A canary is part of the version, not drift: in sync means the same stable blob and the
     // same canary blob (or none on both sides).
     let canary_sha = |c: Option<&EdgeCanary>| c.and_then(|c| c.sha256.clone());
-    let same_canary =
-        canary_sha(report.canary.as_ref()) == pointer.canary.as_ref().map(|c| c.sha256.clone());
-    if health.loaded && health.sha256.as_deref() == Some(pointer.sha256.as_str()) && same_canary {
+    let same_canary = canary_sha(report.canary.as_ref())
+        == pointer.canary.as_ref().map(|c| c.blob_ref.sha256.clone());
+    if health.loaded
+        && health.sha256.as_deref() == Some(pointer.stable.sha256.as_str())
+        && same_canary
+    {
         report.state = EdgeState::InSync;
         return report;
     }

@@ -253,14 +253,14 @@ pub async fn compare(git: &GitLayer, store: &Inspection) -> GitVsStore {
         && store
             .pointer
             .as_ref()
-            .is_some_and(|p| p.content_hash == pushed_hash);
+            .is_some_and(|p| p.stable.content_hash == pushed_hash);
     let canary = store.pointer.as_ref().and_then(|p| p.canary.as_ref());
     let over_canary = store
         .canary_body
         .as_ref()
         .map(|body| pushed_over(git, body, running));
     let matches_canary = match (canary, &over_canary) {
-        (Some(c), Some(body)) => c.content_hash == shared_eval::content_hash(body),
+        (Some(c), Some(body)) => c.blob_ref.content_hash == shared_eval::content_hash(body),
         _ => false,
     };
     let matches = if matches_canary {

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use shared_eval::Body;
 
 use super::{Finding, FindingKind, Layer};
-use crate::layout::{Action, Pointer, VersionRecord, pointer_key};
+use crate::layout::{Action, BlobRef, Pointer, VersionRecord, pointer_key};
 use crate::publish::{Environment, PublishError};
 use crate::store::StoreError;
 use flags_compile::blob_file;
@@ -70,12 +70,9 @@ pub struct StoreCanary {
     pub since: u64,
     /// The share of users it serves, in percent.
     pub percent: f64,
-    /// Its blob.
-    pub blob: String,
-    /// Its blob's SHA-256.
-    pub sha256: String,
-    /// Its content hash.
-    pub content_hash: String,
+    /// Its blob (`blob`, `sha256`, `content_hash` at this object's top level).
+    #[serde(flatten)]
+    pub blob_ref: BlobRef,
     /// Flags in its blob, when it loads.
     pub flags: Option<usize>,
 }
@@ -232,9 +229,9 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         }
     };
     layer.version = Some(pointer.version);
-    layer.blob = Some(pointer.blob.clone());
-    layer.sha256 = Some(pointer.sha256.clone());
-    layer.content_hash = Some(pointer.content_hash.clone());
+    layer.blob = Some(pointer.stable.blob.clone());
+    layer.sha256 = Some(pointer.stable.sha256.clone());
+    layer.content_hash = Some(pointer.stable.content_hash.clone());
 
     let record = match env.record(pointer.version).await {
         Ok(record) => record,
@@ -248,7 +245,7 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
             layer.detail = Some(format!(
                 "the pointer names {} for version {}, but version {}'s record says {}: the pointer was \
                  overwritten outside the publisher",
-                pointer.blob, pointer.version, record.version, record.blob
+                pointer.stable.blob, pointer.version, record.version, record.stable.blob
             ));
             None
         }
@@ -269,16 +266,18 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         layer.message = record.message.clone();
     }
 
-    let body = match load_blob(env, &pointer.blob, &pointer.sha256).await? {
+    let body = match load_blob(env, &pointer.stable.blob, &pointer.stable.sha256).await? {
         Ok(blob) => {
             if layer.source_commit.is_none() {
                 layer.source_commit = blob.header.source_commit.clone();
             }
-            if blob.header.content_hash != pointer.content_hash && layer.state == StoreState::Ok {
+            if blob.header.content_hash != pointer.stable.content_hash
+                && layer.state == StoreState::Ok
+            {
                 layer.state = StoreState::PointerMismatch;
                 layer.detail = Some(format!(
                     "the pointer says content {}, its blob holds {}",
-                    pointer.content_hash, blob.header.content_hash
+                    pointer.stable.content_hash, blob.header.content_hash
                 ));
             }
             layer.flags = Some(blob.body.flags.len());
@@ -296,12 +295,10 @@ pub async fn inspect(env: &Environment) -> Result<Inspection, PublishError> {
         let mut reported = StoreCanary {
             since: canary.since,
             percent: canary.percent.percent(),
-            blob: canary.blob.clone(),
-            sha256: canary.sha256.clone(),
-            content_hash: canary.content_hash.clone(),
+            blob_ref: canary.blob_ref.clone(),
             flags: None,
         };
-        match load_blob(env, &canary.blob, &canary.sha256).await? {
+        match load_blob(env, &canary.blob_ref.blob, &canary.blob_ref.sha256).await? {
             Ok(blob) => {
                 reported.flags = Some(blob.body.flags.len());
                 canary_body = Some(blob.body);

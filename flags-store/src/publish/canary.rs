@@ -49,12 +49,12 @@ impl Environment {
         let pointer = &deployed.current.pointer;
         let version = pointer.version;
         let running = pointer.canary.as_ref();
-        let same_content = running.is_some_and(|c| c.content_hash == content_hash);
+        let same_content = running.is_some_and(|c| c.blob_ref.content_hash == content_hash);
         match running {
             Some(c) if same_content && c.percent == percent => {
                 return Ok(Outcome::Unchanged { version });
             }
-            None if pointer.content_hash == content_hash => {
+            None if pointer.stable.content_hash == content_hash => {
                 return Ok(Outcome::Unchanged { version });
             }
             _ => {}
@@ -142,11 +142,11 @@ impl Environment {
         else {
             return Err(no_canary());
         };
-        if let Some(expected) = expected.filter(|e| *e != canary.content_hash) {
+        if let Some(expected) = expected.filter(|e| *e != canary.blob_ref.content_hash) {
             return Err(PublishError::CanaryChanged {
                 env: self.env.clone(),
                 expected: expected.to_owned(),
-                found: canary.content_hash.clone(),
+                found: canary.blob_ref.content_hash.clone(),
             });
         }
         let stable = &deployed.stable;

@@ -6,7 +6,7 @@ use flags_compile::blob_file::{self, Provenance};
 
 use super::{Base, Current, Environment, Next, PublishError, Side, sha256_hex, to_json};
 use crate::layout::{
-    AuditEntry, Canary, VersionRecord, audit_key, blob_name, pointer_key, version_key,
+    AuditEntry, BlobRef, Canary, VersionRecord, audit_key, pointer_key, version_key,
 };
 use crate::store::{PutOptions, StoreError};
 
@@ -43,18 +43,16 @@ impl Environment {
         // A new side's body arrives with the live stages applied (by `as_pushed`, `republish`,
         // or because it is the deployed body): stages are applied in one place,
         // `rollout::stage`.
-        let (blob, sha256, content_hash) = self
+        let stable = self
             .stored_side(next.stable, version, previous, &next.provenance)
             .await?;
         let canary = match next.canary {
             Some(c) => {
-                let (blob, sha256, content_hash) = self
+                let blob_ref = self
                     .stored_side(c.side, version, previous, &next.provenance)
                     .await?;
                 Some(Canary {
-                    blob,
-                    sha256,
-                    content_hash,
+                    blob_ref,
                     percent: c.percent,
                     salt: c.salt,
                     since: c.since,
@@ -66,9 +64,7 @@ impl Environment {
             version,
             previous,
             action: next.action,
-            blob,
-            sha256,
-            content_hash,
+            stable,
             author: next.provenance.author,
             source_commit: next.provenance.source_commit,
             created_at: next.provenance.created_at,
@@ -82,23 +78,23 @@ impl Environment {
         self.commit(base, record).await
     }
 
-    /// A side of the next version as `(blob, sha256, content_hash)`, uploading it if new.
+    /// A side of the next version as the blob it is stored as, uploading it if new.
     pub(super) async fn stored_side(
         &self,
         side: Side,
         version: u64,
         previous: Option<u64>,
         provenance: &Provenance,
-    ) -> Result<(String, String, String), PublishError> {
+    ) -> Result<BlobRef, PublishError> {
         match side {
-            Side::Stored(blob, sha256, content_hash) => Ok((blob, sha256, content_hash)),
+            Side::Stored(stored) => Ok(stored),
             Side::New(body) => {
                 let blob = blob_file::seal(body, &self.env, version, previous, provenance);
                 let gz = blob_file::encode_gzip(&blob)?;
                 let sha256 = sha256_hex(&gz);
-                let name = blob_name(&sha256);
-                self.upload_blob(&name, gz, &sha256).await?;
-                Ok((name, sha256, blob.header.content_hash))
+                let stored = BlobRef::content_addressed(sha256, blob.header.content_hash);
+                self.upload_blob(&stored.blob, gz, &stored.sha256).await?;
+                Ok(stored)
             }
         }
     }

@@ -61,7 +61,7 @@ impl Environment {
         let current = self.verified_current().await?;
         let (old, running) = match &current {
             Some(c) => (
-                self.served_blob(&c.pointer.blob, &c.pointer.sha256)
+                self.served_blob(&c.pointer.stable.blob, &c.pointer.stable.sha256)
                     .await?
                     .body,
                 self.record(c.pointer.version)
@@ -114,7 +114,7 @@ impl Environment {
         let (previous, old_body) = match &current {
             Some(c) => (
                 Some(c.pointer.version),
-                self.served_blob(&c.pointer.blob, &c.pointer.sha256)
+                self.served_blob(&c.pointer.stable.blob, &c.pointer.stable.sha256)
                     .await?
                     .body,
             ),
@@ -133,7 +133,7 @@ impl Environment {
         let summary = diff::diff(&old_body, &body).summary();
         let content_hash = shared_eval::content_hash(&body);
         if let (Some(c), Some(version)) = (&current, previous)
-            && c.pointer.content_hash == content_hash
+            && c.pointer.stable.content_hash == content_hash
             && rollouts == running
         {
             return Ok(Outcome::Unchanged { version });

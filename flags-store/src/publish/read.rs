@@ -97,7 +97,7 @@ impl Environment {
                     }
                     Some(record) => format!(
                         "it names {} for version {version}, but that version's record names {}",
-                        current.pointer.blob, record.blob
+                        current.pointer.stable.blob, record.stable.blob
                     ),
                     None => format!("it names version {version}, which has no record"),
                 };
@@ -144,7 +144,7 @@ impl Environment {
                 Ok(None) | Err(PublishError::Corrupt { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            match self.blob(&record.blob, &record.sha256).await {
+            match self.blob(&record.stable.blob, &record.stable.sha256).await {
                 Ok(_) => return Ok(Some(version)),
                 Err(PublishError::Corrupt { .. } | PublishError::ReadBackMismatch { .. }) => {}
                 Err(e) => return Err(e),
@@ -231,7 +231,7 @@ impl Environment {
             return Ok(None);
         };
         let blob = self
-            .served_blob(&current.pointer.blob, &current.pointer.sha256)
+            .served_blob(&current.pointer.stable.blob, &current.pointer.stable.sha256)
             .await?;
         Ok(Some((current.pointer, blob)))
     }
@@ -246,10 +246,13 @@ impl Environment {
 
     pub(super) async fn read_deployed(&self, current: Current) -> Result<Deployed, PublishError> {
         let stable = self
-            .served_blob(&current.pointer.blob, &current.pointer.sha256)
+            .served_blob(&current.pointer.stable.blob, &current.pointer.stable.sha256)
             .await?;
         let canary = match &current.pointer.canary {
-            Some(c) => Some(self.served_blob(&c.blob, &c.sha256).await?),
+            Some(c) => Some(
+                self.served_blob(&c.blob_ref.blob, &c.blob_ref.sha256)
+                    .await?,
+            ),
             None => None,
         };
         Ok(Deployed {
@@ -274,7 +277,10 @@ impl Environment {
     /// The body a version served.
     pub async fn version_body(&self, version: u64) -> Result<Body, PublishError> {
         let record = self.require_record(version).await?;
-        Ok(self.blob(&record.blob, &record.sha256).await?.body)
+        Ok(self
+            .blob(&record.stable.blob, &record.stable.sha256)
+            .await?
+            .body)
     }
 
     /// [`Environment::settled`] for the verbs that build on the pointer: a damaged one is

@@ -35,7 +35,7 @@ impl Environment {
         };
         let target = self.require_record(to).await?;
         if let Some(current) = &current
-            && target.sha256 == current.pointer.sha256
+            && target.stable.sha256 == current.pointer.stable.sha256
             && current.pointer.canary.is_none()
         {
             return Ok(Outcome::Unchanged {
@@ -45,12 +45,18 @@ impl Environment {
         // The target must still be intact before anything points at it. What it replaces may
         // be broken (rolling back off it is how `drift --fix` repairs it): then the summary
         // lists every flag as added.
-        let target_blob = self.blob(&target.blob, &target.sha256).await?;
+        let target_blob = self
+            .blob(&target.stable.blob, &target.stable.sha256)
+            .await?;
         let replaced = match (&current, base.version) {
-            (Some(current), _) => {
-                Some((current.pointer.blob.clone(), current.pointer.sha256.clone()))
-            }
-            (None, Some(latest)) => self.record(latest).await?.map(|r| (r.blob, r.sha256)),
+            (Some(current), _) => Some((
+                current.pointer.stable.blob.clone(),
+                current.pointer.stable.sha256.clone(),
+            )),
+            (None, Some(latest)) => self
+                .record(latest)
+                .await?
+                .map(|r| (r.stable.blob, r.stable.sha256)),
             (None, None) => None,
         };
         let replaced_body = match replaced {
@@ -64,7 +70,7 @@ impl Environment {
             None => Body::default(),
         };
         let next = Next {
-            stable: Side::Stored(target.blob, target.sha256, target.content_hash),
+            stable: Side::Stored(target.stable),
             canary: None,
             action: Action::Rollback,
             summary: diff::diff(&replaced_body, &target_blob.body).summary(),

@@ -42,7 +42,10 @@ async fn a_canary_sits_beside_stable_until_promoted() {
         .unwrap(),
     );
     assert_eq!(v2.action, Action::Canary);
-    assert_eq!(v2.sha256, v1.sha256, "the stable side is untouched");
+    assert_eq!(
+        v2.stable.sha256, v1.stable.sha256,
+        "the stable side is untouched"
+    );
     let canary = v2.canary.clone().expect("the record names the canary");
     assert_eq!(
         (canary.percent.buckets(), canary.since, canary.salt.as_str()),
@@ -54,12 +57,12 @@ async fn a_canary_sits_beside_stable_until_promoted() {
     let raw = dir.path().join("dev/current.json");
     let pointer: serde_json::Value = serde_json::from_slice(&std::fs::read(&raw).unwrap()).unwrap();
     assert_eq!(pointer["version"], 2);
-    assert_eq!(pointer["sha256"], v1.sha256.as_str());
+    assert_eq!(pointer["sha256"], v1.stable.sha256.as_str());
     assert_eq!(pointer["canary"]["percent"], 5);
     assert_eq!(pointer["canary"]["salt"], "canary-dev-2");
     assert_eq!(
         pointer["canary"]["blob"],
-        format!("blobs/{}.json.gz", canary.sha256)
+        format!("blobs/{}.json.gz", canary.blob_ref.sha256)
     );
     let deployed = env.deployed_all().await.unwrap().unwrap();
     assert!(
@@ -90,9 +93,9 @@ async fn a_canary_sits_beside_stable_until_promoted() {
         (
             grown.percent.buckets(),
             grown.salt.as_str(),
-            grown.sha256.as_str()
+            grown.blob_ref.sha256.as_str()
         ),
-        (20_000, "canary-dev-2", canary.sha256.as_str()),
+        (20_000, "canary-dev-2", canary.blob_ref.sha256.as_str()),
         "a share change keeps the canary's blob and salt"
     );
 
@@ -109,8 +112,8 @@ async fn a_canary_sits_beside_stable_until_promoted() {
             .unwrap(),
     );
     assert_eq!(
-        (v4.action, v4.sha256.as_str(), v4.canary.is_none()),
-        (Action::Promote, canary.sha256.as_str(), true)
+        (v4.action, v4.stable.sha256.as_str(), v4.canary.is_none()),
+        (Action::Promote, canary.blob_ref.sha256.as_str(), true)
     );
     assert_eq!(v4.summary.changed, ["onboarding-tour"]);
     let current = env.current().await.unwrap().unwrap().pointer;
@@ -162,8 +165,8 @@ async fn abort_drops_the_canary_and_rollback_ends_it_too() {
             .unwrap(),
     );
     assert_eq!(
-        (v3.action, v3.sha256.as_str(), v3.canary.is_none()),
-        (Action::Abort, v1.sha256.as_str(), true)
+        (v3.action, v3.stable.sha256.as_str(), v3.canary.is_none()),
+        (Action::Abort, v1.stable.sha256.as_str(), true)
     );
     assert_eq!(
         v3.summary.changed,
@@ -214,7 +217,7 @@ async fn a_kill_during_a_canary_reaches_both_sides_and_stays_on_promote() {
         (canary.percent, canary.salt.as_str(), canary.since),
         (share(5.0), "canary-dev-2", 2)
     );
-    assert_ne!(canary.sha256, v2.canary.unwrap().sha256);
+    assert_ne!(canary.blob_ref.sha256, v2.canary.unwrap().blob_ref.sha256);
     let deployed = env.deployed_all().await.unwrap().unwrap();
     for (side, body) in [
         ("stable", &deployed.stable.body),
@@ -254,7 +257,7 @@ async fn pointers_written_before_canaries_existed_still_load() {
     // Exactly the shape of the pointer before this change (ARCHITECTURE.md, store layout).
     let legacy = format!(
         r#"{{"version": 1, "blob": "{}", "sha256": "{}", "content_hash": "{}"}}"#,
-        v1.blob, v1.sha256, v1.content_hash
+        v1.stable.blob, v1.stable.sha256, v1.stable.content_hash
     );
     let store = LocalStore::new(dir.path());
     let etag = store.get("dev/current.json").await.unwrap().unwrap().etag;

@@ -206,9 +206,14 @@ async fn drift_reports_a_damaged_pointer_and_fix_republishes_the_last_good_versi
                 repaired.action,
                 repaired.rollback_to,
                 repaired.previous,
-                &repaired.sha256
+                &repaired.stable.sha256
             ),
-            (Action::Rollback, Some(4), Some(4), &records[3].sha256),
+            (
+                Action::Rollback,
+                Some(4),
+                Some(4),
+                &records[3].stable.sha256
+            ),
             "{name}"
         );
         assert!(
@@ -234,7 +239,11 @@ async fn rollback_over_a_damaged_pointer_publishes_after_the_newest_record() {
             (5, Some(4), Some(to)),
             "{name}"
         );
-        assert_eq!(repaired.sha256, records[to as usize - 1].sha256, "{name}");
+        assert_eq!(
+            repaired.stable.sha256,
+            records[to as usize - 1].stable.sha256,
+            "{name}"
+        );
         // The summary is against the newest record's flags (version 4 killed new-chart).
         let expected: Vec<String> = if to == 4 {
             Vec::new()
@@ -251,7 +260,7 @@ async fn the_last_good_version_skips_records_whose_blob_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let env = environment(dir.path());
     let records = four_versions(&env).await;
-    std::fs::remove_file(dir.path().join("dev").join(&records[3].blob)).unwrap();
+    std::fs::remove_file(dir.path().join("dev").join(&records[3].stable.blob)).unwrap();
     std::fs::write(dir.path().join("dev/current.json"), b"{}").unwrap();
     assert_eq!(env.last_good_version().await.unwrap(), Some(3));
     assert_corrupt(
@@ -264,8 +273,8 @@ async fn the_last_good_version_skips_records_whose_blob_is_gone() {
     assert_eq!(fixed.after.status, Status::InSync, "{fixed}");
     let repaired = env.require_record(5).await.unwrap();
     assert_eq!(
-        (repaired.rollback_to, &repaired.sha256),
-        (Some(3), &records[2].sha256)
+        (repaired.rollback_to, &repaired.stable.sha256),
+        (Some(3), &records[2].stable.sha256)
     );
 }
 

@@ -91,9 +91,6 @@ pub struct EdgeRequest {
     pub verified: bool,
 }
 
-/// JWT claims the edge does not pass on as attributes (edge-worker's `identity.rs`).
-const REGISTERED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
-
 impl EdgeRequest {
     /// `claims`: a verified token's claims, or `None` for an anonymous request.
     pub fn new(claims: Option<Map<String, Value>>, mut unsigned: Map<String, Value>) -> Self {
@@ -104,20 +101,10 @@ impl EdgeRequest {
                 verified: false,
             };
         };
-        let subject = claims
-            .get("sub")
-            .or_else(|| claims.get("targetingKey"))
-            .cloned();
-        let mut signed: Map<String, Value> = claims
-            .into_iter()
-            .filter(|(name, _)| !REGISTERED_CLAIMS.contains(&name.as_str()))
-            .collect();
-        if let Some(subject) = subject {
-            signed.insert("targetingKey".into(), subject);
-        }
-        unsigned.remove("targetingKey");
+        // The edge's rule, from the one definition both use (`shared_eval::claims`).
+        shared_eval::claims::drop_restated_targeting_key(&mut unsigned);
         EdgeRequest {
-            signed,
+            signed: shared_eval::claims::signed_attributes(claims),
             unsigned,
             verified: true,
         }
