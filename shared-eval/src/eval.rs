@@ -602,12 +602,6 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         }
     }
 
-    /// The attribute's value in the context, read from unsigned attributes only when the flag
-    /// allows it for this attribute.
-    fn attr(&self, flag: &Flag, id: u32) -> Option<&'c Value> {
-        self.attr_slot(id, flag.unsigned_attrs.contains(&id)).0
-    }
-
     /// The attribute's value (signed first, then unsigned if allowed), and on a resolved
     /// context the slot it came from (where its parsed version is).
     #[inline(always)]
@@ -644,7 +638,12 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         let path = usize::try_from(split.bucket_by)
             .ok()
             .and_then(|i| self.body.attrs.get(i));
-        let value = path.and_then(|_| self.attr(flag, split.bucket_by));
+        let is_targeting_key = path.is_some_and(|p| is_targeting_key(p));
+        let value = path.and_then(|_| {
+            let allow_unsigned = flag.unsigned_attrs.contains(&split.bucket_by)
+                || (is_targeting_key && buckets_unsigned_key(flag));
+            self.attr_slot(split.bucket_by, allow_unsigned).0
+        });
         // Only numbers need the buffer (not zeroed for strings: this runs per split).
         let mut number;
         let text = match value {
@@ -658,8 +657,6 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             _ => None,
         };
         let Some(text) = text else {
-            let is_targeting_key = path
-                .is_some_and(|p| p.len() == 1 && p.first().is_some_and(|s| s == "targetingKey"));
             return if is_targeting_key {
                 Pick::error(
                     flag,
@@ -737,4 +734,17 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             ),
         }
     }
+}
+
+/// Whether an attribute path is the targeting key.
+pub(crate) fn is_targeting_key(path: &[String]) -> bool {
+    matches!(path, [name] if name == crate::claims::TARGETING_KEY)
+}
+
+/// Whether `flag` may bucket by an unsigned targeting key (a device or session id sent in the
+/// request body): a split grants nothing by itself, so every flag may but a `permission` one.
+/// Rules that compare the key's value still read an unsigned one only where the flag lists
+/// `targetingKey` in its unsigned attributes.
+pub(crate) fn buckets_unsigned_key(flag: &Flag) -> bool {
+    flag.kind != FlagKind::Permission
 }
