@@ -457,3 +457,27 @@ fn eval_and_explain_apply_the_signed_identity_rule_like_the_edge() {
     );
     assert!(!shown.contains("signed-identity rule"), "{shown}");
 }
+
+/// `explain` says when an attribute a condition reads was sent unsigned and ignored, rather
+/// than only that the condition fails.
+#[test]
+fn explain_says_an_unsigned_attribute_was_ignored() {
+    let out = publisher(&[
+        "explain",
+        "--flags",
+        "examples/flags",
+        "--env",
+        "dev",
+        "--signed",
+        r#"{"sub":"u1"}"#,
+        "--unsigned",
+        r#"{"plan":"premium"}"#,
+        "new-chart",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("plan was sent unsigned (\"premium\") and is ignored"),
+        "{shown}"
+    );
+}
