@@ -291,6 +291,11 @@ fn single(key: &str, served: &Answering<'_>, context: &Context<'_>, now_ms: i64)
     let mut metadata = evaluation.metadata.cloned().unwrap_or_default();
     metadata.insert("flagsVersion".into(), Value::from(served.version));
     metadata.insert("flagsTrack".into(), Value::from(served.track.as_str()));
+    // Attributes this flag reads that were sent unsigned and so ignored: say so.
+    let ignored = shared_eval::unsigned_ignored(served.snapshot, key, context);
+    if !ignored.is_empty() {
+        metadata.insert("unsignedIgnored".into(), Value::from(ignored));
+    }
     let result = FlagResult {
         metadata: Some(&metadata),
         ..FlagResult::new(key, &evaluation)
@@ -647,6 +652,14 @@ mod tests {
             (&answer["value"], &answer["reason"]),
             (&json!(false), &json!("DEFAULT"))
         );
+        // ... and the answer says why.
+        assert_eq!(
+            answer["metadata"]["unsignedIgnored"],
+            json!(["targetingKey"]),
+            "{answer}"
+        );
+        let (_, answer) = ask("csv-export");
+        assert_eq!(answer["metadata"].get("unsignedIgnored"), None, "{answer}");
     }
 
     #[test]
