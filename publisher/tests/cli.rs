@@ -481,3 +481,28 @@ fn explain_says_an_unsigned_attribute_was_ignored() {
         "{shown}"
     );
 }
+
+/// `eval --json` names the ignored unsigned attributes as the edge's `metadata.unsignedIgnored`.
+#[test]
+fn eval_json_names_unsigned_attributes_it_ignored() {
+    let out = publisher(&[
+        "eval",
+        "--flags",
+        "examples/flags",
+        "--env",
+        "dev",
+        "--signed",
+        r#"{"sub":"u1"}"#,
+        "--unsigned",
+        r#"{"plan":"premium","unread":1}"#,
+        "new-chart",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        body["metadata"]["unsignedIgnored"],
+        json!(["plan"]),
+        "{body}"
+    );
+}

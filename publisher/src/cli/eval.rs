@@ -278,7 +278,13 @@ pub fn run(args: Args) -> ExitCode {
     }
     let eval = evaluate(&snapshot, key, &request.context(), now_ms);
     if args.json {
-        println!("{}", ofrep_json(key, &eval));
+        let mut answer = ofrep_json(key, &eval);
+        // As the edge says it: what this flag reads that was sent unsigned and ignored.
+        let ignored = shared_eval::unsigned_ignored(&snapshot, key, &request.context());
+        if !ignored.is_empty() {
+            answer["metadata"]["unsignedIgnored"] = json!(ignored);
+        }
+        println!("{answer}");
     } else {
         println!("{}", one_line(key, &eval));
     }
