@@ -291,6 +291,11 @@ fn single(key: &str, served: &Answering<'_>, context: &Context<'_>, now_ms: i64)
     let mut metadata = evaluation.metadata.cloned().unwrap_or_default();
     metadata.insert("flagsVersion".into(), Value::from(served.version));
     metadata.insert("flagsTrack".into(), Value::from(served.track.as_str()));
+    // Attributes this flag reads that were sent unsigned and so ignored: say so.
+    let ignored = shared_eval::unsigned_ignored(served.snapshot, key, context);
+    if !ignored.is_empty() {
+        metadata.insert("unsignedIgnored".into(), Value::from(ignored));
+    }
     let result = FlagResult {
         metadata: Some(&metadata),
         ..FlagResult::new(key, &evaluation)
@@ -576,6 +581,85 @@ mod tests {
             reply_json(&single)["metadata"],
             json!({"flagsVersion": 5, "flagsTrack": "canary"})
         );
+    }
+
+    #[test]
+    fn an_anonymous_targeting_key_buckets_splits_but_is_not_compared() {
+        use shared_eval::{Blob, Body, Header, Snapshot};
+        let header = Header {
+            environment: "prod".into(),
+            version: 1,
+            previous: None,
+            content_hash: String::new(),
+            author: "t".into(),
+            source_commit: None,
+            created_at: "2026-11-21T00:00:00Z".into(),
+        };
+        let mut blob = serde_json::to_value(Blob::new(header, Body::default())).unwrap();
+        let onoff = json!([{"name": "on", "value": true}, {"name": "off", "value": false}]);
+        let flag = |key: &str, kind: &str, targeting: Value| {
+            json!({"key": key, "kind": kind, "value_type": "boolean", "variants": onoff,
+                "default_variant": 1, "off_variant": 1, "enabled": true, "salt": key,
+                "targeting": {"rules": targeting}})
+        };
+        let everyone = json!({"rules": [], "fallthrough":
+            {"split": {"bucket_by": 0, "weights": [[0, 100000], [1, 0]]}}});
+        let alice = json!({"rules": [{"id": "alice", "condition":
+            {"test": {"attr": 0, "op": {"equals": "alice"}}}, "serve": {"variant": 0}}],
+            "fallthrough": {"variant": 1}});
+        blob["body"]["attrs"] = json!([["targetingKey"]]);
+        blob["body"]["flags"] = json!([
+            flag("beta-alice", "release", alice),
+            flag("csv-export", "release", everyone),
+        ]);
+        blob["body"]["eval_order"] = json!([0, 1]);
+        // The header names the body's hash: the loader's own verdict on it fills it in.
+        if let Err(shared_eval::BlobError::HashMismatch { found, .. }) =
+            Snapshot::from_json(&serde_json::to_vec(&blob).unwrap())
+        {
+            blob["header"]["content_hash"] = json!(found);
+        }
+        let snapshot = Snapshot::from_json(&serde_json::to_vec(&blob).unwrap()).unwrap();
+        let served = Served {
+            snapshot: &snapshot,
+            version: 1,
+            canary: None,
+            event_streams: true,
+        };
+        let ask = |key: &str| {
+            let reply = handle(
+                &EvalRequest {
+                    key: Some(key),
+                    body: br#"{"context":{"targetingKey":"alice"}}"#,
+                    ..Default::default()
+                },
+                Some(served),
+                None,
+                0,
+            );
+            (reply.status, reply_json(&reply))
+        };
+        let (status, answer) = ask("csv-export");
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            (&answer["value"], &answer["reason"]),
+            (&json!(true), &json!("SPLIT"))
+        );
+        // Comparing the key's value needs a signed one: alice is not matched.
+        let (status, answer) = ask("beta-alice");
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            (&answer["value"], &answer["reason"]),
+            (&json!(false), &json!("DEFAULT"))
+        );
+        // ... and the answer says why.
+        assert_eq!(
+            answer["metadata"]["unsignedIgnored"],
+            json!(["targetingKey"]),
+            "{answer}"
+        );
+        let (_, answer) = ask("csv-export");
+        assert_eq!(answer["metadata"].get("unsignedIgnored"), None, "{answer}");
     }
 
     #[test]

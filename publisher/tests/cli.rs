@@ -457,3 +457,52 @@ fn eval_and_explain_apply_the_signed_identity_rule_like_the_edge() {
     );
     assert!(!shown.contains("signed-identity rule"), "{shown}");
 }
+
+/// `explain` says when an attribute a condition reads was sent unsigned and ignored, rather
+/// than only that the condition fails.
+#[test]
+fn explain_says_an_unsigned_attribute_was_ignored() {
+    let out = publisher(&[
+        "explain",
+        "--flags",
+        "examples/flags",
+        "--env",
+        "dev",
+        "--signed",
+        r#"{"sub":"u1"}"#,
+        "--unsigned",
+        r#"{"plan":"premium"}"#,
+        "new-chart",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("plan was sent unsigned (\"premium\") and is ignored"),
+        "{shown}"
+    );
+}
+
+/// `eval --json` names the ignored unsigned attributes as the edge's `metadata.unsignedIgnored`.
+#[test]
+fn eval_json_names_unsigned_attributes_it_ignored() {
+    let out = publisher(&[
+        "eval",
+        "--flags",
+        "examples/flags",
+        "--env",
+        "dev",
+        "--signed",
+        r#"{"sub":"u1"}"#,
+        "--unsigned",
+        r#"{"plan":"premium","unread":1}"#,
+        "new-chart",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        body["metadata"]["unsignedIgnored"],
+        json!(["plan"]),
+        "{body}"
+    );
+}

@@ -602,12 +602,6 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         }
     }
 
-    /// The attribute's value in the context, read from unsigned attributes only when the flag
-    /// allows it for this attribute.
-    fn attr(&self, flag: &Flag, id: u32) -> Option<&'c Value> {
-        self.attr_slot(id, flag.unsigned_attrs.contains(&id)).0
-    }
-
     /// The attribute's value (signed first, then unsigned if allowed), and on a resolved
     /// context the slot it came from (where its parsed version is).
     #[inline(always)]
@@ -644,7 +638,12 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
         let path = usize::try_from(split.bucket_by)
             .ok()
             .and_then(|i| self.body.attrs.get(i));
-        let value = path.and_then(|_| self.attr(flag, split.bucket_by));
+        let is_targeting_key = path.is_some_and(|p| is_targeting_key(p));
+        let value = path.and_then(|_| {
+            let allow_unsigned = flag.unsigned_attrs.contains(&split.bucket_by)
+                || (is_targeting_key && buckets_unsigned_key(flag));
+            self.attr_slot(split.bucket_by, allow_unsigned).0
+        });
         // Only numbers need the buffer (not zeroed for strings: this runs per split).
         let mut number;
         let text = match value {
@@ -658,8 +657,6 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             _ => None,
         };
         let Some(text) = text else {
-            let is_targeting_key = path
-                .is_some_and(|p| p.len() == 1 && p.first().is_some_and(|s| s == "targetingKey"));
             return if is_targeting_key {
                 Pick::error(
                     flag,
@@ -736,5 +733,88 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
                 rule,
             ),
         }
+    }
+}
+
+/// Whether an attribute path is the targeting key.
+pub(crate) fn is_targeting_key(path: &[String]) -> bool {
+    matches!(path, [name] if name == crate::claims::TARGETING_KEY)
+}
+
+/// Whether `flag` may bucket by an unsigned targeting key (a device or session id sent in the
+/// request body): a split grants nothing by itself, so every flag may but a `permission` one.
+/// Rules that compare the key's value still read an unsigned one only where the flag lists
+/// `targetingKey` in its unsigned attributes.
+pub(crate) fn buckets_unsigned_key(flag: &Flag) -> bool {
+    flag.kind != FlagKind::Permission
+}
+
+/// The attributes (dotted paths) flag `key` reads that `ctx` sent unsigned only and the flag
+/// does not read unsigned, so its answer ignored them: what the edge reports as
+/// `unsignedIgnored`. Reads are native conditions (segments included) and splits; an
+/// unsigned targeting key a split may bucket by is read, not ignored. Imported flagd
+/// targeting is not broken down (empty).
+pub fn unsigned_ignored(snapshot: &Snapshot, key: &str, ctx: &Context<'_>) -> Vec<String> {
+    let mut ignored = Vec::new();
+    let (Some(unsigned), Some(flag)) = (
+        ctx.unsigned.filter(|m| !m.is_empty()),
+        find_flag(snapshot, key).and_then(|i| snapshot.blob.body.flags.get(i)),
+    ) else {
+        return ignored;
+    };
+    let body = &snapshot.blob.body;
+    // A permission flag reads nothing unsigned on an unverified identity.
+    let granting = flag.kind == FlagKind::Permission && !ctx.identity_signed();
+    let mut note = |attr: u32, bucketing: bool| {
+        let Some(path) = body.attrs.get(attr as usize) else {
+            return;
+        };
+        let allowed = !granting
+            && (flag.unsigned_attrs.contains(&attr)
+                || (bucketing && is_targeting_key(path) && buckets_unsigned_key(flag)));
+        if allowed || ctx.lookup(path, false).is_some() {
+            return;
+        }
+        if crate::context::Context::new(unsigned)
+            .lookup(path, false)
+            .is_some()
+        {
+            let name = path.join(".");
+            if !ignored.contains(&name) {
+                ignored.push(name);
+            }
+        }
+    };
+    if let Targeting::Rules { rules, fallthrough } = &flag.targeting {
+        for serve in rules.iter().map(|r| &r.serve).chain([fallthrough]) {
+            if let Serve::Split(split) = serve {
+                note(split.bucket_by, true);
+            }
+        }
+        for rule in rules {
+            conditions_read(body, &rule.condition, 1, &mut |attr| note(attr, false));
+        }
+    }
+    ignored
+}
+
+/// Calls `read` with every attribute `condition` tests (segments followed, depth bounded).
+fn conditions_read(body: &Body, condition: &Condition, level: usize, read: &mut dyn FnMut(u32)) {
+    if level > MAX_RULE_DEPTH {
+        return;
+    }
+    match condition {
+        Condition::All(items) | Condition::Any(items) => {
+            for item in items {
+                conditions_read(body, item, level + 1, read);
+            }
+        }
+        Condition::Not(inner) => conditions_read(body, inner, level + 1, read),
+        Condition::Segment(id) => {
+            if let Some(segment) = body.segments.get(*id as usize) {
+                conditions_read(body, &segment.condition, level + 1, read);
+            }
+        }
+        Condition::Test(test) => read(test.attr),
     }
 }

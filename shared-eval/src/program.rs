@@ -246,7 +246,11 @@ impl<'b> Compiler<'b> {
             Serve::Variant(id) => return Some(Served::Variant(*id, reason)),
             Serve::Split(split) => split,
         };
-        let path = self.body.attrs.get(split.bucket_by as usize);
+        let targeting_key = self
+            .body
+            .attrs
+            .get(split.bucket_by as usize)
+            .is_some_and(|p| crate::eval::is_targeting_key(p));
         let mut bounds = Vec::with_capacity(split.weights.len());
         let mut cumulative = 0u64;
         for (variant, weight) in &split.weights {
@@ -256,9 +260,9 @@ impl<'b> Compiler<'b> {
         let id = u32::try_from(self.split_base + self.splits.len()).ok()?;
         self.splits.push(SplitCode {
             attr: split.bucket_by,
-            unsigned: self.flag.unsigned_attrs.contains(&split.bucket_by),
-            targeting_key: path
-                .is_some_and(|p| p.len() == 1 && p.first().is_some_and(|s| s == "targetingKey")),
+            unsigned: self.flag.unsigned_attrs.contains(&split.bucket_by)
+                || (targeting_key && crate::eval::buckets_unsigned_key(self.flag)),
+            targeting_key,
             bounds,
             salted: bucket::salted_hasher(bucket::salt(self.flag)),
         });

@@ -394,20 +394,24 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let eval = evaluate(&snapshot, key, &request.context(), now_ms);
-    match (args.json, &served) {
-        (true, None) => println!("{}", ofrep_json(key, &eval)),
-        (true, Some(served)) => {
-            // As the edge's single-flag answer: the flag's metadata plus which version and
-            // side answered.
-            let mut answer = ofrep_json(key, &eval);
-            if let Some(metadata) = answer["metadata"].as_object_mut() {
-                metadata.insert("flagsVersion".into(), json!(served.version));
-                metadata.insert("flagsTrack".into(), json!(served.track));
-            }
-            println!("{answer}");
+    if args.json {
+        let mut answer = ofrep_json(key, &eval);
+        // As the edge says it: what this flag reads that was sent unsigned and ignored.
+        let ignored = shared_eval::unsigned_ignored(&snapshot, key, &request.context());
+        if !ignored.is_empty() {
+            answer["metadata"]["unsignedIgnored"] = json!(ignored);
         }
-        (false, None) => println!("{}", one_line(key, &eval)),
-        (false, Some(served)) => println!("{} [{served}]", one_line(key, &eval)),
+        // As the edge's single-flag answer: which version and side answered (`--deployed`).
+        if let (Some(served), Some(metadata)) = (&served, answer["metadata"].as_object_mut()) {
+            metadata.insert("flagsVersion".into(), json!(served.version));
+            metadata.insert("flagsTrack".into(), json!(served.track));
+        }
+        println!("{answer}");
+    } else {
+        match &served {
+            None => println!("{}", one_line(key, &eval)),
+            Some(served) => println!("{} [{served}]", one_line(key, &eval)),
+        }
     }
     ExitCode::SUCCESS
 }

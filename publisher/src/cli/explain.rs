@@ -13,9 +13,10 @@
 
 use std::process::ExitCode;
 
+use serde_json::Value;
 use shared_eval::{
-    Blob, Body, Condition, Flag, FlagKind, Op, Reason, Rule, SemVerCmp, Serve, Snapshot, Targeting,
-    Test, evaluate,
+    Blob, Body, Condition, Context, Flag, FlagKind, Op, Reason, Rule, SemVerCmp, Serve, Snapshot,
+    Targeting, Test, evaluate,
 };
 
 use super::eval::{EdgeRequest, Input, Loaded, one_line};
@@ -179,6 +180,24 @@ impl Oracle<'_> {
     }
 }
 
+impl<'a> Oracle<'a> {
+    /// The attribute's path and unsigned value when the request sent it unsigned only and
+    /// this flag does not read it unsigned (the edge ignores it, as the evaluator does).
+    fn ignored_unsigned(&self, attr: u32) -> Option<(String, &'a Value)> {
+        let path = self.blob.body.attrs.get(attr as usize)?;
+        let flag = self.blob.body.flags.get(self.flag)?;
+        if flag.unsigned_attrs.contains(&attr)
+            || Context::new(&self.request.signed)
+                .lookup(path, false)
+                .is_some()
+        {
+            return None;
+        }
+        let value = Context::new(&self.request.unsigned).lookup(path, false)?;
+        Some((path.join("."), value))
+    }
+}
+
 fn print_condition(oracle: &Oracle<'_>, body: &Body, condition: &Condition, depth: usize) {
     let indent = "  ".repeat(depth);
     let mark = match oracle.holds(condition) {
@@ -210,7 +229,14 @@ fn print_condition(oracle: &Oracle<'_>, body: &Body, condition: &Condition, dept
                 .map_or("?", |s| s.key.as_str());
             println!("{indent}{mark} in segment {name}");
         }
-        Condition::Test(test) => println!("{indent}{mark} {}", test_text(body, test)),
+        Condition::Test(test) => match oracle.ignored_unsigned(test.attr) {
+            Some((path, value)) => println!(
+                "{indent}{mark} {} ({path} was sent unsigned ({value}) and is ignored: this \
+                 flag reads it only from a signed token; see `unsigned-attributes`)",
+                test_text(body, test)
+            ),
+            None => println!("{indent}{mark} {}", test_text(body, test)),
+        },
     }
 }
 

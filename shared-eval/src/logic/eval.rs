@@ -197,8 +197,19 @@ pub(super) fn lookup<'a>(env: &Env<'a>, attr: AttrId) -> Option<&'a Value> {
 
 /// The attribute's value, `null` included.
 fn lookup_raw<'a>(env: &Env<'a>, attr: AttrId) -> Option<&'a Value> {
+    lookup_allowing(env, attr, env.flag.unsigned_attrs.contains(&attr))
+}
+
+/// The targeting key `fractional` buckets by when given no value: read unsigned too where the
+/// flag may bucket by an unsigned key (the native splits' rule, `eval::buckets_unsigned_key`).
+pub(super) fn bucketing_key<'a>(env: &Env<'a>, attr: AttrId) -> Option<&'a Value> {
+    let allow_unsigned =
+        env.flag.unsigned_attrs.contains(&attr) || crate::eval::buckets_unsigned_key(env.flag);
+    lookup_allowing(env, attr, allow_unsigned).filter(|v| !v.is_null())
+}
+
+fn lookup_allowing<'a>(env: &Env<'a>, attr: AttrId, allow_unsigned: bool) -> Option<&'a Value> {
     let path = env.body.attrs.get(attr as usize)?;
-    let allow_unsigned = env.flag.unsigned_attrs.contains(&attr);
     walk(env.ctx.signed, path).or_else(|| {
         if allow_unsigned {
             env.ctx.unsigned.and_then(|m| walk(m, path))

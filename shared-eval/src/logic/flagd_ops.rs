@@ -65,7 +65,7 @@ pub(super) fn eval_fractional<'a>(
         // No bucketing value: flagd buckets on the flag key + targeting key, and returns null
         // when there is no targeting key. A bucketing value that is not a string (a missing
         // attribute included) gives null, as in flagd-core.
-        Val::Null if f.bucket_by.is_none() => match lookup(env, f.targeting_key) {
+        Val::Null if f.bucket_by.is_none() => match bucketing_key(env, f.targeting_key) {
             Some(Value::String(tk)) if !tk.is_empty() => {
                 let mut key = String::with_capacity(env.flag.key.len() + tk.len());
                 key.push_str(&env.flag.key);

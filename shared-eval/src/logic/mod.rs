@@ -297,5 +297,5 @@ mod value;
 
 pub(crate) use check::check;
 pub use compile::compile_targeting;
-use eval::{Env, lookup};
+use eval::{Env, bucketing_key};
 use value::{EvalResult, Val, format_number};

@@ -584,6 +584,47 @@ fn fractional_defaults_to_flag_key_and_targeting_key() {
     assert_value(with_missing, json!({}), Value::Null);
 }
 
+/// Evaluates `rule` for `kind` on an anonymous context whose attributes are all unsigned.
+fn value_unsigned(rule: Value, kind: FlagKind, unsigned: Value) -> Value {
+    let mut body = Body::default();
+    let expr = compile(rule, json!({}), &mut body).expect("compiles");
+    check(&expr, &body).expect("checks");
+    let mut flag = flag(&[]);
+    flag.kind = kind;
+    let signed = Map::new();
+    let unsigned = unsigned.as_object().cloned().unwrap_or_default();
+    let ctx = Context::with_unsigned(&signed, &unsigned, false);
+    let budget = core::cell::Cell::new(MAX_EVAL_STEPS);
+    let env = Env::new(&flag, &body, &ctx, 0, &budget);
+    expr.eval(&env, 0).map(|v| to_json(&v)).expect("evaluates")
+}
+
+#[test]
+fn fractional_buckets_by_an_unsigned_targeting_key_but_var_does_not_read_it() {
+    let tk = "jon@company.com";
+    let expected = if bucket_of(&format!("flag-key{tk}"), 2) == 0 {
+        "heads"
+    } else {
+        "tails"
+    };
+    let rule = json!({"fractional": [["heads"], ["tails", 1]]});
+    let ctx = json!({"targetingKey": tk});
+    assert_eq!(
+        value_unsigned(rule.clone(), FlagKind::Release, ctx.clone()),
+        json!(expected)
+    );
+    // A permission flag grants: it never buckets by what the caller says.
+    assert_eq!(
+        value_unsigned(rule, FlagKind::Permission, ctx.clone()),
+        Value::Null
+    );
+    // Comparing the key's value still needs a signed one (or `unsigned-attributes`).
+    assert_eq!(
+        value_unsigned(json!({"var": "targetingKey"}), FlagKind::Release, ctx),
+        Value::Null
+    );
+}
+
 #[test]
 fn fractional_weights_are_validated_at_evaluation() {
     let ctx = json!({"targetingKey": "any-user"});
