@@ -70,7 +70,8 @@ impl From<PublishError> for ApiError {
             | PublishError::NothingPublished { .. }
             | PublishError::NoCanary { .. }
             | PublishError::CanaryRunning { .. }
-            | PublishError::CanaryChanged { .. } => ApiError::Conflict(error.to_string()),
+            | PublishError::CanaryChanged { .. }
+            | PublishError::TooManyRemovals { .. } => ApiError::Conflict(error.to_string()),
             PublishError::NoSuchVersion { .. } | PublishError::UnknownFlags { .. } => {
                 ApiError::NotFound(error.to_string())
             }

@@ -156,13 +156,16 @@ pub struct DiffQuery {
     pub to: Option<u64>,
 }
 
-/// Compiles the checkout for `env` off the async threads.
+/// Compiles the checkout for `env` off the async threads. An environment named in the
+/// service's config is deliberate even if no flag file defines it (every flag is off there):
+/// the config is the service's `push --new-env`.
 pub async fn compile_checkout(
     state: &AppState,
     env: &str,
 ) -> Result<Result<Compiled, Vec<Diagnostic>>, ApiError> {
     let dir = state.config.flags.clone();
-    let options = CompileOptions::new(env);
+    let mut options = CompileOptions::new(env);
+    options.new_environment = state.config.environment(env).is_some();
     tokio::task::spawn_blocking(move || compile_path(&dir, &options))
         .await
         .map_err(|e| ApiError::Internal(format!("compile task failed: {e}")))

@@ -61,6 +61,7 @@ impl Environment {
             content_hash,
             author: next.provenance.author,
             source_commit: next.provenance.source_commit,
+            source_dirty: next.provenance.source_dirty,
             created_at: next.provenance.created_at,
             summary: next.summary,
             rollback_to: next.rollback_to,

@@ -7,6 +7,7 @@ use super::{Environment, KillTarget, Next, NextCanary, Outcome, PublishError, Si
 use crate::layout::Action;
 use flags_compile::blob_file::Provenance;
 use flags_compile::diff;
+use flags_compile::suggest::closest;
 
 impl Environment {
     /// Kills (`kill = true`) or revives the `target` flags: publishes the deployed body with
@@ -38,9 +39,23 @@ impl Environment {
                 .cloned()
                 .collect();
             if !unknown.is_empty() {
+                let deployed_keys = || {
+                    deployed
+                        .stable
+                        .body
+                        .flags
+                        .iter()
+                        .chain(deployed.canary.iter().flat_map(|c| &c.body.flags))
+                        .map(|f| f.key.as_str())
+                };
+                let did_you_mean = unknown
+                    .iter()
+                    .map(|k| closest(k, deployed_keys()).map(str::to_owned))
+                    .collect();
                 return Err(PublishError::UnknownFlags {
                     env: self.env.clone(),
                     keys: unknown,
+                    did_you_mean,
                 });
             }
         }
@@ -79,6 +94,7 @@ impl Environment {
         let provenance = Provenance {
             author: author.to_owned(),
             source_commit: deployed.stable.header.source_commit.clone(),
+            source_dirty: false,
             created_at: created_at.to_owned(),
         };
         let pointer = &deployed.current.pointer;

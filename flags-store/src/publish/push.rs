@@ -70,15 +70,23 @@ impl Environment {
             None => (Body::default(), Vec::new()),
         };
         let (served, _) = as_pushed(&old, &running, body, schedules, &blob_file::now_rfc3339());
+        let refused = self
+            .removals
+            .check(&self.env, &old, &served)
+            .err()
+            .map(|e| e.to_string());
         Ok(Plan {
             current: current.map(|c| c.pointer.version),
             diff: diff::diff(&old, &served),
             served,
+            refused,
         })
     }
 
     /// Publishes `body` as the next version (module docs). Returns [`Outcome::Unchanged`] without
-    /// writing anything when the environment already serves exactly this body.
+    /// writing anything when the environment already serves exactly this body, and
+    /// [`PublishError::TooManyRemovals`] when it would remove more deployed flags than the
+    /// environment's [`super::RemovalPolicy`] allows.
     pub async fn push(
         &self,
         body: Body,
@@ -123,6 +131,7 @@ impl Environment {
         };
         let (body, rollouts) =
             as_pushed(&old_body, &running, body, schedules, &provenance.created_at);
+        self.removals.check(&self.env, &old_body, &body)?;
         let summary = diff::diff(&old_body, &body).summary();
         let content_hash = shared_eval::content_hash(&body);
         if let (Some(c), Some(version)) = (&current, previous)
@@ -180,6 +189,7 @@ impl Environment {
             provenance: Provenance {
                 author: author.to_owned(),
                 source_commit: deployed.stable.header.source_commit.clone(),
+                source_dirty: false,
                 created_at: created_at.to_owned(),
             },
             message: Some(message),
