@@ -10,7 +10,7 @@
 //! could not be compiled (`PARSE_ERROR`) or the flag does not exist (`FLAG_NOT_FOUND`), 2 on a
 //! bad `--context`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use flags_compile::blob_file::{Provenance, now_rfc3339, seal};
@@ -33,9 +33,8 @@ pub struct Args {
 /// What to evaluate: shared by `eval` and `explain`.
 #[derive(Debug, clap::Args)]
 pub struct Input {
-    /// Flags directory (native format) or a flagd JSON file.
-    #[arg(long)]
-    pub flags: PathBuf,
+    #[command(flatten)]
+    pub flags: super::FlagsDir,
     /// Environment whose rules apply (ignored for flagd files).
     #[arg(long, default_value = DEFAULT_ENV)]
     pub env: String,
@@ -211,6 +210,7 @@ pub fn compile_snapshot(path: &Path, env: &str) -> Result<Snapshot, String> {
     let provenance = Provenance {
         author: "local".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: now_rfc3339(),
     };
     let blob = seal(compiled.body, env, 0, None, &provenance);
