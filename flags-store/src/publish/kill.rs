@@ -90,14 +90,16 @@ impl Environment {
             });
         }
         let summary = diff::diff(&deployed.stable.body, &stable_body).summary();
-        // The flags' source did not change: keep the deployed version's commit.
+        let pointer = &deployed.current.pointer;
+        let record = self.record(pointer.version).await?;
+        // The flags' source did not change: keep the deployed version's commit (and whether it
+        // was pushed from uncommitted files).
         let provenance = Provenance {
             author: author.to_owned(),
             source_commit: deployed.stable.header.source_commit.clone(),
-            source_dirty: false,
+            source_dirty: record.as_ref().is_some_and(|r| r.source_dirty),
             created_at: created_at.to_owned(),
         };
-        let pointer = &deployed.current.pointer;
         let next_canary = match (&pointer.canary, canary) {
             (Some(c), Some((body, canary_changed))) => Some(NextCanary {
                 side: if canary_changed.is_empty() {
@@ -127,7 +129,7 @@ impl Environment {
                 provenance,
                 message: reason,
                 rollback_to: None,
-                rollouts: None,
+                rollouts: record.map(|r| r.rollouts),
             },
         )
         .await

@@ -159,11 +159,13 @@ impl Environment {
     }
 
     /// Publishes the deployed flags again with new rollout states (their stages applied by
-    /// [`Environment::publish_next`]): what rollout ticks and resumes do.
+    /// [`Environment::publish_next`]): what rollout ticks and resumes do. `source` is the
+    /// deployed version's record, whose commit (and dirtiness) the new version keeps.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn republish(
         &self,
         deployed: &Deployed,
+        source: &layout::VersionRecord,
         rollouts: Vec<layout::RolloutState>,
         action: Action,
         flags: Vec<String>,
@@ -188,8 +190,8 @@ impl Environment {
             flags,
             provenance: Provenance {
                 author: author.to_owned(),
-                source_commit: deployed.stable.header.source_commit.clone(),
-                source_dirty: false,
+                source_commit: source.source_commit.clone(),
+                source_dirty: source.source_dirty,
                 created_at: created_at.to_owned(),
             },
             message: Some(message),

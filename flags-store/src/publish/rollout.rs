@@ -309,6 +309,7 @@ impl Environment {
         let outcome = self
             .republish(
                 &deployed,
+                &record,
                 states,
                 Action::Rollout,
                 flags,
@@ -343,7 +344,8 @@ impl Environment {
             });
         };
         let version = deployed.current.pointer.version;
-        let mut states = self.require_record(version).await?.rollouts;
+        let record = self.require_record(version).await?;
+        let mut states = record.rollouts.clone();
         let mut resumed = Vec::new();
         for state in &mut states {
             if state.status == RolloutStatus::Held && flag.is_none_or(|f| f == state.schedule.flag)
@@ -360,6 +362,7 @@ impl Environment {
         let message = format!("resumed {}", resumed.join(", "));
         self.republish(
             &deployed,
+            &record,
             states,
             Action::Rollout,
             resumed,

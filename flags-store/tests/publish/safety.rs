@@ -177,6 +177,19 @@ async fn a_dirty_source_is_recorded_in_the_version_and_the_audit() {
     assert!(audit[0].source_dirty);
     let json = serde_json::to_value(&record).unwrap();
     assert_eq!(json["source_dirty"], true);
+    // A kill serves the same source again: still dirty.
+    let killed = published(
+        env.set_killed(
+            &KillTarget::Flags(vec!["beta-banner".into()]),
+            true,
+            "oncall",
+            "2026-11-21T08:30:00Z",
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(killed.source_dirty);
     // Clean records do not carry the field, and records written before it existed still read.
     let mut clean = provenance("a");
     clean.created_at = "2026-11-21T09:00:00Z".into();
