@@ -1,6 +1,7 @@
 //! `publisher drift --env ENV [DIR | --flags DIR] [--edge URL]... [--json] [--fix]
-//! [--allow-older] [--against ENV2]`: where Git, the store and the edges disagree, and `--fix` to reconcile
-//! them. A thin layer over `flags_store::drift` (docs/drift.md); every run is audited.
+//! [--allow-older] [--against ENV2]`: where Git, the store and the edges disagree, and `--fix`
+//! to reconcile them. A thin layer over `flags_store::drift` (docs/drift.md); every run is
+//! audited.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -53,7 +53,8 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "flags_dir", multiple = false)]
 pub struct FlagsDir {
-    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file [default: .]
+    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file; the current
+    /// directory when neither DIR nor --flags is given (`drift` then skips the Git layer)
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// The same as DIR, as an option.
