@@ -5,6 +5,7 @@
 //! Reading is bounded: gunzip stops past [`shared_eval::MAX_BLOB_BYTES`], so a gzip bomb
 //! cannot exhaust memory.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -39,14 +40,19 @@ pub struct Provenance {
     pub author: String,
     /// `git rev-parse HEAD` of the flags directory, when it is in a Git repository.
     pub source_commit: Option<String>,
+    /// The flags had uncommitted changes (`git status` under the flags directory): what was
+    /// built is not what `source_commit` holds. Absent (false) in what was written before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_dirty: bool,
     /// RFC 3339 UTC.
     pub created_at: String,
 }
 
 impl Provenance {
     /// Reads provenance from the environment: `author` if given, else `git config user.name`,
-    /// else `$USER`, else `unknown`; the commit of `flags_dir` if it is in a Git repository;
-    /// the clock for `created_at`.
+    /// else `$USER`, else `unknown`; the commit of `flags_dir` if it is in a Git repository, and
+    /// whether `flags_dir` (the directory or file itself, not the rest of the repository) has
+    /// uncommitted changes or untracked files; the clock for `created_at`.
     pub fn detect(flags_dir: &Path, author: Option<&str>) -> Provenance {
         let dir = if flags_dir.is_dir() {
             flags_dir
@@ -63,9 +69,28 @@ impl Provenance {
             .or_else(|| git(dir, &["config", "user.name"]))
             .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
             .unwrap_or_else(|| "unknown".to_owned());
+        let source_commit = git(dir, &["rev-parse", "HEAD"]);
+        // `git status` of the flags themselves: `.` in their directory, or the one file.
+        let spec = if flags_dir.is_dir() {
+            OsStr::new(".")
+        } else {
+            flags_dir.file_name().unwrap_or(OsStr::new("."))
+        };
+        let source_dirty = source_commit.is_some()
+            && git(
+                dir,
+                &[
+                    OsStr::new("status"),
+                    OsStr::new("--porcelain"),
+                    OsStr::new("--"),
+                    spec,
+                ],
+            )
+            .is_some();
         Provenance {
             author,
-            source_commit: git(dir, &["rev-parse", "HEAD"]),
+            source_commit,
+            source_dirty,
             created_at: now_rfc3339(),
         }
     }
@@ -73,10 +98,16 @@ impl Provenance {
 
 /// The current time as RFC 3339 UTC with second precision (`2026-11-21T06:30:00Z`).
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    rfc3339(chrono::Utc::now())
 }
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
+/// `time` as every record and every line of output writes it: RFC 3339 UTC, second precision,
+/// `Z` (never `+00:00`), so times sort and compare as text.
+pub fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Option<String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -146,6 +177,7 @@ mod tests {
         Provenance {
             author: "Ada".into(),
             source_commit: Some("abc123".into()),
+            source_dirty: false,
             created_at: "2026-11-21T06:30:00Z".into(),
         }
     }

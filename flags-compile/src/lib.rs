@@ -9,7 +9,8 @@
 //!
 //! Beside the compiler: [`diff`] (flag- and rule-level differences between two bodies),
 //! [`blob_file`] (seal, gzip, bounded gunzip, provenance), [`token`] (identity tokens for demos
-//! and tests), [`schedule`] (the rollout syntax and how a stage rewrites a rule).
+//! and tests), [`schedule`] (the rollout syntax and how a stage rewrites a rule), [`suggest`]
+//! ("did you mean ...?" for names users type).
 //!
 //! **Architecture Invariant:** this crate does no network I/O and knows nothing of stores: it
 //! depends on no tokio, reqwest, aws-sdk or axum crate (the `tidy` test checks `Cargo.toml`).
@@ -23,6 +24,7 @@ mod graph;
 pub mod limits;
 pub mod native;
 pub mod schedule;
+pub mod suggest;
 pub mod token;
 pub mod yaml;
 
@@ -41,6 +43,10 @@ pub struct CompileOptions {
     /// "Today" for the date lints (expired flags, past review dates). `None` reads the clock;
     /// tests pass a fixed date so their results do not change with the calendar.
     pub today: Option<NaiveDate>,
+    /// Compile for an environment no flag file defines (every flag is then off there): `push
+    /// --new-env`. Without it that is an error naming the environments the files define, as
+    /// it is far more often a typo (`--env production` for `prod`) than a new environment.
+    pub new_environment: bool,
 }
 
 impl CompileOptions {
@@ -49,6 +55,7 @@ impl CompileOptions {
         CompileOptions {
             environment: environment.into(),
             today: None,
+            new_environment: false,
         }
     }
 }
@@ -62,6 +69,8 @@ pub struct Compiled {
     /// `None` for a single file (flagd or one native flag), whose push keeps the running
     /// schedules as they are.
     pub schedules: Option<Vec<schedule::Schedule>>,
+    /// Every environment the native files define, sorted (empty for flagd, which has none).
+    pub environments: Vec<String>,
     /// Lints: expired flags, unused segments, unreachable rules, ...
     pub warnings: Vec<Diagnostic>,
     /// Flags of a flagd file that failed to compile and are served as `PARSE_ERROR` (one
@@ -82,10 +91,12 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let mut broken = Vec::new();
     let mut schedules = None;
+    let mut environments = Vec::new();
     let (body, mut diags) = if path.is_dir() {
         let sources = read_dir_sources(path)?;
         let lowered = native::compile(&sources, &options.environment, today);
         schedules = Some(lowered.schedules);
+        environments = lowered.environments;
         (lowered.body, lowered.diagnostics)
     } else {
         let text = read_text(
@@ -107,9 +118,13 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
                 root: None,
             };
             let lowered = native::compile(&sources, &options.environment, today);
+            environments = lowered.environments;
             (lowered.body, lowered.diagnostics)
         }
     };
+    if let Some(d) = undefined_environment(path, &environments, options) {
+        diags.push(d);
+    }
     let size = serde_json::to_vec(&body)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -151,8 +166,42 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
     Ok(Compiled {
         body,
         schedules,
+        environments,
         warnings: diags,
         broken,
+    })
+}
+
+/// `--env production` when the files say `prod`: every flag would silently be off there. An
+/// error with the closest defined name, or with `new_environment` a warning saying so. Files
+/// that define no environment at all (every flag off everywhere) say nothing either way.
+fn undefined_environment(
+    path: &Path,
+    defined: &[String],
+    options: &CompileOptions,
+) -> Option<Diagnostic> {
+    let env = options.environment.as_str();
+    if defined.is_empty() || defined.iter().any(|d| d == env) {
+        return None;
+    }
+    let names = defined.join(", ");
+    Some(if options.new_environment {
+        Diagnostic::warning(
+            path,
+            None,
+            format!(
+                "no flag defines environment `{env}`, so every flag is off there (environments in the files: {names})"
+            ),
+        )
+    } else {
+        let hint = suggest::did_you_mean(env, defined.iter().map(String::as_str));
+        Diagnostic::error(
+            path,
+            None,
+            format!(
+                "no flag defines environment `{env}`{hint}; environments in the files: {names}. A new environment, with every flag off, is published on purpose with `push --new-env`"
+            ),
+        )
     })
 }
 
@@ -196,14 +245,67 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     Ok(files)
 }
 
+/// Whether `dir` holds at least one flag file.
+fn has_flag_files(dir: &Path) -> bool {
+    list_files(dir).is_ok_and(|files| !files.is_empty())
+}
+
+/// Folders under `dir`, down to two levels, that hold flags the way a flags directory does
+/// (`<folder>/flags/*.yaml`), nearest first: what a user who ran `validate .` one folder too
+/// high (a repository root, or above `flags/flags/`) meant. Hidden folders, `target` and
+/// `node_modules` are skipped, and each level reads at most a few hundred entries.
+fn flags_dirs_below(dir: &Path) -> Vec<PathBuf> {
+    const SKIP: &[&str] = &["target", "node_modules"];
+    const MAX_ENTRIES: usize = 256;
+    let subdirs = |dir: &Path| -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .take(MAX_ENTRIES)
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| !n.starts_with('.') && !SKIP.contains(&n))
+            })
+            .collect();
+        dirs.sort();
+        dirs
+    };
+    let children = subdirs(dir);
+    let grandchildren = children.iter().flat_map(|c| subdirs(c));
+    children
+        .iter()
+        .cloned()
+        .chain(grandchildren)
+        .filter(|d| has_flag_files(&d.join("flags")))
+        .collect()
+}
+
+/// The error for a directory without flag files: what was looked for, and where flags are.
+fn no_flags_here(dir: &Path) -> Diagnostic {
+    let hint = flags_dirs_below(dir)
+        .first()
+        .map(|d| format!(" (did you mean `{}`?)", d.display()))
+        .unwrap_or_default();
+    Diagnostic::error(
+        dir,
+        None,
+        format!(
+            "no flags here: found no {}/flags/*.yaml (nor .yml, .json){hint}; a flags directory holds flags/<key>.yaml (and optionally segments/, lists/)",
+            dir.display()
+        ),
+    )
+}
+
 fn read_dir_sources(dir: &Path) -> Result<native::Sources, Vec<Diagnostic>> {
     let flags_dir = dir.join("flags");
-    if !flags_dir.is_dir() {
-        return Err(vec![Diagnostic::error(
-            dir,
-            None,
-            "no `flags/` directory here: a flags directory holds flags/<key>.yaml (and optionally segments/, lists/)",
-        )]);
+    // An empty flags directory would compile to an empty body, which a push publishes as
+    // "every flag removed": a mistake (the wrong folder), never a way to delete flags.
+    if !flags_dir.is_dir() || list_files(&flags_dir).is_ok_and(|files| files.is_empty()) {
+        return Err(vec![no_flags_here(dir)]);
     }
     let mut errors = Vec::new();
     let mut read_all = |sub: &Path| -> Vec<native::SourceFile> {

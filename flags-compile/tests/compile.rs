@@ -251,7 +251,6 @@ fn flags_sorted_defaults_kept_small_and_missing_environment_is_off() {
         warnings(&diags),
         [
             "flags/other.yaml:1: warning: key `aaa` differs from the file name: rename the file to `aaa.yaml` so people find it",
-            "flags/other.yaml: warning: no flag defines environment `prod`, so every flag is off there (environments in the files: dev)",
         ]
     );
     let keys: Vec<&str> = body.flags.iter().map(|f| f.key.as_str()).collect();
@@ -645,6 +644,7 @@ fn examples_compile_cleanly_for_every_environment() {
         let options = CompileOptions {
             environment: env.into(),
             today: Some(today()),
+            new_environment: false,
         };
         let compiled = compile_path(&dir, &options).unwrap_or_else(|d| panic!("{env}: {d:#?}"));
         assert!(
@@ -686,6 +686,7 @@ fn list_files_are_read_relative_to_the_flags_directory_only() {
         &CompileOptions {
             environment: "prod".into(),
             today: Some(today()),
+            new_environment: false,
         },
     )
     .unwrap();
@@ -765,4 +766,70 @@ fn regexes_the_edge_cannot_run_are_refused_at_compile_time() {
             && errs[0].contains("too expensive: its DFA would be over 65536 bytes"),
         "{errs:?}"
     );
+}
+
+/// A directory whose flags sit one folder down (`publisher validate .` at a repository root,
+/// or in a folder holding `flags/flags/*.yaml`) is an error naming what was looked for and
+/// where the flags are, never an empty, valid compile that a push would publish as "every
+/// flag removed".
+#[test]
+fn a_directory_without_flags_is_an_error_that_points_at_them() {
+    let flag = "owner: t\ntype: release\nenvironments:\n  prod: {enabled: true}\n";
+    // `dir/flags/` exists but holds the real flags directory.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("flags/flags")).unwrap();
+    std::fs::write(dir.path().join("flags/flags/a.yaml"), flag).unwrap();
+    let diags = compile_path(dir.path(), &CompileOptions::new("prod")).unwrap_err();
+    let text = diags[0].to_string();
+    let looked = format!("{}/flags/*.yaml", dir.path().display());
+    let meant = format!("did you mean `{}`?", dir.path().join("flags").display());
+    assert!(text.contains(&looked) && text.contains(&meant), "{text}");
+
+    // No `flags/` at all (a repository root): the folder two levels down is found.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("examples/flags/flags")).unwrap();
+    std::fs::write(root.path().join("examples/flags/flags/a.yaml"), flag).unwrap();
+    let diags = compile_path(root.path(), &CompileOptions::new("prod")).unwrap_err();
+    let text = diags[0].to_string();
+    let meant = format!(
+        "did you mean `{}`?",
+        root.path().join("examples/flags").display()
+    );
+    assert!(text.contains(&meant), "{text}");
+
+    // An empty `flags/` with nothing to suggest is still an error.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(empty.path().join("flags")).unwrap();
+    let diags = compile_path(empty.path(), &CompileOptions::new("prod")).unwrap_err();
+    assert!(
+        diags[0].to_string().contains("no flags here")
+            && !diags[0].to_string().contains("did you mean"),
+        "{diags:?}"
+    );
+}
+
+/// `--env production` where the files say `prod` is an error with a suggestion, not a warning
+/// and a blob with every flag off; `new_environment` (push --new-env) makes it deliberate.
+#[test]
+fn an_environment_no_flag_defines_is_an_error_unless_new() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flags");
+    for (asked, meant) in [
+        ("production", "prod"),
+        ("prd", "prod"),
+        ("stagin", "staging"),
+    ] {
+        let diags = compile_path(&dir, &CompileOptions::new(asked)).unwrap_err();
+        let text = errors(&diags).join("\n");
+        assert!(
+            text.contains(&format!(
+                "no flag defines environment `{asked}` (did you mean `{meant}`?)"
+            )) && text.contains("environments in the files: dev, prod, staging"),
+            "{asked}: {text}"
+        );
+    }
+    let mut options = CompileOptions::new("production");
+    options.new_environment = true;
+    let compiled = compile_path(&dir, &options).expect("a new environment on purpose");
+    assert!(compiled.body.flags.iter().all(|f| !f.enabled));
+    assert_eq!(compiled.environments, ["dev", "prod", "staging"]);
 }

@@ -37,6 +37,9 @@ pub enum Proposal {
         schedules: Option<Vec<Schedule>>,
         /// Author, commit and time of the proposal.
         provenance: Provenance,
+        /// Publish even if it removes most (or all) of the deployed flags.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_removals: bool,
     },
     /// Publish these compiled flags as the canary, served to `percent` of users.
     Canary {
@@ -46,6 +49,9 @@ pub enum Proposal {
         percent: Share,
         /// Author, commit and time of the proposal.
         provenance: Provenance,
+        /// Publish even if it removes most (or all) of the deployed flags.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_removals: bool,
     },
     /// Serve version `to`'s flags again.
     Rollback {
@@ -551,8 +557,10 @@ mod tests {
             provenance: Provenance {
                 author: "ci".into(),
                 source_commit: Some("abc123".into()),
+                source_dirty: false,
                 created_at: "2026-12-03T18:00:00Z".into(),
             },
+            allow_removals: false,
         };
         push.message = Some("launch".into());
         let long = approvals

@@ -80,6 +80,7 @@ mod tests {
         Provenance {
             author: author.to_owned(),
             source_commit: None,
+            source_dirty: false,
             created_at: flags_compile::blob_file::now_rfc3339(),
         }
     }

@@ -73,7 +73,8 @@ impl From<PublishError> for ApiError {
             | PublishError::CanaryChanged { .. }
             // A damaged pointer or blob: the message names the last good version and the repair.
             | PublishError::CorruptPointer { .. }
-            | PublishError::CorruptBlob { .. } => ApiError::Conflict(error.to_string()),
+            | PublishError::CorruptBlob { .. }
+            | PublishError::TooManyRemovals { .. } => ApiError::Conflict(error.to_string()),
             PublishError::NoSuchVersion { .. } | PublishError::UnknownFlags { .. } => {
                 ApiError::NotFound(error.to_string())
             }

@@ -148,6 +148,10 @@ pub struct VersionRecord {
     /// commit of the version rolled back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_commit: Option<String>,
+    /// The flags directory had uncommitted changes when this was pushed: `source_commit` does
+    /// not hold what was published. Absent when clean (and in records written before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_dirty: bool,
     /// RFC 3339 UTC.
     pub created_at: String,
     /// Flag-level change against the previous version.
@@ -241,6 +245,9 @@ pub struct AuditEntry {
     /// Source commit, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The source had uncommitted changes (see [`VersionRecord::source_dirty`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_dirty: bool,
     /// The operator's message, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -312,6 +319,7 @@ impl AuditEntry {
                 _ => record.summary.one_line(),
             },
             commit: record.source_commit.clone(),
+            source_dirty: record.source_dirty,
             message: record.message.clone(),
             previous: record.previous,
             rollback_to: record.rollback_to,

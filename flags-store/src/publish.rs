@@ -2,7 +2,9 @@
 //! racing publishers and against a publisher dying halfway. Kill, rollback, canary and history
 //! live in `publish/`, by verb (`read.rs`, `push.rs`, `commit.rs`, `kill.rs`, `rollback.rs`,
 //! `canary.rs`, `rollout.rs`, `history.rs`); every one of them (and rollout ticks and drift
-//! fixes) publishes through `Environment::publish_next` (`commit.rs`).
+//! fixes) publishes through `Environment::publish_next` (`commit.rs`). `removals.rs` is the
+//! guard every push (stable or canary) passes: it refuses to drop most of what is deployed
+//! unless the caller allows it ([`RemovalPolicy`]).
 //!
 //! # How a version is published
 //!
@@ -89,10 +91,14 @@ mod history;
 mod kill;
 mod push;
 mod read;
+mod removals;
 mod rollback;
 pub mod rollout;
 
+pub use history::environments;
 pub use push::{as_pushed, carry_kills};
+pub use removals::{DEFAULT_MAX_REMOVALS_PERCENT, RemovalPolicy};
+pub use rollout::TickTime;
 
 use crate::store::{ObjectStore, StoreError};
 
@@ -209,12 +215,30 @@ pub enum PublishError {
         since: u64,
     },
     /// `kill`/`unkill` named flags the deployed version does not have.
-    #[error("{env} has no flag {}", keys.join(", "))]
+    #[error("{env} has no flag {}", keys.iter().zip(did_you_mean).map(|(k, m)| match m {
+        Some(m) => format!("{k} (did you mean `{m}`?)"),
+        None => k.clone(),
+    }).collect::<Vec<_>>().join(", "))]
     UnknownFlags {
         /// The environment.
         env: String,
         /// The keys not found.
         keys: Vec<String>,
+        /// For each key, the deployed flag it most likely meant (a typo), if any.
+        did_you_mean: Vec<Option<String>>,
+    },
+    /// A push that would remove every deployed flag, or more than the [`RemovalPolicy`]
+    /// allows: most likely the wrong directory. Nothing was published.
+    #[error("{}", removals::refusal(env, removed, *deployed, *max_percent))]
+    TooManyRemovals {
+        /// The environment.
+        env: String,
+        /// The deployed flags the push would remove, sorted.
+        removed: Vec<String>,
+        /// How many flags the environment serves now.
+        deployed: usize,
+        /// The share of them a push may remove (percent).
+        max_percent: u8,
     },
 }
 
@@ -271,6 +295,8 @@ pub struct Plan {
     pub diff: BodyDiff,
     /// What the push would serve (the compiled body through [`as_pushed`]).
     pub served: Body,
+    /// Why the push would be refused by the environment's [`RemovalPolicy`], if it would.
+    pub refused: Option<String>,
 }
 
 /// The version records of an environment and what is wrong with them, if anything.
@@ -368,6 +394,8 @@ pub struct Environment {
     env: String,
     /// Who is acting, network-wise (`publisher serve`'s caller address), for the audit trail.
     client: Option<String>,
+    /// How many deployed flags a push may remove.
+    removals: RemovalPolicy,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -392,7 +420,16 @@ impl Environment {
             store,
             env: env.to_owned(),
             client: None,
+            removals: RemovalPolicy::default(),
         })
+    }
+
+    /// The same environment, with pushes (stable or canary) allowed to remove deployed flags
+    /// as `policy` says; by default a push removing every flag, or more than
+    /// [`DEFAULT_MAX_REMOVALS_PERCENT`]% of them, is refused ([`PublishError::TooManyRemovals`]).
+    pub fn with_removals(mut self, policy: RemovalPolicy) -> Environment {
+        self.removals = policy;
+        self
     }
 
     /// The same environment, recording `client` (the caller's address) in the audit entries

@@ -21,6 +21,7 @@ pub fn write(target: &str, dir: &Path) -> usize {
         let options = CompileOptions {
             environment: env.into(),
             today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21),
+            new_environment: false,
         };
         match compile_path(&root.join("examples/flags"), &options) {
             Ok(compiled) => bodies.push((format!("examples-{env}"), compiled.body)),

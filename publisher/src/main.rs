@@ -4,6 +4,24 @@
 //! `cli/`, whose `run` returns the exit code: adding a subcommand is one variant, one match arm
 //! and one module.
 
+/// `print!` for every module below (a `macro_rules!` defined before them shadows std's): see
+/// [`cli::write_stdout`], which ends the process quietly when stdout is closed (`| head`).
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for every module below: [`print!`]'s, with the newline.
+macro_rules! println {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cli;
 
 use std::process::ExitCode;
@@ -25,8 +43,10 @@ enum Command {
     /// Compile a flags directory for one environment into a gzipped blob file.
     Build(cli::build::Args),
     /// Evaluate one flag for a context, locally, with the same evaluator as the edge.
+    #[command(allow_missing_positional = true)]
     Eval(cli::eval::Args),
     /// Evaluate one flag and show why: which rule matched, which conditions held or failed.
+    #[command(allow_missing_positional = true)]
     Explain(cli::explain::Args),
     /// Mint a signed identity token (HS256 JWT) for demos and tests; the secret comes from env.
     Token(cli::token::Args),

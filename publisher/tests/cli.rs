@@ -291,12 +291,12 @@ fn eval_reads_a_flagd_file_and_the_targeting_key() {
 }
 
 #[test]
-fn an_environment_no_flag_defines_is_a_warning() {
+fn an_environment_no_flag_defines_is_an_error() {
     let out = publisher(&["validate", "examples/flags", "--env", "production"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(
-            "examples/flags: warning: no flag defines environment `production`, so every flag is off there (environments in the files: dev, prod, staging)"
+            "examples/flags: error: no flag defines environment `production` (did you mean `prod`?); environments in the files: dev, prod, staging"
         ),
         "{}",
         text(&out)
@@ -456,6 +456,550 @@ fn eval_and_explain_apply_the_signed_identity_rule_like_the_edge() {
         "{shown}"
     );
     assert!(!shown.contains("signed-identity rule"), "{shown}");
+}
+
+// ---- Safe by default: what a new user hit in the first hour.
+
+/// Runs the binary in `dir`, with `--store`'s default and the author fixed by the caller.
+fn publisher_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_publisher"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FLAGS_STORE")
+        .env_remove("FLAGS_PURGE")
+        .output()
+        .expect("run publisher")
+}
+
+/// A flags directory with one boolean flag per key, each defined in `prod` and `staging`.
+fn write_flags(dir: &Path, keys: &[&str]) {
+    let flags = dir.join("flags");
+    let _ = std::fs::remove_dir_all(&flags);
+    std::fs::create_dir_all(&flags).unwrap();
+    for key in keys {
+        std::fs::write(
+            flags.join(format!("{key}.yaml")),
+            format!(
+                "key: {key}\ndescription: Test flag {key}.\nowner: team-test\ntype: release\ndefault: off\n\
+                 environments:\n  prod:\n    enabled: true\n    fallthrough: on\n  staging:\n    enabled: true\n"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Item 1: `validate .` / `push` one folder too high found no flags and published "11 removed".
+#[test]
+fn a_directory_without_flags_is_an_error_that_points_at_them() {
+    // A folder whose `flags/` holds the flags directory (flags/flags/*.yaml).
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/flags"), &tmp.path().join("flags"));
+    let out = publisher_in(tmp.path(), &["validate", "."]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no flags here: found no ./flags/*.yaml")
+            && text(&out).contains("did you mean `./flags`?"),
+        "{}",
+        text(&out)
+    );
+    // The repository root: its flags are in examples/flags.
+    let out = publisher(&["validate", "."]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("did you mean `./examples/flags`?"),
+        "{}",
+        text(&out)
+    );
+    // `push` (DIR defaults to `.`) publishes nothing.
+    let store = tmp.path().join("store");
+    let out = publisher_in(
+        tmp.path(),
+        &["push", "--env", "prod", "--store", store.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!store.exists(), "nothing written: {}", text(&out));
+}
+
+/// Item 1: a push that removes more than half of the deployed flags (or all of them) is
+/// refused without --allow-removals, naming how many and which.
+#[test]
+fn a_push_removing_most_flags_is_refused_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    let dir = tmp.path().join("flags-dir");
+    let keys = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"];
+    write_flags(&dir, &keys);
+    let dir = dir.to_str().unwrap();
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "push", dir, "--env", "prod", "--store", store, "--author", "t",
+        ];
+        args.extend_from_slice(extra);
+        publisher(&args)
+    };
+    assert!(push(&[]).status.success());
+    write_flags(Path::new(dir), &["a1", "a2", "a3"]);
+    let refused = push(&[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(
+            "this push removes 5 of the 8 flags prod serves (a4, a5, a6, a7, a8), more than the 50% allowed; nothing was published"
+        ) && text(&refused).contains("--allow-removals"),
+        "{}",
+        text(&refused)
+    );
+    let dry = push(&["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
+    assert!(
+        text(&dry).contains("removes 5 of the 8 flags"),
+        "{}",
+        text(&dry)
+    );
+    let history = publisher(&["history", "--env", "prod", "--store", store]);
+    assert!(text(&history).contains("1 version,"), "{}", text(&history));
+    // A higher bar, or allowed outright.
+    let out = push(&["--max-removals", "70"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Every flag removed: a flagd file without flags.
+    let empty = tmp.path().join("empty.json");
+    std::fs::write(&empty, r#"{"flags": {}}"#).unwrap();
+    let empty = empty.to_str().unwrap();
+    let all = publisher(&[
+        "push",
+        empty,
+        "--env",
+        "prod",
+        "--store",
+        store,
+        "--max-removals",
+        "100",
+    ]);
+    assert_eq!(all.status.code(), Some(1), "{}", text(&all));
+    assert!(
+        text(&all).contains("this push removes every flag prod serves (3: a1, a2, a3)"),
+        "{}",
+        text(&all)
+    );
+    let all = publisher(&[
+        "push",
+        empty,
+        "--env",
+        "prod",
+        "--store",
+        store,
+        "--allow-removals",
+    ]);
+    assert!(all.status.success(), "{}", text(&all));
+    assert!(text(&all).contains("3 removed"), "{}", text(&all));
+}
+
+/// Item 2: a mistyped environment (push, eval, history, kill) and a mistyped flag key.
+#[test]
+fn a_mistyped_environment_or_flag_is_an_error_with_a_suggestion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    let push = |env: &str, extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            "examples/flags",
+            "--env",
+            env,
+            "--store",
+            store,
+            "--author",
+            "t",
+        ];
+        args.extend_from_slice(extra);
+        publisher(&args)
+    };
+    let out = push("production", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no flag defines environment `production` (did you mean `prod`?)")
+            && text(&out).contains("--new-env"),
+        "{}",
+        text(&out)
+    );
+    assert!(push("prod", &[]).status.success());
+    let out = push("qa", &["--new-env"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning: no flag defines environment `qa`"),
+        "{}",
+        text(&out)
+    );
+
+    let out = publisher(&[
+        "eval",
+        "--flags",
+        "examples/flags",
+        "--env",
+        "production",
+        "new-chart",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("did you mean `prod`?"),
+        "{}",
+        text(&out)
+    );
+
+    for args in [
+        vec!["history", "--env", "prd"],
+        vec!["audit", "--env", "prd"],
+        vec!["rollback", "--env", "prd", "--to", "1"],
+        vec!["kill", "beta-banner", "--env", "prd"],
+        vec!["rollout", "status", "--env", "prd"],
+    ] {
+        let mut args = args.clone();
+        args.extend_from_slice(&["--store", store]);
+        let out = publisher(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("prd: nothing published yet")
+                && text(&out).contains("(did you mean `prod`?)")
+                && text(&out).contains("environments there: prod, qa"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    let out = publisher(&["kill", "beta-baner", "--env", "prod", "--store", store]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("prod has no flag beta-baner (did you mean `beta-banner`?)"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Item 3: `publisher history | head -1` and the like: a closed stdout ends the command
+/// quietly (141, as a SIGPIPE would), never with a panic and a backtrace.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    let out = publisher(&[
+        "push",
+        "examples/flags",
+        "--env",
+        "dev",
+        "--store",
+        store,
+        "--author",
+        "t",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    for args in [
+        vec!["validate", "examples/flags"],
+        vec!["history", "--env", "dev", "--store", store],
+        vec!["audit", "--env", "dev", "--store", store],
+        vec![
+            "explain",
+            "--flags",
+            "examples/flags",
+            "--env",
+            "dev",
+            "new-chart",
+        ],
+        vec!["diff", "examples/flags", "--env", "prod", "--store", store],
+    ] {
+        // The read end is closed before the command starts: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_publisher"))
+            .args(&args)
+            .current_dir(repo())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// A flags directory with one scheduled flag whose stages soak 0 s, checked by `test -e
+/// <marker>`: healthy while the marker exists.
+fn scheduled_flags(dir: &Path, marker: &Path) {
+    std::fs::create_dir_all(dir.join("flags")).unwrap();
+    std::fs::write(
+        dir.join("flags/new-checkout.yaml"),
+        format!(
+            "key: new-checkout\ndescription: The new checkout.\nowner: team-test\ntype: release\ndefault: off\n\
+             environments:\n  prod:\n    enabled: true\n    rules:\n      - id: rollout\n        serve:\n          rollout:\n            \
+             variant: on\n            others: off\n            stages:\n              - {{ percent: 1, soak: 0s }}\n              \
+             - {{ percent: 10, soak: 0s }}\n              - {{ percent: 100 }}\n            \
+             health: {{ command: \"test -e {}\" }}\n            on-failure: hold\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// Item 4: `--now` decides what is due but never what records say; beyond a few minutes it
+/// needs --dry-run; a failing health check exits 5 for cron to alert on.
+#[test]
+fn rollout_tick_records_real_time_and_exits_5_when_a_check_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    let marker = tmp.path().join("healthy");
+    std::fs::write(&marker, "").unwrap();
+    let dir = tmp.path().join("flags-dir");
+    scheduled_flags(&dir, &marker);
+    let out = publisher(&[
+        "push",
+        dir.to_str().unwrap(),
+        "--env",
+        "prod",
+        "--store",
+        store,
+        "--author",
+        "t",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let tick = |extra: &[&str]| {
+        let mut args = vec![
+            "rollout", "tick", "--env", "prod", "--store", store, "--author", "cron",
+        ];
+        args.extend_from_slice(extra);
+        publisher(&args)
+    };
+    let future = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let refused = tick(&["--now", &future]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("--dry-run"), "{}", text(&refused));
+    let dry = tick(&["--now", &future, "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(
+        text(&dry).contains("new-checkout/rollout: stage 1 -> 2"),
+        "{}",
+        text(&dry)
+    );
+    let history = publisher(&["history", "--env", "prod", "--store", store, "--json"]);
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        1,
+        "a dry run writes nothing"
+    );
+
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(2)).to_rfc3339();
+    let out = tick(&["--now", &soon]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("stage 1 -> 2"), "{}", text(&out));
+    let history = publisher(&["history", "--env", "prod", "--store", store, "--json"]);
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let created = history["versions"][1]["created_at"].as_str().unwrap();
+    let created: chrono::DateTime<chrono::Utc> = created.parse().unwrap();
+    assert!(
+        created >= before && created <= chrono::Utc::now() + chrono::Duration::seconds(1),
+        "the real time, not --now: {created}"
+    );
+
+    std::fs::remove_file(&marker).unwrap();
+    let failed = tick(&[]);
+    assert_eq!(failed.status.code(), Some(5), "{}", text(&failed));
+    assert!(
+        text(&failed).contains("stage 2 -> 2 (held)"),
+        "{}",
+        text(&failed)
+    );
+    // Held: nothing due, nothing failed.
+    assert_eq!(tick(&[]).status.code(), Some(0));
+    let status = publisher(&[
+        "rollout", "status", "--env", "prod", "--store", store, "--json",
+    ]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["rollouts"][0]["state"]["status"], "held", "{status}");
+}
+
+/// Item 5: `diff` exits as diff(1) does: 0 same, 1 different, 2 trouble.
+#[test]
+fn diff_exits_1_on_differences_0_without_and_2_on_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    let diff = |args: &[&str]| {
+        let mut all = vec!["diff", "--store", store];
+        all.extend_from_slice(args);
+        publisher(&all)
+    };
+    let out = diff(&["examples/flags", "--env", "prod"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("11 added"), "{}", text(&out));
+    let out = publisher(&[
+        "push",
+        "examples/flags",
+        "--env",
+        "prod",
+        "--store",
+        store,
+        "--author",
+        "t",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = diff(&["examples/flags", "--env", "prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = diff(&["--env", "prod", "--from", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = diff(&["--env", "prod", "--from", "7"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = diff(&[fixture("cycle").to_str().unwrap(), "--env", "prod"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Item 6: a push from a working tree with uncommitted changes warns and records it.
+#[test]
+fn a_push_from_a_dirty_tree_warns_and_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("repo");
+    write_flags(&repo_dir, &["a1", "a2"]);
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&repo_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "flags"]);
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    let push = || {
+        publisher_in(
+            &repo_dir,
+            &["push", "--env", "prod", "--store", store, "--author", "t"],
+        )
+    };
+    let clean = push();
+    assert!(clean.status.success(), "{}", text(&clean));
+    assert!(!text(&clean).contains("uncommitted"), "{}", text(&clean));
+    write_flags(&repo_dir, &["a1", "a2", "a3"]);
+    let dirty = push();
+    assert!(dirty.status.success(), "{}", text(&dirty));
+    assert!(
+        String::from_utf8_lossy(&dirty.stderr).contains("warning: . has uncommitted changes"),
+        "{}",
+        text(&dirty)
+    );
+    let history = publisher(&["history", "--env", "prod", "--store", store, "--json"]);
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(history["versions"][1]["source_dirty"], true, "{history}");
+    assert!(
+        history["versions"][0].get("source_dirty").is_none(),
+        "{history}"
+    );
+    let human = publisher(&["history", "--env", "prod", "--store", store]);
+    let newest = text(&human).lines().nth(1).unwrap_or_default().to_owned();
+    assert!(newest.contains("-dirty"), "{}", text(&human));
+}
+
+/// Item 7: `--flags` and the positional DIR everywhere; `drift --against` an environment with
+/// nothing published; plurals; times with `Z`.
+#[test]
+fn rough_edges_flags_dir_either_way_plurals_and_times() {
+    let out = publisher(&["validate", "--flags", "examples/flags"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = publisher(&["eval", "examples/flags", "new-chart", "--env", "dev"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("new-chart = "), "{}", text(&out));
+    let out = publisher(&["validate", "examples/flags", "--flags", "examples/flags"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "one or the other: {}",
+        text(&out)
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    let dir = tmp.path().join("one");
+    write_flags(&dir, &["solo"]);
+    let dir = dir.to_str().unwrap();
+    let out = publisher(&["validate", dir]);
+    assert!(
+        text(&out).contains(": 1 flag, 0 segments, 0 warnings"),
+        "{}",
+        text(&out)
+    );
+    let out = publisher(&[
+        "push", "--flags", dir, "--env", "staging", "--store", store, "--author", "t",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = publisher(&["history", "--env", "staging", "--store", store]);
+    assert!(
+        text(&out).contains("staging: 1 version, serving version 1"),
+        "{}",
+        text(&out)
+    );
+
+    let out = publisher(&[
+        "drift",
+        "--env",
+        "staging",
+        "--against",
+        "prod",
+        "--flags",
+        dir,
+        "--store",
+        store,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot compare: prod has nothing published")
+            && !text(&out).contains("DRIFT"),
+        "{}",
+        text(&out)
+    );
+
+    let marker = tmp.path().join("healthy");
+    let scheduled = tmp.path().join("scheduled");
+    scheduled_flags(&scheduled, &marker);
+    let out = publisher(&[
+        "push",
+        scheduled.to_str().unwrap(),
+        "--env",
+        "prod",
+        "--store",
+        store,
+        "--author",
+        "t",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = publisher(&[
+        "rollout", "status", "--env", "prod", "--store", store, "--json",
+    ]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let due = status["rollouts"][0]["next_due"].as_str().unwrap();
+    assert!(due.ends_with('Z') && !due.contains("+00:00"), "{due}");
+    let status = publisher(&["rollout", "status", "--env", "prod", "--store", store]);
+    assert!(!text(&status).contains("+00:00"), "{}", text(&status));
 }
 
 /// `explain` says when an attribute a condition reads was sent unsigned and ignored, rather

@@ -19,11 +19,13 @@ fn snapshot(env: &str) -> Snapshot {
     let options = CompileOptions {
         environment: env.into(),
         today: NaiveDate::from_ymd_opt(2026, 11, 21),
+        new_environment: false,
     };
     let compiled = compile_path(&dir, &options).unwrap_or_else(|d| panic!("{d:#?}"));
     let provenance = Provenance {
         author: "test".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: "2026-11-21T12:00:00Z".into(),
     };
     Snapshot::from_blob(seal(compiled.body, env, 0, None, &provenance))

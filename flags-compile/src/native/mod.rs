@@ -61,6 +61,7 @@ pub fn compile(sources: &Sources, environment: &str, today: NaiveDate) -> Lowere
         root: sources.root.clone(),
         list_cache: HashMap::new(),
         schedules: Vec::new(),
+        environments: Vec::new(),
     };
     let body = c.run(sources, environment, today);
     // In file order, then rule order: the order version records keep them in.
@@ -68,6 +69,7 @@ pub fn compile(sources: &Sources, environment: &str, today: NaiveDate) -> Lowere
     Lowered {
         body,
         schedules: c.schedules.into_iter().map(|(_, _, s)| s).collect(),
+        environments: c.environments,
         diagnostics: c.diags,
     }
 }
@@ -80,6 +82,8 @@ pub struct Lowered {
     pub body: Body,
     /// The `rollout:` schedules of the compiled environment.
     pub schedules: Vec<Schedule>,
+    /// Every environment some flag defines, sorted.
+    pub environments: Vec<String>,
     /// Errors and lints.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -150,6 +154,8 @@ struct Compiler {
     list_cache: HashMap<PathBuf, Result<Vec<String>, String>>,
     /// Each `rollout:` schedule parsed, with its file and line (for the order).
     schedules: Vec<(PathBuf, usize, Schedule)>,
+    /// Every environment some flag defines, sorted.
+    environments: Vec<String>,
 }
 
 const FLAG_FIELDS: &[&str] = &[
@@ -372,27 +378,14 @@ impl Compiler {
             });
         }
 
-        // `--env production` when the files say `prod`: every flag would silently be off.
-        let known_envs: std::collections::BTreeSet<&str> = defs
+        // What the files define, for `compile_path`'s check of the requested environment.
+        self.environments = defs
             .iter()
             .filter_map(|d| d.doc.get("environments").and_then(Node::as_map))
-            .flat_map(|entries| entries.iter().map(|e| e.key.as_str()))
+            .flat_map(|entries| entries.iter().map(|e| e.key.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
-        if !known_envs.is_empty() && !known_envs.contains(environment) {
-            let place = sources
-                .root
-                .clone()
-                .or_else(|| defs.first().map(|d| d.file.to_path_buf()));
-            let names: Vec<&str> = known_envs.into_iter().collect();
-            self.diags.push(Diagnostic::warning(
-                place.unwrap_or_default(),
-                None,
-                format!(
-                    "no flag defines environment `{environment}`, so every flag is off there (environments in the files: {})",
-                    names.join(", ")
-                ),
-            ));
-        }
 
         let (eval_order, cycles) = topo_order(&prereq_deps);
         for cycle in &cycles {

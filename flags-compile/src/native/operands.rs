@@ -2,6 +2,7 @@
 //! versions, times and regexes parsed as the edge will parse them.
 
 use super::*;
+use crate::suggest::edit_distance;
 
 /// Every operator the native format accepts, as written in files.
 pub const OPERATORS: &[&str] = &[
@@ -364,22 +365,4 @@ pub fn check_regex(source: &str) -> Result<shared_eval::Regex, String> {
             None => first.to_owned(),
         }
     })
-}
-
-/// Levenshtein distance, for "did you mean" hints on short operator names.
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j]))
-                .min(row[j] + 1)
-                .min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }

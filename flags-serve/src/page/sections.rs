@@ -513,6 +513,7 @@ mod tests {
             let by = flags_compile::blob_file::Provenance {
                 author: "ci".into(),
                 source_commit: None,
+                source_dirty: false,
                 created_at: flags_compile::blob_file::now_rfc3339(),
             };
             env.push_scheduled(body, Some(schedules), &by, None)

@@ -159,12 +159,16 @@ pub struct DiffQuery {
 /// Compiles the checkout for `env` off the async threads. Diagnostics name their files
 /// relative to the checkout (`flags/checkout.yaml:14: ...`, as in the repository), not to the
 /// service's working directory, which callers neither know nor care about.
+/// An environment named in the
+/// service's config is deliberate even if no flag file defines it (every flag is off there):
+/// the config is the service's `push --new-env`.
 pub async fn compile_checkout(
     state: &AppState,
     env: &str,
 ) -> Result<Result<Compiled, Vec<Diagnostic>>, ApiError> {
     let dir = state.config.flags.clone();
-    let options = CompileOptions::new(env);
+    let mut options = CompileOptions::new(env);
+    options.new_environment = state.config.environment(env).is_some();
     tokio::task::spawn_blocking(move || match compile_path(&dir, &options) {
         Ok(mut compiled) => {
             relative_to(&dir, &mut compiled.warnings);

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::routes::environments::compile_checkout;
 use flags_compile::blob_file::Provenance;
 use flags_store::layout::{Action, Share};
-use flags_store::publish::KillTarget;
+use flags_store::publish::{KillTarget, RemovalPolicy};
 
 /// Body of `push` (optional).
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +33,10 @@ pub struct PushRequest {
     pub message: Option<String>,
     /// Publish as the canary, served to this percentage of users (as `push --canary`).
     pub canary: Option<Share>,
+    /// Publish even if the push removes every deployed flag or more than half of them (as
+    /// `push --allow-removals`); otherwise such a push is refused with 409.
+    #[serde(default)]
+    pub allow_removals: bool,
 }
 
 /// Body of `rollback`.
@@ -80,8 +84,10 @@ pub async fn publish(
                     body,
                     schedules,
                     provenance,
+                    allow_removals,
                 } => {
                     environment
+                        .with_removals(removal_policy(allow_removals))
                         .push_scheduled(body, schedules, &provenance, message)
                         .await
                 }
@@ -89,8 +95,10 @@ pub async fn publish(
                     body,
                     percent,
                     provenance,
+                    allow_removals,
                 } => {
                     environment
+                        .with_removals(removal_policy(allow_removals))
                         .push_canary(body, percent, &provenance, message)
                         .await
                 }
@@ -108,9 +116,19 @@ pub async fn publish(
     .await
 }
 
+/// The library's guard for a push that did (`allow_removals`) or did not ask to remove flags.
+fn removal_policy(allow_removals: bool) -> RemovalPolicy {
+    if allow_removals {
+        RemovalPolicy::Any
+    } else {
+        RemovalPolicy::default()
+    }
+}
+
 /// Publishes `proposal` to `env`, or, when `env` requires approval, holds it as a pending
 /// change (202) with its diff against what is deployed; when the same change is already
-/// pending, answers that one (202, `already_pending: true`) and holds nothing new.
+/// pending, answers that one (202, `already_pending: true`) and holds nothing new. A push that the removal guard would
+/// refuse is refused now (409), not after someone approved it.
 pub async fn publish_or_propose(
     state: &AppState,
     env: &str,
@@ -136,6 +154,19 @@ pub async fn publish_or_propose(
         .as_ref()
         .map(|d| d.stable.body.clone())
         .unwrap_or_default();
+    if let Proposal::Push {
+        body,
+        allow_removals,
+        ..
+    }
+    | Proposal::Canary {
+        body,
+        allow_removals,
+        ..
+    } = &proposal
+    {
+        removal_policy(*allow_removals).check(env, &old_body, body)?;
+    }
     let new_body =
         match &proposal {
             Proposal::Push { body, .. } | Proposal::Canary { body, .. } => body.clone(),
@@ -183,12 +214,14 @@ pub async fn publish_or_propose(
 
 /// The checkout's flags for `env` as a push proposal by `author`: compiled, with the files'
 /// rollout schedules (as `publisher push` does), under the checkout's read lock; as a canary
-/// push when `canary` gives its share.
+/// push when `canary` gives its share; allowed to remove most deployed flags only with
+/// `allow_removals`.
 pub async fn checkout_proposal(
     state: &AppState,
     env: &str,
     author: &str,
     canary: Option<Share>,
+    allow_removals: bool,
 ) -> Result<Proposal, ApiError> {
     let _checkout = state.checkout.read().await;
     let compiled = compile_checkout(state, env)
@@ -202,11 +235,13 @@ pub async fn checkout_proposal(
             body: compiled.body,
             percent,
             provenance,
+            allow_removals,
         },
         None => Proposal::Push {
             body: compiled.body,
             schedules,
             provenance,
+            allow_removals,
         },
     })
 }
@@ -221,7 +256,14 @@ pub async fn push(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request = request.map(|Json(r)| r).unwrap_or_default();
     let actor = Actor::from(&auth);
-    let proposal = checkout_proposal(&state, &auth.env, &actor.name, request.canary).await?;
+    let proposal = checkout_proposal(
+        &state,
+        &auth.env,
+        &actor.name,
+        request.canary,
+        request.allow_removals,
+    )
+    .await?;
     publish_or_propose(&state, &auth.env, &actor, proposal, request.message)
         .await
         .map(|(status, body)| (status, Json(body)))

@@ -7,7 +7,8 @@
 //! Neither waits for approval where the environment requires it: the schedule was approved
 //! with the push that brought it, and a tick only follows it (health checks included).
 //! A tick `now` other than the clock (for tests and replays, as the CLI's `--now`) lets the
-//! caller skip soak times, so it takes `admin`.
+//! caller skip soak times, so it takes `admin`. It only decides what is due: the records the
+//! tick writes carry the real time (`TickTime::simulated`), as the CLI's.
 
 use axum::Json;
 use axum::extract::State;
@@ -20,7 +21,9 @@ use crate::actions::{self, Actor, PurgeWhen};
 use crate::auth::{Authorized, Publish, Read};
 use crate::error::ApiError;
 use crate::tokens::Role;
+use flags_compile::blob_file::rfc3339;
 use flags_store::layout::Action;
+use flags_store::publish::TickTime;
 use flags_store::publish::rollout::{Transition, live_percent, live_rings, next_due};
 
 /// `GET .../rollouts`: each schedule's state (what `publisher rollout status` shows), its
@@ -38,7 +41,7 @@ pub async fn status(
             json!({
                 "live_percent": live_percent(&rollout),
                 "live_rings": live_rings(&rollout),
-                "next_due": next_due(&rollout).map(|t| t.to_rfc3339()),
+                "next_due": next_due(&rollout).map(rfc3339),
                 "state": rollout,
             })
         })
@@ -50,7 +53,8 @@ pub async fn status(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TickRequest {
-    /// Act at this time (RFC 3339) instead of the clock; needs `admin`.
+    /// Judge what is due at this time (RFC 3339) instead of the clock; needs `admin`. Records
+    /// still carry the real time.
     pub now: Option<DateTime<Utc>>,
 }
 
@@ -83,7 +87,10 @@ pub async fn tick(
         PurgeWhen::Published,
         move |environment, author| async move {
             environment
-                .rollout_tick(at.unwrap_or_else(Utc::now), &author)
+                .rollout_tick(
+                    at.map_or_else(TickTime::clock, TickTime::simulated),
+                    &author,
+                )
                 .await
                 .map(|(transitions, outcome)| (outcome, transitions))
         },

@@ -120,7 +120,7 @@ async fn handle_push(
         .collect();
     for env in auto {
         let result = async {
-            let proposal = checkout_proposal(state, &env, WEBHOOK_AUTHOR, None).await?;
+            let proposal = checkout_proposal(state, &env, WEBHOOK_AUTHOR, None, false).await?;
             publish_or_propose(state, &env, &actor, proposal, Some(message.clone())).await
         }
         .await;

@@ -148,13 +148,29 @@ pub async fn compare(env: &Environment, other: &Environment, dir: &Path) -> Agai
                 s.source_commit = blob.header.source_commit.clone();
                 deployed_bodies.push(blob.body);
             }
-            Ok(None) => deployed_bodies.push(Body::default()),
+            // Every flag would be listed as drift: there is nothing to compare with.
+            Ok(None) => unchecked.push(Unchecked {
+                layer: Layer::Store,
+                target: format!("{} ({})", e.store().describe(), e.name()),
+                error: format!("cannot compare: {} has nothing published", e.name()),
+            }),
             Err(error) => unchecked.push(Unchecked {
                 layer: Layer::Store,
                 target: format!("{} ({})", e.store().describe(), e.name()),
                 error: error.to_string(),
             }),
         }
+    }
+    if !unchecked.is_empty() {
+        return finish(
+            checked_at,
+            unchecked,
+            this_side,
+            other_side,
+            git_commit,
+            0,
+            Vec::new(),
+        );
     }
     // What each environment's files declare, as a push there would serve them: at the stages
     // its rollouts have reached (a schedule further along in one environment is not drift).

@@ -45,6 +45,8 @@ impl Environment {
             None,
             &provenance.created_at,
         );
+        self.removals
+            .check(&self.env, &deployed.stable.body, &body)?;
         let content_hash = shared_eval::content_hash(&body);
         let pointer = &deployed.current.pointer;
         let version = pointer.version;
@@ -174,6 +176,7 @@ impl Environment {
             provenance: Provenance {
                 author: author.to_owned(),
                 source_commit: to.header.source_commit.clone(),
+                source_dirty: false,
                 created_at: created_at.to_owned(),
             },
             message,

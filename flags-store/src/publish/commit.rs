@@ -67,6 +67,7 @@ impl Environment {
             stable,
             author: next.provenance.author,
             source_commit: next.provenance.source_commit,
+            source_dirty: next.provenance.source_dirty,
             created_at: next.provenance.created_at,
             summary: next.summary,
             rollback_to: next.rollback_to,

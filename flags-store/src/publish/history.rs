@@ -1,7 +1,28 @@
-//! `history` and `audit`: the version records and audit entries of an environment, read back.
+//! `history` and `audit`: the version records and audit entries of an environment, read back;
+//! and which environments a store has at all.
 
 use super::{Environment, History, PublishError};
-use crate::layout::{AuditEntry, audit_prefix, version_of_key, versions_prefix};
+use crate::layout::{
+    AuditEntry, POINTER, audit_prefix, check_env, version_of_key, versions_prefix,
+};
+use crate::store::{ObjectStore, StoreError};
+
+/// The environments of `store` that have something published (a pointer, `<env>/current.json`),
+/// sorted: what a mistyped `--env` is compared with. Lists every key, so it is for error paths
+/// and tools, not for every request.
+pub async fn environments(store: &dyn ObjectStore) -> Result<Vec<String>, StoreError> {
+    let mut envs: Vec<String> = store
+        .list("")
+        .await?
+        .into_iter()
+        .filter_map(|key| {
+            let (env, rest) = key.split_once('/')?;
+            (rest == POINTER && check_env(env).is_ok()).then(|| env.to_owned())
+        })
+        .collect();
+    envs.dedup();
+    Ok(envs)
+}
 
 impl Environment {
     /// Every version record, oldest first, with any inconsistency found. A damaged pointer is

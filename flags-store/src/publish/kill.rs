@@ -7,6 +7,7 @@ use super::{Environment, KillTarget, Next, NextCanary, Outcome, PublishError, Si
 use crate::layout::Action;
 use flags_compile::blob_file::Provenance;
 use flags_compile::diff;
+use flags_compile::suggest::closest;
 
 impl Environment {
     /// Kills (`kill = true`) or revives the `target` flags: publishes the deployed body with
@@ -38,9 +39,23 @@ impl Environment {
                 .cloned()
                 .collect();
             if !unknown.is_empty() {
+                let deployed_keys = || {
+                    deployed
+                        .stable
+                        .body
+                        .flags
+                        .iter()
+                        .chain(deployed.canary.iter().flat_map(|c| &c.body.flags))
+                        .map(|f| f.key.as_str())
+                };
+                let did_you_mean = unknown
+                    .iter()
+                    .map(|k| closest(k, deployed_keys()).map(str::to_owned))
+                    .collect();
                 return Err(PublishError::UnknownFlags {
                     env: self.env.clone(),
                     keys: unknown,
+                    did_you_mean,
                 });
             }
         }
@@ -75,13 +90,16 @@ impl Environment {
             });
         }
         let summary = diff::diff(&deployed.stable.body, &stable_body).summary();
-        // The flags' source did not change: keep the deployed version's commit.
+        let pointer = &deployed.current.pointer;
+        let record = self.record(pointer.version).await?;
+        // The flags' source did not change: keep the deployed version's commit (and whether it
+        // was pushed from uncommitted files).
         let provenance = Provenance {
             author: author.to_owned(),
             source_commit: deployed.stable.header.source_commit.clone(),
+            source_dirty: record.as_ref().is_some_and(|r| r.source_dirty),
             created_at: created_at.to_owned(),
         };
-        let pointer = &deployed.current.pointer;
         let next_canary = match (&pointer.canary, canary) {
             (Some(c), Some((body, canary_changed))) => Some(NextCanary {
                 side: if canary_changed.is_empty() {
@@ -111,7 +129,7 @@ impl Environment {
                 provenance,
                 message: reason,
                 rollback_to: None,
-                rollouts: None,
+                rollouts: record.map(|r| r.rollouts),
             },
         )
         .await

@@ -72,10 +72,16 @@ impl Environment {
             None => (Body::default(), Vec::new()),
         };
         let (served, _) = as_pushed(&old, &running, body, schedules, &blob_file::now_rfc3339());
+        let refused = self
+            .removals
+            .check(&self.env, &old, &served)
+            .err()
+            .map(|e| e.to_string());
         Ok(Plan {
             current: current.map(|c| c.pointer.version),
             diff: diff::diff(&old, &served),
             served,
+            refused,
         })
     }
 
@@ -84,6 +90,8 @@ impl Environment {
     /// pointer or blob it refuses ([`PublishError::CorruptPointer`], [`PublishError::CorruptBlob`]):
     /// a push carries the deployed kills and rollout stages, which only a sound deployment
     /// says; repair first (a rollback to the last good version, what `drift --fix` does).
+    /// [`PublishError::TooManyRemovals`] when it would remove more deployed flags than the
+    /// environment's [`super::RemovalPolicy`] allows.
     pub async fn push(
         &self,
         body: Body,
@@ -130,6 +138,7 @@ impl Environment {
         };
         let (body, rollouts) =
             as_pushed(&old_body, &running, body, schedules, &provenance.created_at);
+        self.removals.check(&self.env, &old_body, &body)?;
         let summary = diff::diff(&old_body, &body).summary();
         let content_hash = shared_eval::content_hash(&body);
         if let (Some(c), Some(version)) = (&current, previous)
@@ -157,11 +166,13 @@ impl Environment {
     }
 
     /// Publishes the deployed flags again with new rollout states (their stages applied by
-    /// [`Environment::publish_next`]): what rollout ticks and resumes do.
+    /// [`Environment::publish_next`]): what rollout ticks and resumes do. `source` is the
+    /// deployed version's record, whose commit (and dirtiness) the new version keeps.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn republish(
         &self,
         deployed: &Deployed,
+        source: &layout::VersionRecord,
         rollouts: Vec<layout::RolloutState>,
         action: Action,
         flags: Vec<String>,
@@ -186,7 +197,8 @@ impl Environment {
             flags,
             provenance: Provenance {
                 author: author.to_owned(),
-                source_commit: deployed.stable.header.source_commit.clone(),
+                source_commit: source.source_commit.clone(),
+                source_dirty: source.source_dirty,
                 created_at: created_at.to_owned(),
             },
             message: Some(message),

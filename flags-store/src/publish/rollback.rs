@@ -78,6 +78,7 @@ impl Environment {
             provenance: Provenance {
                 author: author.to_owned(),
                 source_commit: target.source_commit,
+                source_dirty: target.source_dirty,
                 created_at: created_at.to_owned(),
             },
             message,

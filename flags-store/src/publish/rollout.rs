@@ -6,12 +6,19 @@
 //! advances every due stage whose health check passes, and publishes once through the one
 //! publish step. Two racing ticks both build version N+1 and only one can create it
 //! (`versions/<N>` is created with `If-None-Match: *`), so a stage never advances twice.
+//!
+//! A tick has two times ([`TickTime`]): the instant that decides which stages are due, and the
+//! real time, which is what every record it writes carries (the version's `created_at`, a
+//! stage's `since`). They differ only when a caller simulates a later instant (`rollout tick
+//! --now`, the API's admin `now`): the records still say when things really happened, so the
+//! audit stays in order and the next real tick measures soak times from the real clock.
 
 use chrono::{DateTime, Utc};
 use shared_eval::Body;
 
 use crate::layout::{Action, RolloutState, RolloutStatus};
 use crate::publish::{Environment, Outcome, PublishError};
+use flags_compile::blob_file::rfc3339;
 use flags_compile::schedule::{self, HealthCheck, OnFailure, Schedule};
 
 /// Applies each live stage to `body`: the one place rollout stages meet a body (a push through
@@ -51,6 +58,40 @@ pub fn merge(running: &[RolloutState], schedules: Vec<Schedule>, now: &str) -> V
             }
         })
         .collect()
+}
+
+/// When a tick acts: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickTime {
+    /// The instant at which stages are judged due (soak times measured up to it).
+    pub due_at: DateTime<Utc>,
+    /// The real time: what every record the tick writes carries.
+    pub now: DateTime<Utc>,
+}
+
+impl TickTime {
+    /// A real tick: due at the clock, recorded at the clock.
+    pub fn clock() -> TickTime {
+        TickTime::from(Utc::now())
+    }
+
+    /// What is due at `due_at` (a simulation or replay), recorded at the clock.
+    pub fn simulated(due_at: DateTime<Utc>) -> TickTime {
+        TickTime {
+            due_at,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// A tick at `time` on a clock that reads `time`: both the same (tests with a fixed clock).
+impl From<DateTime<Utc>> for TickTime {
+    fn from(time: DateTime<Utc>) -> TickTime {
+        TickTime {
+            due_at: time,
+            now: time,
+        }
+    }
 }
 
 /// When the state's next stage is due, if it can advance.
@@ -119,6 +160,9 @@ pub struct Transition {
     pub status: RolloutStatus,
     /// Why (a failed check).
     pub reason: Option<String>,
+    /// The health check failed on this tick (the schedule held or stepped back): what
+    /// `rollout tick`'s exit code reports, for cron to alert on.
+    pub check_failed: bool,
 }
 
 impl Transition {
@@ -164,6 +208,64 @@ impl std::fmt::Display for Transition {
     }
 }
 
+/// Moves every schedule of `states` that is due at `at.due_at`: runs its health check, then
+/// advances it, holds it or steps it back (its `since` set to `at.now`). Returns what moved.
+async fn advance(states: &mut [RolloutState], at: TickTime) -> Vec<Transition> {
+    let now_text = rfc3339(at.now);
+    let mut transitions = Vec::new();
+    for state in states {
+        let due = match state.status {
+            RolloutStatus::Running => next_due(state).is_some_and(|due| due <= at.due_at),
+            RolloutStatus::Reverting => true,
+            RolloutStatus::Held | RolloutStatus::Done => false,
+        };
+        if !due {
+            continue;
+        }
+        let from = state.stage;
+        let verdict = match &state.schedule.health {
+            Some(health) => check(health).await,
+            None => Ok(()),
+        };
+        let check_failed = verdict.is_err();
+        match (verdict, state.status) {
+            (Ok(()), RolloutStatus::Reverting) => {
+                state.status = RolloutStatus::Held;
+                state.reason = Some("health recovered while reverting".into());
+            }
+            (Ok(()), _) => {
+                state.stage += 1;
+                state.reason = None;
+                if state.stage >= state.schedule.stages.len() {
+                    state.status = RolloutStatus::Done;
+                }
+            }
+            (Err(why), _) => {
+                state.reason = Some(why);
+                match state.schedule.on_failure {
+                    OnFailure::Hold => state.status = RolloutStatus::Held,
+                    OnFailure::Revert if state.stage > 0 => {
+                        state.stage -= 1;
+                        state.status = RolloutStatus::Reverting;
+                    }
+                    OnFailure::Revert => state.status = RolloutStatus::Held,
+                }
+            }
+        }
+        state.since = now_text.clone();
+        transitions.push(Transition {
+            flag: state.schedule.flag.clone(),
+            rule: state.schedule.rule.clone(),
+            from,
+            to: state.stage,
+            status: state.status,
+            reason: state.reason.clone(),
+            check_failed,
+        });
+    }
+    transitions
+}
+
 impl Environment {
     /// Every schedule of the deployed version and where it stands.
     pub async fn rollouts(&self) -> Result<Vec<RolloutState>, PublishError> {
@@ -177,14 +279,15 @@ impl Environment {
             .unwrap_or_default())
     }
 
-    /// Advances every schedule that is due at `now` and healthy; a failing check holds the
-    /// schedule or (`revert`) steps it back one stage, with the reason recorded. Publishes
-    /// once if anything moved. Returns the transitions and the outcome.
+    /// Advances every schedule that is due at `at.due_at` and healthy; a failing check holds
+    /// the schedule or (`revert`) steps it back one stage, with the reason recorded. Publishes
+    /// once if anything moved, recorded at `at.now`. Returns the transitions and the outcome.
     pub async fn rollout_tick(
         &self,
-        now: DateTime<Utc>,
+        at: impl Into<TickTime>,
         author: &str,
     ) -> Result<(Vec<Transition>, Outcome), PublishError> {
+        let at = at.into();
         let Some(deployed) = self.settled_deployed(author).await? else {
             return Err(PublishError::NothingPublished {
                 env: self.name().to_owned(),
@@ -192,57 +295,8 @@ impl Environment {
         };
         let version = deployed.current.pointer.version;
         let record = self.require_record(version).await?;
-        let now_text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut states = record.rollouts.clone();
-        let mut transitions = Vec::new();
-        for state in &mut states {
-            let due = match state.status {
-                RolloutStatus::Running => next_due(state).is_some_and(|due| due <= now),
-                RolloutStatus::Reverting => true,
-                RolloutStatus::Held | RolloutStatus::Done => false,
-            };
-            if !due {
-                continue;
-            }
-            let from = state.stage;
-            let verdict = match &state.schedule.health {
-                Some(health) => check(health).await,
-                None => Ok(()),
-            };
-            match (verdict, state.status) {
-                (Ok(()), RolloutStatus::Reverting) => {
-                    state.status = RolloutStatus::Held;
-                    state.reason = Some("health recovered while reverting".into());
-                }
-                (Ok(()), _) => {
-                    state.stage += 1;
-                    state.reason = None;
-                    if state.stage >= state.schedule.stages.len() {
-                        state.status = RolloutStatus::Done;
-                    }
-                }
-                (Err(why), _) => {
-                    state.reason = Some(why);
-                    match state.schedule.on_failure {
-                        OnFailure::Hold => state.status = RolloutStatus::Held,
-                        OnFailure::Revert if state.stage > 0 => {
-                            state.stage -= 1;
-                            state.status = RolloutStatus::Reverting;
-                        }
-                        OnFailure::Revert => state.status = RolloutStatus::Held,
-                    }
-                }
-            }
-            state.since = now_text.clone();
-            transitions.push(Transition {
-                flag: state.schedule.flag.clone(),
-                rule: state.schedule.rule.clone(),
-                from,
-                to: state.stage,
-                status: state.status,
-                reason: state.reason.clone(),
-            });
-        }
+        let transitions = advance(&mut states, at).await;
         if transitions.is_empty() {
             return Ok((transitions, Outcome::Unchanged { version }));
         }
@@ -255,15 +309,26 @@ impl Environment {
         let outcome = self
             .republish(
                 &deployed,
+                &record,
                 states,
                 Action::Rollout,
                 flags,
                 author,
-                &now_text,
+                &rfc3339(at.now),
                 message,
             )
             .await?;
         Ok((transitions, outcome))
+    }
+
+    /// What [`Environment::rollout_tick`] would do at `at` (health checks included), writing
+    /// nothing: `rollout tick --dry-run`.
+    pub async fn rollout_preview(
+        &self,
+        at: impl Into<TickTime>,
+    ) -> Result<Vec<Transition>, PublishError> {
+        let mut states = self.rollouts().await?;
+        Ok(advance(&mut states, at.into()).await)
     }
 
     /// Lets held schedules (all, or those of `flag`) run again from their current stage.
@@ -279,7 +344,8 @@ impl Environment {
             });
         };
         let version = deployed.current.pointer.version;
-        let mut states = self.require_record(version).await?.rollouts;
+        let record = self.require_record(version).await?;
+        let mut states = record.rollouts.clone();
         let mut resumed = Vec::new();
         for state in &mut states {
             if state.status == RolloutStatus::Held && flag.is_none_or(|f| f == state.schedule.flag)
@@ -292,10 +358,11 @@ impl Environment {
         if resumed.is_empty() {
             return Ok(Outcome::Unchanged { version });
         }
-        let now_text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now_text = rfc3339(now);
         let message = format!("resumed {}", resumed.join(", "));
         self.republish(
             &deployed,
+            &record,
             states,
             Action::Rollout,
             resumed,

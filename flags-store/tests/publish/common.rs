@@ -25,6 +25,7 @@ pub fn provenance(author: &str) -> Provenance {
     Provenance {
         author: author.into(),
         source_commit: Some("abc1234".into()),
+        source_dirty: false,
         created_at: "2026-11-21T08:00:00Z".into(),
     }
 }

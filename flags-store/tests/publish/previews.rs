@@ -46,6 +46,7 @@ fn provenance(at: &str) -> Provenance {
     Provenance {
         author: "dev".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: at.into(),
     }
 }

@@ -55,6 +55,7 @@ async fn start(health: &str, on_failure: &str) -> (tempfile::TempDir, Environmen
     let provenance = Provenance {
         author: "dev".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: T0.into(),
     };
     env.push_scheduled(compiled.body, Some(schedules), &provenance, None)
@@ -299,6 +300,7 @@ async fn rings_go_internal_then_early_adopters_then_everyone_and_only_add_users(
     let provenance = Provenance {
         author: "dev".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: T0.into(),
     };
     env.push_scheduled(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use flags_store::drift::audit::{self as drift_audit, DriftAuditEntry};
 use serde_json::Value;
 
-use super::store_args::{StoreArgs, fail, print_json, short_commit, with_env};
+use super::store_args::{StoreArgs, commit_label, fail, print_json, with_published_env};
 
 /// Arguments of `audit`.
 #[derive(Debug, clap::Args)]
@@ -18,9 +18,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Exit 0, or 1 when the store cannot be read.
+/// Exit 0, or 1 when the store cannot be read or the environment has nothing published.
 pub fn run(args: Args) -> ExitCode {
-    with_env(args.store, |env| async move {
+    with_published_env(args.store, |env| async move {
         let entries = match env.audit().await {
             Ok(entries) => entries,
             Err(e) => return fail("audit", &e),
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> ExitCode {
                 entry.version,
                 entry.action.as_str(),
                 entry.who,
-                short_commit(entry.commit.as_deref()),
+                commit_label(entry.commit.as_deref(), entry.source_dirty),
                 entry.what,
             );
         }

@@ -1,19 +1,19 @@
-//! `publisher build [DIR] --env ENV -o FILE`: compile one environment and write the gzipped
-//! blob (version 0: a local build, never pushed).
+//! `publisher build [DIR | --flags DIR] --env ENV -o FILE`: compile one environment and write
+//! the gzipped blob (version 0: a local build, never pushed).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use flags_compile::CompileOptions;
 use flags_compile::blob_file::{Provenance, encode_gzip, seal};
 
-use super::{compile_or_report, plural};
+use super::{FlagsDir, compile_or_report, plural};
 
 /// Arguments of `build`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub flags: FlagsDir,
     /// Environment to compile (required: a blob is for exactly one environment).
     #[arg(long)]
     pub env: String,
@@ -27,11 +27,13 @@ pub struct Args {
 
 /// Exit 0 when written, 1 on compile errors or I/O failure.
 pub fn run(args: Args) -> ExitCode {
-    let Some(compiled) = compile_or_report(&args.dir, &args.env, "build", "") else {
+    let dir = args.flags.path();
+    let Some(compiled) = compile_or_report(dir, &CompileOptions::new(&args.env), "build", "")
+    else {
         return ExitCode::FAILURE;
     };
     let flags = compiled.body.flags.len();
-    let provenance = Provenance::detect(&args.dir, args.author.as_deref());
+    let provenance = Provenance::detect(dir, args.author.as_deref());
     let blob = seal(compiled.body, &args.env, 0, None, &provenance);
     let bytes = match encode_gzip(&blob) {
         Ok(bytes) => bytes,

@@ -1,11 +1,15 @@
 //! `publisher diff`: flag-level and rule-level differences, three ways:
 //!
-//! - `publisher diff [DIR] --env E`: what pushing DIR would change in E (deployed -> files);
+//! - `publisher diff [DIR | --flags DIR] --env E`: what pushing DIR would change in E
+//!   (deployed -> files);
 //! - `publisher diff --env E --to-env F`: deployed E -> deployed F (e.g. what promoting
 //!   staging to prod would change: `--env prod --to-env staging`);
 //! - `publisher diff --env E --from N [--to M]`: version N -> version M (default: current).
+//!
+//! Exit codes as diff(1)'s: 0 when nothing differs, [`EXIT_DIFFERENT`] when something does,
+//! [`EXIT_TROUBLE`] when the sides could not be read (flags that do not compile, a store
+//! error, a version or environment with nothing published).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use flags_compile::diff::diff;
@@ -14,15 +18,21 @@ use flags_store::publish::{Environment, PublishError};
 use serde_json::json;
 use shared_eval::Body;
 
-use super::store_args::{StoreArgs, fail, print_json, with_env};
-use super::{plural, print_diagnostics};
+use super::store_args::{StoreArgs, block_on, print_json, require_published};
+use super::{FlagsDir, plural, print_diagnostics};
+
+/// Exit code when the two sides differ.
+pub const EXIT_DIFFERENT: u8 = 1;
+
+/// Exit code when the sides could not be compared.
+pub const EXIT_TROUBLE: u8 = 2;
 
 /// Arguments of `diff`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Flags directory to compare with what is deployed (when neither --to-env nor --from is given).
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    // The flags to compare with what is deployed (when neither --to-env nor --from is given).
+    #[command(flatten)]
+    pub flags: FlagsDir,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Compare the deployed --env with this environment's deployed flags.
@@ -39,22 +49,31 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Exit 0 (whether or not anything differs), 1 on errors.
+/// Exit 0 when nothing differs, 1 when something does, 2 on errors.
 pub fn run(args: Args) -> ExitCode {
+    let trouble = ExitCode::from(EXIT_TROUBLE);
     // Compile first (when comparing files), so flag errors show before any store traffic.
     let files = if args.to_env.is_none() && args.from.is_none() {
-        match compile_path(&args.dir, &CompileOptions::new(args.store.env.clone())) {
+        let dir = args.flags.path();
+        match compile_path(dir, &CompileOptions::new(args.store.env.clone())) {
             Ok(compiled) => Some((compiled.body, compiled.schedules)),
             Err(diags) => {
                 let (errors, _) = print_diagnostics(&diags);
                 eprintln!("diff failed: {}", plural(errors, "error"));
-                return ExitCode::FAILURE;
+                return trouble;
             }
         }
     } else {
         None
     };
-    with_env(args.store.clone(), |env| async move {
+    block_on(async move {
+        let env = match args.store.open().await {
+            Ok(env) => env,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return trouble;
+            }
+        };
         let sides = match files {
             // What the push would serve (kills and live stages kept), as `push --dry-run`.
             Some((body, schedules)) => {
@@ -62,17 +81,28 @@ pub fn run(args: Args) -> ExitCode {
                     (Ok((label, old)), Ok(plan)) => Ok((
                         label,
                         old,
-                        format!("files in {} (for {})", args.dir.display(), env.name()),
+                        format!(
+                            "files in {} (for {})",
+                            args.flags.path().display(),
+                            env.name()
+                        ),
                         plan.served,
                     )),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
+                    (Err(e), _) | (_, Err(e)) => Err(Trouble::Store(e)),
                 }
             }
             None => compare_stored(&env, &args).await,
         };
         let (old_label, old, new_label, new) = match sides {
             Ok(sides) => sides,
-            Err(e) => return fail("diff", &e),
+            Err(Trouble::Store(e)) => {
+                eprintln!("error: diff failed: {e}");
+                return trouble;
+            }
+            Err(Trouble::NothingPublished(message)) => {
+                eprintln!("error: {message}");
+                return trouble;
+            }
         };
         let difference = diff(&old, &new);
         let summary = difference.summary();
@@ -84,8 +114,25 @@ pub fn run(args: Args) -> ExitCode {
             println!("{old_label} -> {new_label}: {}", summary.one_line());
             print!("{difference}");
         }
-        ExitCode::SUCCESS
+        if difference.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_DIFFERENT)
+        }
     })
+}
+
+/// Why the two sides could not be read.
+enum Trouble {
+    Store(PublishError),
+    /// `--to-env` or `--from` on an environment with nothing published (likely a typo).
+    NothingPublished(String),
+}
+
+impl From<PublishError> for Trouble {
+    fn from(error: PublishError) -> Trouble {
+        Trouble::Store(error)
+    }
 }
 
 /// What `env` serves, labelled; an empty body before the first push.
@@ -105,7 +152,10 @@ async fn deployed(env: &Environment) -> Result<(String, Body), PublishError> {
 async fn compare_stored(
     env: &Environment,
     args: &Args,
-) -> Result<(String, Body, String, Body), PublishError> {
+) -> Result<(String, Body, String, Body), Trouble> {
+    require_published(env)
+        .await
+        .map_err(Trouble::NothingPublished)?;
     if let Some(other) = &args.to_env {
         let other = Environment::new(env.store().clone(), other).map_err(|detail| {
             PublishError::Corrupt {
@@ -113,6 +163,9 @@ async fn compare_stored(
                 detail,
             }
         })?;
+        require_published(&other)
+            .await
+            .map_err(Trouble::NothingPublished)?;
         let (old_label, old) = deployed(env).await?;
         let (new_label, new) = deployed(&other).await?;
         return Ok((old_label, old, new_label, new));

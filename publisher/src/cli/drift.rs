@@ -1,6 +1,7 @@
-//! `publisher drift --env ENV [--flags DIR] [--edge URL]... [--json] [--fix] [--allow-older]
-//! [--against ENV2]`: where Git, the store and the edges disagree, and `--fix` to reconcile
-//! them. A thin layer over `flags_store::drift` (docs/drift.md); every run is audited.
+//! `publisher drift --env ENV [DIR | --flags DIR] [--edge URL]... [--json] [--fix]
+//! [--allow-older] [--against ENV2]`: where Git, the store and the edges disagree, and `--fix`
+//! to reconcile them. A thin layer over `flags_store::drift` (docs/drift.md); every run is
+//! audited.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use flags_store::drift::{self, CheckOptions, EXIT_UNCHECKED, FixOptions, audit};
 use flags_store::publish::Environment;
 use flags_store::purge::Purger;
 
+use super::FlagsDir;
 use super::store_args::{StoreArgs, block_on, print_json};
 
 /// Arguments of `drift`.
@@ -18,9 +20,10 @@ use super::store_args::{StoreArgs, block_on, print_json};
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// The flags directory in the Git checkout, compiled for --env (skipped when absent).
-    #[arg(long)]
-    pub flags: Option<PathBuf>,
+    // The flags directory in the Git checkout, compiled for --env (the Git layer is skipped
+    // when neither DIR nor --flags is given).
+    #[command(flatten)]
+    pub flags: FlagsDir,
     /// An edge endpoint's base URL, asked for /_flags/health; repeat for a fleet.
     #[arg(long = "edge")]
     pub edges: Vec<String>,
@@ -32,7 +35,7 @@ pub struct Args {
     #[arg(long, requires = "fix")]
     pub allow_older: bool,
     /// Compare --env with this environment (declared per-env differences are not drift).
-    #[arg(long, requires = "flags")]
+    #[arg(long, requires = "flags_dir")]
     pub against: Option<String>,
     /// With --fix: purge the CDN by cache tag (`cloudflare://<zone id>`) instead of each
     /// --edge's /_flags/purge (bearer FLAGS_PURGE_TOKEN).
@@ -54,11 +57,7 @@ pub struct Args {
 
 /// Exit 0 in sync, 1 drift, 2 could not check (after the fix, with --fix).
 pub fn run(args: Args) -> ExitCode {
-    let who = Provenance::detect(
-        args.flags.as_deref().unwrap_or(std::path::Path::new(".")),
-        args.author.as_deref(),
-    )
-    .author;
+    let who = Provenance::detect(args.flags.path(), args.author.as_deref()).author;
     block_on(async move {
         let env = match args.store.open().await {
             Ok(env) => env,
@@ -71,7 +70,7 @@ pub fn run(args: Args) -> ExitCode {
             return against(&env, other, &args, &who).await;
         }
         let check = CheckOptions {
-            flags_dir: args.flags.clone(),
+            flags_dir: args.flags.given().map(PathBuf::from),
             edges: args.edges.clone(),
             edge_timeout: Duration::from_secs(args.edge_timeout),
         };
@@ -113,8 +112,7 @@ async fn against(env: &Environment, other: &str, args: &Args, who: &str) -> Exit
             return ExitCode::from(EXIT_UNCHECKED);
         }
     };
-    let dir = args.flags.clone().unwrap_or_else(|| PathBuf::from("."));
-    let report = drift::against::compare(env, &other, &dir).await;
+    let report = drift::against::compare(env, &other, args.flags.path()).await;
     output(&report, args.json);
     audited(audit::record_against(env, &report, who).await);
     ExitCode::from(report.status.exit_code())

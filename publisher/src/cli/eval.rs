@@ -17,7 +17,7 @@
 //! could not be compiled (`PARSE_ERROR`), the deployed version could not be read (`GENERAL`)
 //! or the flag does not exist (`FLAG_NOT_FOUND`), 2 on a bad `--context`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use flags_compile::blob_file::{Provenance, now_rfc3339, seal};
@@ -42,13 +42,8 @@ pub struct Args {
 /// What to evaluate: shared by `eval` and `explain`.
 #[derive(Debug, clap::Args)]
 pub struct Input {
-    /// Flags directory (native format) or a flagd JSON file.
-    #[arg(
-        long,
-        required_unless_present = "deployed",
-        conflicts_with = "deployed"
-    )]
-    pub flags: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: super::FlagsDir,
     /// Environment whose rules apply (ignored for flagd files); with --deployed, the
     /// environment whose deployed version answers.
     #[arg(long, default_value = DEFAULT_ENV)]
@@ -229,9 +224,9 @@ impl Input {
                 }
             },
         };
-        let flags = match &self.flags {
-            Some(flags) if !self.deployed => flags,
-            _ => {
+        let flags = match self.deployed {
+            false => self.flags.path(),
+            true => {
                 return match deployed_snapshot(&self.store, &self.env, request.targeting_key()) {
                     Ok((snapshot, served)) => Ok(Loaded {
                         snapshot: Box::new(snapshot),
@@ -326,6 +321,7 @@ pub fn compile_snapshot(path: &Path, env: &str) -> Result<Snapshot, String> {
     let provenance = Provenance {
         author: "local".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: now_rfc3339(),
     };
     let blob = seal(compiled.body, env, 0, None, &provenance);

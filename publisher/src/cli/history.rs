@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::store_args::{StoreArgs, fail, print_json, short_commit, with_env};
+use super::plural;
+use super::store_args::{StoreArgs, commit_label, fail, print_json, with_published_env};
 
 /// Arguments of `history`.
 #[derive(Debug, clap::Args)]
@@ -16,9 +17,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Exit 0, or 1 when the store cannot be read or is inconsistent.
+/// Exit 0, or 1 when the store cannot be read or the environment has nothing published.
 pub fn run(args: Args) -> ExitCode {
-    with_env(args.store, |env| async move {
+    with_published_env(args.store, |env| async move {
         let history = match env.history().await {
             Ok(history) => history,
             Err(e) => return fail("history", &e),
@@ -34,9 +35,9 @@ pub fn run(args: Args) -> ExitCode {
             println!("{}: nothing published yet", env.name());
         } else {
             println!(
-                "{}: {} versions, serving {}",
+                "{}: {}, serving {}",
                 env.name(),
-                history.records.len(),
+                plural(history.records.len(), "version"),
                 history
                     .current
                     .map_or("none".into(), |v| format!("version {v}"))
@@ -68,7 +69,7 @@ pub fn run(args: Args) -> ExitCode {
                     record.action.as_str(),
                     record.created_at,
                     record.author,
-                    short_commit(record.source_commit.as_deref()),
+                    commit_label(record.source_commit.as_deref(), record.source_dirty),
                 );
             }
         }

@@ -11,7 +11,7 @@ use flags_store::layout::VersionRecord;
 use flags_store::publish::KillTarget;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{StoreArgs, block_on, fail, print_outcome, with_env};
+use super::store_args::{StoreArgs, block_on, fail, print_outcome, with_published_env};
 
 /// Arguments of `kill` and `unkill`.
 #[derive(Debug, clap::Args)]
@@ -51,7 +51,7 @@ pub fn run(args: Args, kill: bool) -> ExitCode {
     } else {
         KillTarget::Flags(args.flags.clone())
     };
-    with_env(args.store, |env| async move {
+    with_published_env(args.store, |env| async move {
         let outcome = env
             .set_killed(
                 &target,

@@ -8,7 +8,7 @@ use flags_compile::blob_file::Provenance;
 use flags_store::layout::VersionRecord;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{RecordArgs, StoreArgs, finish, with_env};
+use super::store_args::{RecordArgs, StoreArgs, finish, with_published_env};
 
 /// Arguments of `promote` and `abort`.
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub struct Args {
 pub fn run(args: Args, promote: bool) -> ExitCode {
     let verb = if promote { "promote" } else { "abort" };
     let provenance = Provenance::detect(Path::new("."), args.record.author.as_deref());
-    with_env(args.store, |env| async move {
+    with_published_env(args.store, |env| async move {
         let (author, at) = (&provenance.author, &provenance.created_at);
         let outcome = if promote {
             env.promote(author, at, args.record.message.clone()).await

@@ -1,27 +1,31 @@
-//! `publisher push [DIR] --env ENV`: compile, upload the blob, read it back, move the pointer,
-//! append the audit entry; print the new version and a one-line summary of what changed.
-//! With `--purge` (or `FLAGS_PURGE`) the CDN is purged after publishing.
+//! `publisher push [DIR | --flags DIR] --env ENV`: compile, upload the blob, read it back,
+//! move the pointer, append the audit entry; print the new version and a one-line summary of
+//! what changed. With `--purge` (or `FLAGS_PURGE`) the CDN is purged after publishing.
 //! `--dry-run` compiles and shows the change against what is deployed, writing nothing.
 //! `--canary PERCENT` publishes the flags as the environment's canary instead, served to that
 //! share of users beside the stable version until `promote` or `abort`.
+//!
+//! Safe by default: an environment no flag file defines needs `--new-env`; a push removing
+//! every deployed flag, or more than `--max-removals` percent of them, needs
+//! `--allow-removals`; a push from uncommitted files warns and is recorded as such.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use flags_compile::CompileOptions;
 use flags_compile::blob_file::Provenance;
 use flags_store::layout::{Share, VersionRecord};
+use flags_store::publish::{DEFAULT_MAX_REMOVALS_PERCENT, RemovalPolicy};
 use serde_json::json;
 
-use super::compile_or_report;
 use super::purge_args::PurgeArgs;
 use super::store_args::{RecordArgs, StoreArgs, fail, finish, print_json, with_env};
+use super::{FlagsDir, compile_or_report};
 
 /// Arguments of `push`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub flags: FlagsDir,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -39,18 +43,28 @@ pub struct Args {
     /// Refuse to publish a flagd file with flags that would be served as PARSE_ERROR.
     #[arg(long)]
     pub strict: bool,
+    /// Publish to an environment no flag file defines (every flag off there): without it that
+    /// is an error, as it is usually a typo (`production` for `prod`).
+    #[arg(long)]
+    pub new_env: bool,
+    /// Refuse a push that removes more than this percentage of the deployed flags (removing
+    /// every one of them is always refused without --allow-removals).
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_REMOVALS_PERCENT,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_removals: u8,
+    /// Publish whatever the push removes, every flag included.
+    #[arg(long)]
+    pub allow_removals: bool,
 }
 
 /// Exit 0 when published (or nothing changed), 3 when another push won the race (re-run), 4
-/// when published but the CDN purge failed,
-/// 1 on compile errors or store failures.
+/// when published but the CDN purge failed, 1 on compile errors, store failures or a refused
+/// removal (also for `--dry-run`, when the push would be refused).
 pub fn run(args: Args) -> ExitCode {
-    let Some(compiled) = compile_or_report(
-        &args.dir,
-        &args.store.env,
-        "push",
-        "; nothing was published",
-    ) else {
+    let dir = args.flags.path();
+    let mut options = CompileOptions::new(&args.store.env);
+    options.new_environment = args.new_env;
+    let Some(compiled) = compile_or_report(dir, &options, "push", "; nothing was published") else {
         return ExitCode::FAILURE;
     };
     if args.strict && !compiled.broken.is_empty() {
@@ -60,8 +74,21 @@ pub fn run(args: Args) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let provenance = Provenance::detect(&args.dir, args.record.author.as_deref());
+    let provenance = Provenance::detect(dir, args.record.author.as_deref());
+    if provenance.source_dirty {
+        eprintln!(
+            "warning: {} has uncommitted changes: what is published is not commit {}; the version is recorded as dirty",
+            dir.display(),
+            super::store_args::short_commit(provenance.source_commit.as_deref())
+        );
+    }
+    let removals = if args.allow_removals {
+        RemovalPolicy::Any
+    } else {
+        RemovalPolicy::AtMost(args.max_removals)
+    };
     with_env(args.store, |env| async move {
+        let env = env.with_removals(removals);
         if args.dry_run {
             let plan = match env.plan(compiled.body, compiled.schedules).await {
                 Ok(plan) => plan,
@@ -75,6 +102,7 @@ pub fn run(args: Args) -> ExitCode {
                     "current": plan.current,
                     "summary": summary,
                     "flags": plan.diff.flags,
+                    "refused": plan.refused,
                 }));
             } else {
                 let next = plan.current.map_or(1, |v| v + 1);
@@ -99,6 +127,10 @@ pub fn run(args: Args) -> ExitCode {
                     ),
                 }
                 print!("{}", plan.diff);
+            }
+            if let Some(why) = &plan.refused {
+                eprintln!("error: push would be refused: {why}");
+                return ExitCode::FAILURE;
             }
             return ExitCode::SUCCESS;
         }

@@ -8,7 +8,7 @@ use flags_compile::blob_file::Provenance;
 use flags_store::layout::VersionRecord;
 
 use super::purge_args::PurgeArgs;
-use super::store_args::{RecordArgs, StoreArgs, finish, with_env};
+use super::store_args::{RecordArgs, StoreArgs, finish, with_published_env};
 
 /// Arguments of `rollback`.
 #[derive(Debug, clap::Args)]
@@ -27,7 +27,7 @@ pub struct Args {
 /// Exit 0 when rolled back (or already serving that blob), 3 on a lost race, 1 otherwise.
 pub fn run(args: Args) -> ExitCode {
     let provenance = Provenance::detect(Path::new("."), args.record.author.as_deref());
-    with_env(args.store, |env| async move {
+    with_published_env(args.store, |env| async move {
         let outcome = env
             .rollback(
                 args.to,

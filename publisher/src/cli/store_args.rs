@@ -1,10 +1,12 @@
 //! What the store commands (`push`, `history`, `rollback`, `diff`, `audit`) share: the store and
-//! environment options, the async runtime, and how failures turn into messages and exit codes.
+//! environment options, the async runtime, how failures turn into messages and exit codes, and
+//! the check that a command reading what `--env` published names an environment that has some.
 
 use std::process::ExitCode;
 
+use flags_compile::suggest::did_you_mean;
 use flags_store::layout::VersionRecord;
-use flags_store::publish::{Environment, Outcome, PublishError};
+use flags_store::publish::{self, Environment, Outcome, PublishError};
 use flags_store::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
 
 /// Exit code of a push or rollback that lost a race: re-running it is the fix.
@@ -62,6 +64,54 @@ where
             }
         }
     })
+}
+
+/// [`with_env`] for the commands that act on what `--env` has published (history, audit,
+/// rollback, kill, promote, rollout, diff between stored versions): an environment with nothing
+/// published is most likely a typo, so it is an error naming the store's environments and the
+/// closest one (`prd: nothing published yet in ... (did you mean `prod`?)`), exit 1.
+pub fn with_published_env<F, Fut>(store: StoreArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Environment) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    with_env(store, |env| async move {
+        match require_published(&env).await {
+            Ok(()) => work(env).await,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// `Err(message)` when `env` has nothing published: no pointer and no first version record (a
+/// first push that stopped halfway counts as published: the command completes it). A store
+/// that cannot be read passes, so that the command reports its own, more precise, error.
+pub async fn require_published(env: &Environment) -> Result<(), String> {
+    match env.current().await {
+        Ok(None) => {}
+        Ok(Some(_)) | Err(_) => return Ok(()),
+    }
+    if !matches!(env.record(1).await, Ok(None)) {
+        return Ok(());
+    }
+    let store = env.store();
+    let known = publish::environments(store.as_ref())
+        .await
+        .unwrap_or_default();
+    let hint = did_you_mean(env.name(), known.iter().map(String::as_str));
+    let there = if known.is_empty() {
+        "the store has no environments yet".to_owned()
+    } else {
+        format!("environments there: {}", known.join(", "))
+    };
+    Err(format!(
+        "{}: nothing published yet in {}{hint}; {there}",
+        env.name(),
+        store.describe()
+    ))
 }
 
 /// Runs a command's async body on a single-threaded runtime (a CLI makes one request at a time).
@@ -150,4 +200,15 @@ pub fn print_json(value: &impl serde::Serialize) {
 /// `abc1234` for a commit hash.
 pub fn short_commit(commit: Option<&str>) -> &str {
     commit.map_or("-", |c| c.get(..7).unwrap_or(c))
+}
+
+/// `abc1234`, or `abc1234-dirty` (as `git describe --dirty` says it) for a version pushed from
+/// uncommitted files.
+pub fn commit_label(commit: Option<&str>, dirty: bool) -> String {
+    let short = short_commit(commit);
+    if dirty {
+        format!("{short}-dirty")
+    } else {
+        short.to_owned()
+    }
 }

@@ -1,21 +1,20 @@
-//! `publisher validate [DIR]`: compile without writing anything; print every diagnostic.
+//! `publisher validate [DIR | --flags DIR]`: compile without writing anything; print every
+//! diagnostic.
 //! Every environment of every flag is checked whatever `--env` says; `--env` only picks the
 //! environment whose compiled size is reported. A flagd flag that `build`/`push` would serve as
 //! `PARSE_ERROR` is an error here, so CI catches it.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use flags_compile::{CompileOptions, Severity, compile_path};
 
-use super::{DEFAULT_ENV, plural, print_diagnostics};
+use super::{DEFAULT_ENV, FlagsDir, plural, print_diagnostics};
 
 /// Arguments of `validate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Flags directory (with flags/, segments/, lists/) or a flagd JSON file.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub flags: FlagsDir,
     /// Environment to compile (all are checked).
     #[arg(long, default_value = DEFAULT_ENV)]
     pub env: String,
@@ -26,7 +25,8 @@ pub struct Args {
 
 /// Exit 0 when clean, 1 on errors (or on warnings with `--deny-warnings`).
 pub fn run(args: Args) -> ExitCode {
-    match compile_path(&args.dir, &CompileOptions::new(&args.env)) {
+    let dir = args.flags.path();
+    match compile_path(dir, &CompileOptions::new(&args.env)) {
         Ok(compiled) => {
             let diags: Vec<_> = compiled
                 .warnings
@@ -43,17 +43,17 @@ pub fn run(args: Args) -> ExitCode {
             if errors > 0 {
                 println!(
                     "{}: {}, {}",
-                    args.dir.display(),
+                    dir.display(),
                     plural(errors, "error"),
                     plural(warnings, "warning")
                 );
                 return ExitCode::FAILURE;
             }
             println!(
-                "{}: {} flags, {} segments, {}",
-                args.dir.display(),
-                compiled.body.flags.len(),
-                compiled.body.segments.len(),
+                "{}: {}, {}, {}",
+                dir.display(),
+                plural(compiled.body.flags.len(), "flag"),
+                plural(compiled.body.segments.len(), "segment"),
                 plural(warnings, "warning")
             );
             if args.deny_warnings && warnings > 0 {
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> ExitCode {
             let (errors, warnings) = print_diagnostics(&diags);
             println!(
                 "{}: {}, {}",
-                args.dir.display(),
+                dir.display(),
                 plural(errors, "error"),
                 plural(warnings, "warning")
             );

@@ -48,6 +48,7 @@ fn eval_agrees_with_the_worker_on_anonymous_and_signed_requests() {
     let provenance = Provenance {
         author: "test".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: "2026-01-01T00:00:00Z".into(),
     };
     let store = Store::new();

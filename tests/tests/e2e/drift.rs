@@ -453,6 +453,14 @@ fn prod_against_staging_separates_declared_differences_from_drift() {
         "health: { url: \"https://status.example.com/checkout/healthy\" }",
         "health: { command: \"true\" }",
     );
+    // The first stage soaks 0 s, so a real tick (records carry the real time, and `--now`
+    // may not run ahead of the clock) moves it on at once.
+    edit_and_commit(
+        &repo,
+        "checkout-v2.yaml",
+        "{ percent: 1, soak: 1h }",
+        "{ percent: 1, soak: 0s }",
+    );
     let flags = repo.to_str().unwrap();
     for env in ["staging", "prod"] {
         setup.ok(&["push", flags, "--env", env]);
@@ -495,14 +503,7 @@ fn prod_against_staging_separates_declared_differences_from_drift() {
 
     // prod's checkout-v2 rollout moves to its second stage: still what the files declare.
     assert_eq!(state(&report, "checkout-v2").as_deref(), Some("declared"));
-    let ticked = setup.ok(&[
-        "rollout",
-        "tick",
-        "--env",
-        "prod",
-        "--now",
-        "2099-01-01T00:00:00Z",
-    ]);
+    let ticked = setup.ok(&["rollout", "tick", "--env", "prod"]);
     assert!(ticked.contains("stage 1 -> 2"), "{ticked}");
     let (code, report) = against(&[]);
     assert_eq!(code, 0, "{report:#}");
@@ -592,6 +593,14 @@ fn rollout_stages_are_not_drift_and_unreadable_layers_exit_2() {
         "health: { url: \"https://status.example.com/checkout/healthy\" }",
         "health: { command: \"true\" }",
     );
+    // The first stage soaks 0 s, so a real tick (records carry the real time, and `--now`
+    // may not run ahead of the clock) moves it on at once.
+    edit_and_commit(
+        &repo,
+        "checkout-v2.yaml",
+        "{ percent: 1, soak: 1h }",
+        "{ percent: 1, soak: 0s }",
+    );
     let flags = repo.to_str().unwrap();
     let drift = |args: &[&str]| {
         let mut all = vec!["drift", "--env", "prod", "--json", "--flags", flags];
@@ -612,14 +621,7 @@ fn rollout_stages_are_not_drift_and_unreadable_layers_exit_2() {
 
     // A tick moves checkout-v2 from 1% to 5%: the store now differs from what Git compiles
     // (stage 1), and that is the schedule working, not drift.
-    let ticked = setup.ok(&[
-        "rollout",
-        "tick",
-        "--env",
-        "prod",
-        "--now",
-        "2099-01-01T00:00:00Z",
-    ]);
+    let ticked = setup.ok(&["rollout", "tick", "--env", "prod"]);
     assert!(ticked.contains("checkout-v2"), "{ticked}");
     assert_eq!(stage(), 2);
     let (code, report) = drift(&[]);

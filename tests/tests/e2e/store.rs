@@ -78,6 +78,35 @@ impl Backend {
         args.push("--json");
         serde_json::from_str(&self.ok(&args)).unwrap()
     }
+
+    /// Runs `publisher diff <args>`, which exits 1 when the sides differ, as diff(1) does, and
+    /// checks that it does (`differs`) or does not; returns stdout.
+    fn diff(&self, args: &[&str], differs: bool) -> String {
+        let mut all = vec!["diff"];
+        all.extend_from_slice(args);
+        let out = self.publisher(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(differs)),
+            "publisher {all:?}: {}",
+            text(&out)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `publisher history --env <env>` on an environment with nothing published: an error (a
+    /// mistyped --env looks the same) that says so and names the store's environments.
+    fn nothing_published(&self, env: &str, environments: &str) {
+        let out = self.publisher(&["history", "--env", env]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{env}: nothing published yet in "))
+                && stderr.contains(environments),
+            "{}",
+            text(&out)
+        );
+    }
 }
 
 fn text(out: &Output) -> String {
@@ -156,18 +185,12 @@ fn push_history_audit(backend: &Backend) {
     write_flags(&dir, &[("alpha", 10), ("beta", 20)]);
 
     // Before anything is published.
-    assert_eq!(
-        backend.json(&["history", "--env", "prod"])["versions"],
-        Value::Array(vec![])
-    );
+    backend.nothing_published("prod", "the store has no environments yet");
 
     // A dry run writes nothing.
     let out = backend.ok(&["push", dir_str, "--env", "prod", "--dry-run"]);
     assert!(out.contains("would publish prod version 1"), "{out}");
-    assert_eq!(
-        backend.json(&["history", "--env", "prod"])["versions"],
-        Value::Array(vec![])
-    );
+    backend.nothing_published("prod", "the store has no environments yet");
 
     let out = backend.ok(&[
         "push", dir_str, "--env", "prod", "--author", "Ada", "-m", "first",
@@ -250,10 +273,7 @@ fn push_history_audit(backend: &Backend) {
     assert!(human.contains("prod version 2 push by Grace"), "{human}");
 
     // Other environments are independent.
-    assert_eq!(
-        backend.json(&["history", "--env", "staging"])["versions"],
-        Value::Array(vec![])
-    );
+    backend.nothing_published("staging", "environments there: prod");
 }
 
 fn rollback_then_history_and_diff(backend: &Backend) {
@@ -267,11 +287,15 @@ fn rollback_then_history_and_diff(backend: &Backend) {
     backend.ok(&["push", dir_str, "--env", "prod", "--author", "Ada"]);
 
     // Version vs version lists exactly the changed flags, with rule-level detail.
-    let diff = backend.json(&["diff", "--env", "prod", "--from", "1", "--to", "3"]);
+    let diff: Value = serde_json::from_str(&backend.diff(
+        &["--env", "prod", "--from", "1", "--to", "3", "--json"],
+        true,
+    ))
+    .unwrap();
     assert_eq!(strings(&diff["summary"]["added"]), ["gamma"]);
     assert_eq!(strings(&diff["summary"]["changed"]), ["alpha", "beta"]);
     assert!(diff["summary"]["removed"].as_array().unwrap().is_empty());
-    let human = backend.ok(&["diff", "--env", "prod", "--from", "2", "--to", "3"]);
+    let human = backend.diff(&["--env", "prod", "--from", "2", "--to", "3"], true);
     assert!(
         human.starts_with("prod version 2 -> prod version 3: 1 added (gamma), 1 changed (alpha)"),
         "{human}"
@@ -287,7 +311,8 @@ fn rollback_then_history_and_diff(backend: &Backend) {
 
     // Files vs deployed.
     write_flags(&dir, &[("alpha", 15), ("gamma", 1)]);
-    let diff = backend.json(&["diff", dir_str, "--env", "prod"]);
+    let diff: Value =
+        serde_json::from_str(&backend.diff(&[dir_str, "--env", "prod", "--json"], true)).unwrap();
     assert_eq!(strings(&diff["summary"]["removed"]), ["beta"]);
     assert!(diff["summary"]["changed"].as_array().unwrap().is_empty());
 
@@ -352,7 +377,10 @@ fn rollback_then_history_and_diff(backend: &Backend) {
     write_flags(&dir, &[("alpha", 10), ("beta", 20), ("delta", 50)]);
     let out = backend.publisher(&["push", dir_str, "--env", "staging", "--author", "Ada"]);
     assert!(out.status.success(), "{}", text(&out));
-    let diff = backend.json(&["diff", "--env", "prod", "--to-env", "staging"]);
+    let diff: Value = serde_json::from_str(
+        &backend.diff(&["--env", "prod", "--to-env", "staging", "--json"], true),
+    )
+    .unwrap();
     assert_eq!(diff["from"], "prod version 4");
     assert_eq!(diff["to"], "staging version 1");
     assert_eq!(strings(&diff["summary"]["added"]), ["delta"]);
@@ -603,10 +631,7 @@ fn unreachable_store(backend: &Backend) {
         );
     }
     // Nothing was written to the real store.
-    assert_eq!(
-        backend.json(&["history", "--env", "prod"])["versions"],
-        Value::Array(vec![])
-    );
+    backend.nothing_published("prod", "the store has no environments yet");
 }
 
 /// Wrong S3 credentials: a clear error and nothing written.

@@ -19,6 +19,7 @@ fn broken_flagd_flags_are_parse_error_at_the_edge_and_the_rest_is_served() {
     let provenance = Provenance {
         author: "test".into(),
         source_commit: None,
+        source_dirty: false,
         created_at: "2026-01-01T00:00:00Z".into(),
     };
     let store = Store::new();
