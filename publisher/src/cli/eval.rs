@@ -224,6 +224,14 @@ impl Input {
                 }
             },
         };
+        // Files and the deployed version answer different questions: one at a time.
+        if self.deployed && self.flags.given().is_some() {
+            eprintln!("error: --deployed answers from the store: give no flags directory with it");
+            return Err(Failed {
+                code: 2,
+                error: None,
+            });
+        }
         let flags = match self.deployed {
             false => self.flags.path(),
             true => {
