@@ -189,8 +189,8 @@ fn push_when_bucket_exists(publisher: &Path, root: &Path, secrets: &Secrets) -> 
             .map_err(|e| format!("cannot run {}: {e}", publisher.display()))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        let bucket_missing =
-            text.contains("NoSuchBucket") || text.contains("bucket does not exist");
+        let bucket_missing = text.contains("NoSuchBucket")
+            || (text.contains("bucket") && text.contains("does not exist"));
         if out.status.success() || !bucket_missing || started.elapsed() > Duration::from_secs(30) {
             eprint!("{text}");
             return if out.status.success() {
