@@ -20,6 +20,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const env = process.env;
@@ -28,6 +30,9 @@ const ENV = env.ENV || 'prod';
 const KILL_FLAG = env.KILL_FLAG || 'beta-banner';
 
 // Signs `page` in through the form with `token`: a session cookie, never the token itself.
+// Screenshots of the page (sign-in form, signed in) land here for a reviewer to look at.
+const ARTIFACTS_DIR = resolve(env.ARTIFACTS_DIR || join('target', 'artifacts'));
+
 async function signIn(page, token) {
   await page.goto(SERVE_URL + '/');
   await page.fill('input[name=token]', token);
@@ -56,15 +61,19 @@ describe('status page', () => {
       'SERVE_URL, READ_TOKEN, KILL_TOKEN, LATER, WORKER_URL, DEAD_URL',
     );
     browser = await chromium.launch({ executablePath: env.CHROMIUM_PATH || '/usr/bin/chromium', headless: true });
-    page = await browser.newPage();
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    mkdirSync(ARTIFACTS_DIR, { recursive: true });
   });
   after(async () => {
     await browser?.close();
   });
 
   it('signs in with a token and shows the deployed state, then the state after a kill', async () => {
+    await page.goto(SERVE_URL + '/');
+    await page.screenshot({ path: join(ARTIFACTS_DIR, 'status-page-sign-in.png') });
     await signIn(page, env.READ_TOKEN);
     assert.equal(await page.textContent('#whoami'), 'reader');
+    await page.screenshot({ path: join(ARTIFACTS_DIR, 'status-page.png'), fullPage: true });
     assert.equal(await page.locator('#env-staging').count(), 0, 'staging is not the reader\'s');
     const section = page.locator(`#env-${ENV}`);
     const before = Number(await section.locator('.version').textContent());
