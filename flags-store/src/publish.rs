@@ -293,6 +293,8 @@ pub struct Plan {
     pub current: Option<u64>,
     /// Flag-level differences from it.
     pub diff: BodyDiff,
+    /// What the environment serves now (empty before the first push): the old side of `diff`.
+    pub deployed: Body,
     /// What the push would serve (the compiled body through [`as_pushed`]).
     pub served: Body,
     /// Why the push would be refused by the environment's [`RemovalPolicy`], if it would.

@@ -80,6 +80,7 @@ impl Environment {
         Ok(Plan {
             current: current.map(|c| c.pointer.version),
             diff: diff::diff(&old, &served),
+            deployed: old,
             served,
             refused,
         })

@@ -77,10 +77,14 @@ pub fn run(args: Args) -> ExitCode {
         let sides = match files {
             // What the push would serve (kills and live stages kept), as `push --dry-run`.
             Some((body, schedules)) => {
-                match (deployed(&env).await, env.plan(body, schedules).await) {
-                    (Ok((label, old)), Ok(plan)) => Ok((
-                        label,
-                        old,
+                // One read of the deployed side: the plan's.
+                match env.plan(body, schedules).await {
+                    Ok(plan) => Ok((
+                        match plan.current {
+                            Some(version) => format!("{} version {version}", env.name()),
+                            None => format!("{} (nothing published)", env.name()),
+                        },
+                        plan.deployed,
                         format!(
                             "files in {} (for {})",
                             args.flags.path().display(),
@@ -88,7 +92,7 @@ pub fn run(args: Args) -> ExitCode {
                         ),
                         plan.served,
                     )),
-                    (Err(e), _) | (_, Err(e)) => Err(Trouble::Store(e)),
+                    Err(e) => Err(Trouble::Store(e)),
                 }
             }
             None => compare_stored(&env, &args).await,
