@@ -19,6 +19,7 @@
 pub mod blob_file;
 pub mod diagnostic;
 pub mod diff;
+pub mod edit;
 pub mod flagd;
 mod graph;
 pub mod limits;

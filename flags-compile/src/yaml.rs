@@ -29,6 +29,8 @@ pub const MAX_YAML_DEPTH: usize = 2 * shared_eval::MAX_RULE_DEPTH + 16;
 pub struct Node {
     /// 1-based line of the node's first character.
     pub line: usize,
+    /// Where the node's text is, in bytes (see [`Span`]).
+    pub span: Span,
     /// The value.
     pub value: Value,
 }
@@ -59,8 +61,22 @@ pub struct Entry {
     pub key: String,
     /// Line of the key.
     pub line: usize,
+    /// Where the key's text is (quotes included), in bytes.
+    pub key_span: Span,
     /// The value.
     pub value: Node,
+}
+
+/// A byte range `start..end` of the source text. Scalars span their text (quotes included; a
+/// block scalar from its `|`/`>` header to the end of its last content line, newline included;
+/// an empty scalar is empty). Flow collections span `[`..`]` / `{`..`}`; block collections span
+/// from their first `-` or key to the end of their last value (comments after it excluded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
 }
 
 /// Why a document could not be parsed, and where.
@@ -134,34 +150,90 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
         stack: Vec::new(),
         root: None,
         documents: 0,
+        source,
+        offsets: if source.is_ascii() {
+            Vec::new()
+        } else {
+            source
+                .char_indices()
+                .map(|(b, _)| b)
+                .chain(std::iter::once(source.len()))
+                .collect()
+        },
     };
     for event in Parser::new_from_str(source) {
         let (event, span) = event.map_err(|e| SyntaxError {
             line: e.marker().line().max(1),
             message: e.info().to_owned(),
         })?;
-        builder.on_event(event, span.start.line().max(1))?;
+        let line = span.start.line().max(1);
+        let span = Span {
+            start: builder.byte(span.start.index()),
+            end: builder.byte(span.end.index()),
+        };
+        builder.on_event(event, line, span)?;
     }
     Ok(builder.root.unwrap_or(Node {
         line: 1,
+        span: Span::default(),
         value: Value::Null,
     }))
+}
+
+/// A block scalar's span as the parser reports it starts at its first content line: widen it to
+/// its header (`|`, `>-`, ...) and end it after the newline of its last content line.
+fn block_scalar_span(source: &str, content: Span) -> Span {
+    let before = &source[..content.start];
+    // The header line: the last line before the content that is not blank.
+    let trimmed = before.trim_end();
+    let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
+    let header_line = &trimmed[line_start..];
+    let without_comment = match header_line.find(" #") {
+        Some(i) => header_line[..i].trim_end(),
+        None => header_line,
+    };
+    let token = without_comment
+        .rfind(char::is_whitespace)
+        .map_or(0, |i| i + 1);
+    let start = line_start + token;
+    let body = &source[content.start..content.end.max(content.start)];
+    let last = body.trim_end().len();
+    let end = match body[last..].find('\n') {
+        Some(i) => content.start + last + i + 1,
+        None => content.start + body.len(),
+    };
+    Span { start, end }
 }
 
 /// A mapping or sequence under construction; a mapping remembers a key waiting for its value.
 enum Open {
     Seq(Node),
-    Map(Node, Option<(String, usize)>),
+    Map(Node, Option<(String, usize, Span)>),
 }
 
-struct Builder {
+struct Builder<'a> {
     stack: Vec<Open>,
     root: Option<Node>,
     documents: usize,
+    source: &'a str,
+    /// Byte offset of each character (empty when the source is ASCII: then they are equal).
+    offsets: Vec<usize>,
 }
 
-impl Builder {
-    fn on_event(&mut self, event: Event<'_>, line: usize) -> Result<(), SyntaxError> {
+impl Builder<'_> {
+    /// The byte offset of the parser's character index.
+    fn byte(&self, char_index: usize) -> usize {
+        if self.offsets.is_empty() {
+            char_index.min(self.source.len())
+        } else {
+            self.offsets
+                .get(char_index)
+                .copied()
+                .unwrap_or(self.source.len())
+        }
+    }
+
+    fn on_event(&mut self, event: Event<'_>, line: usize, span: Span) -> Result<(), SyntaxError> {
         match event {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => Ok(()),
             Event::DocumentStart(_) => {
@@ -180,13 +252,19 @@ impl Builder {
                     .into(),
             }),
             Event::Scalar(text, style, _anchor, tag) => {
+                let span = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                    block_scalar_span(self.source, span)
+                } else {
+                    span
+                };
                 let node = Node {
                     line,
+                    span,
                     value: resolve_scalar(&text, style, tag.as_ref(), line)?,
                 };
                 if let Some(Open::Map(_, pending @ None)) = self.stack.last_mut() {
                     // A scalar in key position: keep its source text as the key.
-                    *pending = Some((text.into_owned(), line));
+                    *pending = Some((text.into_owned(), line, span));
                     return Ok(());
                 }
                 self.attach(node)
@@ -206,15 +284,21 @@ impl Builder {
                             .into(),
                     });
                 }
+                let span = Span {
+                    start: span.start,
+                    end: span.start,
+                };
                 let open = if matches!(event, Event::SequenceStart(..)) {
                     Open::Seq(Node {
                         line,
+                        span,
                         value: Value::Seq(Vec::new()),
                     })
                 } else {
                     Open::Map(
                         Node {
                             line,
+                            span,
                             value: Value::Map(Vec::new()),
                         },
                         None,
@@ -224,8 +308,26 @@ impl Builder {
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Open::Seq(node)) | Some(Open::Map(node, None)) => self.attach(node),
-                Some(Open::Map(_, Some((key, key_line)))) => Err(SyntaxError {
+                Some(Open::Seq(mut node)) | Some(Open::Map(mut node, None)) => {
+                    let flow = matches!(
+                        self.source.as_bytes().get(node.span.start),
+                        Some(b'[' | b'{')
+                    );
+                    node.span.end = if flow {
+                        span.end
+                    } else {
+                        // A block collection ends where its last value does (the parser's end
+                        // is the next token, past any comments).
+                        match &node.value {
+                            Value::Seq(items) => items.last().map(|n| n.span.end),
+                            Value::Map(entries) => entries.last().map(|e| e.value.span.end),
+                            _ => None,
+                        }
+                        .unwrap_or(node.span.start)
+                    };
+                    self.attach(node)
+                }
+                Some(Open::Map(_, Some((key, key_line, _)))) => Err(SyntaxError {
                     line: key_line,
                     message: format!("key `{key}` has no value"),
                 }),
@@ -254,7 +356,7 @@ impl Builder {
                 },
                 pending,
             )) => {
-                let Some((key, line)) = pending.take() else {
+                let Some((key, line, key_span)) = pending.take() else {
                     return Err(SyntaxError {
                         line: node.line,
                         message: "mapping value without a key".into(),
@@ -269,6 +371,7 @@ impl Builder {
                 entries.push(Entry {
                     key,
                     line,
+                    key_span,
                     value: node,
                 });
                 Ok(())
