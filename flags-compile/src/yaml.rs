@@ -255,7 +255,13 @@ impl Builder<'_> {
                 let span = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
                     block_scalar_span(self.source, span)
                 } else {
-                    span
+                    // In flow context the parser's end can include the blanks after the
+                    // scalar; neither a plain nor a quoted scalar ends with one.
+                    let text = &self.source[span.start..span.end.max(span.start)];
+                    Span {
+                        start: span.start,
+                        end: span.start + text.trim_end().len(),
+                    }
                 };
                 let node = Node {
                     line,

@@ -81,10 +81,18 @@ pub fn canonical(wanted: &Json) -> String {
 
 /// Applies non-overlapping edits, last first.
 fn apply(text: &str, mut edits: Vec<diff::Edit>) -> Result<String, EditError> {
-    edits.sort_by(|a, b| b.start.cmp(&a.start).then(b.end.cmp(&a.end)));
+    // Last first; of two insertions at one place the later recorded (an enclosing mapping's,
+    // recorded after its values') goes in first, so it ends up after the nested one.
+    let mut edits: Vec<(usize, diff::Edit)> = edits.drain(..).enumerate().collect();
+    edits.sort_by(|(i, a), (j, b)| {
+        b.start
+            .cmp(&a.start)
+            .then(b.end.cmp(&a.end))
+            .then(j.cmp(i))
+    });
     let mut out = text.to_owned();
     let mut limit = text.len();
-    for edit in edits {
+    for (_, edit) in edits {
         if edit.end > limit || edit.start > edit.end {
             return Err(EditError::RoundTrip(format!(
                 "overlapping edits at bytes {}..{}",
@@ -98,6 +106,9 @@ fn apply(text: &str, mut edits: Vec<diff::Edit>) -> Result<String, EditError> {
 }
 
 fn verify(out: &str, wanted: &Json) -> Result<(), EditError> {
+    if std::env::var_os("EDIT_DEBUG").is_some() {
+        eprintln!("--- edited:\n{out}---");
+    }
     let parsed = yaml::parse(out)
         .map_err(|e| EditError::RoundTrip(format!("line {}: {}", e.line, e.message)))?;
     if same(&parsed.to_json(), wanted) {
