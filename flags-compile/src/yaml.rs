@@ -180,24 +180,25 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     }))
 }
 
+/// YAML's white space and line breaks (not Unicode's wider set: `\u{202f}` is content).
+const YAML_BLANK: [char; 4] = [' ', '\t', '\r', '\n'];
+
 /// A block scalar's span as the parser reports it starts at its first content line: widen it to
 /// its header (`|`, `>-`, ...) and end it after the newline of its last content line.
 fn block_scalar_span(source: &str, content: Span) -> Span {
     let before = &source[..content.start];
     // The header line: the last line before the content that is not blank.
-    let trimmed = before.trim_end();
+    let trimmed = before.trim_end_matches(YAML_BLANK);
     let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
     let header_line = &trimmed[line_start..];
     let without_comment = match header_line.find(" #") {
-        Some(i) => header_line[..i].trim_end(),
+        Some(i) => header_line[..i].trim_end_matches(YAML_BLANK),
         None => header_line,
     };
-    let token = without_comment
-        .rfind(char::is_whitespace)
-        .map_or(0, |i| i + 1);
+    let token = without_comment.rfind([' ', '\t']).map_or(0, |i| i + 1);
     let start = line_start + token;
     let body = &source[content.start..content.end.max(content.start)];
-    let last = body.trim_end().len();
+    let last = body.trim_end_matches(YAML_BLANK).len();
     let end = match body[last..].find('\n') {
         Some(i) => content.start + last + i + 1,
         None => content.start + body.len(),
@@ -260,7 +261,7 @@ impl Builder<'_> {
                     let text = &self.source[span.start..span.end.max(span.start)];
                     Span {
                         start: span.start,
-                        end: span.start + text.trim_end().len(),
+                        end: span.start + text.trim_end_matches(YAML_BLANK).len(),
                     }
                 };
                 let node = Node {

@@ -30,7 +30,10 @@ fn examples() -> Vec<(String, String)> {
             .collect();
         paths.sort();
         for p in paths {
-            out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+            out.push((
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            ));
         }
     }
     out
@@ -40,7 +43,9 @@ fn examples() -> Vec<(String, String)> {
 fn same(a: &Json, b: &Json) -> bool {
     match (a, b) {
         (Json::Number(x), Json::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (Json::Array(x), Json::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
         (Json::Object(x), Json::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -115,11 +120,17 @@ fn structural_edits_keep_untouched_lines_and_comments() {
         .push(json!({"id": "everyone", "serve": "on"}));
     let out = edit(&text, &w);
     assert!(is_subsequence(&text, &out), "{out}");
-    assert!(out.contains("      - id: everyone\n        serve: on\n"), "{out}");
+    assert!(
+        out.contains("      - id: everyone\n        serve: on\n"),
+        "{out}"
+    );
 
     // Remove dev's second rule.
     let mut w = base.clone();
-    w["environments"]["dev"]["rules"].as_array_mut().unwrap().remove(1);
+    w["environments"]["dev"]["rules"]
+        .as_array_mut()
+        .unwrap()
+        .remove(1);
     let out = edit(&text, &w);
     assert!(is_subsequence(&out, &text), "{out}");
     assert_eq!(text.lines().count() - out.lines().count(), 3);
@@ -130,7 +141,10 @@ fn structural_edits_keep_untouched_lines_and_comments() {
     w["salt"] = json!("chart-2");
     let out = edit(&text, &w);
     assert!(!out.contains("description"));
-    assert!(out.contains("\nsalt: chart-2\n") || out.ends_with("\nsalt: chart-2"), "{out}");
+    assert!(
+        out.contains("\nsalt: chart-2\n") || out.ends_with("\nsalt: chart-2"),
+        "{out}"
+    );
     for line in text.lines().filter(|l| l.trim_start().starts_with('#')) {
         assert!(out.contains(line), "lost comment {line}");
     }
@@ -152,18 +166,67 @@ fn structural_edits_keep_untouched_lines_and_comments() {
     // Remove a rule holding a comment: the comment goes with it.
     let text = example("flags/new-chart.yaml");
     let mut w = json_of(&text);
-    w["environments"]["prod"]["rules"].as_array_mut().unwrap().pop();
+    w["environments"]["prod"]["rules"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
     let out = edit(&text, &w);
     assert!(!out.contains("A quarter of organisations"));
     assert!(out.contains("# The demo dashboard runs against dev"));
 }
 
 const HOSTILE: &[&str] = &[
-    "on", "off", "null", "Null", "true", "True", "1.0", "1", "0x1F", "1e3", ".inf", ":", "- x",
-    "#x", " leading space", "trailing space ", "a: b", "a #b", "", "~", "@x", "`x", "%x", "!x",
-    "*x", "&x", "|", ">", "?", "-", "--- x", "...", "{a}", "[a]", "a, b", "it's", "say \"hi\"",
-    "back\\slash", "two\nlines", "tab\there", "\r", "é ü 日本", "\u{85}", "\u{2028}", "\u{feff}x",
-    "\u{1}", "x:", "k: v\nk2: v2", "'", "\"", "https://x.example/a?b=c#d",
+    "on",
+    "off",
+    "null",
+    "Null",
+    "true",
+    "True",
+    "1.0",
+    "1",
+    "0x1F",
+    "1e3",
+    ".inf",
+    ":",
+    "- x",
+    "#x",
+    " leading space",
+    "trailing space ",
+    "a: b",
+    "a #b",
+    "",
+    "~",
+    "@x",
+    "`x",
+    "%x",
+    "!x",
+    "*x",
+    "&x",
+    "|",
+    ">",
+    "?",
+    "-",
+    "--- x",
+    "...",
+    "{a}",
+    "[a]",
+    "a, b",
+    "it's",
+    "say \"hi\"",
+    "back\\slash",
+    "two\nlines",
+    "tab\there",
+    "\r",
+    "é ü 日本",
+    "\u{85}",
+    "\u{2028}",
+    "\u{feff}x",
+    "\u{1}",
+    "x:",
+    "k: v\nk2: v2",
+    "'",
+    "\"",
+    "https://x.example/a?b=c#d",
 ];
 
 #[test]
@@ -178,7 +241,8 @@ fn hostile_strings_read_back_in_block_flow_and_json() {
             let w = json!({"a": s, "b": [s, "y"], "c": {"d": s, *s: s}, "d": [s], "e": {*s: [s]}});
             let out = edit(text, &w);
             if text.starts_with('{') {
-                let back: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+                let back: Json =
+                    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
                 assert_eq!(back, w);
             }
             assert_eq!(json_of(&canonical(&w)), w);
@@ -204,17 +268,26 @@ fn canonical_looks_like_the_examples() {
 
 #[test]
 fn kind_changes_and_empty_documents() {
-    let out = edit("a: 1 # one\nb: x\n", &json!({"a": {"x": [1, {"y": null}]}, "b": "x"}));
+    let out = edit(
+        "a: 1 # one\nb: x\n",
+        &json!({"a": {"x": [1, {"y": null}]}, "b": "x"}),
+    );
     assert!(out.ends_with("b: x\n"), "{out}");
     edit("a:\n  - 1\n  - 2\nb: 2\n", &json!({"a": "s", "b": 2}));
     edit("a:\nb:\n", &json!({"a": [1], "b": {"c": 1}}));
-    edit("a: {x: , y: }\n", &json!({"a": {"x": 1, "y": null, "z": 2}}));
+    edit(
+        "a: {x: , y: }\n",
+        &json!({"a": {"x": 1, "y": null, "z": 2}}),
+    );
     edit("- a\n- b\n", &json!([{"k": "v", "l": [1]}, "b", "c"]));
     edit("- - a\n  - b\n", &json!([["b"]]));
     edit("# only a comment\n", &json!({"a": 1}));
     edit("", &json!([1, 2]));
     edit("a: |\n  two\n  lines\nb: 1\n", &json!({"a": "one", "b": 1}));
-    edit("a: |\n  two\n  lines\nb: 1\n", &json!({"a": {"x": 1}, "b": 1}));
+    edit(
+        "a: |\n  two\n  lines\nb: 1\n",
+        &json!({"a": {"x": 1}, "b": 1}),
+    );
     edit("- id: a\n  serve: on\n", &json!([{"serve": "on"}]));
     edit("a: 1\nb: 2", &json!({"a": 1}));
     edit("a: 1\nb: 2", &json!({"b": 2, "c": 3}));

@@ -24,7 +24,10 @@ enum Slot {
     Root,
     /// The value of a mapping entry: text after `key:` (`colon` is just past the colon, if there
     /// is one) and the column of the key.
-    Value { colon: Option<usize>, key_col: usize },
+    Value {
+        colon: Option<usize>,
+        key_col: usize,
+    },
     /// A list item.
     Item,
 }
@@ -52,7 +55,9 @@ impl Differ<'_> {
 
     /// Whether only blanks come before `at` on its line.
     fn first_on_line(&self, at: usize) -> bool {
-        self.text[self.line_start(at)..at].trim().is_empty()
+        self.text[self.line_start(at)..at]
+            .trim_matches([' ', '\t'])
+            .is_empty()
     }
 
     /// The end of the line holding the last character before `end` (the `\n`'s offset).
@@ -60,7 +65,9 @@ impl Differ<'_> {
         if end > 0 && self.text.as_bytes()[end - 1] == b'\n' {
             return end - 1;
         }
-        self.text[end..].find('\n').map_or(self.text.len(), |i| end + i)
+        self.text[end..]
+            .find('\n')
+            .map_or(self.text.len(), |i| end + i)
     }
 
     /// Just past the newline ending the line of `end` (or the end of the text).
@@ -133,7 +140,11 @@ impl Differ<'_> {
             let padded = self.text[start..end].starts_with("{ ");
             let text = match slot {
                 Slot::Value { colon: Some(c), .. } if start == end => {
-                    return self.edit(c, c, format!(" {}", render::flow_text(wanted, self.json, padded)));
+                    return self.edit(
+                        c,
+                        c,
+                        format!(" {}", render::flow_text(wanted, self.json, padded)),
+                    );
                 }
                 Slot::Value { colon: None, .. } if start == end => {
                     format!(": {}", render::flow_text(wanted, self.json, padded))
@@ -143,16 +154,26 @@ impl Differ<'_> {
             return self.edit(start, end, text);
         }
         match slot {
-            Slot::Value { colon: Some(c), key_col } => {
-                let keep_flow = self.is_flow(node) && matches!(node.value, Value::Map(_) | Value::Seq(_));
+            Slot::Value {
+                colon: Some(c),
+                key_col,
+            } => {
+                let keep_flow =
+                    self.is_flow(node) && matches!(node.value, Value::Map(_) | Value::Seq(_));
                 let text = if keep_flow {
-                    format!(" {}", render::flow_text(wanted, false, self.text[start..end].starts_with("{ ")))
+                    format!(
+                        " {}",
+                        render::flow_text(wanted, false, self.text[start..end].starts_with("{ "))
+                    )
                 } else {
                     render::after_colon(wanted, key_col)
                 };
                 self.edit(c, end.max(c), format!("{text}{newline}"));
             }
-            Slot::Value { colon: None, key_col } => {
+            Slot::Value {
+                colon: None,
+                key_col,
+            } => {
                 let text = render::after_colon(wanted, key_col);
                 self.edit(start, end, format!(":{text}{newline}"));
             }
@@ -163,11 +184,12 @@ impl Differ<'_> {
                     (start, "")
                 };
                 let col = self.col(start) + prefix.len();
-                let text = if self.is_flow(node) && matches!(node.value, Value::Map(_) | Value::Seq(_)) {
-                    render::flow_text(wanted, false, self.text[start..end].starts_with("{ "))
-                } else {
-                    render::block(wanted, col)
-                };
+                let text =
+                    if self.is_flow(node) && matches!(node.value, Value::Map(_) | Value::Seq(_)) {
+                        render::flow_text(wanted, false, self.text[start..end].starts_with("{ "))
+                    } else {
+                        render::block(wanted, col)
+                    };
                 self.edit(start, end, format!("{prefix}{text}{newline}"));
             }
         }
@@ -211,7 +233,13 @@ impl Differ<'_> {
         if flow {
             let text: String = added
                 .iter()
-                .map(|(k, v)| format!(", {}: {}", render::key(k, true, self.json), render::flow_text(v, self.json, false)))
+                .map(|(k, v)| {
+                    format!(
+                        ", {}: {}",
+                        render::key(k, true, self.json),
+                        render::flow_text(v, self.json, false)
+                    )
+                })
                 .collect();
             self.edit(ends[last], ends[last], text);
         } else {
@@ -260,11 +288,22 @@ impl Differ<'_> {
             return;
         }
         if flow {
-            let rendered: Vec<String> = new_items.iter().map(|v| render::flow_text(v, self.json, false)).collect();
+            let rendered: Vec<String> = new_items
+                .iter()
+                .map(|v| render::flow_text(v, self.json, false))
+                .collect();
             if insert_at == n {
-                self.edit(ends[n - 1], ends[n - 1], format!(", {}", rendered.join(", ")));
+                self.edit(
+                    ends[n - 1],
+                    ends[n - 1],
+                    format!(", {}", rendered.join(", ")),
+                );
             } else {
-                self.edit(starts[insert_at], starts[insert_at], format!("{}, ", rendered.join(", ")));
+                self.edit(
+                    starts[insert_at],
+                    starts[insert_at],
+                    format!("{}, ", rendered.join(", ")),
+                );
             }
             return;
         }
@@ -306,9 +345,14 @@ impl Differ<'_> {
                     self.edit(ends[p - 1], ends[q - 1], String::new());
                 }
             } else if self.first_on_line(starts[p]) {
+                // The lines of the run with the newline before them (so an insertion at the end
+                // of the last line stays outside the deleted range), or after them on line 1.
                 let from = self.line_start(starts[p]);
-                let to = self.after_line(ends[q - 1]);
-                self.edit(from, to, String::new());
+                if from > 0 {
+                    self.edit(from - 1, self.line_end(ends[q - 1]), String::new());
+                } else {
+                    self.edit(from, self.after_line(ends[q - 1]), String::new());
+                }
             } else if q < n {
                 self.edit(starts[p], starts[q], String::new());
             } else {

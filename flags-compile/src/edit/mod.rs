@@ -58,7 +58,9 @@ pub fn rewrite(text: &str, wanted: &Json) -> Result<String, EditError> {
         out.push_str(&canonical(wanted));
         out
     } else {
-        let json = text.trim_start().starts_with(['{', '[']);
+        let json = text
+            .trim_start_matches([' ', '\t', '\r', '\n'])
+            .starts_with(['{', '[']);
         let mut differ = diff::Differ {
             text,
             json,
@@ -84,12 +86,7 @@ fn apply(text: &str, mut edits: Vec<diff::Edit>) -> Result<String, EditError> {
     // Last first; of two insertions at one place the later recorded (an enclosing mapping's,
     // recorded after its values') goes in first, so it ends up after the nested one.
     let mut edits: Vec<(usize, diff::Edit)> = edits.drain(..).enumerate().collect();
-    edits.sort_by(|(i, a), (j, b)| {
-        b.start
-            .cmp(&a.start)
-            .then(b.end.cmp(&a.end))
-            .then(j.cmp(i))
-    });
+    edits.sort_by(|(i, a), (j, b)| b.start.cmp(&a.start).then(b.end.cmp(&a.end)).then(j.cmp(i)));
     let mut out = text.to_owned();
     let mut limit = text.len();
     for (_, edit) in edits {
@@ -106,9 +103,6 @@ fn apply(text: &str, mut edits: Vec<diff::Edit>) -> Result<String, EditError> {
 }
 
 fn verify(out: &str, wanted: &Json) -> Result<(), EditError> {
-    if std::env::var_os("EDIT_DEBUG").is_some() {
-        eprintln!("--- edited:\n{out}---");
-    }
     let parsed = yaml::parse(out)
         .map_err(|e| EditError::RoundTrip(format!("line {}: {}", e.line, e.message)))?;
     if same(&parsed.to_json(), wanted) {

@@ -83,6 +83,8 @@ pub(crate) fn plain_ok(s: &str, flow: bool) -> bool {
         || s.contains(": ")
         || s.contains(" #")
         || s.ends_with(':')
+        || s.starts_with("---")
+        || s.starts_with("...")
         || (flow && s.contains([',', '[', ']', '{', '}', ':']))
     {
         return false;
