@@ -183,6 +183,25 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
 /// YAML's white space and line breaks (not Unicode's wider set: `\u{202f}` is content).
 const YAML_BLANK: [char; 4] = [' ', '\t', '\r', '\n'];
 
+/// A quoted scalar's span: from its opening quote to just past the closing one.
+fn quoted_scalar_span(source: &str, start: usize) -> Span {
+    let bytes = source.as_bytes();
+    let quote = bytes.get(start).copied().unwrap_or(b'"');
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 2,
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b if b == quote => return Span { start, end: i + 1 },
+            _ => i += 1,
+        }
+    }
+    Span {
+        start,
+        end: source.len(),
+    }
+}
+
 /// A block scalar's span as the parser reports it starts at its first content line: widen it to
 /// its header (`|`, `>-`, ...) and end it after the newline of its last content line.
 fn block_scalar_span(source: &str, content: Span) -> Span {
@@ -255,9 +274,12 @@ impl Builder<'_> {
             Event::Scalar(text, style, _anchor, tag) => {
                 let span = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
                     block_scalar_span(self.source, span)
+                } else if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) {
+                    // The parser's end of a quoted scalar runs on over blanks and a comment.
+                    quoted_scalar_span(self.source, span.start)
                 } else {
                     // In flow context the parser's end can include the blanks after the
-                    // scalar; neither a plain nor a quoted scalar ends with one.
+                    // scalar; a plain scalar does not end with one.
                     let text = &self.source[span.start..span.end.max(span.start)];
                     Span {
                         start: span.start,
@@ -321,7 +343,13 @@ impl Builder<'_> {
                         Some(b'[' | b'{')
                     );
                     node.span.end = if flow {
-                        span.end
+                        // The end event starts at the closing bracket (its own end can run on
+                        // over blanks and a comment).
+                        if matches!(self.source.as_bytes().get(span.start), Some(b']' | b'}')) {
+                            span.start + 1
+                        } else {
+                            span.end
+                        }
                     } else {
                         // A block collection ends where its last value does (the parser's end
                         // is the next token, past any comments).
@@ -438,6 +466,28 @@ mod tests {
         assert_eq!(items[0].line, 4);
         assert_eq!(items[1].get("x").unwrap().line, 5);
         assert_eq!(items[1].get("x").unwrap().value, Value::Bool(true));
+    }
+
+    #[test]
+    fn spans_are_byte_ranges_of_the_text() {
+        let src = "# é\na: 'ü' # c\nb: { c: d , e: [1, \"f\"] }\nl:\n  - x\n  - y: |\n      lit\n\n# end\n";
+        let doc = parse(src).unwrap();
+        let text = |n: &Node| &src[n.span.start..n.span.end];
+        assert_eq!(text(doc.get("a").unwrap()), "'ü'");
+        let b = doc.get("b").unwrap();
+        assert_eq!(text(b), "{ c: d , e: [1, \"f\"] }");
+        assert_eq!(text(b.get("c").unwrap()), "d");
+        assert_eq!(text(b.get("e").unwrap()), "[1, \"f\"]");
+        let l = doc.get("l").unwrap();
+        assert_eq!(text(l), "- x\n  - y: |\n      lit\n");
+        let Value::Map(entries) = &doc.value else {
+            panic!()
+        };
+        assert_eq!(
+            &src[entries[1].key_span.start..entries[1].key_span.end],
+            "b"
+        );
+        assert_eq!(text(&doc), &src[5..src.len() - 7]);
     }
 
     #[test]

@@ -293,7 +293,60 @@ fn kind_changes_and_empty_documents() {
     edit("a: 1\nb: 2", &json!({"b": 2, "c": 3}));
 }
 
+#[test]
+fn json_files_stay_json() {
+    let text = "{\n  \"key\": \"a\",\n  \"owner\": \"t\",\n  \"environments\": {\n    \"prod\": {\"enabled\": true, \"rules\": []}\n  }\n}\n";
+    let mut w = json_of(text);
+    w["owner"] = json!("team: ops");
+    let out = edit(text, &w);
+    assert_eq!(changed_lines(text, &out), vec![2]);
+    w["environments"]["prod"]["rules"] = json!([{"serve": "on"}]);
+    w.as_object_mut().unwrap().remove("key");
+    w["tags"] = json!(["x"]);
+    let out = edit(text, &w);
+    let back: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(same(&back, &w), "{out}");
+}
+
+#[test]
+fn non_ascii_text_before_an_edit() {
+    let text = "# ünïcödé ✓\nd: \"日本語\" # ✓\nn: 1\n";
+    let out = edit(text, &json!({"d": "日本語", "n": 2}));
+    assert_eq!(out, "# ünïcödé ✓\nd: \"日本語\" # ✓\nn: 2\n");
+    let out = edit(text, &json!({"d": "ü", "n": 1}));
+    assert_eq!(out, "# ünïcödé ✓\nd: \"ü\" # ✓\nn: 1\n");
+}
+
 // ---- property tests ----
+
+/// The paths of every scalar in `v`.
+fn scalar_paths(v: &Json, path: &mut Vec<Json>, out: &mut Vec<Vec<Json>>) {
+    match v {
+        Json::Array(a) => {
+            for (i, item) in a.iter().enumerate() {
+                path.push(json!(i));
+                scalar_paths(item, path, out);
+                path.pop();
+            }
+        }
+        Json::Object(m) => {
+            for (k, item) in m {
+                path.push(json!(k));
+                scalar_paths(item, path, out);
+                path.pop();
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+fn at<'a>(v: &'a mut Json, path: &[Json]) -> &'a mut Json {
+    path.iter().fold(v, |v, step| match step {
+        Json::Number(i) => &mut v[i.as_u64().unwrap() as usize],
+        Json::String(k) => &mut v[k.as_str()],
+        _ => unreachable!(),
+    })
+}
 
 fn leaf() -> impl Strategy<Value = Json> {
     prop_oneof![
@@ -400,6 +453,19 @@ proptest! {
         }
         let out = rewrite(text, &w).map_err(|e| TestCaseError::fail(format!("{e}")))?;
         prop_assert!(same(&json_of(&out), &w), "{}", out);
+    }
+
+    #[test]
+    fn changing_one_scalar_changes_one_line(file in 0usize..13, pick in 0usize..1000, new in leaf()) {
+        let files = examples();
+        let (_, text) = &files[file % files.len()];
+        let mut w = json_of(text);
+        let mut paths = Vec::new();
+        scalar_paths(&w, &mut Vec::new(), &mut paths);
+        *at(&mut w, &paths[pick % paths.len()]) = new;
+        let out = rewrite(text, &w).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert!(same(&json_of(&out), &w), "{}", out);
+        prop_assert!(changed_lines(text, &out).len() <= 1, "{}", out);
     }
 
     #[test]
