@@ -479,6 +479,10 @@ proptest! {
         let text = canonical(&a);
         let out = rewrite(&text, &b).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         prop_assert!(same(&json_of(&out), &b), "{}", out);
+        // With a comment after every line and between lines.
+        let commented: String = text.lines().map(|l| format!("# above\n{l} # after\n")).collect();
+        let out = rewrite(&commented, &b).map_err(|e| TestCaseError::fail(format!("{e}\n{commented}")))?;
+        prop_assert!(same(&json_of(&out), &b), "{}", out);
         let flow = serde_json::to_string_pretty(&a).unwrap();
         if flow.starts_with('{') {
             let out = rewrite(&flow, &b).map_err(|e| TestCaseError::fail(format!("{e}\n{flow}")))?;
