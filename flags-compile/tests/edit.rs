@@ -289,6 +289,28 @@ fn kind_changes_and_empty_documents() {
         &json!({"a": {"x": 1}, "b": 1}),
     );
     edit("- id: a\n  serve: on\n", &json!([{"serve": "on"}]));
+    assert_eq!(edit("- |\n  a\n- b\n", &json!(["z", "b"])), "- z\n- b\n");
+    assert_eq!(
+        edit(
+            "k: >-  # c\n  folded\n  text\nn: 1\n",
+            &json!({"k": "x", "n": 1})
+        ),
+        "k: x\nn: 1\n"
+    );
+    assert_eq!(
+        edit(
+            "a: [1, 2]  # keep\nb: {x: y}  # keep\n",
+            &json!({"a": [1, 2, 3], "b": {"x": "y", "z": 1}})
+        ),
+        "a: [1, 2, 3]  # keep\nb: {x: y, z: 1}  # keep\n"
+    );
+    assert_eq!(
+        edit(
+            "a: 'x'  # keep\nb: \"y\"  # keep\n",
+            &json!({"a": "it's", "b": "q\""})
+        ),
+        "a: 'it''s'  # keep\nb: \"q\\\"\"  # keep\n"
+    );
     edit("a: 1\nb: 2", &json!({"a": 1}));
     edit("a: 1\nb: 2", &json!({"b": 2, "c": 3}));
 }
