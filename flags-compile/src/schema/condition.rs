@@ -4,6 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_LIST_LEN, MAX_REGEX_LEN};
+
 use super::values::{AttrPath, Scalar, TimeOperand};
 
 /// A condition: a test on an attribute, `all`, `any`, `not`, `segment`, or a bare list
@@ -62,7 +64,7 @@ pub struct SegmentRef {
 #[serde(untagged)]
 pub enum ListOperand {
     /// Up to 100,000 strings or numbers.
-    Values(#[schemars(length(max = 100_000))] Vec<ListItem>),
+    Values(#[schemars(length(max = MAX_LIST_LEN))] Vec<ListItem>),
     /// A list file.
     File(ListFile),
 }
@@ -119,7 +121,7 @@ pub struct Test {
     /// Is a string the regex matches anywhere (anchor with `^...$`); at most 1,024
     /// characters, without Unicode classes: write `[0-9]` for `\d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_REGEX_LEN))]
     pub matches: Option<String>,
     /// Is a number `<` it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,9 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::MAX_RULES_PER_FLAG;
+use crate::schedule::MAX_STAGES;
+
 mod condition;
 mod values;
 
@@ -150,7 +153,7 @@ pub struct Environment {
 /// An environment's rules: a list of at most 500, or nothing (`rules:` with nothing after it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct Rules(#[schemars(length(max = 500))] pub Option<Vec<Rule>>);
+pub struct Rules(#[schemars(length(max = MAX_RULES_PER_FLAG))] pub Option<Vec<Rule>>);
 
 /// A rule: when `if` holds, `serve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -215,7 +218,7 @@ pub struct Rollout {
     /// What the rule's other users get (another variant).
     pub others: VariantName,
     /// 1 to 20 stages; percentages never decrease.
-    #[schemars(length(min = 1, max = 20))]
+    #[schemars(length(min = 1, max = MAX_STAGES))]
     pub stages: Vec<Stage>,
     /// What must pass before a stage advances.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_KEY_LEN, MAX_VARIANTS};
+
 /// Implements [`JsonSchema`] for a newtype over `serde_json::Value` (or `String`) with a
 /// hand-written schema.
 macro_rules! leaf {
@@ -32,7 +34,7 @@ leaf! {
     FlagKey(String) => {
         "description": "A key: 1 to 128 characters among a-z, A-Z, 0-9, `-`, `_`, `.`.",
         "type": "string",
-        "pattern": "^[A-Za-z0-9._-]{1,128}$"
+        "pattern": format!("^[A-Za-z0-9._-]{{1,{MAX_KEY_LEN}}}$")
     }
 }
 
@@ -116,7 +118,7 @@ leaf! {
         "description": "Mapping of variant name to value (1 to 256). Values are all booleans, all strings, all numbers, or all mappings (JSON objects).",
         "type": "object",
         "minProperties": 1,
-        "maxProperties": 256,
+        "maxProperties": MAX_VARIANTS,
         "anyOf": [
             { "additionalProperties": { "type": "boolean" } },
             { "additionalProperties": { "type": "string" } },
