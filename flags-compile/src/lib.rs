@@ -25,6 +25,7 @@ mod graph;
 pub mod limits;
 pub mod native;
 pub mod schedule;
+pub mod schema;
 pub mod suggest;
 pub mod token;
 pub mod yaml;

@@ -120,8 +120,10 @@ pub enum OnFailure {
     Revert,
 }
 
-const ROLLOUT_FIELDS: &[&str] = &["variant", "others", "stages", "health", "on-failure"];
-const STAGE_FIELDS: &[&str] = &["percent", "segment", "soak"];
+/// The fields of a `rollout:` mapping.
+pub const ROLLOUT_FIELDS: &[&str] = &["variant", "others", "stages", "health", "on-failure"];
+/// The fields of a rollout stage.
+pub const STAGE_FIELDS: &[&str] = &["percent", "segment", "soak"];
 /// Upper bound on stages: a schedule is a handful of steps, not a ramp function.
 pub const MAX_STAGES: usize = 20;
 

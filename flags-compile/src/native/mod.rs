@@ -158,7 +158,8 @@ struct Compiler {
     environments: Vec<String>,
 }
 
-const FLAG_FIELDS: &[&str] = &[
+/// The fields a flag file may have; any other is an error (`schema.rs` models the same set).
+pub const FLAG_FIELDS: &[&str] = &[
     "key",
     "description",
     "owner",
@@ -173,11 +174,16 @@ const FLAG_FIELDS: &[&str] = &[
     "salt",
     "environments",
 ];
-const SEGMENT_FIELDS: &[&str] = &["key", "description", "owner", "if"];
-const ENV_FIELDS: &[&str] = &["enabled", "rules", "fallthrough"];
-const RULE_FIELDS: &[&str] = &["id", "description", "if", "serve"];
-const SPLIT_FIELDS: &[&str] = &["split", "rollout", "bucket-by"];
-const PREREQ_FIELDS: &[&str] = &["flag", "variants"];
+/// The fields a segment file may have; any other is an error (`schema.rs` models the same set).
+pub const SEGMENT_FIELDS: &[&str] = &["key", "description", "owner", "if"];
+/// The fields of an environment.
+pub const ENV_FIELDS: &[&str] = &["enabled", "rules", "fallthrough"];
+/// The fields of a rule.
+pub const RULE_FIELDS: &[&str] = &["id", "description", "if", "serve"];
+/// The fields of a `serve` mapping (a split or a rollout).
+pub const SPLIT_FIELDS: &[&str] = &["split", "rollout", "bucket-by"];
+/// The fields of a `{flag, variants}` prerequisite.
+pub const PREREQ_FIELDS: &[&str] = &["flag", "variants"];
 
 impl Compiler {
     pub(super) fn error(&mut self, at: &At<'_>, line: usize, message: impl Into<String>) {
