@@ -138,8 +138,11 @@ fn no_op_edits_change_nothing() {
 fn canonical_looks_like_the_examples() {
     let text = example("flags/api-page-size.yaml");
     let out = canonical(&json_of(&text));
-    // serde_json's maps are sorted by key, so that is "the given order".
-    assert!(out.contains("environments:\n  prod:\n    enabled: true\n    fallthrough: standard\n    rules:\n      - id: fast-clients\n        if:\n          all:\n            - attr: app.name\n              equals: desktop\n"), "{out}");
+    // The documented field order (serde_json's maps are sorted: `default:` would come first).
+    assert!(out.starts_with("key: api-page-size\ndescription: Rows per page"), "{out}");
+    assert!(out.contains("type: operational\nvariants:\n"), "{out}");
+    assert!(out.contains("default: standard\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      - id: fast-clients\n        if:\n          all:\n            - attr: app.name\n              equals: desktop\n"), "{out}");
+    assert!(out.ends_with("    fallthrough: standard\n"), "{out}");
     assert_eq!(json_of(&out), json_of(&text));
 }
 

@@ -49,6 +49,37 @@ pub struct ServeConfig {
     /// the only one a session's changes may come from. Unset: the request's own `Host`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The flags repository's remote, which makes flags API resources whose writes are change
+    /// requests (`changes/`); unset: the flags API reads the checkout and refuses writes.
+    #[serde(default)]
+    pub git: Option<GitConfig>,
+}
+
+/// The flags repository's remote: `flags` is a clone of it, change requests are branches
+/// `changes/<id>` there, and a merge pushes to `branch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    /// The clone's name for the remote.
+    #[serde(default = "default_remote")]
+    pub remote: String,
+    /// The branch changes merge into.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Who commits (authors are the callers), `Name <email>`.
+    #[serde(default = "default_committer")]
+    pub committer: String,
+    /// How often the remote is fetched, so pushes by others show (the webhook also fetches).
+    #[serde(default = "default_poll", deserialize_with = "duration")]
+    pub poll: Duration,
+}
+
+fn default_committer() -> String {
+    "flags-serve <flags-serve@localhost>".into()
+}
+
+fn default_poll() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_edge_timeout() -> Duration {
@@ -124,6 +155,14 @@ pub struct ApprovalConfig {
     /// How long a pending change waits for approval before it expires, e.g. `24h`, `30m`.
     #[serde(default = "default_ttl", deserialize_with = "duration")]
     pub ttl: Duration,
+    /// How many approvals (by tokens that authored none of its commits) a change request
+    /// altering this environment needs before it can merge.
+    #[serde(default = "default_approvals")]
+    pub approvals: usize,
+}
+
+fn default_approvals() -> usize {
+    1
 }
 
 fn default_ttl() -> Duration {

@@ -43,9 +43,25 @@ pub enum ApiError {
     /// The operation conflicts with the environment's state (lost race, nothing published).
     #[error("{0}")]
     Conflict(String),
+    /// `If-Match` names a version that is no longer current (or `If-None-Match: *` and it
+    /// exists): someone changed it since the caller read it.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A write without `If-Match` (or `If-None-Match: *` to create).
+    #[error("{0}")]
+    PreconditionRequired(String),
+    /// A body of a type the route does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Well-formed but not applicable (a JSON Patch op on a path that does not exist).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The flag files do not compile: nothing was published.
     #[error("the flag files have {} error(s); nothing was published", .0.iter().filter(|d| d.severity == flags_compile::Severity::Error).count())]
     Invalid(Vec<Diagnostic>),
+    /// An edit after which the flag files would not compile: nothing was committed.
+    #[error("with this change the flag files have {} error(s); nothing was committed", .0.iter().filter(|d| d.severity == flags_compile::Severity::Error).count())]
+    Uncompiled(Vec<Diagnostic>),
     /// A tool or service the operation needs failed (e.g. `git fetch`).
     #[error("{0}")]
     Upstream(String),
@@ -111,7 +127,10 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::Uncompiled(_) | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -137,7 +156,7 @@ impl IntoResponse for ApiError {
             "status": status.as_u16(),
             "detail": self.to_string(),
         });
-        if let ApiError::Invalid(diags) = &self {
+        if let ApiError::Invalid(diags) | ApiError::Uncompiled(diags) = &self {
             body["diagnostics"] = diags.iter().map(diagnostic_json).collect();
         }
         let mut response = (status, axum::Json(body)).into_response();

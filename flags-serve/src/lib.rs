@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod approvals;
 pub mod auth;
+pub mod changes;
 pub mod config;
 pub mod deployed;
 pub mod error;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub deployed: Arc<deployed::DeployedCache>,
     /// The status page's browser sessions (`sessions.rs`).
     pub sessions: Arc<sessions::Sessions>,
+    /// Change requests, when `git:` is configured (`changes/`).
+    pub changes: Option<Arc<changes::Changes>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -108,8 +111,20 @@ impl AppState {
                 None
             }
         };
+        let changes = match &config.git {
+            Some(git) => Some(Arc::new(
+                changes::Changes::open(
+                    &config.flags,
+                    git,
+                    changes::record::Records::new(store.clone()),
+                )
+                .await?,
+            )),
+            None => None,
+        };
         let mut state = AppState::new(config, store, tokens, purger).with_telemetry(telemetry);
         state.webhook = webhook;
+        state.changes = changes;
         if let Some(approvals) = approvals {
             state.approvals = Arc::new(approvals);
             state.metrics.set_approvals_pending(&state.approvals);
@@ -138,6 +153,7 @@ impl AppState {
             telemetry: Arc::new(crate::telemetry::Telemetry::in_memory()),
             deployed: Arc::default(),
             sessions: Arc::default(),
+            changes: None,
             locks: Arc::default(),
         }
     }

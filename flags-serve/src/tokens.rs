@@ -36,8 +36,11 @@ pub enum Role {
     Publish,
     /// Kill and unkill flags, abort a canary: the emergency path.
     Kill,
-    /// Approve someone else's pending change.
+    /// Approve someone else's pending change or change request.
     Approve,
+    /// Change flag and segment files through change requests (`PUT`/`PATCH`/`DELETE` of
+    /// `/api/v1/flags/...`): needed in every environment whose behaviour a change alters.
+    Edit,
     /// Everything.
     Admin,
     /// Send evaluation counts from the edge (`POST /api/v1/telemetry`).
@@ -52,6 +55,7 @@ impl Role {
             Role::Publish => "publish",
             Role::Kill => "kill",
             Role::Approve => "approve",
+            Role::Edit => "edit",
             Role::Admin => "admin",
             Role::Telemetry => "telemetry",
         }
@@ -72,6 +76,9 @@ pub struct Token {
     /// Roles per environment (`*` for all).
     #[serde(default)]
     pub roles: BTreeMap<String, Vec<Role>>,
+    /// The email its commits carry (`name <email>`); unset: `<name>@flags.invalid`.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 impl Token {

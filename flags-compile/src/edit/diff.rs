@@ -222,8 +222,8 @@ impl Differ<'_> {
             })
             .collect();
         self.remove_runs(&kept, &starts, &ends, flow);
-        let added: Vec<(&String, &Json)> = map
-            .iter()
+        let added: Vec<(&String, &Json)> = render::ordered(map)
+            .into_iter()
             .filter(|(k, _)| !entries.iter().any(|e| &e.key == *k))
             .collect();
         if added.is_empty() {

@@ -154,8 +154,8 @@ pub(crate) fn flow_text(v: &Json, json: bool, padded: bool) -> String {
             format!("[{}]", inner.join(", "))
         }
         Json::Object(map) if !map.is_empty() => {
-            let inner: Vec<String> = map
-                .iter()
+            let inner: Vec<String> = ordered(map)
+                .into_iter()
                 .map(|(k, v)| format!("{}: {}", key(k, true, json), flow_text(v, json, false)))
                 .collect();
             if padded {
@@ -179,6 +179,26 @@ pub(crate) fn is_block(v: &Json) -> bool {
     }
 }
 
+/// A mapping's entries in the documented layout's order: the format's fields in the order
+/// the docs list them (`key`, `description`, ..., `environments`; `enabled`, `rules`,
+/// `fallthrough`; `id`, `if`, `serve`; `attr` before its operator), then any other key
+/// (environment, variant and operator names) in the map's own order. `serde_json` keeps
+/// object keys sorted, so without this a new file would start with `default:`.
+pub(crate) fn ordered(map: &serde_json::Map<String, Json>) -> Vec<(&String, &Json)> {
+    use crate::native::{ENV_FIELDS, FLAG_FIELDS, PREREQ_FIELDS, RULE_FIELDS, SPLIT_FIELDS};
+    use crate::schedule::{ROLLOUT_FIELDS, STAGE_FIELDS};
+    let rank = |key: &str| {
+        [FLAG_FIELDS, ENV_FIELDS, RULE_FIELDS, SPLIT_FIELDS, PREREQ_FIELDS, ROLLOUT_FIELDS, STAGE_FIELDS, &["attr"]]
+            .iter()
+            .flat_map(|fields| fields.iter())
+            .position(|field| *field == key)
+            .unwrap_or(usize::MAX)
+    };
+    let mut entries: Vec<(&String, &Json)> = map.iter().collect();
+    entries.sort_by_key(|(k, _)| rank(k));
+    entries
+}
+
 /// `v` in block style, its first line unindented (it follows `- ` or starts at `col`), every
 /// further line indented to `col` or deeper. Nested collections go 2 columns deeper.
 pub(crate) fn block(v: &Json, col: usize) -> String {
@@ -189,8 +209,8 @@ pub(crate) fn block(v: &Json, col: usize) -> String {
             .map(|item| format!("- {}", block(item, col + 2)))
             .collect::<Vec<_>>()
             .join(&format!("\n{pad}")),
-        Json::Object(map) if !map.is_empty() => map
-            .iter()
+        Json::Object(map) if !map.is_empty() => ordered(map)
+            .into_iter()
             .map(|(k, v)| entry(k, v, col))
             .collect::<Vec<_>>()
             .join(&format!("\n{pad}")),

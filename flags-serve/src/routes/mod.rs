@@ -4,8 +4,10 @@
 
 pub mod approvals;
 pub mod canary;
+pub mod changes;
 pub mod drift;
 pub mod environments;
+pub mod flags;
 pub mod health;
 pub mod publishing;
 pub mod rollouts;
@@ -13,7 +15,7 @@ pub mod telemetry;
 pub mod webhook;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use super::AppState;
 use super::page;
@@ -76,4 +78,26 @@ pub fn router() -> Router<AppState> {
             post(approvals::reject),
         )
         .route("/api/v1/webhooks/git", post(webhook::git_push))
+        .route("/api/v1/flags", get(flags::list_flags))
+        .route(
+            "/api/v1/flags/{key}",
+            get(flags::get_flag)
+                .put(flags::put_flag)
+                .patch(flags::patch_flag)
+                .delete(flags::delete_flag),
+        )
+        .route("/api/v1/segments", get(flags::list_segments))
+        .route(
+            "/api/v1/segments/{key}",
+            put(flags::put_segment)
+                .get(flags::get_segment)
+                .patch(flags::patch_segment)
+                .delete(flags::delete_segment),
+        )
+        .route("/api/v1/schema/{file}", get(flags::schema))
+        .route("/api/v1/changes", get(changes::list).post(changes::open))
+        .route("/api/v1/changes/{id}", get(changes::show))
+        .route("/api/v1/changes/{id}/approve", post(changes::approve))
+        .route("/api/v1/changes/{id}/merge", post(changes::merge))
+        .route("/api/v1/changes/{id}/close", post(changes::close))
 }

@@ -32,6 +32,7 @@ pub struct Builder {
     tokens: Vec<(String, String, String)>,
     environments: Vec<String>,
     config: String,
+    git: bool,
 }
 
 impl Builder {
@@ -62,11 +63,41 @@ impl Builder {
         self
     }
 
+    /// The checkout is a clone of a bare repository (`remote.git`) holding `examples/flags`
+    /// under `config/`, and `serve.yaml` names it (`git: {remote: origin, branch: main}`):
+    /// change requests are on.
+    pub fn git(mut self) -> Builder {
+        self.git = true;
+        self
+    }
+
     /// Writes the directory and opens the service over it.
     pub async fn start(self) -> Service {
         let dir = tempfile::tempdir().expect("scratch dir");
-        let service = Service { dir, state: None };
-        copy_dir(&repo_root().join("examples/flags"), &service.checkout());
+        let checkout = if self.git {
+            dir.path().join("repo/config")
+        } else {
+            dir.path().join("checkout")
+        };
+        let service = Service {
+            dir,
+            state: None,
+            checkout,
+        };
+        let mut extra = String::new();
+        if self.git {
+            let remote = service.remote();
+            git(service.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
+            let seed = service.clone_remote("seed");
+            copy_dir(&repo_root().join("examples/flags"), &seed.join("config"));
+            git(&seed, &["add", "."]);
+            git(&seed, &["commit", "--quiet", "-m", "flags"]);
+            git(&seed, &["push", "--quiet", "origin", "HEAD:main"]);
+            git(service.path(), &["clone", "--quiet", &remote.display().to_string(), "repo"]);
+            extra.push_str("git: {remote: origin, branch: main, poll: 0s}\n");
+        } else {
+            copy_dir(&repo_root().join("examples/flags"), &service.checkout());
+        }
         service.write_tokens(
             &self
                 .tokens
@@ -79,8 +110,9 @@ impl Builder {
         } else {
             self.environments
         };
+        let flags = if self.git { "repo/config" } else { "checkout" };
         let config = format!(
-            "store: store\nflags: checkout\ntokens: tokens.yaml\nenvironments: [{}]\n{}",
+            "store: store\nflags: {flags}\ntokens: tokens.yaml\nenvironments: [{}]\n{extra}{}",
             environments.join(", "),
             self.config
         );
@@ -100,6 +132,7 @@ impl Builder {
 pub struct Service {
     dir: tempfile::TempDir,
     state: Option<AppState>,
+    checkout: PathBuf,
 }
 
 impl Service {
@@ -120,7 +153,33 @@ impl Service {
 
     /// The checkout the service compiles (`flags:`): a copy of `examples/flags`.
     pub fn checkout(&self) -> PathBuf {
-        self.path().join("checkout")
+        self.checkout.clone()
+    }
+
+    /// The bare repository the checkout was cloned from (with [`Builder::git`]).
+    pub fn remote(&self) -> PathBuf {
+        self.path().join("remote.git")
+    }
+
+    /// A new clone of [`Service::remote`] at `name` in the scratch directory: someone else's.
+    pub fn clone_remote(&self, name: &str) -> PathBuf {
+        let remote = self.remote().display().to_string();
+        git(self.path(), &["clone", "--quiet", &remote, name]);
+        self.path().join(name)
+    }
+
+    /// A second service over the same store, remote and tokens (its own clone and config):
+    /// another replica.
+    pub async fn replica(&self) -> AppState {
+        let name = format!("replica-{}", rand_suffix());
+        let clone = self.clone_remote(&name);
+        let text = std::fs::read_to_string(self.path().join("serve.yaml")).expect("serve.yaml");
+        let text = text.replace("flags: repo/config", &format!("flags: {name}/config"));
+        let file = self.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, text).expect("write replica config");
+        assert!(clone.join("config").is_dir());
+        let config = ServeConfig::load(Some(&file), Overrides::default()).expect("replica config");
+        AppState::open(config).await.expect("open the replica")
     }
 
     /// Rewrites the token file (the service re-reads it when its size or time changes).
@@ -165,6 +224,7 @@ impl Service {
             path: path.to_owned(),
             headers,
             body: Vec::new(),
+            via: None,
         }
     }
 
@@ -232,6 +292,7 @@ pub struct Call<'a> {
     path: String,
     headers: HeaderMap,
     body: Vec<u8>,
+    via: Option<AppState>,
 }
 
 impl Call<'_> {
@@ -252,6 +313,18 @@ impl Call<'_> {
     pub fn json(mut self, body: &Value) -> Self {
         self.body = body.to_string().into_bytes();
         self.header("content-type", "application/json")
+    }
+
+    /// A body of any type.
+    pub fn body(mut self, bytes: impl Into<Vec<u8>>, content_type: &str) -> Self {
+        self.body = bytes.into();
+        self.header("content-type", content_type)
+    }
+
+    /// Sends it to another replica's state instead of this service's.
+    pub fn via(mut self, state: &AppState) -> Self {
+        self.via = Some(state.clone());
+        self
     }
 
     /// A form body (`application/x-www-form-urlencoded`), as a browser posts it.
@@ -283,7 +356,8 @@ impl Call<'_> {
             .body(Body::from(self.body))
             .expect("request");
         *request.headers_mut() = self.headers;
-        let app = flags_serve::app(self.service.state().clone());
+        let state = self.via.unwrap_or_else(|| self.service.state().clone());
+        let app = flags_serve::app(state);
         let response = app.oneshot(request).await.expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
@@ -351,6 +425,31 @@ impl Reply {
         let value = rest.split('"').nth(1)?;
         Some(value.to_owned())
     }
+}
+
+/// Runs git in `dir` (as a test user) and returns its output; panics, showing why, on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Someone Else", "-c", "user.email=else@example.com"])
+        .args(["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
 }
 
 /// The workspace root.

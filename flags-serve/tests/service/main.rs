@@ -6,6 +6,7 @@
 mod harness;
 
 mod approvals;
+mod changes;
 mod diagnostics;
 mod drift;
 mod headers;
