@@ -2,6 +2,7 @@
 //!
 //! One test binary per group of files that share their setup (linked once).
 
+mod change_requests;
 mod cli_answers_as_the_edge;
 mod drift;
 mod e2e_canary;
