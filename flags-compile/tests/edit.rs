@@ -139,7 +139,10 @@ fn canonical_looks_like_the_examples() {
     let text = example("flags/api-page-size.yaml");
     let out = canonical(&json_of(&text));
     // The documented field order (serde_json's maps are sorted: `default:` would come first).
-    assert!(out.starts_with("key: api-page-size\ndescription: Rows per page"), "{out}");
+    assert!(
+        out.starts_with("key: api-page-size\ndescription: Rows per page"),
+        "{out}"
+    );
     assert!(out.contains("type: operational\nvariants:\n"), "{out}");
     assert!(out.contains("default: standard\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      - id: fast-clients\n        if:\n          all:\n            - attr: app.name\n              equals: desktop\n"), "{out}");
     assert!(out.ends_with("    fallthrough: standard\n"), "{out}");

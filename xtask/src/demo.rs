@@ -203,8 +203,59 @@ fn push_when_bucket_exists(publisher: &Path, root: &Path, secrets: &Secrets) -> 
     }
 }
 
-/// `publisher serve` on the demo's store, purging the demo worker, with the two demo tokens.
+/// The flags repository the service's change requests go to: a bare repository
+/// `.demo/flags.git` holding `examples/flags` as of this start (made anew each time, like the
+/// store), and the service's clone of it, `.demo/flags`.
+fn flags_repository(root: &Path, state: &Path) -> Result<std::path::PathBuf> {
+    let remote = state.join("flags.git");
+    let checkout = state.join("flags");
+    for dir in [&remote, &checkout, &state.join("flags-seed")] {
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+        }
+    }
+    let git = |dir: &Path, args: &[&str]| -> Result {
+        sh(Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=demo", "-c", "user.email=demo@localhost"])
+            .args(["-c", "commit.gpgsign=false"])
+            .args(args))
+    };
+    git(
+        state,
+        &["init", "--quiet", "--bare", "-b", "main", "flags.git"],
+    )?;
+    git(state, &["clone", "--quiet", "flags.git", "flags-seed"])?;
+    let seed = state.join("flags-seed");
+    git(&seed, &["checkout", "--quiet", "-B", "main"])?;
+    copy_tree(&root.join("examples/flags"), &seed)?;
+    git(&seed, &["add", "."])?;
+    git(&seed, &["commit", "--quiet", "-m", "examples/flags"])?;
+    git(&seed, &["push", "--quiet", "origin", "main"])?;
+    fs::remove_dir_all(&seed).map_err(|e| format!("cannot remove {}: {e}", seed.display()))?;
+    git(state, &["clone", "--quiet", "flags.git", "flags"])?;
+    Ok(checkout)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result {
+    fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    for entry in fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let target = to.join(entry.file_name());
+        if entry.file_type().map_err(|e| e.to_string())?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| format!("{}: {e}", target.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `publisher serve` on the demo's store, purging the demo worker, with the two demo tokens;
+/// its flags are a clone of `.demo/flags.git`, so flags can be changed through change requests.
 fn start_service(root: &Path, state: &Path, publisher: &Path, secrets: &Secrets) -> Result<Child> {
+    let flags = flags_repository(root, state)?;
     let tokens = state.join("serve-tokens.yaml");
     write_private(
         &tokens,
@@ -222,9 +273,10 @@ fn start_service(root: &Path, state: &Path, publisher: &Path, secrets: &Secrets)
             "# Written by `cargo xtask demo`: the service on the demo's store and worker.\n\
              listen: 127.0.0.1:{SERVICE_PORT}\nstore: s3://{BUCKET}\nflags: {flags}\n\
              tokens: serve-tokens.yaml\npurge: http://127.0.0.1:{WORKER_PORT}\n\
-             environments:\n  - name: {ENVIRONMENT}\n    edges: [http://127.0.0.1:{WORKER_PORT}]\n\
+             git: {{ remote: origin, branch: main, poll: 5s }}\n\
+             environments:\n  - name: {ENVIRONMENT}\n    auto_publish: true\n    edges: [http://127.0.0.1:{WORKER_PORT}]\n\
              \x20 - name: prod\n    approval: {{ ttl: 24h }}\n",
-            flags = root.join("examples/flags").display(),
+            flags = flags.display(),
         ),
     )?;
     let log =

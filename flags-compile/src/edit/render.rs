@@ -188,11 +188,20 @@ pub(crate) fn ordered(map: &serde_json::Map<String, Json>) -> Vec<(&String, &Jso
     use crate::native::{ENV_FIELDS, FLAG_FIELDS, PREREQ_FIELDS, RULE_FIELDS, SPLIT_FIELDS};
     use crate::schedule::{ROLLOUT_FIELDS, STAGE_FIELDS};
     let rank = |key: &str| {
-        [FLAG_FIELDS, ENV_FIELDS, RULE_FIELDS, SPLIT_FIELDS, PREREQ_FIELDS, ROLLOUT_FIELDS, STAGE_FIELDS, &["attr"]]
-            .iter()
-            .flat_map(|fields| fields.iter())
-            .position(|field| *field == key)
-            .unwrap_or(usize::MAX)
+        [
+            FLAG_FIELDS,
+            ENV_FIELDS,
+            RULE_FIELDS,
+            SPLIT_FIELDS,
+            PREREQ_FIELDS,
+            ROLLOUT_FIELDS,
+            STAGE_FIELDS,
+            &["attr"],
+        ]
+        .iter()
+        .flat_map(|fields| fields.iter())
+        .position(|field| *field == key)
+        .unwrap_or(usize::MAX)
     };
     let mut entries: Vec<(&String, &Json)> = map.iter().collect();
     entries.sort_by_key(|(k, _)| rank(k));

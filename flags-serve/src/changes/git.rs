@@ -134,16 +134,33 @@ impl Repo {
             "+refs/heads/{0}:refs/remotes/{1}/{0}",
             self.branch, self.remote
         );
-        let changes = format!("+refs/heads/changes/*:refs/remotes/{}/changes/*", self.remote);
-        self.git(&["fetch", "--quiet", "--prune", "--", &self.remote, &main, &changes])
-            .await
-            .map(drop)
+        let changes = format!(
+            "+refs/heads/changes/*:refs/remotes/{}/changes/*",
+            self.remote
+        );
+        self.git(&[
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--",
+            &self.remote,
+            &main,
+            &changes,
+        ])
+        .await
+        .map(drop)
     }
 
     /// The commit a ref names, `None` if there is no such ref.
     pub async fn resolve(&self, reference: &str) -> Result<Option<String>, ApiError> {
         let verified = format!("{reference}^{{commit}}");
-        match run(&self.root, &["rev-parse", "--verify", "--quiet", &verified], None).await {
+        match run(
+            &self.root,
+            &["rev-parse", "--verify", "--quiet", &verified],
+            None,
+        )
+        .await
+        {
             Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_owned())),
             Err(ApiError::Upstream(_)) => Ok(None),
             Err(e) => Err(e),
@@ -284,8 +301,8 @@ impl Repo {
         check_object(parent)?;
         // A private index in a fresh directory (git creates the file): concurrent commits
         // never share one, and the clone's own index is never touched.
-        let scratch = tempfile::tempdir()
-            .map_err(|e| ApiError::Internal(format!("temporary index: {e}")))?;
+        let scratch =
+            tempfile::tempdir().map_err(|e| ApiError::Internal(format!("temporary index: {e}")))?;
         let mut env = vec![(
             "GIT_INDEX_FILE".to_owned(),
             scratch.path().join("index").display().to_string(),
@@ -303,10 +320,22 @@ impl Repo {
                     .await?;
                     let blob = String::from_utf8_lossy(&blob).trim().to_owned();
                     let info = format!("100644,{blob},{path}");
-                    run_env(&self.root, &["update-index", "--add", "--cacheinfo", &info], None, env.clone()).await?;
+                    run_env(
+                        &self.root,
+                        &["update-index", "--add", "--cacheinfo", &info],
+                        None,
+                        env.clone(),
+                    )
+                    .await?;
                 }
                 None => {
-                    run_env(&self.root, &["update-index", "--force-remove", "--", path], None, env.clone()).await?;
+                    run_env(
+                        &self.root,
+                        &["update-index", "--force-remove", "--", path],
+                        None,
+                        env.clone(),
+                    )
+                    .await?;
                 }
             }
         }
@@ -329,7 +358,13 @@ impl Repo {
     }
 
     async fn resolve_blob(&self, spec: &str) -> Result<Option<String>, ApiError> {
-        match run(&self.root, &["rev-parse", "--verify", "--quiet", spec], None).await {
+        match run(
+            &self.root,
+            &["rev-parse", "--verify", "--quiet", spec],
+            None,
+        )
+        .await
+        {
             Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_owned())),
             Err(ApiError::Upstream(_)) => Ok(None),
             Err(e) => Err(e),
@@ -386,7 +421,12 @@ impl Repo {
     pub async fn is_ancestor(&self, ancestor: &str, commit: &str) -> Result<bool, ApiError> {
         check_object(ancestor)?;
         check_object(commit)?;
-        match run_status(&self.root, &["merge-base", "--is-ancestor", ancestor, commit]).await? {
+        match run_status(
+            &self.root,
+            &["merge-base", "--is-ancestor", ancestor, commit],
+        )
+        .await?
+        {
             (0, _) => Ok(true),
             (1, _) => Ok(false),
             (code, out) => Err(ApiError::Upstream(format!(
@@ -412,7 +452,8 @@ impl Repo {
     ) -> Result<Vec<CommitInfo>, ApiError> {
         check_object(head)?;
         let limit = format!("-n{limit}");
-        self.log(&["log", &limit, LOG_FORMAT, head, "--", path]).await
+        self.log(&["log", &limit, LOG_FORMAT, head, "--", path])
+            .await
     }
 
     async fn log(&self, args: &[&str]) -> Result<Vec<CommitInfo>, ApiError> {

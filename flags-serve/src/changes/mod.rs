@@ -82,7 +82,8 @@ impl Changes {
         config: &GitConfig,
         records: Records,
     ) -> Result<Changes, String> {
-        let committer = parse_person(&config.committer).map_err(|e| format!("git.committer: {e}"))?;
+        let committer =
+            parse_person(&config.committer).map_err(|e| format!("git.committer: {e}"))?;
         let repo = Repo::discover(flags_dir, &config.remote, &config.branch, committer).await?;
         let changes = Changes {
             repo,
@@ -241,7 +242,10 @@ pub fn errors(compiled: &BTreeMap<String, Arc<Compilation>>) -> Result<(), ApiEr
             }
         }
     }
-    if all.iter().any(|d| d.severity == flags_compile::Severity::Error) {
+    if all
+        .iter()
+        .any(|d| d.severity == flags_compile::Severity::Error)
+    {
         Err(ApiError::Uncompiled(all))
     } else {
         Ok(())

@@ -228,7 +228,11 @@ impl Records {
             let extra = update(&mut change)?;
             let bytes = serde_json::to_vec_pretty(&change)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            match self.store.put_if_match(&key(id), bytes, &etag, OPTIONS).await {
+            match self
+                .store
+                .put_if_match(&key(id), bytes, &etag, OPTIONS)
+                .await
+            {
                 Ok(()) => return Ok((change, extra)),
                 Err(StoreError::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(store_error(e)),

@@ -171,7 +171,8 @@ impl Changes {
                         at: now(),
                         head: head.clone(),
                     });
-                    c.events.push(Event::new(name, &format!("approved {}", short(&head))));
+                    c.events
+                        .push(Event::new(name, &format!("approved {}", short(&head))));
                     c.updated_at = now();
                 }
                 Ok(())
@@ -183,7 +184,12 @@ impl Changes {
     }
 
     /// Closes change `id` without merging.
-    pub async fn close(&self, state: &AppState, caller: &Caller, id: u64) -> Result<Change, ApiError> {
+    pub async fn close(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        id: u64,
+    ) -> Result<Change, ApiError> {
         require_on(state, caller, &[], Role::Edit)?;
         let name = caller.token.name.clone();
         let (change, ()) = self
@@ -191,7 +197,10 @@ impl Changes {
             .update(id, |c| {
                 open_ref(c)?;
                 c.state = Stored::Closed;
-                c.closed = Some(Claim { by: name.clone(), at: now() });
+                c.closed = Some(Claim {
+                    by: name.clone(),
+                    at: now(),
+                });
                 c.events.push(Event::new(&name, "closed"));
                 c.updated_at = now();
                 Ok(())
@@ -213,7 +222,9 @@ impl Changes {
     ) -> Result<MergeOutcome, ApiError> {
         let change = open(self.records.get(id).await?)?;
         if change.head == change.base {
-            return Err(ApiError::Conflict(format!("change {id} has no commits: nothing to merge")));
+            return Err(ApiError::Conflict(format!(
+                "change {id} has no commits: nothing to merge"
+            )));
         }
         let review = self.review(state, &change).await?;
         require_on(state, caller, &review.alters, Role::Publish)?;
@@ -244,7 +255,10 @@ impl Changes {
                         claim.by, claim.at
                     )));
                 }
-                c.merging = Some(Claim { by: name.clone(), at: now() });
+                c.merging = Some(Claim {
+                    by: name.clone(),
+                    at: now(),
+                });
                 Ok(())
             })
             .await?;
@@ -297,7 +311,11 @@ impl Changes {
                 let compiled = self.compile(&commit, &[], &environments(state)).await?;
                 errors(&compiled)?;
             }
-            if self.repo.push(&commit, &self.repo.branch.clone(), None).await? {
+            if self
+                .repo
+                .push(&commit, &self.repo.branch.clone(), None)
+                .await?
+            {
                 break (commit, rebased);
             }
             if attempts >= 3 {
@@ -321,7 +339,11 @@ impl Changes {
                 });
                 c.events.push(Event::new(
                     &name,
-                    &format!("merged as {}{}", short(&commit), if rebased { " (rebased)" } else { "" }),
+                    &format!(
+                        "merged as {}{}",
+                        short(&commit),
+                        if rebased { " (rebased)" } else { "" }
+                    ),
                 ));
                 c.updated_at = now();
                 Ok(())
@@ -398,7 +420,15 @@ impl Changes {
                         allow_removals: false,
                     };
                     let message = format!("change {}: {}", change.id, change.title);
-                    match crate::routes::publishing::publish(state, &env, &actor, proposal, Some(message)).await {
+                    match crate::routes::publishing::publish(
+                        state,
+                        &env,
+                        &actor,
+                        proposal,
+                        Some(message),
+                    )
+                    .await
+                    {
                         Ok(answer) => answer,
                         Err(e) => json!({ "error": e.to_string() }),
                     }
@@ -418,13 +448,21 @@ fn open(change: Change) -> Result<Change, ApiError> {
 fn open_ref(change: &Change) -> Result<(), ApiError> {
     match change.state {
         Stored::Open => Ok(()),
-        Stored::Merged => Err(ApiError::Conflict(format!("change {} is already merged", change.id))),
-        Stored::Closed => Err(ApiError::Conflict(format!("change {} is closed", change.id))),
+        Stored::Merged => Err(ApiError::Conflict(format!(
+            "change {} is already merged",
+            change.id
+        ))),
+        Stored::Closed => Err(ApiError::Conflict(format!(
+            "change {} is closed",
+            change.id
+        ))),
     }
 }
 
 fn claim_expired(claim: &Claim) -> bool {
     chrono::DateTime::parse_from_rfc3339(&claim.at)
-        .map(|at| (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_seconds() > CLAIM_SECONDS)
+        .map(|at| {
+            (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_seconds() > CLAIM_SECONDS
+        })
         .unwrap_or(true)
 }

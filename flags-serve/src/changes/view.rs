@@ -30,7 +30,8 @@ impl Changes {
         change: &Change,
         detail: Detail,
     ) -> Result<Value, ApiError> {
-        let mut body = serde_json::to_value(change).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut body =
+            serde_json::to_value(change).map_err(|e| ApiError::Internal(e.to_string()))?;
         let review = if change.head == change.base {
             Review {
                 alters: Vec::new(),

@@ -15,9 +15,7 @@ use serde_json::Value;
 
 use super::catalog::{Item, Kind, check_key};
 use super::record::{Change, Stored};
-use super::{
-    Changes, Compilation, altered, effects, environments, errors, person, require_on,
-};
+use super::{Changes, Compilation, altered, effects, environments, errors, person, require_on};
 use crate::AppState;
 use crate::actions::now;
 use crate::auth::Caller;
@@ -131,7 +129,11 @@ impl Changes {
                 if change.state != Stored::Open || change.merging.is_some() {
                     return Err(ApiError::Conflict(format!(
                         "change {id} is {}: open a new change",
-                        if change.merging.is_some() { "being merged" } else { state_name(change.state) }
+                        if change.merging.is_some() {
+                            "being merged"
+                        } else {
+                            state_name(change.state)
+                        }
                     )));
                 }
                 Some(change)
@@ -164,7 +166,9 @@ impl Changes {
         errors(&after)?;
         let effects = effects(&before, &after);
         let alters = altered(&effects);
-        if effects.values().all(|d| d.as_ref().is_some_and(|d| d.is_empty()))
+        if effects
+            .values()
+            .all(|d| d.as_ref().is_some_and(|d| d.is_empty()))
             && content.as_deref() == current.map(|i| i.text.as_str())
         {
             return Err(ApiError::Conflict(format!(

@@ -135,7 +135,9 @@ fn matches(summary: &Value, query: &ListQuery) -> bool {
     let text = |field: &str| summary.get(field).and_then(Value::as_str).unwrap_or("");
     if let Some(q) = &query.q {
         let q = q.to_lowercase();
-        if !text("key").to_lowercase().contains(&q) && !text("description").to_lowercase().contains(&q) {
+        if !text("key").to_lowercase().contains(&q)
+            && !text("description").to_lowercase().contains(&q)
+        {
             return false;
         }
     }
@@ -170,7 +172,11 @@ fn matches(summary: &Value, query: &ListQuery) -> bool {
         }
     }
     if let Some(stale) = query.stale
-        && summary.get("stale").and_then(Value::as_bool).unwrap_or(false) != stale
+        && summary
+            .get("stale")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            != stale
     {
         return false;
     }
@@ -277,14 +283,21 @@ fn flag_summary(item: &Item, envs: &[String], context: &Context, today: NaiveDat
             }
         }
         // "Not evaluated" means something only after a week of telemetry from this environment.
-        if ctx.telemetry.first_report.is_some_and(|first| (Utc::now() - first).num_days() >= 7)
+        if ctx
+            .telemetry
+            .first_report
+            .is_some_and(|first| (Utc::now() - first).num_days() >= 7)
             && week.is_empty()
             && files.is_some()
         {
             not_evaluated = true;
         }
         if let Ok(compiled) = ctx.compiled.as_ref() {
-            for d in compiled.warnings.iter().filter(|d| d.flag.as_deref() == Some(&item.key)) {
+            for d in compiled
+                .warnings
+                .iter()
+                .filter(|d| d.flag.as_deref() == Some(&item.key))
+            {
                 let d = diagnostic_json(d);
                 if !lints.contains(&d) {
                     lints.push(d);
@@ -360,9 +373,9 @@ fn segment_summary(item: &Item, catalog: &Catalog) -> Value {
 fn mentions_segment(definition: Option<&Value>, key: &str) -> bool {
     fn walk(value: &Value, key: &str) -> bool {
         match value {
-            Value::Object(map) => map.iter().any(|(k, v)| {
-                (k == "segment" && v.as_str() == Some(key)) || walk(v, key)
-            }),
+            Value::Object(map) => map
+                .iter()
+                .any(|(k, v)| (k == "segment" && v.as_str() == Some(key)) || walk(v, key)),
             Value::Array(items) => items.iter().any(|v| walk(v, key)),
             _ => false,
         }
@@ -402,7 +415,10 @@ async fn get_one(
     let commit = commit_of(changes, query.change).await?;
     let catalog = changes.catalog(&commit).await?;
     let item = catalog.items(kind).get(&key).ok_or_else(|| {
-        let hint = flags_compile::suggest::did_you_mean(&key, catalog.items(kind).keys().map(String::as_str));
+        let hint = flags_compile::suggest::did_you_mean(
+            &key,
+            catalog.items(kind).keys().map(String::as_str),
+        );
         ApiError::NotFound(format!("no {} {key}{hint}", kind.noun()))
     })?;
     let commits = changes.repo.file_commits(&commit, &item.path, 10).await?;
@@ -462,7 +478,8 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
 fn json_body(bytes: &Bytes) -> Result<Value, ApiError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
-    serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))
 }
 
 /// Body of `PUT`.
@@ -499,7 +516,11 @@ async fn write(
             },
         )
         .await?;
-    let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let etag = written.etag.clone();
     let body = serde_json::to_value(&written).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(match etag {
@@ -517,9 +538,22 @@ async fn put(
     body: Bytes,
     kind: Kind,
 ) -> Result<Response, ApiError> {
-    let body: PutBody = serde_json::from_value(json_body(&body)?)
-        .map_err(|e| ApiError::BadRequest(format!("expected {{\"definition\": {{...}}, \"message\"?: \"...\"}}: {e}")))?;
-    write(state, caller, key, query, &headers, kind, Edit::Put(body.definition), body.message).await
+    let body: PutBody = serde_json::from_value(json_body(&body)?).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"definition\": {{...}}, \"message\"?: \"...\"}}: {e}"
+        ))
+    })?;
+    write(
+        state,
+        caller,
+        key,
+        query,
+        &headers,
+        kind,
+        Edit::Put(body.definition),
+        body.message,
+    )
+    .await
 }
 
 async fn patch(
@@ -564,7 +598,17 @@ async fn delete(
     headers: HeaderMap,
     kind: Kind,
 ) -> Result<Response, ApiError> {
-    write(state, caller, key, query, &headers, kind, Edit::Delete, None).await
+    write(
+        state,
+        caller,
+        key,
+        query,
+        &headers,
+        kind,
+        Edit::Delete,
+        None,
+    )
+    .await
 }
 
 macro_rules! kind_handlers {

@@ -21,13 +21,21 @@ async fn service() -> Service {
         .token("editor", EDITOR, "{\"*\": [edit, publish]}")
         .token("approver", APPROVER, "{\"*\": [approve, publish]}")
         .token("reader", READER, "{\"*\": [read]}")
-        .token("staging-editor", STAGING_EDITOR, "{staging: [edit], dev: [edit]}")
+        .token(
+            "staging-editor",
+            STAGING_EDITOR,
+            "{staging: [edit], dev: [edit]}",
+        )
         .start()
         .await
 }
 
 async fn get_flag(service: &Service, key: &str) -> (Value, String) {
-    let reply = service.get(&format!("/api/v1/flags/{key}")).bearer(READER).send().await;
+    let reply = service
+        .get(&format!("/api/v1/flags/{key}"))
+        .bearer(READER)
+        .send()
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let etag = reply.header("etag").expect("an ETag").to_owned();
     (reply.json(), etag)
@@ -47,7 +55,11 @@ async fn patch(service: &Service, key: &str, etag: Option<&str>, ops: Value) -> 
 /// `git diff` lines that change something (`-`/`+`, without the file headers).
 fn changed_lines(diff: &str) -> Vec<&str> {
     diff.lines()
-        .filter(|l| (l.starts_with('-') || l.starts_with('+')) && !l.starts_with("---") && !l.starts_with("+++"))
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("---")
+                && !l.starts_with("+++")
+        })
         .collect()
 }
 
@@ -62,7 +74,10 @@ async fn a_patch_is_a_commit_on_a_change_branch_that_changes_exactly_one_line() 
     let service = service().await;
     let (flag, etag) = get_flag(&service, "new-chart").await;
     assert_eq!(flag["file"], "flags/new-chart.yaml");
-    assert_eq!(flag["definition"]["environments"]["prod"]["rules"][2]["serve"]["split"], json!({"on": 25, "off": 75}));
+    assert_eq!(
+        flag["definition"]["environments"]["prod"]["rules"][2]["serve"]["split"],
+        json!({"on": 25, "off": 75})
+    );
     let reply = patch(
         &service,
         "new-chart",
@@ -75,32 +90,63 @@ async fn a_patch_is_a_commit_on_a_change_branch_that_changes_exactly_one_line() 
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let body = reply.json();
-    let branch = body["change"]["branch"].as_str().expect("a branch").to_owned();
+    let branch = body["change"]["branch"]
+        .as_str()
+        .expect("a branch")
+        .to_owned();
     assert_eq!(branch, format!("changes/{}", body["change"]["id"]));
     assert_eq!(body["alters"], json!(["prod"]));
     // The remote holds the branch; its diff against main is the one line of the split.
     let diff = git(&service.remote(), &["diff", "main", &branch]);
     assert_eq!(
         changed_lines(&diff),
-        ["-          split: { on: 25, off: 75 }", "+          split: { on: 30, off: 70 }"],
+        [
+            "-          split: { on: 25, off: 75 }",
+            "+          split: { on: 30, off: 70 }"
+        ],
         "{diff}"
     );
-    let log = git(&service.remote(), &["log", "-1", "--format=%an <%ae>|%s", &branch]);
-    assert_eq!(log.trim(), "editor <editor@flags.invalid>|Update flag new-chart");
+    let log = git(
+        &service.remote(),
+        &["log", "-1", "--format=%an <%ae>|%s", &branch],
+    );
+    assert_eq!(
+        log.trim(),
+        "editor <editor@flags.invalid>|Update flag new-chart"
+    );
     // The file as committed still has every comment.
-    let text = git(&service.remote(), &["show", &format!("{branch}:config/flags/new-chart.yaml")]);
+    let text = git(
+        &service.remote(),
+        &["show", &format!("{branch}:config/flags/new-chart.yaml")],
+    );
     assert!(text.starts_with("# The redesigned revenue chart"), "{text}");
     assert!(text.contains("# A quarter of organisations"), "{text}");
     // The new ETag is the file's blob on the branch; reading the change shows the new split.
     let new_etag = reply.header("etag").expect("etag").to_owned();
-    let blob = git(&service.remote(), &["rev-parse", &format!("{branch}:config/flags/new-chart.yaml")]);
+    let blob = git(
+        &service.remote(),
+        &[
+            "rev-parse",
+            &format!("{branch}:config/flags/new-chart.yaml"),
+        ],
+    );
     assert_eq!(new_etag, format!("\"{}\"", blob.trim()));
     let id = body["change"]["id"].as_u64().unwrap();
-    let read = service.get(&format!("/api/v1/flags/new-chart?change={id}")).bearer(READER).send().await;
-    assert_eq!(read.json()["definition"]["environments"]["prod"]["rules"][2]["serve"]["split"]["on"], 30);
+    let read = service
+        .get(&format!("/api/v1/flags/new-chart?change={id}"))
+        .bearer(READER)
+        .send()
+        .await;
+    assert_eq!(
+        read.json()["definition"]["environments"]["prod"]["rules"][2]["serve"]["split"]["on"],
+        30
+    );
     // Main is untouched until the change merges.
     let (flag, _) = get_flag(&service, "new-chart").await;
-    assert_eq!(flag["definition"]["environments"]["prod"]["rules"][2]["serve"]["split"]["on"], 25);
+    assert_eq!(
+        flag["definition"]["environments"]["prod"]["rules"][2]["serve"]["split"]["on"],
+        25
+    );
 }
 
 #[tokio::test]
@@ -109,10 +155,20 @@ async fn stale_or_missing_preconditions_and_invalid_edits_commit_nothing() {
     let (_, etag) = get_flag(&service, "new-chart").await;
     let ops = json!([{"op": "replace", "path": format!("{SPLIT}/on"), "value": 30}, {"op": "replace", "path": format!("{SPLIT}/off"), "value": 70}]);
     let reply = patch(&service, "new-chart", None, ops.clone()).await;
-    assert_eq!(reply.status, StatusCode::PRECONDITION_REQUIRED, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::PRECONDITION_REQUIRED,
+        "{}",
+        reply.body
+    );
     let stale = "\"0123456789012345678901234567890123456789\"";
     let reply = patch(&service, "new-chart", Some(stale), ops.clone()).await;
-    assert_eq!(reply.status, StatusCode::PRECONDITION_FAILED, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        reply.body
+    );
     // Percentages that do not add up: the compiler's diagnostic, with file and line.
     let reply = patch(
         &service,
@@ -121,13 +177,27 @@ async fn stale_or_missing_preconditions_and_invalid_edits_commit_nothing() {
         json!([{"op": "replace", "path": format!("{SPLIT}/on"), "value": 50}]),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
     let problem = reply.json();
     let diagnostic = &problem["diagnostics"][0];
     assert_eq!(diagnostic["file"], "flags/new-chart.yaml", "{problem}");
     assert!(diagnostic["line"].as_u64().is_some(), "{problem}");
-    assert!(diagnostic["text"].as_str().unwrap().starts_with("flags/new-chart.yaml:"), "{problem}");
+    assert!(
+        diagnostic["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("flags/new-chart.yaml:"),
+        "{problem}"
+    );
     // A patch op on a path that is not there.
     let reply = patch(
         &service,
@@ -136,8 +206,17 @@ async fn stale_or_missing_preconditions_and_invalid_edits_commit_nothing() {
         json!([{"op": "replace", "path": "/environments/nowhere/enabled", "value": true}]),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-    assert!(!remote_branches(&service).contains("changes/"), "{}", remote_branches(&service));
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert!(
+        !remote_branches(&service).contains("changes/"),
+        "{}",
+        remote_branches(&service)
+    );
 }
 
 #[tokio::test]
@@ -163,7 +242,10 @@ async fn create_replace_and_delete_through_change_requests() {
     let body = reply.json();
     assert_eq!(body["file"], "flags/api-made.yaml");
     let branch = body["change"]["branch"].as_str().unwrap().to_owned();
-    let text = git(&service.remote(), &["show", &format!("{branch}:config/flags/api-made.yaml")]);
+    let text = git(
+        &service.remote(),
+        &["show", &format!("{branch}:config/flags/api-made.yaml")],
+    );
     // What was written means exactly what was asked.
     let read = flags_compile::yaml::parse(&text).expect("parses").to_json();
     let mut wanted = definition.clone();
@@ -179,7 +261,12 @@ async fn create_replace_and_delete_through_change_requests() {
         .json(&json!({"definition": definition}))
         .send()
         .await;
-    assert_eq!(again.status, StatusCode::PRECONDITION_FAILED, "{}", again.body);
+    assert_eq!(
+        again.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        again.body
+    );
     // Deleting a flag another one needs is refused, naming the one that needs it.
     let (_, etag) = get_flag(&service, "new-dashboard-layout").await;
     let reply = service
@@ -188,27 +275,53 @@ async fn create_replace_and_delete_through_change_requests() {
         .header("if-match", &etag)
         .send()
         .await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
     assert!(reply.body.contains("new-chart"), "{}", reply.body);
     // A flag nothing needs goes, in the same change.
     let (_, etag) = get_flag(&service, "beta-banner").await;
     let reply = service
-        .call(Method::DELETE, &format!("/api/v1/flags/beta-banner?change={id}"))
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/flags/beta-banner?change={id}"),
+        )
         .bearer(EDITOR)
         .header("if-match", &etag)
         .send()
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let change = service.get(&format!("/api/v1/changes/{id}")).bearer(READER).send().await.json();
+    let change = service
+        .get(&format!("/api/v1/changes/{id}"))
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(change["commits"].as_array().unwrap().len(), 2, "{change}");
-    let files = git(&service.remote(), &["diff", "--name-status", "main", &branch]);
-    assert_eq!(files.trim(), "A\tconfig/flags/api-made.yaml\nD\tconfig/flags/beta-banner.yaml");
+    let files = git(
+        &service.remote(),
+        &["diff", "--name-status", "main", &branch],
+    );
+    assert_eq!(
+        files.trim(),
+        "A\tconfig/flags/api-made.yaml\nD\tconfig/flags/beta-banner.yaml"
+    );
 }
 
 #[tokio::test]
 async fn hostile_keys_and_bodies_get_clear_refusals() {
     let service = service().await;
-    for key in ["..", ".hidden", "a%2Fb", "%2e%2e%2fsegments%2fbeta-users", "a%20b", "x%00"] {
+    for key in [
+        "..",
+        ".hidden",
+        "a%2Fb",
+        "%2e%2e%2fsegments%2fbeta-users",
+        "a%20b",
+        "x%00",
+    ] {
         let reply = service
             .call(Method::PUT, &format!("/api/v1/flags/{key}"))
             .bearer(EDITOR)
@@ -216,11 +329,21 @@ async fn hostile_keys_and_bodies_get_clear_refusals() {
             .json(&json!({"definition": {"default": "off"}}))
             .send()
             .await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{key}: {}", reply.body);
-        assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{key}: {}",
+            reply.body
+        );
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
     }
     let (_, etag) = get_flag(&service, "new-chart").await;
-    let huge: Vec<Value> = (0..1001).map(|_| json!({"op": "test", "path": "/key", "value": "new-chart"})).collect();
+    let huge: Vec<Value> = (0..1001)
+        .map(|_| json!({"op": "test", "path": "/key", "value": "new-chart"}))
+        .collect();
     let reply = patch(&service, "new-chart", Some(&etag), Value::Array(huge)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     let reply = service
@@ -239,8 +362,19 @@ async fn hostile_keys_and_bodies_get_clear_refusals() {
         .json(&json!([]))
         .send()
         .await;
-    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", reply.body);
-    let reply = patch(&service, "new-chart", Some(&etag), json!([{"op": "replace", "path": "/key", "value": "renamed"}])).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        reply.body
+    );
+    let reply = patch(
+        &service,
+        "new-chart",
+        Some(&etag),
+        json!([{"op": "replace", "path": "/key", "value": "renamed"}]),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert!(!remote_branches(&service).contains("changes/"));
 }
@@ -257,7 +391,12 @@ async fn roles_decide_per_environment_what_an_edit_may_alter() {
         .body(ops.to_string(), "application/json-patch+json")
         .send()
         .await;
-    assert_eq!(as_reader.status, StatusCode::FORBIDDEN, "{}", as_reader.body);
+    assert_eq!(
+        as_reader.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        as_reader.body
+    );
     // `edit` on staging and dev does not reach prod's behaviour...
     let staging_only = service
         .call(Method::PATCH, "/api/v1/flags/new-chart")
@@ -266,14 +405,23 @@ async fn roles_decide_per_environment_what_an_edit_may_alter() {
         .body(ops.to_string(), "application/json-patch+json")
         .send()
         .await;
-    assert_eq!(staging_only.status, StatusCode::FORBIDDEN, "{}", staging_only.body);
+    assert_eq!(
+        staging_only.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        staging_only.body
+    );
     assert!(staging_only.body.contains("prod"), "{}", staging_only.body);
     // ...but prose alters no environment, so `edit` anywhere may change it.
     let prose = service
         .call(Method::PATCH, "/api/v1/flags/new-chart")
         .bearer(STAGING_EDITOR)
         .header("if-match", &etag)
-        .body(json!([{"op": "replace", "path": "/description", "value": "Clearer words."}]).to_string(), "application/json-patch+json")
+        .body(
+            json!([{"op": "replace", "path": "/description", "value": "Clearer words."}])
+                .to_string(),
+            "application/json-patch+json",
+        )
         .send()
         .await;
     assert_eq!(prose.status, StatusCode::OK, "{}", prose.body);
@@ -300,30 +448,75 @@ async fn open_split_change(service: &Service) -> u64 {
 async fn approved_by_another_token_merged_and_published_to_auto_publish_environments() {
     let service = service().await;
     let id = open_split_change(&service).await;
-    let merge_early = service.post(&format!("/api/v1/changes/{id}/merge")).bearer(EDITOR).send().await;
-    assert_eq!(merge_early.status, StatusCode::CONFLICT, "{}", merge_early.body);
-    assert!(merge_early.body.contains("needs 1 approval"), "{}", merge_early.body);
-    let own = service.post(&format!("/api/v1/changes/{id}/approve")).bearer(EDITOR).send().await;
+    let merge_early = service
+        .post(&format!("/api/v1/changes/{id}/merge"))
+        .bearer(EDITOR)
+        .send()
+        .await;
+    assert_eq!(
+        merge_early.status,
+        StatusCode::CONFLICT,
+        "{}",
+        merge_early.body
+    );
+    assert!(
+        merge_early.body.contains("needs 1 approval"),
+        "{}",
+        merge_early.body
+    );
+    let own = service
+        .post(&format!("/api/v1/changes/{id}/approve"))
+        .bearer(EDITOR)
+        .send()
+        .await;
     assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
-    let approved = service.post(&format!("/api/v1/changes/{id}/approve")).bearer(APPROVER).send().await;
+    let approved = service
+        .post(&format!("/api/v1/changes/{id}/approve"))
+        .bearer(APPROVER)
+        .send()
+        .await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
     assert_eq!(approved.json()["state"], "approved");
-    let merged = service.post(&format!("/api/v1/changes/{id}/merge")).bearer(EDITOR).send().await;
+    let merged = service
+        .post(&format!("/api/v1/changes/{id}/merge"))
+        .bearer(EDITOR)
+        .send()
+        .await;
     assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
     let body = merged.json();
     let commit = body["commit"].as_str().unwrap();
-    assert_eq!(git(&service.remote(), &["rev-parse", "main"]).trim(), commit);
+    assert_eq!(
+        git(&service.remote(), &["rev-parse", "main"]).trim(),
+        commit
+    );
     assert_eq!(body["rebased"], false);
     assert_eq!(body["published"]["prod"]["published"], true, "{body}");
-    assert_eq!(body["published"]["prod"]["record"]["source_commit"], commit, "{body}");
+    assert_eq!(
+        body["published"]["prod"]["record"]["source_commit"], commit,
+        "{body}"
+    );
     // prod's deployed flags now split 30/70: its diff from the merged files is empty, and the
     // change's branch is gone.
-    let diff = service.get("/api/v1/environments/prod/diff").bearer(READER).send().await.json();
+    let diff = service
+        .get("/api/v1/environments/prod/diff")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(diff["flags"], json!([]), "{diff}");
     assert!(!remote_branches(&service).contains("changes/"));
-    let change = service.get(&format!("/api/v1/changes/{id}")).bearer(READER).send().await.json();
+    let change = service
+        .get(&format!("/api/v1/changes/{id}"))
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(change["state"], "merged");
-    let again = service.post(&format!("/api/v1/changes/{id}/merge")).bearer(EDITOR).send().await;
+    let again = service
+        .post(&format!("/api/v1/changes/{id}/merge"))
+        .bearer(EDITOR)
+        .send()
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 }
 
@@ -334,33 +527,65 @@ async fn a_merge_rebases_over_others_pushes_and_names_conflicting_files() {
     // Someone else changes another file on main.
     let other = service.clone_remote("other");
     let path = other.join("config/flags/beta-banner.yaml");
-    let text = std::fs::read_to_string(&path).unwrap().replace("team-growth", "team-growth-2");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("team-growth", "team-growth-2");
     std::fs::write(&path, text).unwrap();
     git(&other, &["commit", "--quiet", "-am", "owner moved"]);
     git(&other, &["push", "--quiet", "origin", "HEAD:main"]);
-    let approve = service.post(&format!("/api/v1/changes/{id}/approve")).bearer(APPROVER).send().await;
+    let approve = service
+        .post(&format!("/api/v1/changes/{id}/approve"))
+        .bearer(APPROVER)
+        .send()
+        .await;
     assert_eq!(approve.status, StatusCode::OK, "{}", approve.body);
-    let merged = service.post(&format!("/api/v1/changes/{id}/merge")).bearer(EDITOR).send().await;
+    let merged = service
+        .post(&format!("/api/v1/changes/{id}/merge"))
+        .bearer(EDITOR)
+        .send()
+        .await;
     assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
     assert_eq!(merged.json()["rebased"], true);
     let log = git(&service.remote(), &["log", "--format=%an|%s", "-3", "main"]);
-    assert_eq!(log.trim(), "editor|Update flag new-chart\nSomeone Else|owner moved\nSomeone Else|flags");
+    assert_eq!(
+        log.trim(),
+        "editor|Update flag new-chart\nSomeone Else|owner moved\nSomeone Else|flags"
+    );
 
     // A second change to the same line, and someone else changes that line first.
     let id = open_split_change_to(&service, 40).await;
     git(&other, &["pull", "--quiet", "--rebase", "origin", "main"]);
     let path = other.join("config/flags/new-chart.yaml");
-    let text = std::fs::read_to_string(&path).unwrap().replace("{ on: 30, off: 70 }", "{ on: 35, off: 65 }");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("{ on: 30, off: 70 }", "{ on: 35, off: 65 }");
     std::fs::write(&path, text).unwrap();
     git(&other, &["commit", "--quiet", "-am", "my split"]);
     git(&other, &["push", "--quiet", "origin", "HEAD:main"]);
-    service.post(&format!("/api/v1/changes/{id}/approve")).bearer(APPROVER).send().await;
-    let change = service.get(&format!("/api/v1/changes/{id}")).bearer(READER).send().await.json();
+    service
+        .post(&format!("/api/v1/changes/{id}/approve"))
+        .bearer(APPROVER)
+        .send()
+        .await;
+    let change = service
+        .get(&format!("/api/v1/changes/{id}"))
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(change["state"], "conflicted", "{change}");
     assert_eq!(change["conflicts"], json!(["config/flags/new-chart.yaml"]));
-    let merge = service.post(&format!("/api/v1/changes/{id}/merge")).bearer(EDITOR).send().await;
+    let merge = service
+        .post(&format!("/api/v1/changes/{id}/merge"))
+        .bearer(EDITOR)
+        .send()
+        .await;
     assert_eq!(merge.status, StatusCode::CONFLICT, "{}", merge.body);
-    assert!(merge.body.contains("config/flags/new-chart.yaml"), "{}", merge.body);
+    assert!(
+        merge.body.contains("config/flags/new-chart.yaml"),
+        "{}",
+        merge.body
+    );
     let main = git(&service.remote(), &["log", "-1", "--format=%s", "main"]);
     assert_eq!(main.trim(), "my split");
 }
@@ -387,9 +612,19 @@ async fn two_replicas_racing_to_merge_merge_and_publish_once() {
     let replica = service.replica().await;
     let id = open_split_change(&service).await;
     // The replica sees the change the first one opened (records live in the store).
-    let seen = service.get(&format!("/api/v1/changes/{id}")).via(&replica).bearer(READER).send().await;
+    let seen = service
+        .get(&format!("/api/v1/changes/{id}"))
+        .via(&replica)
+        .bearer(READER)
+        .send()
+        .await;
     assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
-    let approve = service.post(&format!("/api/v1/changes/{id}/approve")).via(&replica).bearer(APPROVER).send().await;
+    let approve = service
+        .post(&format!("/api/v1/changes/{id}/approve"))
+        .via(&replica)
+        .bearer(APPROVER)
+        .send()
+        .await;
     assert_eq!(approve.status, StatusCode::OK, "{}", approve.body);
     let path = format!("/api/v1/changes/{id}/merge");
     let (a, b) = tokio::join!(
@@ -397,12 +632,29 @@ async fn two_replicas_racing_to_merge_merge_and_publish_once() {
         service.post(&path).via(&replica).bearer(APPROVER).send(),
     );
     let statuses = [a.status, b.status];
-    assert!(statuses.contains(&StatusCode::OK) && statuses.contains(&StatusCode::CONFLICT), "{a:?}\n{b:?}");
-    let history = service.get("/api/v1/environments/prod/history").bearer(READER).send().await.json();
-    let versions = history["versions"].as_array().or_else(|| history.as_array()).expect("versions");
+    assert!(
+        statuses.contains(&StatusCode::OK) && statuses.contains(&StatusCode::CONFLICT),
+        "{a:?}\n{b:?}"
+    );
+    let history = service
+        .get("/api/v1/environments/prod/history")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
+    let versions = history["versions"]
+        .as_array()
+        .or_else(|| history.as_array())
+        .expect("versions");
     assert_eq!(versions.len(), 1, "{history}");
     let main = git(&service.remote(), &["log", "--format=%s", "main"]);
-    assert_eq!(main.lines().filter(|l| *l == "Update flag new-chart").count(), 1, "{main}");
+    assert_eq!(
+        main.lines()
+            .filter(|l| *l == "Update flag new-chart")
+            .count(),
+        1,
+        "{main}"
+    );
 }
 
 #[tokio::test]
@@ -417,14 +669,33 @@ async fn an_empty_change_collects_edits_and_can_be_closed() {
     assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
     let id = opened.json()["id"].as_u64().unwrap();
     assert!(remote_branches(&service).contains(&format!("changes/{id}")));
-    let list = service.get("/api/v1/changes").bearer(READER).send().await.json();
+    let list = service
+        .get("/api/v1/changes")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(list["changes"][0]["title"], "Spring clean");
-    let closed = service.post(&format!("/api/v1/changes/{id}/close")).bearer(EDITOR).send().await;
+    let closed = service
+        .post(&format!("/api/v1/changes/{id}/close"))
+        .bearer(EDITOR)
+        .send()
+        .await;
     assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
     assert!(!remote_branches(&service).contains("changes/"));
-    let list = service.get("/api/v1/changes").bearer(READER).send().await.json();
+    let list = service
+        .get("/api/v1/changes")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(list["changes"], json!([]));
-    let all = service.get("/api/v1/changes?state=closed").bearer(READER).send().await.json();
+    let all = service
+        .get("/api/v1/changes?state=closed")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(all["changes"][0]["state"], "closed");
 }
 
@@ -434,22 +705,62 @@ async fn the_list_shows_files_deployed_state_and_filters() {
     let list = service.get("/api/v1/flags").bearer(READER).send().await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     let list = list.json();
-    let keys: Vec<&str> = list["flags"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = list["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys.len(), 11, "{keys:?}");
-    let chart = list["flags"].as_array().unwrap().iter().find(|f| f["key"] == "new-chart").unwrap();
+    let chart = list["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "new-chart")
+        .unwrap();
     assert_eq!(chart["owner"], "team-dashboards");
     assert_eq!(chart["prerequisites"], json!(["new-dashboard-layout"]));
     assert_eq!(chart["environments"]["prod"]["files"]["rules"], 3);
     assert_eq!(chart["environments"]["prod"]["deployed"], Value::Null);
-    let filtered = service.get("/api/v1/flags?tag=charts&owner=team-dashboards").bearer(READER).send().await.json();
+    let filtered = service
+        .get("/api/v1/flags?tag=charts&owner=team-dashboards")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(filtered["total"], 1, "{filtered}");
-    let paged = service.get("/api/v1/flags?limit=4&offset=8").bearer(READER).send().await.json();
+    let paged = service
+        .get("/api/v1/flags?limit=4&offset=8")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
     assert_eq!(paged["flags"].as_array().unwrap().len(), 3);
     assert_eq!(paged["next_offset"], Value::Null);
-    let segments = service.get("/api/v1/segments").bearer(READER).send().await.json();
-    let internal = segments["segments"].as_array().unwrap().iter().find(|s| s["key"] == "internal-testers").unwrap();
-    assert!(internal["used_by"].as_array().unwrap().contains(&json!("new-chart")), "{internal}");
-    let missing = service.get("/api/v1/flags/new-chrat").bearer(READER).send().await;
+    let segments = service
+        .get("/api/v1/segments")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
+    let internal = segments["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "internal-testers")
+        .unwrap();
+    assert!(
+        internal["used_by"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("new-chart")),
+        "{internal}"
+    );
+    let missing = service
+        .get("/api/v1/flags/new-chrat")
+        .bearer(READER)
+        .send()
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("new-chart"), "{}", missing.body);
 }

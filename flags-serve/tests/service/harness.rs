@@ -87,13 +87,19 @@ impl Builder {
         let mut extra = String::new();
         if self.git {
             let remote = service.remote();
-            git(service.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
+            git(
+                service.path(),
+                &["init", "--quiet", "--bare", "-b", "main", "remote.git"],
+            );
             let seed = service.clone_remote("seed");
             copy_dir(&repo_root().join("examples/flags"), &seed.join("config"));
             git(&seed, &["add", "."]);
             git(&seed, &["commit", "--quiet", "-m", "flags"]);
             git(&seed, &["push", "--quiet", "origin", "HEAD:main"]);
-            git(service.path(), &["clone", "--quiet", &remote.display().to_string(), "repo"]);
+            git(
+                service.path(),
+                &["clone", "--quiet", &remote.display().to_string(), "repo"],
+            );
             extra.push_str("git: {remote: origin, branch: main, poll: 0s}\n");
         } else {
             copy_dir(&repo_root().join("examples/flags"), &service.checkout());
@@ -432,8 +438,18 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Someone Else", "-c", "user.email=else@example.com"])
-        .args(["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=Someone Else",
+            "-c",
+            "user.email=else@example.com",
+        ])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .output()
         .expect("run git");

@@ -15,7 +15,10 @@ const EDITOR: &str = "editor-secret-0123456789";
 const APPROVER: &str = "approver-secret-0123456789";
 
 fn clone_as(dir: &std::path::Path, remote: &std::path::Path, name: &str) -> std::path::PathBuf {
-    git(dir, &["clone", "--quiet", &remote.display().to_string(), name]);
+    git(
+        dir,
+        &["clone", "--quiet", &remote.display().to_string(), name],
+    );
     let clone = dir.join(name);
     git(&clone, &["config", "user.name", "Alice"]);
     git(&clone, &["config", "user.email", "alice@example.com"]);
@@ -30,7 +33,10 @@ fn a_patch_reviewed_and_merged_through_the_api_reaches_the_edge() {
     ]);
     let dir = setup.path();
     let remote = dir.join("origin.git");
-    git(dir, &["init", "--quiet", "--bare", "-b", "main", "origin.git"]);
+    git(
+        dir,
+        &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+    );
     let seed = clone_as(dir, &remote, "seed");
     git(&seed, &["checkout", "--quiet", "-B", "main"]);
     copy_dir(&repo_root().join("examples/flags"), &seed.join("config"));
@@ -52,7 +58,11 @@ fn a_patch_reviewed_and_merged_through_the_api_reaches_the_edge() {
     let worker = &deployment.worker;
     worker.wait_for_health(Duration::from_secs(20), |h| h["loaded"] == true);
     let banner = || {
-        let reply = worker.post("/ofrep/v1/evaluate/flags/beta-banner", &json!({"context": {}}), &[]);
+        let reply = worker.post(
+            "/ofrep/v1/evaluate/flags/beta-banner",
+            &json!({"context": {}}),
+            &[],
+        );
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.json()["value"].clone()
     };
@@ -87,26 +97,50 @@ fn a_patch_reviewed_and_merged_through_the_api_reaches_the_edge() {
         )),
     );
     assert_eq!(patched.status, 200, "{}", patched.body);
-    let id = patched.json()["change"]["id"].as_u64().expect("a change id");
+    let id = patched.json()["change"]["id"]
+        .as_u64()
+        .expect("a change id");
     let branch = format!("changes/{id}");
     let diff = git(&remote, &["diff", "main", &branch]);
     assert!(diff.contains("+    fallthrough: on"), "{diff}");
 
-    let own = service.request("POST", &format!("/api/v1/changes/{id}/approve"), Some(EDITOR), None);
+    let own = service.request(
+        "POST",
+        &format!("/api/v1/changes/{id}/approve"),
+        Some(EDITOR),
+        None,
+    );
     assert_eq!(own.status, 403, "{}", own.body);
-    let approved = service.request("POST", &format!("/api/v1/changes/{id}/approve"), Some(APPROVER), None);
+    let approved = service.request(
+        "POST",
+        &format!("/api/v1/changes/{id}/approve"),
+        Some(APPROVER),
+        None,
+    );
     assert_eq!(approved.status, 200, "{}", approved.body);
-    let merged = service.request("POST", &format!("/api/v1/changes/{id}/merge"), Some(EDITOR), None);
+    let merged = service.request(
+        "POST",
+        &format!("/api/v1/changes/{id}/merge"),
+        Some(EDITOR),
+        None,
+    );
     assert_eq!(merged.status, 200, "{}", merged.body);
     let merged = merged.json();
     let commit = merged["commit"].as_str().unwrap();
     assert_eq!(git(&remote, &["rev-parse", "main"]), commit);
     assert_eq!(merged["published"]["dev"]["published"], true, "{merged}");
-    assert_eq!(merged["published"]["dev"]["purge"]["status"], "done", "{merged}");
+    assert_eq!(
+        merged["published"]["dev"]["purge"]["status"], "done",
+        "{merged}"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while banner() != json!(true) {
-        assert!(Instant::now() < deadline, "the edge never served the merged change: {}", worker.health());
+        assert!(
+            Instant::now() < deadline,
+            "the edge never served the merged change: {}",
+            worker.health()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(service.stop(), "serve stops cleanly");
