@@ -362,6 +362,15 @@ impl ServeConfig {
     pub fn environment(&self, name: &str) -> Option<&EnvConfig> {
         self.environments.iter().find(|e| e.name == name)
     }
+
+    /// The environments a new commit of the branch publishes to (`auto_publish: true`).
+    pub fn auto_publish(&self) -> Vec<String> {
+        self.environments
+            .iter()
+            .filter(|e| e.auto_publish)
+            .map(|e| e.name.clone())
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,20 @@ impl From<PublishError> for ApiError {
     }
 }
 
+/// Rewrites each diagnostic's file relative to `root` (the flags directory itself becomes
+/// `.`), so answers name files as the repository does, wherever the service compiled them.
+pub fn relative_to(root: &std::path::Path, diagnostics: &mut [Diagnostic]) {
+    for d in diagnostics {
+        if let Ok(relative) = d.file.strip_prefix(root) {
+            d.file = if relative.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                relative.to_path_buf()
+            };
+        }
+    }
+}
+
 /// A diagnostic as JSON: its parts, and the `file:line: ...` line the CLI prints.
 pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
     json!({

@@ -295,6 +295,19 @@ mod tests {
     }
 
     #[test]
+    fn a_token_may_carry_the_email_of_its_commits() {
+        let text = format!(
+            "tokens:\n  - name: ed\n    sha256: {}\n    roles: {{dev: [edit]}}\n    email: ed@example.com\n",
+            secret_digest("ed-secret")
+        );
+        let tokens = Tokens::parse(&text).unwrap();
+        let ed = tokens.authenticate("ed-secret").unwrap();
+        assert_eq!(ed.email.as_deref(), Some("ed@example.com"));
+        assert!(ed.allows("dev", Role::Edit) && !ed.allows("prod", Role::Edit));
+        assert!(!ed.allows("dev", Role::Publish));
+    }
+
+    #[test]
     fn bad_files_say_why() {
         let err = Tokens::parse("tokens:\n  - name: x\n    sha256: abc\n").unwrap_err();
         assert!(err.contains("64 hex digits"), "{err}");

@@ -35,7 +35,7 @@ use flags_compile::{CompileOptions, Compiled, Diagnostic, compile_path};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::config::GitConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, relative_to};
 use crate::tokens::Role;
 use catalog::Catalog;
 use git::{Person, Repo, Write};
@@ -94,10 +94,11 @@ impl Changes {
             catalogs: Mutex::default(),
             compiled: Mutex::default(),
         };
-        changes
-            .fetch()
-            .await
-            .map_err(|e| format!("git: cannot fetch from the remote: {e}"))?;
+        // An unreachable remote must not keep the service (and its kill switch) down: the
+        // clone's last fetched state serves reads, and every write fetches first anyway.
+        if let Err(e) = changes.fetch().await {
+            tracing::warn!(error = %e, remote = %config.remote, "git: cannot fetch from the remote; change requests wait for it");
+        }
         Ok(changes)
     }
 
@@ -212,19 +213,6 @@ impl Changes {
         let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         for (env, result) in compiled {
             cache.insert((commit.to_owned(), env.clone()), result.clone());
-        }
-    }
-}
-
-/// Rewrites each diagnostic's file relative to `root`.
-pub fn relative_to(root: &Path, diagnostics: &mut [Diagnostic]) {
-    for d in diagnostics {
-        if let Ok(relative) = d.file.strip_prefix(root) {
-            d.file = if relative.as_os_str().is_empty() {
-                ".".into()
-            } else {
-                relative.to_path_buf()
-            };
         }
     }
 }

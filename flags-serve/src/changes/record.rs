@@ -124,6 +124,28 @@ pub struct Change {
 }
 
 impl Change {
+    /// A new open change numbered `id`, by `author`, on the branch's commit `base`.
+    pub fn open(id: u64, title: &str, description: &str, author: &str, base: &str) -> Change {
+        let at = crate::actions::now();
+        Change {
+            id,
+            title: title.to_owned(),
+            description: description.to_owned(),
+            author: author.to_owned(),
+            state: Stored::Open,
+            branch: format!("changes/{id}"),
+            base: base.to_owned(),
+            head: base.to_owned(),
+            created_at: at.clone(),
+            updated_at: at,
+            approvals: Vec::new(),
+            merging: None,
+            merged: None,
+            closed: None,
+            events: vec![Event::new(author, "opened")],
+        }
+    }
+
     /// Approvals of its current head.
     pub fn current_approvals(&self) -> impl Iterator<Item = &Approval> {
         self.approvals.iter().filter(|a| a.head == self.head)

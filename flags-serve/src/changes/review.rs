@@ -71,26 +71,9 @@ impl Changes {
         }
         self.fetch().await?;
         let base = self.main().await?;
-        let at = now();
         let change = self
             .records
-            .create(|id| Change {
-                id,
-                title: title.clone(),
-                description: description.clone(),
-                author: caller.token.name.clone(),
-                state: Stored::Open,
-                branch: format!("changes/{id}"),
-                base: base.clone(),
-                head: base.clone(),
-                created_at: at.clone(),
-                updated_at: at.clone(),
-                approvals: Vec::new(),
-                merging: None,
-                merged: None,
-                closed: None,
-                events: vec![Event::new(&caller.token.name, "opened")],
-            })
+            .create(|id| Change::open(id, &title, &description, &caller.token.name, &base))
             .await?;
         if !self.repo.push(&base, &change.branch, Some("")).await? {
             return Err(ApiError::Conflict(format!(
@@ -381,13 +364,7 @@ impl Changes {
         commit: &str,
     ) -> serde_json::Map<String, Value> {
         let mut published = serde_json::Map::new();
-        let envs: Vec<String> = state
-            .config
-            .environments
-            .iter()
-            .filter(|e| e.auto_publish)
-            .map(|e| e.name.clone())
-            .collect();
+        let envs = state.config.auto_publish();
         if envs.is_empty() {
             return published;
         }

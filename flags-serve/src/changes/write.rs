@@ -194,27 +194,10 @@ impl Changes {
         let (change, opened) = match existing {
             Some(change) => (change, false),
             None => {
-                let at = now();
                 let title = message.lines().next().unwrap_or_default().to_owned();
                 let change = self
                     .records
-                    .create(|id| Change {
-                        id,
-                        title: title.clone(),
-                        description: String::new(),
-                        author: caller.token.name.clone(),
-                        state: Stored::Open,
-                        branch: format!("changes/{id}"),
-                        base: base.clone(),
-                        head: base.clone(),
-                        created_at: at.clone(),
-                        updated_at: at.clone(),
-                        approvals: Vec::new(),
-                        merging: None,
-                        merged: None,
-                        closed: None,
-                        events: vec![super::record::Event::new(&caller.token.name, "opened")],
-                    })
+                    .create(|id| Change::open(id, &title, "", &caller.token.name, &base))
                     .await?;
                 (change, true)
             }

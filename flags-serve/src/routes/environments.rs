@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{Authorized, Caller, Read};
 use crate::deployed::Deployed;
-use crate::error::{ApiError, diagnostic_json};
+use crate::error::{ApiError, diagnostic_json, relative_to};
 use crate::tokens::Role;
 use flags_compile::diff;
 use flags_compile::{CompileOptions, Compiled, Diagnostic, compile_path};
@@ -182,19 +182,6 @@ pub async fn compile_checkout(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("compile task failed: {e}")))
-}
-
-/// Rewrites each diagnostic's file relative to `root` (the checkout itself becomes `.`).
-fn relative_to(root: &std::path::Path, diagnostics: &mut [Diagnostic]) {
-    for d in diagnostics {
-        if let Ok(relative) = d.file.strip_prefix(root) {
-            d.file = if relative.as_os_str().is_empty() {
-                ".".into()
-            } else {
-                relative.to_path_buf()
-            };
-        }
-    }
 }
 
 /// `GET .../diff`: flag- and rule-level differences, by default from what is deployed to the

@@ -111,13 +111,7 @@ async fn handle_push(
     tracing::info!(delivery, commit = %head, pusher, "webhook: checkout updated");
     let mut results = Vec::new();
     let mut status = StatusCode::OK;
-    let auto: Vec<String> = state
-        .config
-        .environments
-        .iter()
-        .filter(|e| e.auto_publish)
-        .map(|e| e.name.clone())
-        .collect();
+    let auto = state.config.auto_publish();
     for env in auto {
         let result = async {
             let proposal = checkout_proposal(state, &env, WEBHOOK_AUTHOR, None, false).await?;

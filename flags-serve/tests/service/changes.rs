@@ -42,9 +42,19 @@ async fn get_flag(service: &Service, key: &str) -> (Value, String) {
 }
 
 async fn patch(service: &Service, key: &str, etag: Option<&str>, ops: Value) -> Reply {
+    patch_as(service, EDITOR, key, etag, ops).await
+}
+
+async fn patch_as(
+    service: &Service,
+    token: &str,
+    key: &str,
+    etag: Option<&str>,
+    ops: Value,
+) -> Reply {
     let mut call = service
         .call(Method::PATCH, &format!("/api/v1/flags/{key}"))
-        .bearer(EDITOR)
+        .bearer(token)
         .body(ops.to_string(), "application/json-patch+json");
     if let Some(etag) = etag {
         call = call.header("if-match", etag);
@@ -282,6 +292,30 @@ async fn create_replace_and_delete_through_change_requests() {
         reply.body
     );
     assert!(reply.body.contains("new-chart"), "{}", reply.body);
+    // So is deleting a segment flags use.
+    let segment = service
+        .get("/api/v1/segments/internal-testers")
+        .bearer(READER)
+        .send()
+        .await;
+    let etag = segment.header("etag").expect("etag").to_owned();
+    let reply = service
+        .call(Method::DELETE, "/api/v1/segments/internal-testers")
+        .bearer(EDITOR)
+        .header("if-match", &etag)
+        .send()
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("flags/new-chart.yaml:"),
+        "{}",
+        reply.body
+    );
     // A flag nothing needs goes, in the same change.
     let (_, etag) = get_flag(&service, "beta-banner").await;
     let reply = service
@@ -384,13 +418,7 @@ async fn roles_decide_per_environment_what_an_edit_may_alter() {
     let service = service().await;
     let (_, etag) = get_flag(&service, "new-chart").await;
     let ops = json!([{"op": "replace", "path": "/environments/prod/enabled", "value": false}]);
-    let as_reader = service
-        .call(Method::PATCH, "/api/v1/flags/new-chart")
-        .bearer(READER)
-        .header("if-match", &etag)
-        .body(ops.to_string(), "application/json-patch+json")
-        .send()
-        .await;
+    let as_reader = patch_as(&service, READER, "new-chart", Some(&etag), ops.clone()).await;
     assert_eq!(
         as_reader.status,
         StatusCode::FORBIDDEN,
@@ -398,13 +426,7 @@ async fn roles_decide_per_environment_what_an_edit_may_alter() {
         as_reader.body
     );
     // `edit` on staging and dev does not reach prod's behaviour...
-    let staging_only = service
-        .call(Method::PATCH, "/api/v1/flags/new-chart")
-        .bearer(STAGING_EDITOR)
-        .header("if-match", &etag)
-        .body(ops.to_string(), "application/json-patch+json")
-        .send()
-        .await;
+    let staging_only = patch_as(&service, STAGING_EDITOR, "new-chart", Some(&etag), ops).await;
     assert_eq!(
         staging_only.status,
         StatusCode::FORBIDDEN,
@@ -413,17 +435,8 @@ async fn roles_decide_per_environment_what_an_edit_may_alter() {
     );
     assert!(staging_only.body.contains("prod"), "{}", staging_only.body);
     // ...but prose alters no environment, so `edit` anywhere may change it.
-    let prose = service
-        .call(Method::PATCH, "/api/v1/flags/new-chart")
-        .bearer(STAGING_EDITOR)
-        .header("if-match", &etag)
-        .body(
-            json!([{"op": "replace", "path": "/description", "value": "Clearer words."}])
-                .to_string(),
-            "application/json-patch+json",
-        )
-        .send()
-        .await;
+    let prose = json!([{"op": "replace", "path": "/description", "value": "Clearer words."}]);
+    let prose = patch_as(&service, STAGING_EDITOR, "new-chart", Some(&etag), prose).await;
     assert_eq!(prose.status, StatusCode::OK, "{}", prose.body);
     assert_eq!(prose.json()["alters"], json!([]));
 }
@@ -755,6 +768,19 @@ async fn the_list_shows_files_deployed_state_and_filters() {
             .unwrap()
             .contains(&json!("new-chart")),
         "{internal}"
+    );
+    // The files' JSON Schema, public, for editors.
+    let schema = service.get("/api/v1/schema/flag.json").send().await;
+    assert_eq!(schema.status, StatusCode::OK);
+    assert_eq!(
+        schema.header("content-type"),
+        Some("application/schema+json")
+    );
+    assert_eq!(
+        schema.json()["properties"]["environments"]["type"],
+        "object",
+        "{}",
+        schema.body
     );
     let missing = service
         .get("/api/v1/flags/new-chrat")
