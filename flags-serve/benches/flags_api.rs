@@ -168,6 +168,10 @@ fn bench(c: &mut Criterion) {
         let (status, _, body) = runtime.block_on(send(state, get("/api/v1/flags?limit=1000")));
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["total"], total);
+        // The baseline of the same run: routing, layers and a token check, no work.
+        group.bench_function("GET /healthz (baseline)", |b| {
+            b.iter(|| runtime.block_on(send(state, get("/healthz"))))
+        });
         group.bench_function("GET /api/v1/flags", |b| {
             b.iter(|| runtime.block_on(send(state, get("/api/v1/flags?limit=1000"))))
         });

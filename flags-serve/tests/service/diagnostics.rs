@@ -1,5 +1,5 @@
 //! Compile diagnostics the service answers name files as the repository does
-//! (`flags/beta-banner.yaml:15: ...`), relative to the configured checkout, not to the
+//! (`flags/beta-banner.yaml:16: ...`), relative to the configured checkout, not to the
 //! service's working directory.
 
 use axum::http::StatusCode;
@@ -46,7 +46,7 @@ async fn diagnostics_name_files_relative_to_the_checkout() {
         assert_eq!(errors[0]["file"], "flags/beta-banner.yaml", "{answer}");
         let line = errors[0]["text"].as_str().unwrap();
         assert!(
-            line.starts_with("flags/beta-banner.yaml:15: error:"),
+            line.starts_with("flags/beta-banner.yaml:16: error:"),
             "{line}"
         );
     }
@@ -54,7 +54,7 @@ async fn diagnostics_name_files_relative_to_the_checkout() {
     let page = service.get("/").bearer(ADMIN).send().await;
     let checkout = service.checkout().display().to_string();
     assert!(
-        page.body.contains("flags/beta-banner.yaml:15: error:"),
+        page.body.contains("flags/beta-banner.yaml:16: error:"),
         "{}",
         page.body
     );
