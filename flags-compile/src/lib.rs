@@ -88,19 +88,15 @@ const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 /// native flag). On failure returns every diagnostic found, errors and warnings, in file and
 /// line order, each naming file, line and rule.
 pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
+    if path.is_dir() {
+        return compile_sources(&read_dir_sources(path)?, path, options);
+    }
     let today = options
         .today
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let mut broken = Vec::new();
-    let mut schedules = None;
     let mut environments = Vec::new();
-    let (body, mut diags) = if path.is_dir() {
-        let sources = read_dir_sources(path)?;
-        let lowered = native::compile(&sources, &options.environment, today);
-        schedules = Some(lowered.schedules);
-        environments = lowered.environments;
-        (lowered.body, lowered.diagnostics)
-    } else {
+    let (body, diags) = {
         let text = read_text(
             path,
             limits::MAX_FILE_BYTES.max(shared_eval::MAX_BLOB_BYTES),
@@ -124,6 +120,49 @@ pub fn compile_path(path: &Path, options: &CompileOptions) -> Result<Compiled, V
             (lowered.body, lowered.diagnostics)
         }
     };
+    finish(path, options, body, diags, None, environments, broken)
+}
+
+/// Compiles a flags directory's files already read (the service compiles a Git commit's
+/// files from memory): `sources.root` is where list files are read from, `dir` what
+/// directory-level diagnostics name. The same checks and lints as [`compile_path`] on a
+/// directory holding these files.
+pub fn compile_sources(
+    sources: &native::Sources,
+    dir: &Path,
+    options: &CompileOptions,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    // An empty flags directory would compile to an empty body, which a push publishes as
+    // "every flag removed": a mistake (the wrong folder), never a way to delete flags.
+    if sources.flags.is_empty() {
+        return Err(vec![no_flags_here(dir)]);
+    }
+    let today = options
+        .today
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let lowered = native::compile(sources, &options.environment, today);
+    finish(
+        dir,
+        options,
+        lowered.body,
+        lowered.diagnostics,
+        Some(lowered.schedules),
+        lowered.environments,
+        Vec::new(),
+    )
+}
+
+/// What every compilation ends with: the environment, size and evaluator checks, sorted
+/// diagnostics, and the result.
+fn finish(
+    path: &Path,
+    options: &CompileOptions,
+    body: Body,
+    mut diags: Vec<Diagnostic>,
+    schedules: Option<Vec<schedule::Schedule>>,
+    environments: Vec<String>,
+    broken: Vec<Diagnostic>,
+) -> Result<Compiled, Vec<Diagnostic>> {
     if let Some(d) = undefined_environment(path, &environments, options) {
         diags.push(d);
     }

@@ -246,48 +246,34 @@ impl Repo {
         Ok(blobs)
     }
 
-    /// Writes the flags directory as of `commit`, with `writes` applied, into `dir` (for the
-    /// compiler, which reads a directory).
-    pub async fn materialize(
+    /// Every file of the flags directory as of `commit` with `writes` applied: its path from
+    /// the flags directory and its bytes, in path order.
+    pub async fn tree(
         &self,
         commit: &str,
         writes: &[Write],
-        dir: &Path,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
         let files = self.files(commit).await?;
         let ids: Vec<&str> = files.iter().map(|f| f.blob.as_str()).collect();
         let contents = self.blobs(&ids).await?;
-        let mut tree: BTreeMap<&str, &[u8]> = files
-            .iter()
-            .zip(&contents)
-            .map(|(f, c)| (f.path.as_str(), c.as_slice()))
+        let mut tree: BTreeMap<String, Vec<u8>> = files
+            .into_iter()
+            .zip(contents)
+            .map(|(f, c)| (f.path, c))
             .collect();
         for (path, content) in writes {
             match content {
-                Some(bytes) => tree.insert(path.as_str(), bytes.as_slice()),
-                None => tree.remove(path.as_str()),
+                Some(bytes) => tree.insert(path.clone(), bytes.clone()),
+                None => tree.remove(path),
             };
         }
-        let dir = dir.to_owned();
-        let prefix = self.prefix.clone();
-        let tree: Vec<(String, Vec<u8>)> = tree
+        Ok(tree
             .into_iter()
-            .map(|(p, c)| (p.to_owned(), c.to_vec()))
-            .collect();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            for (path, content) in tree {
-                let relative = path.strip_prefix(&prefix).unwrap_or(&path);
-                let target = dir.join(relative);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(target, content)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("cannot write the flags to compile: {e}")))
+            .map(|(path, bytes)| {
+                let relative = path.strip_prefix(&self.prefix).unwrap_or(&path).to_owned();
+                (relative, bytes)
+            })
+            .collect())
     }
 
     /// A commit on `parent` with `writes` applied, by `author`, with `message`.

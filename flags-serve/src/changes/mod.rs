@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flags_compile::diff::BodyDiff;
-use flags_compile::{CompileOptions, Compiled, Diagnostic, compile_path};
+use flags_compile::native::{SourceFile, Sources};
+use flags_compile::{CompileOptions, Compiled, Diagnostic, compile_sources};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -169,32 +170,10 @@ impl Changes {
         if missing.is_empty() {
             return Ok(out);
         }
-        let dir = tempfile::tempdir()
-            .map_err(|e| ApiError::Internal(format!("temporary directory: {e}")))?;
-        self.repo.materialize(commit, writes, dir.path()).await?;
-        let root = dir.path().to_owned();
-        let compiled = tokio::task::spawn_blocking(move || {
-            missing
-                .into_iter()
-                .map(|env| {
-                    let mut options = CompileOptions::new(env.clone());
-                    // A served environment exists even where no file names it.
-                    options.new_environment = true;
-                    let mut result = compile_path(&root, &options);
-                    match &mut result {
-                        Ok(c) => {
-                            relative_to(&root, &mut c.warnings);
-                            relative_to(&root, &mut c.broken);
-                        }
-                        Err(d) => relative_to(&root, d),
-                    }
-                    (env, Arc::new(result))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("compile task failed: {e}")))?;
-        drop(dir);
+        let tree = self.repo.tree(commit, writes).await?;
+        let compiled = tokio::task::spawn_blocking(move || compile_tree(tree, &missing))
+            .await
+            .map_err(|e| ApiError::Internal(format!("compile task failed: {e}")))??;
         let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_ENTRIES * 4 {
             cache.clear();
@@ -215,6 +194,78 @@ impl Changes {
             cache.insert((commit.to_owned(), env.clone()), result.clone());
         }
     }
+}
+
+/// Compiles a flags directory's files, held in memory, for each of `envs`. Flag and segment
+/// files go to the compiler as they are; only the other files (lists that `in: {file: ...}`
+/// reads) are written out, to a scratch directory that stands for the flags directory, so
+/// compiling a thousand flags writes no thousand files.
+fn compile_tree(
+    tree: Vec<(String, Vec<u8>)>,
+    envs: &[String],
+) -> Result<Vec<(String, Arc<Compilation>)>, ApiError> {
+    let dir =
+        tempfile::tempdir().map_err(|e| ApiError::Internal(format!("temporary directory: {e}")))?;
+    let root = dir.path();
+    let mut sources = Sources {
+        flags: Vec::new(),
+        segments: Vec::new(),
+        root: Some(root.to_owned()),
+    };
+    let mut unreadable = Vec::new();
+    for (path, bytes) in tree {
+        let folder = match path.split_once('/') {
+            Some(("flags", name)) if is_source(name) => Some(&mut sources.flags),
+            Some(("segments", name)) if is_source(name) => Some(&mut sources.segments),
+            _ => None,
+        };
+        let target = root.join(&path);
+        match folder {
+            Some(list) => match String::from_utf8(bytes) {
+                Ok(text) => list.push(SourceFile { path: target, text }),
+                Err(_) => unreadable.push(Diagnostic::error(
+                    &target,
+                    None,
+                    "not UTF-8 text: flag files are UTF-8 YAML or JSON",
+                )),
+            },
+            None => {
+                let written = target
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::write(&target, bytes));
+                written.map_err(|e| {
+                    ApiError::Internal(format!("cannot write {path} to compile: {e}"))
+                })?;
+            }
+        }
+    }
+    Ok(envs
+        .iter()
+        .map(|env| {
+            let mut result = if unreadable.is_empty() {
+                let mut options = CompileOptions::new(env.clone());
+                // A served environment exists even where no file names it.
+                options.new_environment = true;
+                compile_sources(&sources, root, &options)
+            } else {
+                Err(unreadable.clone())
+            };
+            match &mut result {
+                Ok(c) => {
+                    relative_to(root, &mut c.warnings);
+                    relative_to(root, &mut c.broken);
+                }
+                Err(d) => relative_to(root, d),
+            }
+            (env.clone(), Arc::new(result))
+        })
+        .collect())
+}
+
+/// A file the compiler reads as a flag or segment (directly in its folder).
+fn is_source(name: &str) -> bool {
+    !name.contains('/') && [".yaml", ".yml", ".json"].iter().any(|x| name.ends_with(x))
 }
 
 /// The errors of a compilation per environment, each diagnostic once (the same file error
