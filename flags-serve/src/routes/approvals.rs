@@ -32,7 +32,8 @@ pub async fn list(
 
 /// `POST .../approvals/{id}/approve`: publishes the pending change through the same step as
 /// an unapproved one. Recorded as its author's, with the approver named in the message and
-/// the approver's address as the client.
+/// the approver's address as the client. The change is taken in the store before publishing,
+/// so of two approvers racing (on any replicas) one publishes and the other gets 409.
 pub async fn approve(
     State(state): State<AppState>,
     auth: Authorized<Approve>,
