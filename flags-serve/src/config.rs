@@ -34,10 +34,12 @@ pub struct ServeConfig {
     /// The Git push webhook (`POST /api/v1/webhooks/git`); unset: the route answers 404.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
-    /// Where evaluation telemetry is kept (a JSON file); unset: in memory, lost on restart.
+    /// An older version's telemetry file, imported into the store once at startup (then renamed
+    /// to `<file>.imported`): telemetry lives in the store (`_telemetry/`).
     #[serde(default)]
     pub telemetry_file: Option<PathBuf>,
-    /// Where pending approvals are kept across restarts (a JSON file); unset: in memory.
+    /// An older version's approvals file, imported into the store once at startup (then renamed
+    /// to `<file>.imported`): pending approvals live in the store (`_approvals/`).
     #[serde(default)]
     pub approvals_file: Option<PathBuf>,
     /// How long the status page and the API wait for one edge's `/_flags/health` before

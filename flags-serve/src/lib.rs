@@ -10,6 +10,10 @@
 //!   deployed state per environment, re-read only when its pointer changes; `fleet.rs`: the
 //!   configured edges' versions; `auth.rs` + `sessions.rs`: bearer tokens and the page's
 //!   browser sessions (CSRF-checked); `layers.rs`: limits and the security headers.
+//! - Everything a replica keeps lives in the store (or Git), so that replicas over one store act
+//!   as one: pending approvals (`approvals.rs`, `_approvals/`), change requests
+//!   (`changes/record.rs`, `_changes/`), telemetry (`telemetry/`, one `_telemetry/` object per
+//!   replica, merged on read).
 //! - Publishing to one environment is serialized by a per-environment lock held for the whole
 //!   publish (a second publish waits), and runs in its own task so that a client hanging up
 //!   cannot stop it halfway; shutdown waits for every such task.
@@ -58,6 +62,9 @@ pub struct AppState {
     pub purger: Arc<Purger>,
     /// Counters and histograms.
     pub metrics: Arc<metrics::Metrics>,
+    /// This process's random id among the replicas sharing the store (names its telemetry
+    /// object and the approvals it takes).
+    pub replica: Arc<str>,
     /// Changes waiting for approval.
     pub approvals: Arc<approvals::Approvals>,
     /// The Git webhook, when configured.
@@ -95,22 +102,6 @@ impl AppState {
             Some(webhook) => Some(Arc::new(webhook::Webhook::new(webhook.clone())?)),
             None => None,
         };
-        let telemetry = match &config.telemetry_file {
-            Some(path) => crate::telemetry::Telemetry::open(path)?,
-            None => crate::telemetry::Telemetry::in_memory(),
-        };
-        let approvals = match &config.approvals_file {
-            Some(path) => Some(approvals::Approvals::open(
-                path,
-                std::time::SystemTime::now(),
-            )?),
-            None => {
-                if config.environments.iter().any(|e| e.approval.is_some()) {
-                    tracing::warn!("no approvals_file: pending approvals are lost on restart");
-                }
-                None
-            }
-        };
         let changes = match &config.git {
             Some(git) => Some(Arc::new(
                 changes::Changes::open(
@@ -122,14 +113,66 @@ impl AppState {
             )),
             None => None,
         };
-        let mut state = AppState::new(config, store, tokens, purger).with_telemetry(telemetry);
+        let mut state = AppState::new(config, store, tokens, purger);
         state.webhook = webhook;
         state.changes = changes;
-        if let Some(approvals) = approvals {
-            state.approvals = Arc::new(approvals);
-            state.metrics.set_approvals_pending(&state.approvals);
-        }
+        state.import_files().await?;
+        state.update_approvals_gauge().await;
+        let telemetry = Arc::downgrade(&state.telemetry);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::telemetry::FLUSH_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                // Ends with the state (a test's, or the process's).
+                let Some(telemetry) = telemetry.upgrade() else {
+                    break;
+                };
+                if let Err(e) = telemetry.flush().await {
+                    tracing::warn!(error = %e, "telemetry not written to the store; retrying");
+                }
+            }
+        });
         Ok(state)
+    }
+
+    /// Imports what an older version kept in local files (`approvals_file`, `telemetry_file`)
+    /// into the store, once: each file is renamed to `<file>.imported` after.
+    async fn import_files(&self) -> Result<(), String> {
+        if let Some(file) = &self.config.approvals_file {
+            tracing::warn!(file = %file.display(), "approvals_file is no longer used: pending approvals live in the store (_approvals/), shared by every replica; importing the file if it is there");
+            let imported = self
+                .approvals
+                .import_file(file, std::time::SystemTime::now())
+                .await?;
+            if imported > 0 {
+                tracing::info!(imported, file = %file.display(), "pending approvals imported into the store");
+            }
+        }
+        if let Some(file) = &self.config.telemetry_file {
+            tracing::warn!(file = %file.display(), "telemetry_file is no longer used: telemetry lives in the store (_telemetry/), one object per replica; importing the file if it is there");
+            if self.telemetry.import_file(file)? {
+                self.telemetry
+                    .flush()
+                    .await
+                    .map_err(|e| format!("importing {}: {e}", file.display()))?;
+                let mut renamed = file.as_os_str().to_owned();
+                renamed.push(".imported");
+                std::fs::rename(file, &renamed).map_err(|e| format!("{}: {e}", file.display()))?;
+                tracing::info!(file = %file.display(), "telemetry imported into the store");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the pending-approvals gauge from the store (left as it was if the store cannot
+    /// be read).
+    pub async fn update_approvals_gauge(&self) {
+        match self.approvals.counts(std::time::SystemTime::now()).await {
+            Ok(counts) => self.metrics.set_approvals_pending(&counts),
+            Err(e) => tracing::warn!(error = %e, "cannot count pending approvals"),
+        }
     }
 
     /// From parts already opened.
@@ -140,21 +183,26 @@ impl AppState {
         purger: Purger,
     ) -> AppState {
         let rate_limits = Arc::new(rate_limit::RateLimits::new(&config.limits));
+        let replica = new_replica_id();
         AppState {
             config: Arc::new(config),
-            store,
             tokens: Arc::new(tokens),
             purger: Arc::new(purger),
             metrics: Arc::new(metrics::Metrics::new()),
-            approvals: Arc::default(),
+            approvals: Arc::new(approvals::Approvals::new(store.clone(), &replica)),
             rate_limits,
             webhook: None,
             checkout: Arc::default(),
-            telemetry: Arc::new(crate::telemetry::Telemetry::in_memory()),
+            telemetry: Arc::new(crate::telemetry::Telemetry::in_store(
+                store.clone(),
+                &replica,
+            )),
             deployed: Arc::default(),
             sessions: Arc::default(),
             changes: None,
             locks: Arc::default(),
+            store,
+            replica: replica.into(),
         }
     }
 
@@ -204,7 +252,8 @@ impl AppState {
             .map_err(|e| ApiError::Internal(format!("publish task failed: {e}")))?
     }
 
-    /// Waits until no publish is running (each holds its environment's lock to the end).
+    /// Waits until no publish is running (each holds its environment's lock to the end),
+    /// then writes this replica's telemetry to the store.
     pub async fn drain(&self) {
         let locks: Vec<_> = {
             let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
@@ -213,7 +262,23 @@ impl AppState {
         for lock in locks {
             drop(lock.lock().await);
         }
+        if let Err(e) = self.telemetry.flush().await {
+            tracing::error!(error = %e, "telemetry not written to the store at shutdown");
+        }
     }
+}
+
+/// A random id for this process among the replicas (16 hex digits).
+pub fn new_replica_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness: the time and process id are unique enough among replicas.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = ((nanos as u64) ^ u64::from(std::process::id())).to_be_bytes();
+    }
+    hex::encode(bytes)
 }
 
 /// JSON log lines on stderr (`RUST_LOG` filters; `info` by default): what `publisher serve`

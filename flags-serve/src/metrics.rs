@@ -147,11 +147,11 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the pending-approvals gauge from `approvals` (expired changes no longer count).
-    pub fn set_approvals_pending(&self, approvals: &super::approvals::Approvals) {
+    /// Sets the pending-approvals gauge to `counts` (unexpired pending changes per environment).
+    pub fn set_approvals_pending(&self, counts: &std::collections::BTreeMap<String, i64>) {
         self.approvals_pending.reset();
-        for (env, count) in approvals.counts(std::time::SystemTime::now()) {
-            self.approvals_pending.with_label_values(&[&env]).set(count);
+        for (env, count) in counts {
+            self.approvals_pending.with_label_values(&[env]).set(*count);
         }
     }
 
@@ -167,7 +167,7 @@ impl Metrics {
 
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> Response {
-    state.metrics.set_approvals_pending(&state.approvals);
+    state.update_approvals_gauge().await;
     (
         [(
             header::CONTENT_TYPE,

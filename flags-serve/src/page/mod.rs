@@ -174,7 +174,7 @@ async fn env_section(
         &flags_store::drift::audit::entries(&environment).await?,
         now,
     );
-    pending_section(out, state, name);
+    pending_section(out, state, name).await;
     sections::rollouts(out, &environment.rollouts().await?, &history, now);
     let deployed: Vec<String> = match &deployed {
         Some(deployed) => deployed
@@ -186,7 +186,7 @@ async fn env_section(
             .collect(),
         None => Vec::new(),
     };
-    let stats = state.telemetry.environment(name);
+    let stats = state.telemetry.environment(name).await;
     sections::lints(out, state, name, &deployed, &stats, now).await?;
     sections::audit(out, &environment.audit().await?, now);
     sections::evaluations(out, &deployed, &stats);
@@ -272,10 +272,22 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
 }
 
 /// The environment's changes waiting for approval, each with its author, expiry and summary.
-fn pending_section(body: &mut String, state: &AppState, env: &str) {
-    let pending = state
+async fn pending_section(body: &mut String, state: &AppState, env: &str) {
+    let pending = match state
         .approvals
-        .list(Some(env), std::time::SystemTime::now());
+        .list(Some(env), std::time::SystemTime::now())
+        .await
+    {
+        Ok(pending) => pending,
+        Err(e) => {
+            let _ = write!(
+                body,
+                "<p class=error>Pending approvals cannot be read: {}</p>",
+                escape(&e.to_string())
+            );
+            return;
+        }
+    };
     if pending.is_empty() {
         return;
     }

@@ -219,7 +219,7 @@ impl Context {
                     compiled: result.clone(),
                     deployed,
                     drifted,
-                    telemetry: state.telemetry.environment(env),
+                    telemetry: state.telemetry.environment(env).await,
                 },
             );
         }

@@ -194,7 +194,8 @@ pub async fn publish_or_propose(
         },
         approval.ttl,
         SystemTime::now(),
-    )?;
+    )
+    .await?;
     let pending = proposed.pending;
     if !proposed.new {
         // The same change is already waiting: answer it again rather than pile up another.
@@ -204,7 +205,7 @@ pub async fn publish_or_propose(
             json!({ "env": env, "published": false, "already_pending": true, "pending": pending }),
         ));
     }
-    state.metrics.set_approvals_pending(&state.approvals);
+    state.update_approvals_gauge().await;
     tracing::info!(env, token = %actor.name, client = %actor.client, id = pending.id, action = pending.action, "change pending approval");
     Ok((
         StatusCode::ACCEPTED,

@@ -28,17 +28,13 @@ pub async fn ingest(
     flags_store::layout::check_env(&batch.environment).map_err(ApiError::BadRequest)?;
     caller.require(&batch.environment, Role::Telemetry)?;
     let environment = batch.environment.clone();
-    // A batch counted but not yet on disk is still accepted: the worker would retry a failure
-    // and the batch would count twice. The next batch's write keeps it.
-    let (accepted, persisted) = match state.telemetry.ingest_async(batch, Utc::now()).await {
-        Ok(counted) => (counted, true),
-        Err(IngestError::NotWritten { counted, error }) => {
-            tracing::warn!(%environment, %error, "telemetry counted but not written");
-            (counted, false)
-        }
+    // Counted in memory; this replica writes its aggregate to the store every few seconds.
+    // `persisted` is false while its last write failed (the next one retries).
+    let accepted = match state.telemetry.ingest(&batch, Utc::now()) {
+        Ok(counted) => counted,
         Err(IngestError::Refused(why)) => return Err(ApiError::BadRequest(why)),
-        Err(IngestError::Failed(why)) => return Err(ApiError::Internal(why)),
     };
+    let persisted = state.telemetry.persisted();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "environment": environment, "accepted": accepted, "persisted": persisted })),
@@ -66,7 +62,7 @@ pub async fn report(
         Some((_, blob)) => blob.body.flags.into_iter().map(|f| f.key).collect(),
         None => Vec::new(),
     };
-    let stats = state.telemetry.environment(env);
+    let stats = state.telemetry.environment(env).await;
     let lints = telemetry::lints(&stats, deployed.iter().map(String::as_str), now, days);
     let flags: Vec<Value> = deployed
         .iter()

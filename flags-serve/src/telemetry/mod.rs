@@ -3,16 +3,28 @@
 //! evaluates any more, a flag that serves one variant to everyone. The service's
 //! `POST /api/v1/telemetry` feeds it ([`Telemetry::ingest`]); its API and status page read it.
 //!
-//! Persistence is one JSON file, rewritten atomically (a temporary file renamed over it) after
-//! each batch: the aggregate is bounded (flags x variants x [`KEEP_DAYS`] days), so it stays
-//! small, and it survives a restart. Bigger deployments read the same counts from `/metrics`.
+//! Persistence is in the store, one object per replica of the service:
+//! `_telemetry/<replica>.json`, where `<replica>` is a random id each process takes when it
+//! starts. Only that replica writes it (still with conditional writes), with its whole
+//! aggregate, at most every [`FLUSH_EVERY`] and on shutdown ([`Telemetry::flush`]), never once
+//! per batch. Reading merges every replica's object with this one's live counts
+//! ([`merge`]: counts add up, first times take the earliest, last times the latest), caching
+//! the others' for [`CACHE_FOR`]: two replicas behind one load balancer show the same sums. A
+//! restart starts a new object and the old one keeps counting in the merge, so the aggregate
+//! survives restarts (one small object per process ever started: the aggregate is bounded,
+//! flags x variants x [`KEEP_DAYS`] days). The old `telemetry_file` is imported once at
+//! startup ([`Telemetry::import_file`]). Bigger deployments read the same counts from `/metrics`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+use flags_store::store::{ObjectStore, PutOptions, StoreError};
 
 /// Daily counts older than this are forgotten.
 pub const KEEP_DAYS: i64 = 120;
@@ -88,73 +100,158 @@ pub struct Lint {
     pub message: String,
 }
 
-/// Why [`Telemetry::ingest`] did not simply succeed.
+/// Why [`Telemetry::ingest`] did not count a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestError {
     /// The batch is not acceptable; nothing of it was added.
     Refused(String),
-    /// The batch was counted but the file could not be written; the next batch's write
-    /// keeps it (lost only if the service stops first).
-    NotWritten { counted: u64, error: String },
-    /// The ingesting task did not finish (nothing is known of the batch).
-    Failed(String),
 }
 
-/// The aggregate of every environment, and where it is kept.
+/// How often a replica writes its aggregate to the store (when it changed).
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a replica reuses the other replicas' aggregates it read.
+pub const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+const PREFIX: &str = "_telemetry/";
+
+const OPTIONS: PutOptions = PutOptions {
+    content_type: "application/json",
+    content_encoding: None,
+    cache_control: "no-store",
+};
+
+/// One replica's object in the store.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ReplicaAggregate {
+    replica: String,
+    updated_at: Option<DateTime<Utc>>,
+    environments: BTreeMap<String, EnvStats>,
+}
+
+/// The aggregate of every environment: this replica's counts (in memory, written to its own
+/// object in the store at most every [`FLUSH_EVERY`]) merged with every other replica's.
 #[derive(Debug)]
 pub struct Telemetry {
-    path: Option<PathBuf>,
-    environments: Mutex<BTreeMap<String, EnvStats>>,
-    /// Held while the file is written: one writer at a time on its temporary file, each
-    /// writing the state as of its turn, so the last write is the latest state.
-    writing: Mutex<()>,
+    /// Where the replicas' aggregates are; `None`: this one's in memory only.
+    store: Option<Arc<dyn ObjectStore>>,
+    /// This replica: its object is `_telemetry/<replica>.json`.
+    replica: String,
+    /// What this replica counted (since it started, plus an imported file).
+    mine: Mutex<BTreeMap<String, EnvStats>>,
+    /// Counted since the last write.
+    dirty: AtomicBool,
+    /// The last write failed.
+    unwritten: AtomicBool,
+    /// Held while writing: the ETag of this replica's object as last written.
+    writing: tokio::sync::Mutex<Option<String>>,
+    /// The other replicas' aggregates, merged, and when they were read.
+    others: tokio::sync::Mutex<Option<(Instant, BTreeMap<String, EnvStats>)>>,
 }
 
 impl Telemetry {
-    /// Kept in memory only (lost on restart).
+    /// Kept in memory only (lost on restart; no other replica sees it).
     pub fn in_memory() -> Telemetry {
+        Telemetry::new(None, "memory")
+    }
+
+    /// Kept in `store`, as replica `replica`'s object, merged with every other replica's.
+    pub fn in_store(store: Arc<dyn ObjectStore>, replica: &str) -> Telemetry {
+        Telemetry::new(Some(store), replica)
+    }
+
+    fn new(store: Option<Arc<dyn ObjectStore>>, replica: &str) -> Telemetry {
         Telemetry {
-            path: None,
-            environments: Mutex::default(),
-            writing: Mutex::default(),
+            store,
+            replica: replica.to_owned(),
+            mine: Mutex::default(),
+            dirty: AtomicBool::new(false),
+            unwritten: AtomicBool::new(false),
+            writing: tokio::sync::Mutex::default(),
+            others: tokio::sync::Mutex::default(),
         }
     }
 
-    /// Kept in `path`, loading what is there (a missing file is an empty aggregate; an
-    /// unreadable one is an error, so a restart never silently forgets the counts).
-    pub fn open(path: &Path) -> Result<Telemetry, String> {
-        let environments = match std::fs::read(path) {
+    fn key(&self) -> String {
+        format!("{PREFIX}{}.json", self.replica)
+    }
+
+    /// Adds an old `telemetry_file`'s aggregate to this replica's counts (a missing file adds
+    /// nothing; an unreadable one is an error, so a start never silently forgets the counts).
+    /// The caller writes them ([`Telemetry::flush`]) before renaming the file away.
+    pub fn import_file(&self, path: &Path) -> Result<bool, String> {
+        let environments: BTreeMap<String, EnvStats> = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{}: not a telemetry file: {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        Ok(Telemetry {
-            path: Some(path.to_owned()),
-            environments: Mutex::new(environments),
-            writing: Mutex::default(),
-        })
+        merge_all(&mut self.lock(), &environments);
+        self.dirty.store(true, Ordering::SeqCst);
+        Ok(true)
     }
 
     /// Adds a batch received at `now`. Returns the evaluations counted. The batch is checked
-    /// whole before anything is added: [`IngestError::Refused`] adds nothing. Once added, a
-    /// batch stays counted even if the file cannot be written ([`IngestError::NotWritten`]):
-    /// the next write (every batch rewrites the whole aggregate) keeps it, and a sender told
-    /// to retry would have it counted twice.
+    /// whole before anything is added: [`IngestError::Refused`] adds nothing. Counted batches
+    /// reach the store with the next [`Telemetry::flush`] (every [`FLUSH_EVERY`], and on
+    /// shutdown), not one write per batch.
     pub fn ingest(&self, batch: &Batch, now: DateTime<Utc>) -> Result<u64, IngestError> {
         self.add(batch, now).map_err(IngestError::Refused)?;
-        let counted = batch
+        self.dirty.store(true, Ordering::SeqCst);
+        Ok(batch
             .counts
             .iter()
             .map(|c| c.count)
-            .fold(0u64, u64::saturating_add);
-        if let Some(path) = &self.path {
-            let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-            let snapshot = self.lock().clone();
-            write_atomically(path, &snapshot)
-                .map_err(|error| IngestError::NotWritten { counted, error })?;
+            .fold(0u64, u64::saturating_add))
+    }
+
+    /// False when this replica's last write to the store failed (its counts are kept in
+    /// memory and the next write retries).
+    pub fn persisted(&self) -> bool {
+        !self.unwritten.load(Ordering::SeqCst)
+    }
+
+    /// Writes this replica's aggregate to its object if it changed since the last write
+    /// (a conditional write: only this replica writes its object).
+    pub async fn flush(&self) -> Result<(), String> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let mut etag = self.writing.lock().await;
+        if !self.dirty.swap(false, Ordering::SeqCst) {
+            return Ok(());
         }
-        Ok(counted)
+        let object = ReplicaAggregate {
+            replica: self.replica.clone(),
+            updated_at: Some(Utc::now()),
+            environments: self.lock().clone(),
+        };
+        let bytes = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
+        let key = self.key();
+        let written = match etag.as_deref() {
+            None => store.put_if_absent(&key, bytes, OPTIONS).await,
+            Some(tag) => store.put_if_match(&key, bytes, tag, OPTIONS).await,
+        };
+        let written = match written {
+            Ok(()) => store.head(&key).await.map(|meta| meta.map(|m| m.etag)),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(tag) => {
+                *etag = tag;
+                self.unwritten.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, StoreError::PreconditionFailed { .. }) {
+                    // Not as last written (a write whose answer was lost): take its ETag, the
+                    // next write replaces it with the whole aggregate again.
+                    *etag = store.head(&key).await.ok().flatten().map(|m| m.etag);
+                }
+                self.dirty.store(true, Ordering::SeqCst);
+                self.unwritten.store(true, Ordering::SeqCst);
+                Err(e.to_string())
+            }
+        }
     }
 
     fn add(&self, batch: &Batch, now: DateTime<Utc>) -> Result<(), String> {
@@ -208,36 +305,106 @@ impl Telemetry {
         Ok(())
     }
 
-    /// [`Telemetry::ingest`] on tokio's blocking pool: adding counts is quick, but rewriting
-    /// the file is blocking I/O that must not hold one of the runtime's few worker threads (the
-    /// service's other requests would wait behind a slow disk).
-    pub async fn ingest_async(
-        self: &Arc<Self>,
-        batch: Batch,
-        now: DateTime<Utc>,
-    ) -> Result<u64, IngestError> {
-        let telemetry = self.clone();
-        tokio::task::spawn_blocking(move || telemetry.ingest(&batch, now))
-            .await
-            .map_err(|e| IngestError::Failed(format!("telemetry task failed: {e}")))?
+    /// One environment's aggregate over every replica (empty if nothing was reported): this
+    /// replica's counts as they are now plus the others' as last written (read at most every
+    /// [`CACHE_FOR`]).
+    pub async fn environment(&self, env: &str) -> EnvStats {
+        let mut stats = self.lock().get(env).cloned().unwrap_or_default();
+        if self.store.is_some() {
+            let others = self.others().await;
+            if let Some(other) = others.get(env) {
+                merge(&mut stats, other);
+            }
+        }
+        stats
     }
 
-    /// One environment's aggregate (empty if nothing was reported).
-    pub fn environment(&self, env: &str) -> EnvStats {
-        self.lock().get(env).cloned().unwrap_or_default()
+    /// The other replicas' aggregates, merged: as read less than [`CACHE_FOR`] ago, else read
+    /// again (and if the store cannot be read, as read last).
+    async fn others(&self) -> BTreeMap<String, EnvStats> {
+        let mut cache = self.others.lock().await;
+        if let Some((read, others)) = cache.as_ref()
+            && read.elapsed() < CACHE_FOR
+        {
+            return others.clone();
+        }
+        match self.read_others().await {
+            Ok(others) => {
+                *cache = Some((Instant::now(), others.clone()));
+                others
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the other replicas' telemetry");
+                cache.as_ref().map(|(_, o)| o.clone()).unwrap_or_default()
+            }
+        }
+    }
+
+    async fn read_others(&self) -> Result<BTreeMap<String, EnvStats>, String> {
+        let Some(store) = &self.store else {
+            return Ok(BTreeMap::new());
+        };
+        let mine = self.key();
+        let mut merged = BTreeMap::new();
+        for key in store.list(PREFIX).await.map_err(|e| e.to_string())? {
+            if key == mine || !key.ends_with(".json") {
+                continue;
+            }
+            let Some(object) = store.get(&key).await.map_err(|e| e.to_string())? else {
+                continue;
+            };
+            match serde_json::from_slice::<ReplicaAggregate>(&object.bytes) {
+                Ok(other) => merge_all(&mut merged, &other.environments),
+                Err(e) => tracing::warn!(%key, error = %e, "unreadable replica telemetry skipped"),
+            }
+        }
+        Ok(merged)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, EnvStats>> {
-        self.environments.lock().unwrap_or_else(|e| e.into_inner())
+        self.mine.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-fn write_atomically(path: &Path, environments: &BTreeMap<String, EnvStats>) -> Result<(), String> {
-    let bytes = serde_json::to_vec(environments).map_err(|e| e.to_string())?;
-    let temporary = path.with_extension("json.tmp");
-    std::fs::write(&temporary, bytes)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| format!("{}: {e}", path.display()))
+/// Adds every environment of `from` to `into`.
+fn merge_all(into: &mut BTreeMap<String, EnvStats>, from: &BTreeMap<String, EnvStats>) {
+    for (env, stats) in from {
+        merge(into.entry(env.clone()).or_default(), stats);
+    }
+}
+
+fn earliest<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+    a.into_iter().chain(b).min()
+}
+
+fn latest<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+    a.into_iter().chain(b).max()
+}
+
+/// Adds `from` (another replica's counts) to `into`: counts add up (totals, variants, days,
+/// batches, dropped), first times take the earliest and last times the latest.
+pub fn merge(into: &mut EnvStats, from: &EnvStats) {
+    into.first_report = earliest(into.first_report, from.first_report);
+    into.last_report = latest(into.last_report, from.last_report);
+    into.batches = into.batches.saturating_add(from.batches);
+    into.dropped = into.dropped.saturating_add(from.dropped);
+    for (key, other) in &from.flags {
+        let flag = into.flags.entry(key.clone()).or_default();
+        flag.total = flag.total.saturating_add(other.total);
+        for (variant, n) in &other.variants {
+            let count = flag.variants.entry(variant.clone()).or_default();
+            *count = count.saturating_add(*n);
+        }
+        flag.first_seen = earliest(flag.first_seen, other.first_seen);
+        flag.last_seen = latest(flag.last_seen, other.last_seen);
+        for (day, variants) in &other.days {
+            let counts = flag.days.entry(*day).or_default();
+            for (variant, n) in variants {
+                let count = counts.entry(variant.clone()).or_default();
+                *count = count.saturating_add(*n);
+            }
+        }
+    }
 }
 
 /// The lints for the flags `deployed` in an environment with aggregate `stats`, as of `now`:
@@ -330,8 +497,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn batches_add_up_per_flag_variant_and_day() {
+    #[tokio::test]
+    async fn batches_add_up_per_flag_variant_and_day() {
         let telemetry = Telemetry::in_memory();
         telemetry
             .ingest(&batch(&[("a", Some("on"), 3), ("a", None, 1)]), at(0))
@@ -342,7 +509,7 @@ mod tests {
                 at(1),
             )
             .unwrap();
-        let prod = telemetry.environment("prod");
+        let prod = telemetry.environment("prod").await;
         let a = &prod.flags["a"];
         assert_eq!(a.total, 6);
         assert_eq!(a.variants["on"], 5);
@@ -350,11 +517,11 @@ mod tests {
         assert_eq!(a.days.len(), 2);
         assert_eq!((a.first_seen, a.last_seen), (Some(at(0)), Some(at(1))));
         assert_eq!((prod.batches, prod.dropped), (2, 4));
-        assert_eq!(telemetry.environment("dev"), EnvStats::default());
+        assert_eq!(telemetry.environment("dev").await, EnvStats::default());
     }
 
-    #[test]
-    fn lints_name_unevaluated_and_single_variant_flags() {
+    #[tokio::test]
+    async fn lints_name_unevaluated_and_single_variant_flags() {
         let telemetry = Telemetry::in_memory();
         for day in 0..40 {
             let mut counts = vec![("always-on", Some("on"), 10)];
@@ -364,7 +531,7 @@ mod tests {
             counts.push(("split", Some(if day % 2 == 0 { "a" } else { "b" }), 4));
             telemetry.ingest(&batch(&counts), at(day)).unwrap();
         }
-        let stats = telemetry.environment("prod");
+        let stats = telemetry.environment("prod").await;
         let deployed = ["always-on", "gone", "never", "split"];
         let mut found: Vec<(String, &str)> = lints(&stats, deployed, at(40), 30)
             .into_iter()
@@ -387,59 +554,78 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_batch_the_file_cannot_take_stays_counted_and_the_next_write_keeps_it() {
+    #[tokio::test]
+    async fn replicas_write_their_own_objects_and_read_the_sum() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("not-yet");
-        let path = missing.join("telemetry.json");
-        let telemetry = Telemetry::open(&path).unwrap();
-        let first = telemetry.ingest(&batch(&[("a", Some("on"), 3)]), at(0));
+        let store: Arc<dyn ObjectStore> = Arc::new(flags_store::store::LocalStore::new(
+            dir.path().join("store"),
+        ));
+        let a = Telemetry::in_store(store.clone(), "a");
+        let b = Telemetry::in_store(store.clone(), "b");
+        a.ingest(&batch(&[("x", Some("on"), 3)]), at(0)).unwrap();
+        b.ingest(&batch(&[("x", Some("on"), 2), ("x", None, 1)]), at(1))
+            .unwrap();
         assert!(
-            matches!(&first, Err(IngestError::NotWritten { counted: 3, error }) if error.contains("not-yet")),
-            "{first:?}"
+            store.list(PREFIX).await.unwrap().is_empty(),
+            "batched, not per batch"
         );
-        assert_eq!(telemetry.environment("prod").flags["a"].total, 3);
-        std::fs::create_dir(&missing).unwrap();
-        assert_eq!(
-            telemetry.ingest(&batch(&[("a", Some("on"), 2)]), at(0)),
-            Ok(2)
+        a.flush().await.unwrap();
+        b.flush().await.unwrap();
+        assert_eq!(store.list(PREFIX).await.unwrap().len(), 2);
+        for replica in [&a, &b] {
+            let x = &replica.environment("prod").await.flags["x"];
+            assert_eq!(
+                (x.total, x.variants["on"], x.variants[NO_VARIANT]),
+                (6, 5, 1)
+            );
+            assert_eq!((x.first_seen, x.last_seen), (Some(at(0)), Some(at(1))));
+            assert_eq!(
+                x.days
+                    .values()
+                    .map(|v| v.values().sum::<u64>())
+                    .sum::<u64>(),
+                6
+            );
+        }
+        assert_eq!(a.environment("prod").await.batches, 2);
+        // A second write replaces the replica's own object (conditionally), a restart (a new
+        // replica) keeps counting the old object.
+        a.ingest(&batch(&[("x", Some("on"), 4)]), at(1)).unwrap();
+        a.flush().await.unwrap();
+        drop(a);
+        let restarted = Telemetry::in_store(store.clone(), "c");
+        assert_eq!(restarted.environment("prod").await.flags["x"].total, 10);
+        let refused = restarted.ingest(
+            &batch(&[("y", Some("on"), 1), (&"z".repeat(300), None, 1)]),
+            at(0),
         );
-        // Counted once each: 3 + 2, not 3 + 3 + 2 as a retried batch would be.
-        let reopened = Telemetry::open(&path).unwrap();
-        assert_eq!(reopened.environment("prod").flags["a"].total, 5);
+        assert!(matches!(refused, Err(IngestError::Refused(_))));
+        assert!(!restarted.environment("prod").await.flags.contains_key("y"));
     }
 
-    #[test]
-    fn the_aggregate_survives_a_restart_and_bad_batches_change_nothing() {
+    #[tokio::test]
+    async fn an_old_telemetry_file_is_imported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("telemetry.json");
-        let telemetry = Arc::new(Telemetry::open(&path).unwrap());
-        // As the service ingests: the write on the blocking pool, the file there when it answers.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let counted =
-            runtime.block_on(telemetry.ingest_async(batch(&[("a", Some("on"), 3)]), at(0)));
-        assert_eq!(counted, Ok(3));
+        let old = Telemetry::in_memory();
+        old.ingest(&batch(&[("a", Some("on"), 3)]), at(0)).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&*old.lock()).unwrap()).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(flags_store::store::LocalStore::new(
+            dir.path().join("store"),
+        ));
+        let telemetry = Telemetry::in_store(store.clone(), "a");
+        assert_eq!(telemetry.import_file(&path), Ok(true));
+        telemetry.flush().await.unwrap();
+        let other = Telemetry::in_store(store, "b");
+        assert_eq!(other.environment("prod").await.flags["a"].total, 3);
         assert_eq!(
-            Telemetry::open(&path).unwrap().environment("prod").flags["a"].total,
-            3
-        );
-        let too_long = "x".repeat(300);
-        let refused =
-            telemetry.ingest(&batch(&[("b", Some("on"), 1), (&too_long, None, 1)]), at(0));
-        assert!(matches!(refused, Err(IngestError::Refused(_))));
-        drop(telemetry);
-        let reopened = Telemetry::open(&path).unwrap();
-        let prod = reopened.environment("prod");
-        assert_eq!(prod.flags["a"].total, 3);
-        assert!(
-            !prod.flags.contains_key("b"),
-            "a refused batch adds nothing"
+            telemetry.import_file(&dir.path().join("none.json")),
+            Ok(false)
         );
         std::fs::write(&path, b"{not json").unwrap();
         assert!(
-            Telemetry::open(&path)
+            telemetry
+                .import_file(&path)
                 .unwrap_err()
                 .contains("not a telemetry file")
         );

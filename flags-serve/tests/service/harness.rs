@@ -188,6 +188,15 @@ impl Service {
         AppState::open(config).await.expect("open the replica")
     }
 
+    /// A second service over the same `serve.yaml` (the same store, checkout and tokens),
+    /// opened again as `publisher serve` on another machine would: another replica, with
+    /// no Git needed.
+    pub async fn second_state(&self) -> AppState {
+        let file = self.path().join("serve.yaml");
+        let config = ServeConfig::load(Some(&file), Overrides::default()).expect("serve.yaml");
+        AppState::open(config).await.expect("open the second replica")
+    }
+
     /// Rewrites the token file (the service re-reads it when its size or time changes).
     pub fn write_tokens(&self, tokens: &[(&str, &str, &str)]) {
         let mut text = String::from("tokens:\n");

@@ -11,4 +11,5 @@ mod diagnostics;
 mod drift;
 mod headers;
 mod page;
+mod replicas;
 mod sessions;

@@ -33,10 +33,12 @@ pub struct Args {
     /// An environment to serve (repeatable); default: those of the config, else of the token file.
     #[arg(long = "env")]
     pub environments: Vec<String>,
-    /// Where evaluation telemetry from the edge is kept (JSON); default: in memory.
+    /// An older version's telemetry file (JSON) to import into the store once at startup
+    /// (renamed to FILE.imported after); telemetry lives in the store.
     #[arg(long, env = "FLAGS_SERVE_TELEMETRY_FILE")]
     pub telemetry_file: Option<PathBuf>,
-    /// Where pending approvals are kept across restarts (JSON); default: in memory.
+    /// An older version's approvals file (JSON) to import into the store once at startup
+    /// (renamed to FILE.imported after); pending approvals live in the store.
     #[arg(long, env = "FLAGS_SERVE_APPROVALS_FILE")]
     pub approvals_file: Option<PathBuf>,
     /// An edge serving an environment, as ENV=URL (repeatable): the page shows its version.

@@ -33,8 +33,8 @@ const TOKENS: &[(&str, &str, &str)] = &[
 ];
 
 /// Starts serve on the setup's checkout with dev (auto-publish), prod (auto-publish, approval
-/// for an hour) and qa (approval for one second), the webhook on `main` and pending approvals
-/// kept in `approvals.json`; everything comes from the config file (paths in it relative to it).
+/// for an hour) and qa (approval for one second), the webhook on `main` (pending approvals
+/// are kept in the store); everything comes from the config file (paths in it relative to it).
 fn start(setup: &Setup, s3: &SeaweedFs, bucket: &str) -> Service {
     setup.write("hook.secret", &format!("{HOOK_SECRET}\n"));
     let config = setup.write(
@@ -42,7 +42,7 @@ fn start(setup: &Setup, s3: &SeaweedFs, bucket: &str) -> Service {
         &format!(
             "store: {}\nflags: checkout\ntokens: tokens.yaml\nenvironments:\n  - name: dev\n    auto_publish: true\n  \
              - name: prod\n    auto_publish: true\n    approval: {{ttl: 1h}}\n  - name: qa\n    approval: {{ttl: 1s}}\n\
-             webhook:\n  branch: main\n  secret_file: hook.secret\napprovals_file: approvals.json\n\
+             webhook:\n  branch: main\n  secret_file: hook.secret\n\
              limits: {{per_token_per_second: 1000, per_token_burst: 1000}}\n",
             s3.bucket(bucket),
         ),
@@ -245,7 +245,7 @@ fn a_change_to_an_approval_environment_waits_for_another_token() {
     assert_eq!(reply.json()["version"], 1);
 }
 
-/// Pending changes are kept in the approvals file: after a restart on the same state the
+/// Pending changes are kept in the store: after a restart on the same state the
 /// change is still pending with its author, diff and expiry (its author still cannot approve
 /// it), one that expired while the service was down is gone, and a second token's approval
 /// publishes it.
@@ -289,7 +289,7 @@ fn pending_changes_survive_a_restart() {
     let audit = get(&service, "/api/v1/environments/prod/audit", READER);
     assert_eq!(audit["entries"][0]["who"], "ci");
     assert_eq!(audit["entries"][0]["message"], "launch (approved by lead)");
-    // Ids go on from the file's: a new change does not take an old one's id.
+    // Ids go on from the store's: a new change does not take an old one's id.
     edit(
         &setup,
         "flags/beta-banner.yaml",
