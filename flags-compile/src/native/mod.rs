@@ -380,6 +380,7 @@ impl Compiler {
                 targeting,
                 salt: def.salt.clone(),
                 unsigned_attrs,
+                signed_bucketing_only: false,
                 metadata: serde_json::Map::new(),
             });
         }
