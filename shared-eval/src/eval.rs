@@ -34,7 +34,7 @@ pub(crate) use prepared::Prepared;
 pub use resolved::Resolved;
 use resolved::{Halves, Slot};
 pub(crate) use unsigned::split_reads_unsigned;
-pub use unsigned::unsigned_ignored;
+pub use unsigned::{unsigned_ignored, unsigned_ignored_all};
 
 /// Why a value was served (OpenFeature reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

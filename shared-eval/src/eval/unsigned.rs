@@ -4,6 +4,7 @@
 //! `unsignedIgnored`).
 
 use alloc::{string::String, vec::Vec};
+use serde_json::{Map, Value};
 
 use super::{find_flag, is_targeting_key};
 use crate::{
@@ -34,17 +35,46 @@ pub(crate) fn split_reads_unsigned(flag: &Flag, attr: AttrId, targeting_key: boo
 /// The attributes (dotted paths) flag `key` reads that `ctx` sent unsigned only and the flag
 /// does not read unsigned, so its answer ignored them: what the edge reports as
 /// `unsignedIgnored`. Reads are native conditions (segments included) and splits; an
-/// unsigned targeting key a split may bucket by is read, not ignored. Imported flagd
-/// targeting is not broken down (empty).
+/// unsigned targeting key a split may bucket by is read, not ignored (one a flag that opted
+/// out of unsigned bucketing did not bucket by is ignored). Imported flagd targeting is not
+/// broken down (empty).
 pub fn unsigned_ignored(snapshot: &Snapshot, key: &str, ctx: &Context<'_>) -> Vec<String> {
-    let mut ignored = Vec::new();
-    let (Some(unsigned), Some(flag)) = (
+    match (
         ctx.unsigned.filter(|m| !m.is_empty()),
         find_flag(snapshot, key).and_then(|i| snapshot.blob.body.flags.get(i)),
-    ) else {
-        return ignored;
+    ) {
+        (Some(unsigned), Some(flag)) => ignored_by(&snapshot.blob.body, flag, ctx, unsigned),
+        _ => Vec::new(),
+    }
+}
+
+/// [`unsigned_ignored`] for every flag: `(index, attributes)` for each flag that ignored
+/// something, in flag (key) order, so `index` is the flag's position in
+/// [`evaluate_all`](crate::evaluate_all)'s result. Allocates nothing when `ctx` has no
+/// unsigned attributes.
+pub fn unsigned_ignored_all(snapshot: &Snapshot, ctx: &Context<'_>) -> Vec<(usize, Vec<String>)> {
+    let Some(unsigned) = ctx.unsigned.filter(|m| !m.is_empty()) else {
+        return Vec::new();
     };
     let body = &snapshot.blob.body;
+    body.flags
+        .iter()
+        .enumerate()
+        .filter_map(|(index, flag)| {
+            let ignored = ignored_by(body, flag, ctx, unsigned);
+            (!ignored.is_empty()).then_some((index, ignored))
+        })
+        .collect()
+}
+
+/// [`unsigned_ignored`] of one flag, for a context with `unsigned` attributes.
+fn ignored_by(
+    body: &Body,
+    flag: &Flag,
+    ctx: &Context<'_>,
+    unsigned: &Map<String, Value>,
+) -> Vec<String> {
+    let mut ignored = Vec::new();
     // A permission flag reads nothing unsigned on an unverified identity.
     let granting = flag.kind == FlagKind::Permission && !ctx.identity_signed();
     let mut note = |attr: u32, bucketing: bool| {
@@ -213,5 +243,24 @@ mod tests {
             key
         );
         assert!(unsigned_ignored(&snapshot, "rollout", &anonymous).is_empty());
+    }
+
+    #[test]
+    fn every_flags_ignored_attributes_at_once() {
+        let snapshot = snapshot();
+        let none = Map::new();
+        let device = object(json!({"targetingKey": "device-1"}));
+        let key = vec![String::from("targetingKey")];
+        let anonymous = Context::with_unsigned(&none, &device, false);
+        assert_eq!(
+            unsigned_ignored_all(&snapshot, &anonymous),
+            vec![(0, key.clone()), (1, key)]
+        );
+        let nothing_unsigned = Context::with_unsigned(&none, &none, false);
+        assert_eq!(unsigned_ignored_all(&snapshot, &nothing_unsigned), vec![]);
+        assert_eq!(
+            unsigned_ignored_all(&snapshot, &Context::new(&device)),
+            vec![]
+        );
     }
 }
