@@ -369,6 +369,7 @@ impl Generator {
             },
             salt: String::new(),
             unsigned_attrs: Vec::new(),
+            signed_bucketing_only: false,
             metadata: Map::new(),
         }
     }

@@ -137,6 +137,7 @@ pub fn scenario_body() -> Body {
         },
         salt: String::new(),
         unsigned_attrs: Vec::new(),
+        signed_bucketing_only: false,
         metadata: Map::new(),
     };
     let simple_flag = Flag {
@@ -164,6 +165,7 @@ pub fn scenario_body() -> Body {
         },
         salt: String::new(),
         unsigned_attrs: Vec::new(),
+        signed_bucketing_only: false,
         metadata: Map::new(),
     };
     Body {

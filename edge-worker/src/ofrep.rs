@@ -337,10 +337,32 @@ fn bulk(served: &Answering<'_>, context: &Context<'_>, now_ms: i64) -> Answer {
     let variants = Variants::all(served.snapshot, &evaluations);
     crate::telemetry::with_tally(|t| t.record_all(served.snapshot, &evaluations));
     let header = served.snapshot.header();
+    // Attributes each flag reads that were sent unsigned and so ignored, as single answers
+    // say; next to the flag's own metadata. Nothing sent unsigned: nothing computed or copied.
+    let ignored: Vec<(usize, Map<String, Value>)> =
+        shared_eval::unsigned_ignored_all(served.snapshot, context)
+            .into_iter()
+            .map(|(index, ignored)| {
+                let mut metadata = evaluations
+                    .get(index)
+                    .and_then(|(_, evaluation)| evaluation.metadata.cloned())
+                    .unwrap_or_default();
+                metadata.insert("unsignedIgnored".into(), Value::from(ignored));
+                (index, metadata)
+            })
+            .collect();
+    let mut ignored_iter = ignored.iter().peekable();
     let body = BulkBody {
         flags: evaluations
             .iter()
-            .map(|(key, evaluation)| FlagResult::new(key, evaluation))
+            .enumerate()
+            .map(|(index, (key, evaluation))| {
+                let mut result = FlagResult::new(key, evaluation);
+                if let Some((_, metadata)) = ignored_iter.next_if(|(i, _)| *i == index) {
+                    result.metadata = Some(metadata);
+                }
+                result
+            })
             .collect(),
         event_streams: served.event_streams.then(|| {
             [crate::events::stream_entry(
@@ -583,8 +605,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_anonymous_targeting_key_buckets_splits_but_is_not_compared() {
+    /// A blob of release flags: `beta-alice` (a rule comparing the targeting key),
+    /// `csv-export` (a split by it), `pricing` (a split by it, opted out of unsigned bucketing,
+    /// with metadata of its own).
+    fn targeting_key_snapshot() -> shared_eval::Snapshot {
         use shared_eval::{Blob, Body, Header, Snapshot};
         let header = Header {
             environment: "prod".into(),
@@ -607,19 +631,28 @@ mod tests {
         let alice = json!({"rules": [{"id": "alice", "condition":
             {"test": {"attr": 0, "op": {"equals": "alice"}}}, "serve": {"variant": 0}}],
             "fallthrough": {"variant": 1}});
+        let mut pricing = flag("pricing", "experiment", everyone.clone());
+        pricing["signed_bucketing_only"] = json!(true);
+        pricing["metadata"] = json!({"team": "growth"});
         blob["body"]["attrs"] = json!([["targetingKey"]]);
         blob["body"]["flags"] = json!([
             flag("beta-alice", "release", alice),
             flag("csv-export", "release", everyone),
+            pricing,
         ]);
-        blob["body"]["eval_order"] = json!([0, 1]);
+        blob["body"]["eval_order"] = json!([0, 1, 2]);
         // The header names the body's hash: the loader's own verdict on it fills it in.
         if let Err(shared_eval::BlobError::HashMismatch { found, .. }) =
             Snapshot::from_json(&serde_json::to_vec(&blob).unwrap())
         {
             blob["header"]["content_hash"] = json!(found);
         }
-        let snapshot = Snapshot::from_json(&serde_json::to_vec(&blob).unwrap()).unwrap();
+        Snapshot::from_json(&serde_json::to_vec(&blob).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_anonymous_targeting_key_buckets_splits_but_is_not_compared() {
+        let snapshot = targeting_key_snapshot();
         let served = Served {
             snapshot: &snapshot,
             version: 1,
@@ -660,6 +693,65 @@ mod tests {
         );
         let (_, answer) = ask("csv-export");
         assert_eq!(answer["metadata"].get("unsignedIgnored"), None, "{answer}");
+    }
+
+    #[test]
+    fn bulk_answers_name_the_unsigned_attributes_each_flag_ignored() {
+        let snapshot = targeting_key_snapshot();
+        let served = Served {
+            snapshot: &snapshot,
+            version: 1,
+            canary: None,
+            event_streams: false,
+        };
+        let bulk = |body: &[u8]| {
+            let reply = handle(
+                &EvalRequest {
+                    body,
+                    ..Default::default()
+                },
+                Some(served),
+                None,
+                0,
+            );
+            assert_eq!(reply.status, 200);
+            let answer = reply_json(&reply);
+            let flags = answer["flags"].as_array().unwrap().clone();
+            let by_key = |key: &str| flags.iter().find(|f| f["key"] == key).unwrap().clone();
+            (
+                by_key("beta-alice"),
+                by_key("csv-export"),
+                by_key("pricing"),
+            )
+        };
+        let anonymous = br#"{"context":{"targetingKey":"alice"}}"#;
+        // Twice: computed, then from the answer cache, the same.
+        for _ in 0..2 {
+            let (alice, csv, pricing) = bulk(anonymous);
+            assert_eq!(
+                alice["metadata"],
+                json!({"unsignedIgnored": ["targetingKey"]})
+            );
+            assert_eq!(csv.get("metadata"), None, "{csv}");
+            assert_eq!(csv["reason"], "SPLIT");
+            // Opted out of unsigned bucketing: the key was not bucketed by, and it says so,
+            // next to the flag's own metadata.
+            assert_eq!(
+                (&pricing["reason"], &pricing["errorCode"]),
+                (&json!("ERROR"), &json!("TARGETING_KEY_MISSING"))
+            );
+            assert_eq!(
+                pricing["metadata"],
+                json!({"team": "growth", "unsignedIgnored": ["targetingKey"]})
+            );
+        }
+        // Another body (the cache keys on it): nothing sent unsigned, nothing ignored.
+        for body in [&b""[..], br#"{"context":{}}"#] {
+            let (alice, csv, pricing) = bulk(body);
+            assert_eq!(alice.get("metadata"), None, "{alice}");
+            assert_eq!(csv.get("metadata"), None, "{csv}");
+            assert_eq!(pricing["metadata"], json!({"team": "growth"}));
+        }
     }
 
     #[test]

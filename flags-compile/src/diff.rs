@@ -226,6 +226,9 @@ fn render_flag(body: &Body, flag: &Flag) -> View {
     if !flag.salt.is_empty() {
         view.push(("salt".into(), flag.salt.clone()));
     }
+    if flag.signed_bucketing_only {
+        view.push(("bucket unsigned key".into(), "false".into()));
+    }
     let unsigned: Vec<String> = flag.unsigned_attrs.iter().map(|&a| attr(body, a)).collect();
     view.push((
         "unsigned attributes".into(),

@@ -182,6 +182,7 @@ fn broken_flag(key: &str, definition: &Value, set_metadata: &Map<String, Value>)
         )),
         salt: String::new(),
         unsigned_attrs: Vec::new(),
+        signed_bucketing_only: false,
         metadata,
     }
 }
@@ -314,6 +315,7 @@ fn compile_flag(
         targeting,
         salt: String::new(),
         unsigned_attrs: Vec::new(),
+        signed_bucketing_only: false,
         metadata,
     })
 }

@@ -237,6 +237,8 @@ const FLAGS: &[&str] = &[
     "key: f3\nowner: t\ntype: release\nvariants: {light: light, dark: dark}\ndefault: light\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      - serve: dark\n      - id: 2b\n        description: second\n        serve: {split: {light: 50, dark: 50}}\n",
     "owner: t\ntype: release\ndefault: off\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      - id: ringed\n        serve:\n          rollout:\n            variant: on\n            others: off\n            stages:\n              - { segment: internal-testers, soak: 1d }\n              - { percent: 10, soak: 3600 }\n              - { percent: 100 }\n            health: { command: ./check }\n            on-failure: hold\n",
     "owner: t\ntype: release\nvariants: {true: true, false: false}\ndefault: false\nenvironments:\n  prod:\n    enabled: true\n    rules:\n      - id: 1\n        serve: true\n",
+    "owner: t\ntype: experiment\nbucket-unsigned-key: false\nenvironments:\n  prod:\n    enabled: true\n    fallthrough: {split: {on: 50, off: 50}}\n",
+    "owner: t\ntype: permission\nbucket-unsigned-key: false\n",
 ];
 
 #[test]
@@ -302,6 +304,8 @@ fn mistakes_the_compiler_refuses_fail_validation() {
         ("null expires", format!("{base}expires:\n")),
         ("null fallthrough", base.replace("enabled: true", "enabled: true\n    fallthrough: null")),
         ("null operand", base.replace("equals: premium", "equals: null")),
+        ("bucket-unsigned-key not a boolean", format!("{base}bucket-unsigned-key: no\n")),
+        ("bucket-unsigned-key on a permission flag", format!("{base}bucket-unsigned-key: true\n").replace("type: release", "type: permission")),
     ];
     for (what, text) in &cases {
         assert!(

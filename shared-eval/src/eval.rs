@@ -27,11 +27,14 @@ use crate::{
 
 mod prepared;
 mod resolved;
+mod unsigned;
 
 use prepared::Plan;
 pub(crate) use prepared::Prepared;
 pub use resolved::Resolved;
 use resolved::{Halves, Slot};
+pub(crate) use unsigned::split_reads_unsigned;
+pub use unsigned::{unsigned_ignored, unsigned_ignored_all};
 
 /// Why a value was served (OpenFeature reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -640,8 +643,7 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
             .and_then(|i| self.body.attrs.get(i));
         let is_targeting_key = path.is_some_and(|p| is_targeting_key(p));
         let value = path.and_then(|_| {
-            let allow_unsigned = flag.unsigned_attrs.contains(&split.bucket_by)
-                || (is_targeting_key && buckets_unsigned_key(flag));
+            let allow_unsigned = split_reads_unsigned(flag, split.bucket_by, is_targeting_key);
             self.attr_slot(split.bucket_by, allow_unsigned).0
         });
         // Only numbers need the buffer (not zeroed for strings: this runs per split).
@@ -739,82 +741,4 @@ impl<'s, 'c, 'r> Env<'s, 'c, 'r> {
 /// Whether an attribute path is the targeting key.
 pub(crate) fn is_targeting_key(path: &[String]) -> bool {
     matches!(path, [name] if name == crate::claims::TARGETING_KEY)
-}
-
-/// Whether `flag` may bucket by an unsigned targeting key (a device or session id sent in the
-/// request body): a split grants nothing by itself, so every flag may but a `permission` one.
-/// Rules that compare the key's value still read an unsigned one only where the flag lists
-/// `targetingKey` in its unsigned attributes.
-pub(crate) fn buckets_unsigned_key(flag: &Flag) -> bool {
-    flag.kind != FlagKind::Permission
-}
-
-/// The attributes (dotted paths) flag `key` reads that `ctx` sent unsigned only and the flag
-/// does not read unsigned, so its answer ignored them: what the edge reports as
-/// `unsignedIgnored`. Reads are native conditions (segments included) and splits; an
-/// unsigned targeting key a split may bucket by is read, not ignored. Imported flagd
-/// targeting is not broken down (empty).
-pub fn unsigned_ignored(snapshot: &Snapshot, key: &str, ctx: &Context<'_>) -> Vec<String> {
-    let mut ignored = Vec::new();
-    let (Some(unsigned), Some(flag)) = (
-        ctx.unsigned.filter(|m| !m.is_empty()),
-        find_flag(snapshot, key).and_then(|i| snapshot.blob.body.flags.get(i)),
-    ) else {
-        return ignored;
-    };
-    let body = &snapshot.blob.body;
-    // A permission flag reads nothing unsigned on an unverified identity.
-    let granting = flag.kind == FlagKind::Permission && !ctx.identity_signed();
-    let mut note = |attr: u32, bucketing: bool| {
-        let Some(path) = body.attrs.get(attr as usize) else {
-            return;
-        };
-        let allowed = !granting
-            && (flag.unsigned_attrs.contains(&attr)
-                || (bucketing && is_targeting_key(path) && buckets_unsigned_key(flag)));
-        if allowed || ctx.lookup(path, false).is_some() {
-            return;
-        }
-        if crate::context::Context::new(unsigned)
-            .lookup(path, false)
-            .is_some()
-        {
-            let name = path.join(".");
-            if !ignored.contains(&name) {
-                ignored.push(name);
-            }
-        }
-    };
-    if let Targeting::Rules { rules, fallthrough } = &flag.targeting {
-        for serve in rules.iter().map(|r| &r.serve).chain([fallthrough]) {
-            if let Serve::Split(split) = serve {
-                note(split.bucket_by, true);
-            }
-        }
-        for rule in rules {
-            conditions_read(body, &rule.condition, 1, &mut |attr| note(attr, false));
-        }
-    }
-    ignored
-}
-
-/// Calls `read` with every attribute `condition` tests (segments followed, depth bounded).
-fn conditions_read(body: &Body, condition: &Condition, level: usize, read: &mut dyn FnMut(u32)) {
-    if level > MAX_RULE_DEPTH {
-        return;
-    }
-    match condition {
-        Condition::All(items) | Condition::Any(items) => {
-            for item in items {
-                conditions_read(body, item, level + 1, read);
-            }
-        }
-        Condition::Not(inner) => conditions_read(body, inner, level + 1, read),
-        Condition::Segment(id) => {
-            if let Some(segment) = body.segments.get(*id as usize) {
-                conditions_read(body, &segment.condition, level + 1, read);
-            }
-        }
-        Condition::Test(test) => read(test.attr),
-    }
 }

@@ -185,6 +185,13 @@ pub struct Flag {
     /// other attribute must come from the signed identity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsigned_attrs: Vec<AttrId>,
+    /// Splits bucket only by a signed targeting key (the flag file's
+    /// `bucket-unsigned-key: false`): an unsigned one (a device or session id from the request
+    /// body) is not read for a split, as for a `permission` flag. For splits that must not be
+    /// gamed by rotating device ids. `false` (the default, left out of the blob) lets every
+    /// flag but a permission one bucket by an unsigned key.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub signed_bucketing_only: bool,
     /// OFREP `metadata`: the flag's own merged over its flag set's.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,

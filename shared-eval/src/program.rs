@@ -260,8 +260,7 @@ impl<'b> Compiler<'b> {
         let id = u32::try_from(self.split_base + self.splits.len()).ok()?;
         self.splits.push(SplitCode {
             attr: split.bucket_by,
-            unsigned: self.flag.unsigned_attrs.contains(&split.bucket_by)
-                || (targeting_key && crate::eval::buckets_unsigned_key(self.flag)),
+            unsigned: crate::eval::split_reads_unsigned(self.flag, split.bucket_by, targeting_key),
             targeting_key,
             bounds,
             salted: bucket::salted_hasher(bucket::salt(self.flag)),
@@ -555,13 +554,14 @@ pub(crate) mod tests {
             prop::collection::vec(0..ATTRS.len() as u32, 0..3),
             any::<bool>(),
             0u8..8,
+            any::<bool>(),
         );
         (segments, prop::collection::vec(flag, 1..4)).prop_map(|((s0, s1, s2), flags)| {
             let flags: Vec<Flag> = flags
                 .into_iter()
                 .enumerate()
                 .map(
-                    |(i, (rules, fallthrough, unsigned, permission, prereq))| Flag {
+                    |(i, (rules, fallthrough, unsigned, permission, prereq, signed_only))| Flag {
                         key: format!("f{i}"),
                         kind: if permission {
                             crate::FlagKind::Permission
@@ -610,6 +610,7 @@ pub(crate) mod tests {
                             u.dedup();
                             u
                         },
+                        signed_bucketing_only: signed_only,
                         metadata: Map::new(),
                     },
                 )

@@ -260,6 +260,7 @@ pub fn blob(rng: &mut Rng, environment: &str, version: u64, flags: usize) -> Blo
             },
             salt: String::new(),
             unsigned_attrs: (1..ATTRS.len() as u32).filter(|_| rng.chance(30)).collect(),
+            signed_bucketing_only: rng.chance(20),
             metadata,
         });
     }

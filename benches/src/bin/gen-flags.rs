@@ -202,6 +202,9 @@ fn flag_source(body: &Body, flag: &Flag) -> Node {
         let attrs: Vec<String> = flag.unsigned_attrs.iter().map(|a| path(body, *a)).collect();
         source.push(("unsigned-attributes".into(), Node::Json(json!(attrs))));
     }
+    if flag.signed_bucketing_only {
+        source.push(("bucket-unsigned-key".into(), Node::Json(json!(false))));
+    }
     source.push((
         "environments".into(),
         Node::Object(vec![("prod".into(), Node::Object(prod))]),

@@ -137,6 +137,8 @@ struct FlagDef<'a> {
     default: VariantId,
     salt: String,
     unsigned: Vec<Vec<String>>,
+    /// `bucket-unsigned-key: false`: splits bucket only by a signed targeting key.
+    signed_bucketing_only: bool,
     expires: Option<(NaiveDate, usize)>,
     review_by: Option<(NaiveDate, usize)>,
 }
@@ -171,6 +173,7 @@ pub const FLAG_FIELDS: &[&str] = &[
     "default",
     "prerequisites",
     "unsigned-attributes",
+    "bucket-unsigned-key",
     "salt",
     "environments",
 ];
@@ -380,6 +383,7 @@ impl Compiler {
                 targeting,
                 salt: def.salt.clone(),
                 unsigned_attrs,
+                signed_bucketing_only: def.signed_bucketing_only,
                 metadata: serde_json::Map::new(),
             });
         }

@@ -239,6 +239,7 @@ impl Compiler {
                 ),
             }
         }
+        let signed_bucketing_only = self.bucket_unsigned_key(&at, &doc, kind);
         Some(FlagDef {
             file: &file.path,
             line,
@@ -250,9 +251,43 @@ impl Compiler {
             default,
             salt,
             unsigned,
+            signed_bucketing_only,
             expires,
             review_by,
         })
+    }
+
+    /// `bucket-unsigned-key` (default `true`): whether the flag's splits may bucket by an
+    /// unsigned targeting key. Returns `true` when they may not (it is `false`). A permission
+    /// flag never does: `true` there would promise what the edge refuses, so it is an error.
+    fn bucket_unsigned_key(&mut self, at: &At<'_>, doc: &Node, kind: FlagKind) -> bool {
+        let Some(node) = doc.get("bucket-unsigned-key") else {
+            return false;
+        };
+        match node.value {
+            Value::Bool(true) if kind == FlagKind::Permission => {
+                self.error(
+                    at,
+                    node.line,
+                    "`bucket-unsigned-key: true` is not allowed on a permission flag: it grants \
+                     access, so its splits bucket only by a signed targeting key (remove the \
+                     field, or change `type`)",
+                );
+                false
+            }
+            Value::Bool(allowed) => !allowed,
+            _ => {
+                self.error(
+                    at,
+                    node.line,
+                    format!(
+                        "`bucket-unsigned-key` must be true or false, found {}",
+                        node.kind_name()
+                    ),
+                );
+                false
+            }
+        }
     }
 
     pub(super) fn date_field(

@@ -33,7 +33,7 @@ pub const SEGMENT_SCHEMA_ID: &str = "https://flags.dev/schema/segment.json";
 /// A flag file: `flags/<key>.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-#[schemars(transform = default_required_with_variants)]
+#[schemars(transform = flag_file_constraints)]
 pub struct FlagFile {
     /// The flag's key as clients send it. Defaults to the file name without extension; two
     /// files with one key are an error.
@@ -78,6 +78,12 @@ pub struct FlagFile {
     /// attribute must come from the signed identity token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsigned_attributes: Option<Vec<AttrPath>>,
+    /// Whether the flag's splits may bucket by an unsigned targeting key (a device or session
+    /// id in the request body) when no signed one is presented. Default `true`, except on a
+    /// `permission` flag, which never does (`true` there is an error). `false`: splits bucket
+    /// only by a signed targeting key; without one a split answers `TARGETING_KEY_MISSING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_unsigned_key: Option<bool>,
     /// Hashed with the bucketing attribute for splits. Defaults to the key; change it only to
     /// reshuffle users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,11 +94,20 @@ pub struct FlagFile {
     pub environments: Option<BTreeMap<String, Environment>>,
 }
 
-/// `default` is required once `variants` is given.
-fn default_required_with_variants(schema: &mut Schema) {
+/// `default` is required once `variants` is given; a permission flag cannot have
+/// `bucket-unsigned-key: true`.
+fn flag_file_constraints(schema: &mut Schema) {
     schema.insert(
         "dependentRequired".into(),
         serde_json::json!({ "variants": ["default"] }),
+    );
+    schema.insert(
+        "if".into(),
+        serde_json::json!({ "properties": { "type": { "const": "permission" } }, "required": ["type"] }),
+    );
+    schema.insert(
+        "then".into(),
+        serde_json::json!({ "properties": { "bucket-unsigned-key": { "const": false } } }),
     );
 }
 

@@ -197,7 +197,7 @@ fn flag(r: &mut Reader<'_>) -> Result<Flag> {
     let (mut key, mut kind, mut value_type, mut variants) = (None, None, None, None);
     let (mut default_variant, mut off_variant, mut enabled, mut killed) = (None, None, None, None);
     let (mut prerequisites, mut targeting, mut salt) = (None, None, None);
-    let (mut unsigned_attrs, mut metadata) = (None, None);
+    let (mut unsigned_attrs, mut signed_bucketing_only, mut metadata) = (None, None, None);
     r.object(&mut |r, name| match name {
         "key" => field!(r, key, r.string()?),
         "kind" => field!(r, kind, flag_kind(r)?),
@@ -211,6 +211,7 @@ fn flag(r: &mut Reader<'_>) -> Result<Flag> {
         "targeting" => field!(r, targeting, self::targeting(r)?),
         "salt" => field!(r, salt, r.string()?),
         "unsigned_attrs" => field!(r, unsigned_attrs, r.vec(Reader::u32)?),
+        "signed_bucketing_only" => field!(r, signed_bucketing_only, r.bool()?),
         "metadata" => field!(r, metadata, object(r)?),
         _ => r.skip(),
     })?;
@@ -227,6 +228,7 @@ fn flag(r: &mut Reader<'_>) -> Result<Flag> {
         targeting: required(r, targeting, "targeting")?,
         salt: salt.unwrap_or_default(),
         unsigned_attrs: unsigned_attrs.unwrap_or_default(),
+        signed_bucketing_only: signed_bucketing_only.unwrap_or_default(),
         metadata: metadata.unwrap_or_default(),
     })
 }

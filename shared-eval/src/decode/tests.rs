@@ -147,7 +147,7 @@ fn sample_body() -> Body {
                          {"name": "off", "value": {}}],
             "default_variant": 1, "off_variant": null, "enabled": true, "killed": true,
             "prerequisites": [{"flag": 1, "variants": [0, 1]}],
-            "salt": "s\u{0}alt", "unsigned_attrs": [2], "metadata": {"team": "x", "n": 1},
+            "salt": "s\u{0}alt", "unsigned_attrs": [2], "signed_bucketing_only": true, "metadata": {"team": "x", "n": 1},
             "targeting": {"rules": {"rules": [
                 {"id": "r1", "condition": {"all": [
                     {"segment": 0},

@@ -201,10 +201,9 @@ fn lookup_raw<'a>(env: &Env<'a>, attr: AttrId) -> Option<&'a Value> {
 }
 
 /// The targeting key `fractional` buckets by when given no value: read unsigned too where the
-/// flag may bucket by an unsigned key (the native splits' rule, `eval::buckets_unsigned_key`).
+/// flag may bucket by an unsigned key (the native splits' rule, `eval::split_reads_unsigned`).
 pub(super) fn bucketing_key<'a>(env: &Env<'a>, attr: AttrId) -> Option<&'a Value> {
-    let allow_unsigned =
-        env.flag.unsigned_attrs.contains(&attr) || crate::eval::buckets_unsigned_key(env.flag);
+    let allow_unsigned = crate::eval::split_reads_unsigned(env.flag, attr, true);
     lookup_allowing(env, attr, allow_unsigned).filter(|v| !v.is_null())
 }
 

@@ -105,6 +105,7 @@ proptest! {
             targeting: Targeting::Logic(expr.clone()),
             salt: String::new(),
             unsigned_attrs: Vec::new(),
+            signed_bucketing_only: false,
             metadata: Map::new(),
         };
         let attrs = ctx.as_object().cloned().unwrap_or_default();

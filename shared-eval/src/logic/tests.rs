@@ -26,6 +26,7 @@ fn flag(variants: &[&str]) -> Flag {
         targeting: Targeting::Logic(Expr::Lit(Value::Null)),
         salt: String::new(),
         unsigned_attrs: Vec::new(),
+        signed_bucketing_only: false,
         metadata: Map::new(),
     }
 }
