@@ -491,13 +491,18 @@ struct PutBody {
     message: Option<String>,
 }
 
+/// A write's request as the route parsed it, before the edit and precondition join it.
+struct Target {
+    kind: Kind,
+    key: String,
+    query: ChangeQuery,
+}
+
 async fn write(
     state: AppState,
     caller: Caller,
-    key: String,
-    query: ChangeQuery,
+    target: Target,
     headers: &HeaderMap,
-    kind: Kind,
     edit: Edit,
     message: Option<String>,
 ) -> Result<Response, ApiError> {
@@ -507,12 +512,12 @@ async fn write(
             &state,
             &caller,
             WriteRequest {
-                kind,
-                key,
+                kind: target.kind,
+                key: target.key,
                 edit,
                 precondition: precondition(headers)?,
-                change: query.change,
-                message: message.or(query.message),
+                change: target.query.change,
+                message: message.or(target.query.message),
             },
         )
         .await?;
@@ -546,10 +551,8 @@ async fn put(
     write(
         state,
         caller,
-        key,
-        query,
+        Target { kind, key, query },
         &headers,
-        kind,
         Edit::Put(body.definition),
         body.message,
     )
@@ -587,7 +590,15 @@ async fn patch(
             )));
         }
     };
-    write(state, caller, key, query, &headers, kind, edit, None).await
+    write(
+        state,
+        caller,
+        Target { kind, key, query },
+        &headers,
+        edit,
+        None,
+    )
+    .await
 }
 
 async fn delete(
@@ -601,10 +612,8 @@ async fn delete(
     write(
         state,
         caller,
-        key,
-        query,
+        Target { kind, key, query },
         &headers,
-        kind,
         Edit::Delete,
         None,
     )

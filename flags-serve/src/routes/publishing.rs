@@ -182,20 +182,22 @@ pub async fn publish_or_propose(
                 })?,
         };
     let diff = flags_compile::diff::diff(&old_body, &new_body);
-    let proposed = state.approvals.propose(
-        Draft {
-            env: env.to_owned(),
-            author: actor.name.clone(),
-            client: actor.client.clone(),
-            message,
-            proposal,
-            base_version,
-            diff: json!({ "summary": diff.summary(), "flags": diff.flags }),
-        },
-        approval.ttl,
-        SystemTime::now(),
-    )
-    .await?;
+    let proposed = state
+        .approvals
+        .propose(
+            Draft {
+                env: env.to_owned(),
+                author: actor.name.clone(),
+                client: actor.client.clone(),
+                message,
+                proposal,
+                base_version,
+                diff: json!({ "summary": diff.summary(), "flags": diff.flags }),
+            },
+            approval.ttl,
+            SystemTime::now(),
+        )
+        .await?;
     let pending = proposed.pending;
     if !proposed.new {
         // The same change is already waiting: answer it again rather than pile up another.

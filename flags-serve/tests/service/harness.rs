@@ -194,7 +194,9 @@ impl Service {
     pub async fn second_state(&self) -> AppState {
         let file = self.path().join("serve.yaml");
         let config = ServeConfig::load(Some(&file), Overrides::default()).expect("serve.yaml");
-        AppState::open(config).await.expect("open the second replica")
+        AppState::open(config)
+            .await
+            .expect("open the second replica")
     }
 
     /// Rewrites the token file (the service re-reads it when its size or time changes).
