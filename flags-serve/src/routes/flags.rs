@@ -191,8 +191,10 @@ struct Context {
 struct EnvContext {
     compiled: Arc<Compilation>,
     deployed: Option<Arc<crate::deployed::Deployed>>,
-    drifted: Vec<String>,
+    drifted: std::collections::HashSet<String>,
     telemetry: crate::telemetry::EnvStats,
+    /// The compilation's lints by flag key, as JSON (built once, not per flag).
+    lints: std::collections::HashMap<String, Vec<Value>>,
 }
 
 impl Context {
@@ -211,14 +213,26 @@ impl Context {
                         .map(|f| f.key)
                         .collect()
                 }
-                _ => Vec::new(),
+                _ => Default::default(),
             };
+            let mut lints: std::collections::HashMap<String, Vec<Value>> = Default::default();
+            if let Ok(compiled) = result.as_ref() {
+                for d in &compiled.warnings {
+                    if let Some(flag) = &d.flag {
+                        lints
+                            .entry(flag.clone())
+                            .or_default()
+                            .push(diagnostic_json(d));
+                    }
+                }
+            }
             envs.insert(
                 env.clone(),
                 EnvContext {
                     compiled: result.clone(),
                     deployed,
                     drifted,
+                    lints,
                     telemetry: state.telemetry.environment(env).await,
                 },
             );
@@ -260,7 +274,12 @@ fn flag_summary(item: &Item, envs: &[String], context: &Context, today: NaiveDat
             })
         });
         let deployed = ctx.deployed.as_ref().map(|d| {
-            let flag = d.blob.body.flags.iter().find(|f| f.key == item.key);
+            // The body's flags are sorted by key.
+            let flags = &d.blob.body.flags;
+            let flag = flags
+                .binary_search_by(|f| f.key.as_str().cmp(&item.key))
+                .ok()
+                .map(|i| &flags[i]);
             json!({
                 "version": d.pointer.version,
                 "present": flag.is_some(),
@@ -292,16 +311,9 @@ fn flag_summary(item: &Item, envs: &[String], context: &Context, today: NaiveDat
         {
             not_evaluated = true;
         }
-        if let Ok(compiled) = ctx.compiled.as_ref() {
-            for d in compiled
-                .warnings
-                .iter()
-                .filter(|d| d.flag.as_deref() == Some(&item.key))
-            {
-                let d = diagnostic_json(d);
-                if !lints.contains(&d) {
-                    lints.push(d);
-                }
+        for d in ctx.lints.get(&item.key).into_iter().flatten() {
+            if !lints.contains(d) {
+                lints.push(d.clone());
             }
         }
         environments.insert(
