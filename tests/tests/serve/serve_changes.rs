@@ -176,14 +176,15 @@ fn a_change_to_an_approval_environment_waits_for_another_token() {
     assert_eq!(entry["who"], "ci", "{entry}");
     assert_eq!(entry["message"], "launch (approved by lead)", "{entry}");
     assert!(entry["client"].as_str().unwrap().starts_with("127.0.0.1:"));
-    // Approving twice finds nothing.
+    // Approving twice says it was approved, and by whom (the record stays in the store).
     let again = post(
         &service,
         &format!("/api/v1/environments/prod/approvals/{id}/approve"),
         LEAD,
         json!({}),
     );
-    assert_eq!(again.status, 404, "{}", again.body);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("already approved by"), "{}", again.body);
 
     // Kill never waits for approval.
     let killed = post(
