@@ -105,7 +105,8 @@ fn setup(runtime: &tokio::runtime::Runtime, generated: usize) -> Setup {
         &file,
         "store: store\nflags: repo/config\ntokens: tokens.yaml\n\
          environments: [{name: dev}, {name: staging}, {name: prod}]\n\
-         git: {remote: origin, branch: main, poll: 1h}\n",
+         git: {remote: origin, branch: main, poll: 1h}\n\
+         limits: {per_token_per_second: 1000000, per_token_burst: 1000000, concurrency: 1024}\n",
     )
     .unwrap();
     let config = ServeConfig::load(Some(&file), Overrides::default()).unwrap();
