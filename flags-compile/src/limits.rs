@@ -25,6 +25,16 @@ pub const MAX_VARIANTS: usize = 256;
 /// Longest flag or segment key. Keys travel in OFREP URLs and responses.
 pub const MAX_KEY_LEN: usize = 128;
 
+/// Whether `key` is a valid flag or segment key: 1 to [`MAX_KEY_LEN`] characters among
+/// `a-z A-Z 0-9 - _ .`.
+pub fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Deepest condition nesting (all/any/not, a test, and each segment reference counting as
 /// the segment's own depth plus one): the evaluator recurses this deep per request.
 pub const MAX_RULE_DEPTH: usize = shared_eval::MAX_RULE_DEPTH;

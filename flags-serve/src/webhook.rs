@@ -92,23 +92,8 @@ pub fn is_object_name(commit: &str) -> bool {
 }
 
 async fn git(dir: &Path, args: &[&str]) -> Result<String, ApiError> {
-    let output = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot run git: {e}")))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    } else {
-        Err(ApiError::Upstream(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
-    }
+    let out = crate::changes::git::run(dir, args, None).await?;
+    Ok(String::from_utf8_lossy(&out).trim().to_owned())
 }
 
 /// Fetches `branch` from `remote` into the checkout at `dir` and checks `commit` out (detached,

@@ -97,12 +97,7 @@ impl Compiler {
                 1,
             ),
         };
-        if key.is_empty()
-            || key.len() > MAX_KEY_LEN
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !crate::limits::is_valid_key(&key) {
             self.error(
                 &at,
                 line,

@@ -68,8 +68,6 @@ pub struct Catalog {
     pub segments: BTreeMap<String, Item>,
 }
 
-const EXTENSIONS: &[&str] = &[".yaml", ".yml", ".json"];
-
 impl Catalog {
     /// Reads `commit`'s flags directory.
     pub async fn read(repo: &Repo, commit: &str) -> Result<Catalog, ApiError> {
@@ -85,8 +83,7 @@ impl Catalog {
                     _ => return None,
                 };
                 // Only files directly in the folder, as the compiler reads them.
-                (!name.contains('/') && EXTENSIONS.iter().any(|x| name.ends_with(x)))
-                    .then_some((kind, f, file))
+                super::is_source(name).then_some((kind, f, file))
             })
             .collect();
         let ids: Vec<&str> = wanted.iter().map(|(_, f, _)| f.blob.as_str()).collect();
@@ -141,13 +138,8 @@ impl Catalog {
 /// Whether `key` may name a flag or segment (and so a file): the compiler's key rule, and no
 /// leading dot, so a key can never climb out of its folder (`..`) or hide a file.
 pub fn check_key(key: &str) -> Result<(), ApiError> {
-    let ok = !key.is_empty()
-        && key.len() <= 128
-        && !key.starts_with('.')
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+    // The compiler's key rule, and no leading dot on top: a file name, never `..` or hidden.
+    if flags_compile::limits::is_valid_key(key) && !key.starts_with('.') {
         Ok(())
     } else {
         Err(ApiError::BadRequest(format!(

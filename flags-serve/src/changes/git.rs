@@ -572,7 +572,13 @@ fn valid_ref_part(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
 }
 
-async fn run(dir: &Path, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, ApiError> {
+/// Runs `git -C dir args` (never prompting), with `input` on stdin: its stdout, or
+/// [`ApiError::Upstream`] naming the command and git's own message.
+pub(crate) async fn run(
+    dir: &Path,
+    args: &[&str],
+    input: Option<Vec<u8>>,
+) -> Result<Vec<u8>, ApiError> {
     run_env(dir, args, input, Vec::new()).await
 }
 
@@ -588,7 +594,7 @@ async fn run_env(
     } else {
         Err(ApiError::Upstream(format!(
             "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
+            args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }

@@ -86,7 +86,7 @@ impl Changes {
         let committer =
             parse_person(&config.committer).map_err(|e| format!("git.committer: {e}"))?;
         let repo = Repo::discover(flags_dir, &config.remote, &config.branch, committer).await?;
-        let changes = Changes {
+        Ok(Changes {
             repo,
             records,
             poll: config.poll,
@@ -94,13 +94,9 @@ impl Changes {
             fetching: tokio::sync::Mutex::new(()),
             catalogs: Mutex::default(),
             compiled: Mutex::default(),
-        };
-        // An unreachable remote must not keep the service (and its kill switch) down: the
-        // clone's last fetched state serves reads, and every write fetches first anyway.
-        if let Err(e) = changes.fetch().await {
-            tracing::warn!(error = %e, remote = %config.remote, "git: cannot fetch from the remote; change requests wait for it");
-        }
-        Ok(changes)
+        })
+        // No fetch here: the first read fetches (`refresh`, nothing fetched yet) and every
+        // write fetches first, so start-up neither waits for the remote nor fails without it.
     }
 
     /// Fetches from the remote now.
@@ -264,7 +260,7 @@ fn compile_tree(
 }
 
 /// A file the compiler reads as a flag or segment (directly in its folder).
-fn is_source(name: &str) -> bool {
+pub(crate) fn is_source(name: &str) -> bool {
     !name.contains('/') && [".yaml", ".yml", ".json"].iter().any(|x| name.ends_with(x))
 }
 
