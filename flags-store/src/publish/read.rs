@@ -83,10 +83,16 @@ impl Environment {
             Stored::Absent => match self.latest_version().await? {
                 // Before the first publish, or while its publisher is between steps 3 and 4.
                 None | Some(1) => return Ok(Ok(None)),
-                Some(latest) => (
-                    None,
-                    format!("it is missing, and versions 1 to {latest} are recorded"),
-                ),
+                // The pointer was read before the listing: meanwhile version 1's publisher may
+                // have created it and others published on top. Read it again, after the
+                // listing; absent now (pointers are never deleted) means deleted by hand.
+                Some(latest) => match self.stored_pointer().await? {
+                    Stored::Absent => (
+                        None,
+                        format!("it is missing, and versions 1 to {latest} are recorded"),
+                    ),
+                    present => return Box::pin(self.judge(present)).await,
+                },
             },
             Stored::Unreadable { etag, detail } => (Some(etag), detail),
             Stored::Parsed(current) => {

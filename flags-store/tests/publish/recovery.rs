@@ -375,3 +375,88 @@ async fn assert_repaired(env: &Environment, dir: &Path, repaired: &VersionRecord
         "{name}: {next:?}"
     );
 }
+
+/// A local store that, on its first listing of the version records, lets "other publishers"
+/// finish first: it writes what they wrote (version 1's pointer already moved on to version 2),
+/// exactly between a reader's pointer read and its listing.
+#[derive(Debug)]
+struct RacedStore {
+    inner: flags_store::store::LocalStore,
+    dir: std::path::PathBuf,
+    finish: std::sync::Mutex<Option<Vec<(&'static str, Vec<u8>)>>>,
+}
+
+#[async_trait::async_trait]
+impl flags_store::store::ObjectStore for RacedStore {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<flags_store::store::Object>, flags_store::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn head(
+        &self,
+        key: &str,
+    ) -> Result<Option<flags_store::store::ObjectMeta>, flags_store::store::StoreError> {
+        self.inner.head(key).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        options: flags_store::store::PutOptions,
+    ) -> Result<(), flags_store::store::StoreError> {
+        self.inner.put_if_absent(key, bytes, options).await
+    }
+    async fn put_if_match(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        etag: &str,
+        options: flags_store::store::PutOptions,
+    ) -> Result<(), flags_store::store::StoreError> {
+        self.inner.put_if_match(key, bytes, etag, options).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, flags_store::store::StoreError> {
+        let finish = self.finish.lock().unwrap().take();
+        for (path, bytes) in finish.into_iter().flatten() {
+            std::fs::write(self.dir.join(path), bytes).unwrap();
+        }
+        self.inner.list(prefix).await
+    }
+}
+
+/// The race CI once caught between twenty concurrent first pushes: a reader finds no pointer
+/// (version 1's publisher has its record but has not moved the pointer yet), then, before it
+/// lists the records, version 1's pointer lands and a second publisher adds version 2. Absent
+/// pointer plus two records looked like a deleted pointer; it is a stale read, and the reader
+/// must see version 2.
+#[tokio::test]
+async fn a_pointer_created_while_it_was_read_is_not_taken_for_a_deleted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = environment(dir.path());
+    published(env.push(examples(), &provenance("a"), None).await.unwrap());
+    published(env.push(changed(), &provenance("b"), None).await.unwrap());
+    let record_2 = "dev/versions/00000000000000000002.json";
+    let finish = vec![
+        (record_2, std::fs::read(dir.path().join(record_2)).unwrap()),
+        (
+            "dev/current.json",
+            std::fs::read(dir.path().join("dev/current.json")).unwrap(),
+        ),
+    ];
+    // Back to "version 1 recorded, no pointer yet".
+    std::fs::remove_file(dir.path().join(record_2)).unwrap();
+    std::fs::remove_file(dir.path().join("dev/current.json")).unwrap();
+    let raced = RacedStore {
+        inner: flags_store::store::LocalStore::new(dir.path()),
+        dir: dir.path().to_owned(),
+        finish: std::sync::Mutex::new(Some(finish)),
+    };
+    let env = Environment::new(std::sync::Arc::new(raced), "dev").unwrap();
+    let current = env.verified_current().await.expect("a stale read, not a damaged pointer");
+    assert_eq!(current.map(|c| c.pointer.version), Some(2));
+}
