@@ -376,6 +376,9 @@ async fn assert_repaired(env: &Environment, dir: &Path, repaired: &VersionRecord
     );
 }
 
+/// Objects to write, by path under the store's directory.
+type Writes = Vec<(&'static str, Vec<u8>)>;
+
 /// A local store that, on its first listing of the version records, lets "other publishers"
 /// finish first: it writes what they wrote (version 1's pointer already moved on to version 2),
 /// exactly between a reader's pointer read and its listing.
@@ -383,7 +386,7 @@ async fn assert_repaired(env: &Environment, dir: &Path, repaired: &VersionRecord
 struct RacedStore {
     inner: flags_store::store::LocalStore,
     dir: std::path::PathBuf,
-    finish: std::sync::Mutex<Option<Vec<(&'static str, Vec<u8>)>>>,
+    finish: std::sync::Mutex<Option<Writes>>,
 }
 
 #[async_trait::async_trait]
