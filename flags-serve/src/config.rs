@@ -55,6 +55,9 @@ pub struct ServeConfig {
     /// requests (`changes/`); unset: the flags API reads the checkout and refuses writes.
     #[serde(default)]
     pub git: Option<GitConfig>,
+    /// Sign-in through an OpenID provider (`oidc/config.rs`); unset: tokens only.
+    #[serde(default)]
+    pub oidc: Option<crate::oidc::config::OidcConfig>,
 }
 
 /// The flags repository's remote: `flags` is a clone of it, change requests are branches
@@ -322,6 +325,13 @@ impl ServeConfig {
             if let Some(file) = loaded.webhook.as_mut().and_then(|w| w.secret_file.as_mut()) {
                 *file = base.join(&*file);
             }
+            if let Some(file) = loaded
+                .oidc
+                .as_mut()
+                .and_then(|o| o.client_secret_file.as_mut())
+            {
+                *file = base.join(&*file);
+            }
             if overrides.telemetry_file.is_none() {
                 loaded.telemetry_file = loaded.telemetry_file.map(|file| base.join(file));
             }
@@ -343,6 +353,9 @@ impl ServeConfig {
             return Err(format!(
                 "{where_}: public_url {url:?} is not an http(s) URL (e.g. https://flags.example.com)"
             ));
+        }
+        if let Some(oidc) = &loaded.oidc {
+            oidc.check().map_err(|e| format!("{where_}: {e}"))?;
         }
         for env in &loaded.environments {
             flags_store::layout::check_env(&env.name)?;

@@ -9,7 +9,8 @@
 //!   server-rendered status page; `metrics.rs`: Prometheus text; `deployed.rs`: the decoded
 //!   deployed state per environment, re-read only when its pointer changes; `fleet.rs`: the
 //!   configured edges' versions; `auth.rs` + `sessions.rs`: bearer tokens and the page's
-//!   browser sessions (CSRF-checked); `layers.rs`: limits and the security headers.
+//!   browser sessions (CSRF-checked); `oidc/`: sign-in through an OpenID provider;
+//!   `layers.rs`: limits and the security headers.
 //! - Everything a replica keeps lives in the store (or Git), so that replicas over one store act
 //!   as one: pending approvals (`approvals.rs`, `_approvals/`), change requests
 //!   (`changes/record.rs`, `_changes/`), telemetry (`telemetry/`, one `_telemetry/` object per
@@ -28,6 +29,7 @@ pub mod error;
 pub mod fleet;
 pub mod layers;
 pub mod metrics;
+pub mod oidc;
 pub mod page;
 pub mod rate_limit;
 pub mod routes;
@@ -81,6 +83,8 @@ pub struct AppState {
     pub sessions: Arc<sessions::Sessions>,
     /// Change requests, when `git:` is configured (`changes/`).
     pub changes: Option<Arc<changes::Changes>>,
+    /// Sign-in through the OpenID provider, when `oidc:` is configured (`oidc/`).
+    pub oidc: Option<Arc<oidc::Oidc>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -113,7 +117,12 @@ impl AppState {
             )),
             None => None,
         };
+        let oidc = match &config.oidc {
+            Some(oidc) => Some(Arc::new(oidc::Oidc::new(oidc.clone())?)),
+            None => None,
+        };
         let mut state = AppState::new(config, store, tokens, purger);
+        state.oidc = oidc;
         state.webhook = webhook;
         state.changes = changes;
         state.import_files().await?;
@@ -200,6 +209,7 @@ impl AppState {
             deployed: Arc::default(),
             sessions: Arc::default(),
             changes: None,
+            oidc: None,
             locks: Arc::default(),
             store,
             replica: replica.into(),

@@ -331,10 +331,13 @@ pub fn require_on(
     altered.iter().try_for_each(|env| caller.require(env, role))
 }
 
-/// The Git identity of a caller: its token's name and email.
+/// The Git identity of a caller: its token's name (an OIDC identity's `name` claim) and email.
 pub fn person(caller: &Caller) -> Person {
     Person {
-        name: caller.token.name.clone(),
+        name: caller
+            .display_name
+            .clone()
+            .unwrap_or_else(|| caller.token.name.clone()),
         email: caller
             .token
             .email

@@ -258,6 +258,12 @@ impl Service {
         let cookie = reply
             .cookie("flags_session")
             .unwrap_or_else(|| panic!("no flags_session cookie: {reply:?}"));
+        self.browser(cookie).await
+    }
+
+    /// The browser holding session cookie `cookie` (however it signed in), with the CSRF token
+    /// the page embeds for it. Panics when the page embeds none.
+    pub async fn browser(&self, cookie: String) -> Browser<'_> {
         let page = self
             .get("/")
             .header("cookie", &format!("flags_session={cookie}"))

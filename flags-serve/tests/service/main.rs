@@ -10,6 +10,7 @@ mod changes;
 mod diagnostics;
 mod drift;
 mod headers;
+mod oidc;
 mod page;
 mod replicas;
 mod sessions;
