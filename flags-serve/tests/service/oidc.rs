@@ -329,6 +329,7 @@ async fn a_tampered_state_a_replayed_callback_or_a_foreign_browser_is_refused() 
 
 #[tokio::test]
 async fn id_tokens_with_a_wrong_nonce_audience_signature_or_expiry_are_refused() {
+    let mut wrong = Vec::new();
     for (client, why) in [
         ("flags-wrong-nonce", "nonce"),
         ("flags-wrong-aud", "audience"),
@@ -337,18 +338,17 @@ async fn id_tokens_with_a_wrong_nonce_audience_signature_or_expiry_are_refused()
     ] {
         let service = service(client).await;
         let reply = sign_in(&service, "alice").await;
-        assert_eq!(
-            reply.status,
-            StatusCode::UNAUTHORIZED,
-            "{client}: {}",
-            reply.body
-        );
-        assert!(
-            reply.body.contains("ID token is not valid"),
-            "{client}: {}",
-            reply.body
-        );
-        assert!(reply.body.contains(why), "{client}: {why}: {}", reply.body);
-        no_session(&reply);
+        let refused = reply.status == StatusCode::UNAUTHORIZED
+            && reply.body.contains("ID token is not valid")
+            && reply.body.contains(why)
+            && reply.cookie("flags_session").is_none();
+        if !refused {
+            wrong.push(format!("{client}: {} {}", reply.status, reply.body));
+        }
     }
+    assert!(
+        wrong.is_empty(),
+        "accepted or refused for another reason:\n{}",
+        wrong.join("\n")
+    );
 }
