@@ -58,6 +58,10 @@ pub struct ServeConfig {
     /// Sign-in through an OpenID provider (`oidc/config.rs`); unset: tokens only.
     #[serde(default)]
     pub oidc: Option<crate::oidc::config::OidcConfig>,
+    /// The file this was read from (`--config`), if any: `oidc.roles` is re-read from it when
+    /// it changes.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// The flags repository's remote: `flags` is a clone of it, change requests are branches
@@ -357,6 +361,7 @@ impl ServeConfig {
         if let Some(oidc) = &loaded.oidc {
             oidc.check().map_err(|e| format!("{where_}: {e}"))?;
         }
+        loaded.file = config.map(Path::to_path_buf);
         for env in &loaded.environments {
             flags_store::layout::check_env(&env.name)?;
             if let Some(bad) = env

@@ -118,7 +118,10 @@ impl AppState {
             None => None,
         };
         let oidc = match &config.oidc {
-            Some(oidc) => Some(Arc::new(oidc::Oidc::new(oidc.clone())?)),
+            Some(oidc) => Some(Arc::new(oidc::Oidc::new(
+                oidc.clone(),
+                config.file.clone(),
+            )?)),
             None => None,
         };
         let mut state = AppState::new(config, store, tokens, purger);

@@ -90,6 +90,40 @@ fn default_groups_claim() -> String {
 }
 
 impl RoleMapping {
+    /// Checks the environments' names and the e-mail keys.
+    pub fn check(&self) -> Result<(), String> {
+        for roles in self.groups.values().chain(self.emails.values()) {
+            for env in roles.keys().filter(|e| *e != ANY_ENV) {
+                flags_store::layout::check_env(env).map_err(|e| format!("oidc: roles: {e}"))?;
+            }
+        }
+        if let Some(bad) = self
+            .emails
+            .keys()
+            .find(|k| !k.contains('@') || k.ends_with('@'))
+        {
+            return Err(format!(
+                "oidc: roles: emails: {bad:?} is neither an address (alice@example.com) nor a domain (@example.com)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `oidc.roles` of a `serve.yaml`'s text (empty when it has no `oidc:`).
+    pub fn from_config_text(text: &str) -> Result<RoleMapping, String> {
+        let node = flags_compile::yaml::parse(text)
+            .map_err(|e| format!("line {}: {}", e.line, e.message))?;
+        let json = node.to_json();
+        let mapping: RoleMapping = match json.get("oidc").and_then(|o| o.get("roles")) {
+            Some(roles) => {
+                serde_json::from_value(roles.clone()).map_err(|e| format!("oidc: roles: {e}"))?
+            }
+            None => RoleMapping::default(),
+        };
+        mapping.check()?;
+        Ok(mapping)
+    }
+
     /// The roles of an identity with `groups` and `email` (verified, or `None`).
     pub fn roles_for(&self, groups: &[String], email: Option<&str>) -> Roles {
         let email = email.map(str::to_ascii_lowercase);
@@ -135,23 +169,7 @@ impl OidcConfig {
                 self.redirect_url
             ));
         }
-        let entries = self.roles.groups.values().chain(self.roles.emails.values());
-        for roles in entries {
-            for env in roles.keys().filter(|e| *e != ANY_ENV) {
-                flags_store::layout::check_env(env).map_err(|e| format!("oidc: roles: {e}"))?;
-            }
-        }
-        if let Some(bad) = self
-            .roles
-            .emails
-            .keys()
-            .find(|k| !k.contains('@') || k.ends_with('@'))
-        {
-            return Err(format!(
-                "oidc: roles: emails: {bad:?} is neither an address (alice@example.com) nor a domain (@example.com)"
-            ));
-        }
-        Ok(())
+        self.roles.check()
     }
 
     /// The client secret: [`SECRET_VAR`], else the content of `client_secret_file`.

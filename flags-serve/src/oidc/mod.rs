@@ -12,20 +12,23 @@
 //! `flags_oidc` cookie (a random id, kept here hashed, [`PENDING_TTL`] long) and the callback
 //! must come back with it and with the `state` sent, once. A session holds the identity (subject,
 //! name, e-mail, groups), never roles: `auth.rs` maps them to roles at every request from the
-//! configuration, as it re-reads a token's.
+//! mapping in force, `serve.yaml`'s `oidc.roles` re-read whenever the file changes (as the token
+//! file is); the provider's settings are read at start-up.
 
 pub mod config;
 mod flow;
 pub mod routes;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
 
-use config::{OidcConfig, Roles};
+use crate::tokens::{Stamp, stamp};
+use config::{OidcConfig, RoleMapping, Roles};
 pub use flow::{DISCOVERY_TTL, Pending};
 
 /// The cookie binding a sign-in in progress to its browser.
@@ -141,23 +144,73 @@ struct Started {
     at: Instant,
 }
 
-/// The configured provider and the sign-ins in progress.
+/// The configured provider, the role mapping in force and the sign-ins in progress.
 #[derive(Debug)]
 pub struct Oidc {
     flow: flow::Flow,
     pending: Mutex<HashMap<[u8; 32], Started>>,
+    /// `serve.yaml`, whose `oidc.roles` is re-read when it changes (`None`: configured
+    /// without a file, the mapping is fixed).
+    file: Option<PathBuf>,
+    mapping: RwLock<(Option<Stamp>, Arc<RoleMapping>)>,
 }
 
 impl Oidc {
     /// For `config`, reading its client secret now (a missing secret stops the service from
     /// starting rather than every sign-in from working).
-    pub fn new(config: OidcConfig) -> Result<Oidc, String> {
+    /// `file` is the `serve.yaml` it came from: its `oidc.roles` is re-read when it changes.
+    pub fn new(config: OidcConfig, file: Option<PathBuf>) -> Result<Oidc, String> {
         config.check()?;
         let secret = config.client_secret()?;
+        let mapping = (
+            file.as_deref().and_then(stamp),
+            Arc::new(config.roles.clone()),
+        );
         Ok(Oidc {
             flow: flow::Flow::new(config, secret)?,
             pending: Mutex::default(),
+            file,
+            mapping: RwLock::new(mapping),
         })
+    }
+
+    /// The role mapping in force: `serve.yaml`'s `oidc.roles`, re-read first if the file
+    /// changed (a file that no longer parses is reported and the previous mapping stays).
+    pub fn mapping(&self) -> Arc<RoleMapping> {
+        let Some(file) = &self.file else {
+            return self
+                .mapping
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .1
+                .clone();
+        };
+        let now = stamp(file);
+        {
+            let held = self.mapping.read().unwrap_or_else(|e| e.into_inner());
+            if held.0 == now {
+                return held.1.clone();
+            }
+        }
+        let mut held = self.mapping.write().unwrap_or_else(|e| e.into_inner());
+        if held.0 != now {
+            held.0 = now;
+            match std::fs::read_to_string(file)
+                .map_err(|e| e.to_string())
+                .and_then(|text| RoleMapping::from_config_text(&text))
+            {
+                Ok(mapping) => {
+                    tracing::info!(file = %file.display(), "oidc role mapping re-read");
+                    held.1 = Arc::new(mapping);
+                }
+                Err(error) => tracing::error!(
+                    file = %file.display(),
+                    %error,
+                    "serve.yaml changed but its oidc roles cannot be used; the previous mapping stays in force"
+                ),
+            }
+        }
+        held.1.clone()
     }
 
     /// The configuration.
@@ -165,10 +218,9 @@ impl Oidc {
         self.flow.config()
     }
 
-    /// The roles `identity` holds now, from the configured mapping.
+    /// The roles `identity` holds now, from the mapping in force.
     pub fn roles(&self, identity: &OidcIdentity) -> Roles {
-        self.config()
-            .roles
+        self.mapping()
             .roles_for(&identity.groups, identity.email.as_deref())
     }
 

@@ -277,6 +277,19 @@ async fn an_editor_signs_in_through_the_provider_and_authors_the_change_a_viewer
     );
     let refused = edit(&bob).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    // The mapping is read at every request: `viewers` given `edit` in serve.yaml, bob's same
+    // session may edit at once.
+    let file = service.path().join("serve.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    // File times are as coarse as the kernel's tick: let one pass so the change is seen.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(
+        &file,
+        yaml.replace("viewers: {\"*\": [read]}", "viewers: {\"*\": [edit]}"),
+    )
+    .unwrap();
+    let allowed = edit(&bob).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
 
     // Sign-out ends the session.
     let out = alice
