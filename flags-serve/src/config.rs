@@ -457,6 +457,48 @@ mod tests {
     }
 
     #[test]
+    fn the_oidc_example_loads_with_its_secret_file_beside_it_and_bad_sections_say_why() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let config = ServeConfig::load(
+            Some(&examples.join("serve-oidc.yaml")),
+            Overrides::default(),
+        )
+        .unwrap();
+        let oidc = config.oidc.as_ref().unwrap();
+        assert_eq!(
+            oidc.client_secret_file.as_deref(),
+            Some(examples.join("oidc-client.secret").as_path())
+        );
+        assert_eq!(oidc.roles.groups.len(), 3);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.yaml");
+        let base =
+            "store: x\nflags: y\ntokens: z\noidc:\n  issuer: https://idp.example\n  client_id: c\n";
+        for (section, says) in [
+            (
+                "  redirect_url: https://f.example/callback\n",
+                "/auth/oidc/callback",
+            ),
+            (
+                "  redirect_url: f.example/auth/oidc/callback\n",
+                "redirect_url",
+            ),
+            (
+                "  redirect_url: https://f.example/auth/oidc/callback\n  roles: {emails: {example.com: {\"*\": [read]}}}\n",
+                "@example.com",
+            ),
+            (
+                "  redirect_url: https://f.example/auth/oidc/callback\n  roles: {groups: {a: {prod: [root]}}}\n",
+                "root",
+            ),
+        ] {
+            std::fs::write(&file, format!("{base}{section}")).unwrap();
+            let err = ServeConfig::load(Some(&file), Overrides::default()).unwrap_err();
+            assert!(err.contains(says), "{says}: {err}");
+        }
+    }
+
+    #[test]
     fn missing_settings_and_unknown_keys_are_errors() {
         let err = ServeConfig::load(None, Overrides::default()).unwrap_err();
         assert!(err.contains("store"), "{err}");

@@ -70,7 +70,7 @@ async fn service(client_id: &str) -> Service {
         .config(&format!(
             "oidc:\n  issuer: {}\n  name: Test IdP\n  client_id: {client_id}\n  client_secret_file: {}\n  \
              redirect_url: {CALLBACK}\n  scopes: [openid, email, profile, groups]\n  \
-             roles:\n    groups:\n      editors: {{\"*\": [edit]}}\n      viewers: {{\"*\": [read]}}\n",
+             roles:\n    groups:\n      editors: {{\"*\": [edit, approve]}}\n      viewers: {{\"*\": [read]}}\n",
             provider.issuer,
             provider.secret_file.display()
         ))
@@ -262,6 +262,22 @@ async fn an_editor_signs_in_through_the_provider_and_authors_the_change_a_viewer
         &["log", "-1", "--format=%an <%ae>", &branch],
     );
     assert_eq!(author.trim(), "Alice Editor <alice@example.com>");
+    // The change's record (its audit trail) names her by her e-mail, and she may not approve
+    // what she wrote (editors hold `approve` too).
+    let id = reply.json()["change"]["id"].as_u64().expect("an id");
+    let change = alice
+        .call(Method::GET, &format!("/api/v1/changes/{id}"))
+        .send()
+        .await
+        .json();
+    assert_eq!(change["author"], "alice@example.com", "{change}");
+    assert_eq!(change["events"][0]["by"], "alice@example.com", "{change}");
+    let own = alice
+        .page_request(Method::POST, &format!("/api/v1/changes/{id}/approve"))
+        .send()
+        .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
+    assert!(own.body.contains("wrote a commit"), "{}", own.body);
     // Without the CSRF token the same session changes nothing.
     let forged = alice
         .call(Method::PATCH, "/api/v1/flags/new-chart")
