@@ -234,7 +234,8 @@ async fn edit(browser: &Browser<'_>) -> Reply {
 }
 
 #[tokio::test]
-async fn an_editor_signs_in_through_the_provider_and_authors_the_change_a_viewer_may_not_make() {
+async fn an_editor_signs_in_through_the_provider_and_authors_a_change_that_only_another_identity_may_approve()
+ {
     let service = service("flags").await;
     let page = service.get("/").send().await;
     assert!(
@@ -293,6 +294,11 @@ async fn an_editor_signs_in_through_the_provider_and_authors_the_change_a_viewer
     );
     let refused = edit(&bob).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let approve = bob
+        .page_request(Method::POST, &format!("/api/v1/changes/{id}/approve"))
+        .send()
+        .await;
+    assert_eq!(approve.status, StatusCode::FORBIDDEN, "{}", approve.body);
     // The mapping is read at every request: `viewers` given `edit` in serve.yaml, bob's same
     // session may edit at once.
     let file = service.path().join("serve.yaml");
@@ -301,11 +307,22 @@ async fn an_editor_signs_in_through_the_provider_and_authors_the_change_a_viewer
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(
         &file,
-        yaml.replace("viewers: {\"*\": [read]}", "viewers: {\"*\": [edit]}"),
+        yaml.replace(
+            "viewers: {\"*\": [read]}",
+            "viewers: {\"*\": [edit, approve]}",
+        ),
     )
     .unwrap();
     let allowed = edit(&bob).await;
     assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    // Another identity's approval of alice's change counts.
+    let approved = bob
+        .page_request(Method::POST, &format!("/api/v1/changes/{id}/approve"))
+        .send()
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    let given = &approved.json()["approvals"]["given"];
+    assert_eq!(given[0]["by"], "bob@example.org", "{}", approved.body);
 
     // Sign-out ends the session.
     let out = alice
