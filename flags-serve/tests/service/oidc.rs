@@ -171,12 +171,13 @@ async fn start(service: &Service) -> (String, String) {
     (location, pending)
 }
 
-/// The service's answer to the provider's redirect back.
+/// The service's answer to the provider's redirect back (through a proxy that says HTTPS).
 async fn callback(service: &Service, url: &str, pending: &str) -> Reply {
     let path = url.strip_prefix("http://flags.test").expect("the callback");
     service
         .get(path)
         .header("cookie", &format!("flags_oidc={pending}"))
+        .header("x-forwarded-proto", "https")
         .send()
         .await
 }
@@ -198,7 +199,7 @@ async fn signed_in<'a>(service: &'a Service, reply: &Reply) -> Browser<'a> {
         .find(|c| c.starts_with("flags_session=") && !c.starts_with("flags_session=;"))
         .unwrap_or_else(|| panic!("a session cookie: {reply:?}"))
         .to_owned();
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
         assert!(line.contains(attribute), "{attribute} in {line}");
     }
     service
@@ -363,6 +364,20 @@ async fn a_tampered_state_a_replayed_callback_or_a_foreign_browser_is_refused() 
     let replay = callback(&service, &url, &pending).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST, "{}", replay.body);
     no_session(&replay);
+
+    // The provider's own refusal is shown, escaped.
+    let (_, pending) = start(&service).await;
+    let refusal = "http://flags.test/auth/oidc/callback?error=access_denied&error_description=%3Cscript%3Ex%3C/script%3E";
+    let denied = callback(&service, refusal, &pending).await;
+    assert_eq!(denied.status, StatusCode::BAD_REQUEST, "{}", denied.body);
+    assert!(
+        denied
+            .body
+            .contains("access_denied (&lt;script&gt;x&lt;/script&gt;)"),
+        "{}",
+        denied.body
+    );
+    no_session(&denied);
 
     // A callback in a browser that did not start the sign-in (login CSRF).
     let (location, _) = start(&service).await;
