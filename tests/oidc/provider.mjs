@@ -4,6 +4,9 @@
 //
 //   REDIRECT_URI  required: the service's callback URL every client registers
 //
+// oidc-provider 9 warns at start that Node.js 20 (this project's) is not a supported runtime;
+// everything used here works on it (its PKCE check needs crypto.hash, in Node.js >= 20.12).
+//
 // It prints one JSON line on stdout once it listens: {"issuer": "http://127.0.0.1:PORT"}, and
 // runs until stdin closes (the test's end) or it is killed.
 //
