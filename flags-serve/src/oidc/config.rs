@@ -203,6 +203,29 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_client_secret_names_both_places_it_may_come_from() {
+        let config: OidcConfig = serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example", "client_id": "c",
+            "redirect_url": "https://f.example/auth/oidc/callback",
+            "client_secret_file": "/nonexistent/oidc.secret"
+        }))
+        .unwrap();
+        if std::env::var_os(SECRET_VAR).is_none() {
+            let err = config.client_secret().unwrap_err();
+            assert!(err.contains("/nonexistent/oidc.secret"), "{err}");
+            let bare = OidcConfig {
+                client_secret_file: None,
+                ..config
+            };
+            let err = bare.client_secret().unwrap_err();
+            assert!(
+                err.contains(SECRET_VAR) && err.contains("client_secret_file"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn roles_are_the_union_of_every_group_and_email_entry_matched() {
         let m = mapping();
         let roles = m.roles_for(&["editors".into(), "sre".into()], Some("x@example.com"));

@@ -413,3 +413,35 @@ async fn id_tokens_with_a_wrong_nonce_audience_signature_or_expiry_are_refused()
         wrong.join("\n")
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_provider_gets_a_page_naming_its_discovery_document() {
+    let dir = tempfile::tempdir().expect("scratch dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s").unwrap();
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let service = Service::builder()
+        .token("reader", "reader-secret", "{\"*\": [read]}")
+        .config(&format!(
+            "oidc:\n  issuer: http://127.0.0.1:{port}\n  client_id: flags\n  client_secret_file: {}\n  \
+             redirect_url: {CALLBACK}\n",
+            secret.display()
+        ))
+        .start()
+        .await;
+    let reply = service.get("/auth/oidc/login").send().await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    assert!(
+        reply.body.contains(&format!(
+            "http://127.0.0.1:{port}/.well-known/openid-configuration) cannot be read"
+        )),
+        "{}",
+        reply.body
+    );
+    assert!(reply.cookie("flags_oidc").is_none(), "{reply:?}");
+}
