@@ -96,12 +96,22 @@ async fn list(
     Query(query): Query<ListQuery>,
     kind: Kind,
 ) -> Result<Json<Value>, ApiError> {
-    let changes = engine(&state)?;
+    Ok(Json(list_value(&state, &query, kind).await?))
+}
+
+/// The list `GET /api/v1/flags` (or `/segments`) answers, as JSON: what the console's flags
+/// page shows too.
+pub async fn list_value(
+    state: &AppState,
+    query: &ListQuery,
+    kind: Kind,
+) -> Result<Value, ApiError> {
+    let changes = engine(state)?;
     let commit = commit_of(changes, query.change).await?;
     let catalog = changes.catalog(&commit).await?;
-    let envs = environments(&state);
+    let envs = environments(state);
     let compiled = changes.compile(&commit, &[], &envs).await?;
-    let context = Context::read(&state, &compiled).await;
+    let context = Context::read(state, &compiled).await;
     let today = Utc::now().date_naive();
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let offset = query.offset.unwrap_or(0);
@@ -111,7 +121,7 @@ async fn list(
             Kind::Flag => flag_summary(item, &envs, &context, today),
             Kind::Segment => segment_summary(item, &catalog),
         };
-        if matches(&summary, &query) {
+        if matches(&summary, query) {
             matching.push(summary);
         }
     }
@@ -122,13 +132,13 @@ async fn list(
         Kind::Flag => "flags",
         Kind::Segment => "segments",
     };
-    Ok(Json(json!({
+    Ok(json!({
         name: page,
         "commit": commit,
         "total": total,
         "offset": offset,
         "next_offset": next,
-    })))
+    }))
 }
 
 fn matches(summary: &Value, query: &ListQuery) -> bool {
@@ -422,9 +432,22 @@ async fn get_one(
     Query(query): Query<ChangeQuery>,
     kind: Kind,
 ) -> Result<Response, ApiError> {
+    let (etag, body) = one_value(&state, &key, query.change, kind).await?;
+    Ok(with_etag(StatusCode::OK, &etag, body))
+}
+
+/// One flag (or segment) as `GET /api/v1/flags/{key}` answers it, with its ETag: what the
+/// console's flag page shows too.
+pub async fn one_value(
+    state: &AppState,
+    key: &str,
+    change: Option<u64>,
+    kind: Kind,
+) -> Result<(String, Value), ApiError> {
+    let key = key.to_owned();
     check_key(&key)?;
-    let changes = engine(&state)?;
-    let commit = commit_of(changes, query.change).await?;
+    let changes = engine(state)?;
+    let commit = commit_of(changes, change).await?;
     let catalog = changes.catalog(&commit).await?;
     let item = catalog.items(kind).get(&key).ok_or_else(|| {
         let hint = flags_compile::suggest::did_you_mean(
@@ -436,9 +459,9 @@ async fn get_one(
     let commits = changes.repo.file_commits(&commit, &item.path, 10).await?;
     let mut body = match kind {
         Kind::Flag => {
-            let envs = environments(&state);
+            let envs = environments(state);
             let compiled = changes.compile(&commit, &[], &envs).await?;
-            let context = Context::read(&state, &compiled).await;
+            let context = Context::read(state, &compiled).await;
             flag_summary(item, &envs, &context, Utc::now().date_naive())
         }
         Kind::Segment => segment_summary(item, &catalog),
@@ -447,7 +470,7 @@ async fn get_one(
     body["text"] = json!(item.text);
     body["commit"] = json!(commit);
     body["commits"] = json!(commits);
-    Ok(with_etag(StatusCode::OK, &item.blob, body))
+    Ok((item.blob.clone(), body))
 }
 
 fn with_etag(status: StatusCode, etag: &str, body: Value) -> Response {
