@@ -86,3 +86,12 @@ pub async fn serve(Path(name): Path<String>) -> Result<Response, ApiError> {
     )
         .into_response())
 }
+
+/// `GET /favicon.ico`: no icon (`204`, cached a day), so browsers log no 404 on every page.
+pub async fn favicon() -> Response {
+    (
+        axum::http::StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "public, max-age=86400")],
+    )
+        .into_response()
+}

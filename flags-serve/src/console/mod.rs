@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/changes", get(pages::changes))
         .route("/changes/{id}", get(pages::change))
         .route("/console/assets/{name}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
 }
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {

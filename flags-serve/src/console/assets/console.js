@@ -38,7 +38,6 @@ async function api(method, path, body, headers = {}) {
 
 // Runs `work` with `button` disabled and marked busy; says what failed if it throws.
 async function busy(button, what, work) {
-  const label = button.textContent;
   button.disabled = true;
   button.setAttribute('aria-busy', 'true');
   say(`${what}…`, 'busy');
@@ -49,7 +48,6 @@ async function busy(button, what, work) {
   } finally {
     button.disabled = false;
     button.removeAttribute('aria-busy');
-    button.textContent = label;
   }
 }
 
@@ -77,7 +75,7 @@ function showKilled(cell, key, env, killed) {
     button.dataset.action = killed ? 'unkill' : 'kill';
     button.textContent = killed ? 'Unkill' : 'Kill';
     button.className = killed ? '' : 'danger';
-    button.setAttribute('aria-label', `${killed ? 'Unkill' : 'Kill'} ${key} in ${env}`);
+    button.setAttribute('aria-label', `${killed ? 'Unkill' : 'Kill'}: ${key} in ${env}`);
   }
 }
 
@@ -176,7 +174,7 @@ document.addEventListener('click', (event) => {
     return;
   }
   const row = button.closest('tr[data-flag]');
-  const cell = button.closest('[data-env]');
+  const cell = button.closest('td[data-env]');
   if (!row || !cell) return;
   const { flag: key } = row.dataset;
   const { env } = cell.dataset;
