@@ -16,7 +16,8 @@
 // dialog's confirm to the worker's OFREP answer changing) over 20 kills and 20 unkills, into
 // target/artifacts/console-kill-latency.json; alice turns a flag off in dev (a change
 // request), bob approves it from his page, alice merges it and the remote's main holds her
-// commit; the reader sees no mutating control and its forged POSTs get 403. Every page:
+// commit; a drift check and a rollback from the environment page, its diff shown first; the
+// reader sees no mutating control and its forged POSTs get 403. Every page:
 // a screenshot at 1280x800 in target/artifacts/console/, axe-core with no serious or
 // critical violation, and no Content-Security-Policy violation in the console.
 
@@ -250,6 +251,37 @@ describe('console', () => {
     assert.deepEqual(alice.problems, [], 'no script error or CSP violation on alice\'s pages');
   });
 
+  it('checks drift, and rolls prod back after showing the diff', async () => {
+    await alice.goto(`${SERVE_URL}/environments/prod`);
+    await shoot(alice, 'environment');
+    await accessible(alice, '/environments/{env}');
+    const before = Number(await alice.textContent('#env-prod .stable .version'));
+    let loaded = alice.waitForEvent('load');
+    await alice.click('button[data-path$="/drift"]');
+    await settled(alice, /^Drift check: /);
+    await loaded;
+    assert.match(await alice.textContent('#env-prod .drift'), /last drift check by alice/);
+
+    // The newest earlier version is the last kill of the latency runs: its diff says so.
+    const to = Number(await alice.locator('#rollback-to option').first().getAttribute('value'));
+    assert.equal(to, before - 1);
+    await alice.click('form.rollback button[type=submit]');
+    await alice.locator('#rollback-diff').waitFor();
+    assert.match(await alice.textContent('#rollback-diff ul'), new RegExp(KILL_FLAG));
+    await shoot(alice, 'environment-rollback-diff');
+    await accessible(alice, 'rollback diff');
+    const live = await edgeAnswer(KILL_FLAG);
+    loaded = alice.waitForEvent('load');
+    await alice.click('#rollback-diff button[data-action=rollback]');
+    await settled(alice, /Rolled back/);
+    await loaded;
+    assert.equal(Number(await alice.textContent('#env-prod .stable .version')), before + 1);
+    assert.match(await alice.textContent('#env-prod .audit-entry .action'), /rollback/);
+    // The edge serves the rolled-back flags: the flag killed again.
+    assert.match((await edgeChange(KILL_FLAG, live, performance.now())).answer, /DISABLED/);
+    assert.deepEqual(alice.problems, []);
+  });
+
   it('shows a reader no mutating control and refuses the POSTs forged from its session', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const reader = await signIn(context, env.READ_TOKEN);
@@ -261,7 +293,10 @@ describe('console', () => {
     await reader.goto(`${SERVE_URL}/flags`);
     await shoot(reader, 'flags-read-only');
     const csrf = await reader.getAttribute('meta[name=csrf-token]', 'content');
-    const kill = `/api/v1/environments/prod/flags/${KILL_FLAG}/kill`;
+    const kill = `/api/v1/environments/prod/flags/${TOGGLE_FLAG}/kill`;
+    const auditTop = (await (await fetch(`${SERVE_URL}/api/v1/environments/prod/audit`, {
+      headers: { Authorization: `Bearer ${env.READ_TOKEN}` },
+    })).json()).entries[0].version;
     // From the page, with its CSRF token: no role.
     const noRole = await reader.evaluate(async ({ kill, csrf }) => (await fetch(kill, {
       method: 'POST', headers: { 'X-CSRF-Token': csrf },
@@ -275,7 +310,10 @@ describe('console', () => {
     })).status;
     assert.equal(await forged({ Origin: SERVE_URL }), 403, 'no CSRF token');
     assert.equal(await forged({ Origin: 'https://evil.example', 'X-CSRF-Token': aliceCsrf }), 403, 'another origin');
-    assert.doesNotMatch(await edgeAnswer(KILL_FLAG), /DISABLED/, 'nothing was killed');
+    const audit = await (await fetch(`${SERVE_URL}/api/v1/environments/prod/audit`, {
+      headers: { Authorization: `Bearer ${env.READ_TOKEN}` },
+    })).json();
+    assert.equal(audit.entries[0].version, auditTop, 'nothing was published by the forged requests');
     await context.close();
   });
 });

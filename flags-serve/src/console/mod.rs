@@ -9,8 +9,9 @@
 //!
 //! Pages: `GET /flags` (every flag, filters, badges, per-environment toggle and kill),
 //! `GET /flags/{key}` (definition, per-environment state, history), `GET /changes` and
-//! `GET /changes/{id}` (diff, semantic diff, validation, approvals, Approve / Merge / Close).
-//! The environments page is the status page at `/` (`page/`), which links here. Assets are
+//! `GET /changes/{id}` (diff, semantic diff, validation, approvals, Approve / Merge / Close),
+//! `GET /environments/{env}` (the status page's section for it, `page/`, with drift Check /
+//! Fix, canary Promote / Abort and Rollback after its diff). The status page at `/` links here. Assets are
 //! served by `assets.rs` under names carrying their content hash, cached for a year.
 
 pub mod assets;
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/flags/{key}", get(pages::flag))
         .route("/changes", get(pages::changes))
         .route("/changes/{id}", get(pages::change))
+        .route("/environments/{env}", get(pages::environment))
         .route("/console/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
 }
@@ -50,6 +52,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("flag.html", include_str!("templates/flag.html")),
         ("changes.html", include_str!("templates/changes.html")),
         ("change.html", include_str!("templates/change.html")),
+        (
+            "environment.html",
+            include_str!("templates/environment.html"),
+        ),
     ];
     for (name, source) in templates {
         // The templates are part of the binary: a syntax error is caught by the tests, and

@@ -211,3 +211,50 @@ fn diff_lines(diff: &str) -> Vec<Value> {
         })
         .collect()
 }
+
+/// `GET /environments/{env}`: the status page's section for one environment (versions,
+/// canary, edges, drift, approvals, rollouts, lints, audit, evaluations), with the buttons
+/// the caller's roles allow: drift Check / Fix, canary Promote / Abort, and Rollback to an
+/// earlier version after its diff.
+pub async fn environment(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    Path(env): Path<String>,
+) -> Response {
+    let Ok(caller) = caller else {
+        return to_sign_in();
+    };
+    let frame = Frame::new(&state, &caller, "environments");
+    answer(
+        async {
+            caller.require(&env, Role::Read)?;
+            if !state.environments().contains(&env) {
+                return Err(ApiError::NotFound(format!("no environment {env:?} is served")));
+            }
+            let environment = state.environment(&env, "-")?;
+            let mut section = String::new();
+            crate::page::env_section(&mut section, &state, &env, chrono::Utc::now()).await?;
+            let history = environment.history().await?;
+            let current = history.current;
+            let deployed = state.deployed.read(&environment).await?;
+            let canary = deployed.as_ref().is_some_and(|d| d.pointer.canary.is_some());
+            let versions: Vec<Value> = history
+                .records
+                .iter()
+                .rev()
+                .filter(|r| Some(r.version) != current)
+                .take(20)
+                .map(|r| json!({"version": r.version, "action": r.action.as_str(), "author": r.author, "at": r.created_at}))
+                .collect();
+            let page = json!({
+                "env": env,
+                "section": section,
+                "current": current,
+                "canary": canary,
+                "versions": versions,
+            });
+            render("environment.html", &frame, minijinja::Value::from_serialize(&page))
+        }
+        .await,
+    )
+}

@@ -147,7 +147,7 @@ pub struct PageQuery {
 
 /// One environment's section: versions, pending approvals, rollouts, lints, recent changes and
 /// evaluations.
-async fn env_section(
+pub(crate) async fn env_section(
     out: &mut String,
     state: &AppState,
     name: &str,

@@ -1,4 +1,4 @@
-//! The console (`/flags`, `/flags/{key}`, `/changes`, `/changes/{id}`) in-process, over a real
+//! The console (`/flags`, `/flags/{key}`, `/changes`, `/changes/{id}`, `/environments/{env}`) in-process, over a real
 //! bare Git remote: each page renders for a signed-in browser with the buttons its roles
 //! allow and none other; what a page shows is escaped; its script and stylesheet are served
 //! under content-hashed names with a year's cache; a visitor without a session goes to the
@@ -121,6 +121,32 @@ async fn each_page_renders_with_the_buttons_the_roles_allow() {
         "{}",
         flag.body
     );
+    // An environment: the status page's section, drift Check and Fix for the admin; for a
+    // reader only the check (role read), and no rollback form.
+    let staging = admin
+        .call(Method::GET, "/environments/staging")
+        .send()
+        .await;
+    assert_eq!(staging.status, StatusCode::OK, "{}", staging.body);
+    assert!(
+        staging.body.contains("id=\"env-staging\""),
+        "{}",
+        staging.body
+    );
+    assert!(staging.body.contains("Fix drift"), "{}", staging.body);
+    let reader = service.sign_in(READER).await;
+    let seen = reader
+        .call(Method::GET, "/environments/staging")
+        .send()
+        .await;
+    assert_eq!(actions(&seen), ["post"], "{}", seen.body);
+    assert!(seen.body.contains("Check drift") && !seen.body.contains("Fix drift"));
+    assert!(!seen.body.contains("data-form=\"rollback\""));
+    let unknown = admin
+        .call(Method::GET, "/environments/nowhere")
+        .send()
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
     let missing = admin.call(Method::GET, "/flags/no-such-flag").send().await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
 

@@ -165,10 +165,68 @@ async function review(verb, id, button) {
   });
 }
 
+// A plain POST (drift check and fix, promote, abort), after the button's confirmation if it
+// has one; the page reloads to show the new state.
+async function post(button) {
+  if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+  const what = button.dataset.what;
+  await busy(button, what, async () => {
+    const done = await api('POST', button.dataset.path);
+    const verdict = done?.status ?? done?.verdict ?? (done?.version !== undefined ? `version ${done.version}` : 'done');
+    say(`${what}: ${typeof verdict === 'string' ? verdict : JSON.stringify(verdict)}.`, 'ok');
+    setTimeout(() => window.location.reload(), 1200);
+  });
+}
+
+// Rollback shows the diff first: deployed -> the chosen version, then the button.
+async function rollbackDiff(form, button) {
+  const env = form.dataset.env;
+  const to = form.querySelector('select').value;
+  const box = form.querySelector('#rollback-diff');
+  await busy(button, `Diff to version ${to}`, async () => {
+    const diff = await api('GET', `/api/v1/environments/${encodeURIComponent(env)}/diff?to=${encodeURIComponent(to)}`);
+    const list = box.querySelector('ul');
+    list.replaceChildren();
+    for (const flag of diff.flags) {
+      const item = document.createElement('li');
+      const key = document.createElement('code');
+      key.textContent = flag.key;
+      item.append(key, ` ${flag.change}${flag.details ? `: ${flag.details.join('; ')}` : ''}`);
+      list.append(item);
+    }
+    if (diff.flags.length === 0) list.append(Object.assign(document.createElement('li'), { textContent: 'nothing: the same flags' }));
+    const go = box.querySelector('[data-action=rollback]');
+    go.dataset.to = to;
+    go.textContent = `Roll back to version ${to}`;
+    box.hidden = false;
+    say(`Diff to version ${to} shown.`, 'ok');
+    go.focus();
+  });
+}
+
+async function rollback(button) {
+  const form = button.closest('form');
+  const env = form.dataset.env;
+  const to = Number(button.dataset.to);
+  await busy(button, `Rolling ${env} back to version ${to}`, async () => {
+    const done = await api('POST', `/api/v1/environments/${encodeURIComponent(env)}/rollback`, { to, message: 'rollback from the console' });
+    say(done?.pending ? `Rollback waits for approval (#${done.pending.id ?? ''}).` : `Rolled back: ${env} serves version ${to}'s flags as version ${done.version}.`, 'ok');
+    setTimeout(() => window.location.reload(), 1200);
+  });
+}
+
 document.addEventListener('click', (event) => {
   const button = event.target.closest('button[data-action]');
   if (!button) return;
   const action = button.dataset.action;
+  if (action === 'post') {
+    post(button);
+    return;
+  }
+  if (action === 'rollback') {
+    rollback(button);
+    return;
+  }
   if (action in verbs) {
     review(action, button.dataset.change, button);
     return;
@@ -184,8 +242,10 @@ document.addEventListener('click', (event) => {
 });
 
 document.addEventListener('submit', (event) => {
-  const form = event.target.closest('form[data-form=patch]');
+  const form = event.target.closest('form[data-form]');
   if (!form) return;
   event.preventDefault();
-  patchForm(form, form.querySelector('button[type=submit]'));
+  const button = form.querySelector('button[type=submit]');
+  if (form.dataset.form === 'patch') patchForm(form, button);
+  else if (form.dataset.form === 'rollback') rollbackDiff(form, button);
 });
