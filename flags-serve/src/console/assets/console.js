@@ -10,7 +10,7 @@ const status = document.getElementById('status');
 function say(text, kind, extra) {
   status.replaceChildren(document.createTextNode(text));
   if (extra) status.append(' ', extra);
-  status.className = `status ${kind}`;
+  status.className = `toast ${kind}`;
 }
 
 // One API call. Resolves to the parsed JSON answer; rejects with the problem's words.
