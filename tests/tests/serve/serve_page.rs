@@ -10,7 +10,10 @@
 //! and its SVG chart, the expired lint, the audit rows naming the tokens, the evaluations
 //! chart; after a kill made from the kill token's own signed-in page (its session cookie alone
 //! refused, with the page's CSRF token accepted) the new version, on the worker too; `?now=` 60
-//! days ahead the telemetry lint; signing out ends the session.
+//! days ahead the telemetry lint; signing out ends the session. Then the console on the same
+//! service (`tests/browser_serve/console.test.mjs`): the checkout is a clone of a bare remote
+//! and dev needs one approval per change, so a toggle from the flags page opens a change that
+//! a second token approves and the first merges onto the remote's `main`.
 
 use std::process::Command;
 
