@@ -24,6 +24,7 @@ pub mod approvals;
 pub mod auth;
 pub mod changes;
 pub mod config;
+pub mod console;
 pub mod deployed;
 pub mod error;
 pub mod fleet;

@@ -55,14 +55,16 @@ th{background:#f4f4f4}.killed{color:#b00;font-weight:bold}.lint.error{color:#b00
 time{border-bottom:1px dotted #999}figure{display:inline-block;margin:0 1em 1em 0}";
 
 /// The service's `Content-Security-Policy` (`layers.rs` sets it on every answer): nothing
-/// loads or runs but the page's own stylesheet (by its hash: inline, yet no `unsafe-inline`);
-/// forms post only to the service; no one frames it. `connect-src 'self'` lets the page's
-/// own origin call the API (with the CSRF token) once it has a script of its own.
+/// loads or runs but the service's own files (the console's module and stylesheet, served
+/// from `/console/assets/`) and the status page's inline stylesheet (by its hash: no
+/// `unsafe-inline` anywhere, no inline script at all); forms post only to the service; no one
+/// frames it. `connect-src 'self'` lets the console's script call the API (with the CSRF
+/// token).
 pub static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
     format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; connect-src 'self'; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self' 'sha256-{hash}'; img-src 'self'; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 });
 
@@ -166,7 +168,7 @@ pub struct PageQuery {
 
 /// One environment's section: versions, pending approvals, rollouts, lints, recent changes and
 /// evaluations.
-async fn env_section(
+pub(crate) async fn env_section(
     out: &mut String,
     state: &AppState,
     name: &str,
@@ -233,7 +235,8 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
         Err(e) => return (StatusCode::BAD_REQUEST, e.body_text()).into_response(),
     };
     let mut body = format!(
-        "<h1>Flags</h1><p>signed in as <b id=whoami>{}</b></p>",
+        "<nav aria-label=Console><a href=/flags>Flags</a> · <a href=/changes>Changes</a> · \
+         <b>Environments</b></nav><h1>Flags</h1><p>signed in as <b id=whoami>{}</b></p>",
         escape(caller.name())
     );
     // With a session: its CSRF token for the page's own requests, and the sign-out form.

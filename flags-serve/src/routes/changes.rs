@@ -29,9 +29,17 @@ pub async fn list(
     _caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let changes = engine(&state)?;
+    Ok(Json(
+        json!({ "changes": list_value(&state, query.state.as_deref()).await? }),
+    ))
+}
+
+/// The changes `GET /api/v1/changes?state=` lists (`open` by default), newest first: what
+/// the console's changes page shows too.
+pub async fn list_value(state: &AppState, wanted: Option<&str>) -> Result<Vec<Value>, ApiError> {
+    let changes = engine(state)?;
     changes.refresh().await?;
-    let wanted = query.state.as_deref().unwrap_or("open");
+    let wanted = wanted.unwrap_or("open");
     if !matches!(wanted, "open" | "merged" | "closed" | "all") {
         return Err(ApiError::BadRequest(format!(
             "state: {wanted:?} is not one of open, merged, closed, all"
@@ -43,9 +51,9 @@ pub async fn list(
         if wanted != "all" && stored.as_str() != Some(wanted) {
             continue;
         }
-        out.push(changes.view(&state, &change, Detail::Summary).await?);
+        out.push(changes.view(state, &change, Detail::Summary).await?);
     }
-    Ok(Json(json!({ "changes": out })))
+    Ok(out)
 }
 
 /// Body of `POST /api/v1/changes`.
@@ -79,10 +87,15 @@ pub async fn show(
     _caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let changes = engine(&state)?;
+    Ok(Json(show_value(&state, id).await?))
+}
+
+/// One change as `GET /api/v1/changes/{id}` shows it (commits, diffs, lints, approvals).
+pub async fn show_value(state: &AppState, id: u64) -> Result<Value, ApiError> {
+    let changes = engine(state)?;
     changes.refresh().await?;
     let change = changes.records.get(id).await?;
-    Ok(Json(changes.view(&state, &change, Detail::Full).await?))
+    changes.view(state, &change, Detail::Full).await
 }
 
 /// `POST /api/v1/changes/{id}/approve`.

@@ -103,4 +103,5 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/changes/{id}/approve", post(changes::approve))
         .route("/api/v1/changes/{id}/merge", post(changes::merge))
         .route("/api/v1/changes/{id}/close", post(changes::close))
+        .merge(super::console::router())
 }

@@ -7,6 +7,7 @@ mod harness;
 
 mod approvals;
 mod changes;
+mod console;
 mod diagnostics;
 mod drift;
 mod headers;

@@ -10,19 +10,24 @@
 //! and its SVG chart, the expired lint, the audit rows naming the tokens, the evaluations
 //! chart; after a kill made from the kill token's own signed-in page (its session cookie alone
 //! refused, with the page's CSRF token accepted) the new version, on the worker too; `?now=` 60
-//! days ahead the telemetry lint; signing out ends the session.
+//! days ahead the telemetry lint; signing out ends the session. Then the console on the same
+//! service (`tests/browser_serve/console.test.mjs`): the checkout is a clone of a bare remote
+//! and dev needs one approval per change, so a toggle from the flags page opens a change that
+//! a second token approves and the first merges onto the remote's `main`.
 
 use std::process::Command;
 
 use integration_tests::serve::Setup;
 use integration_tests::worker::Worker;
-use integration_tests::{SeaweedFs, publisher_bin, repo_root};
+use integration_tests::{SeaweedFs, git, publisher_bin, repo_root};
 
 const ADMIN: &str = "page-admin-secret-0123";
 const READER: &str = "page-reader-secret-0123";
 const ONCALL: &str = "page-oncall-secret-0123";
 const EDGE: &str = "page-edge-secret-0123";
 const PURGE_TOKEN: &str = "page-purge-token-0123";
+const ALICE: &str = "page-alice-secret-0123";
+const BOB: &str = "page-bob-secret-0123";
 
 #[test]
 fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
@@ -32,6 +37,8 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
         ("reader", READER, "{prod: [read]}"),
         ("oncall", ONCALL, "{prod: [kill]}"),
         ("edge", EDGE, "{prod: [telemetry]}"),
+        ("alice", ALICE, "{\"*\": [read, edit, kill, publish]}"),
+        ("bob", BOB, "{\"*\": [read, approve]}"),
     ]);
     let checkout = setup.checkout();
     // The rollout: no soak, and a health check this test turns on and off.
@@ -54,6 +61,37 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
         .replace("expires: 2027-02-28", "expires: 2020-01-01")
         .replace("review-by: 2027-01-15\n", "");
     std::fs::write(checkout.join("flags/old-promo.yaml"), expired).unwrap();
+    // The checkout is a clone of a bare remote (`git:` below): the console's toggles open
+    // change requests whose merges land on the remote's `main`.
+    let remote = setup.path().join("remote.git");
+    let remote_path = remote.display().to_string();
+    git(
+        setup.path(),
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            &remote_path,
+        ],
+    );
+    for args in [
+        &["init", "--quiet", "--initial-branch=main"][..],
+        &["config", "user.name", "Setup"],
+        &["config", "user.email", "setup@example.com"],
+        &["add", "."],
+        &["commit", "--quiet", "-m", "flags"],
+        &["remote", "add", "origin", &remote_path],
+        &["push", "--quiet", "-u", "origin", "main"],
+    ] {
+        git(&checkout, args);
+    }
+    // dev needs one approval for a change; prod and staging none (the pushes below go through).
+    let config = setup.write(
+        "serve.yaml",
+        "git: {remote: origin, branch: main, poll: 0s}\n\
+         environments:\n  - {name: prod}\n  - {name: staging}\n  - {name: dev, approval: {ttl: 1h}}\n",
+    );
     let bucket = "serve-page";
     let store = s3.bucket(bucket);
     let worker = Worker::start(&[
@@ -77,10 +115,8 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
     let service = setup.serve(
         &store,
         &[
-            "--env",
-            "prod",
-            "--env",
-            "staging",
+            "--config",
+            &config,
             "--purge",
             &worker.url,
             "--edge",
@@ -153,7 +189,7 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
     );
 
     let output = Command::new("node")
-        .args(["--test", "tests/browser_serve/"])
+        .args(["--test", "tests/browser_serve/status_page.test.mjs"])
         .env("SERVE_URL", &service.base)
         .env("READ_TOKEN", READER)
         .env("KILL_TOKEN", ONCALL)
@@ -166,6 +202,25 @@ fn the_status_page_shows_the_deployment_and_changes_after_a_kill() {
     assert!(
         output.status.success(),
         "browser test failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The console, after the status page (it kills and unkills in prod too).
+    let output = Command::new("node")
+        .args(["--test", "tests/browser_serve/console.test.mjs"])
+        .env("SERVE_URL", &service.base)
+        .env("READ_TOKEN", READER)
+        .env("ALICE_TOKEN", ALICE)
+        .env("BOB_TOKEN", BOB)
+        .env("WORKER_URL", &worker.url)
+        .env("REMOTE", &remote_path)
+        .current_dir(repo_root())
+        .output()
+        .expect("run node --test tests/browser_serve/console.test.mjs");
+    assert!(
+        output.status.success(),
+        "console browser test failed:\n{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );

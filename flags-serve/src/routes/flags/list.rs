@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::commit_of;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::changes::catalog::{Catalog, Item};
+use crate::changes::catalog::{Catalog, Item, Kind};
 use crate::changes::overview::Overview;
 use crate::changes::{Compilation, engine, environments};
 use crate::deployed::Deployed;
@@ -65,24 +65,24 @@ struct Page<T> {
     next_offset: Option<usize>,
 }
 
+/// A page of flags or of segments.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Listing<'a> {
+    Flags(Page<FlagSummary<'a>>),
+    Segments(Page<SegmentSummary<'a>>),
+}
+
 /// `GET /api/v1/flags`.
 pub async fn list_flags(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let changes = engine(&state)?;
-    let commit = commit_of(changes, query.change).await?;
-    let catalog = changes.catalog(&commit).await?;
-    let context = Context::read(&state, &commit).await?;
-    let filter = Filter::new(&query);
-    let summaries: Vec<FlagSummary> = catalog
-        .flags
-        .values()
-        .map(|item| context.summary(item))
-        .filter(|summary| filter.keeps(summary))
-        .collect();
-    Ok(page(&query, "flags", summaries, commit))
+    listing(&state, &query, Kind::Flag, |page| {
+        Json(page).into_response()
+    })
+    .await
 }
 
 /// `GET /api/v1/segments`.
@@ -91,45 +91,83 @@ pub async fn list_segments(
     _caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let changes = engine(&state)?;
-    let commit = commit_of(changes, query.change).await?;
-    let catalog = changes.catalog(&commit).await?;
-    let q = query.q.as_deref().map(str::to_lowercase);
-    let summaries: Vec<SegmentSummary> = catalog
-        .segments
-        .values()
-        .map(|item| segment_summary(item, &catalog))
-        .filter(|s| {
-            q.as_deref()
-                .is_none_or(|q| contains(s.key, q) || contains_value(s.description, q))
-                && query
-                    .owner
-                    .as_deref()
-                    .is_none_or(|o| s.owner.as_str() == Some(o))
-        })
-        .collect();
-    Ok(page(&query, "segments", summaries, commit))
+    listing(&state, &query, Kind::Segment, |page| {
+        Json(page).into_response()
+    })
+    .await
 }
 
-fn page<T: Serialize>(
+/// The list `GET /api/v1/flags` (or `/segments`) answers, as JSON: what the console's flags
+/// page shows too.
+pub async fn list_value(
+    state: &AppState,
     query: &ListQuery,
-    name: &'static str,
-    matching: Vec<T>,
-    commit: String,
-) -> Response {
+    kind: Kind,
+) -> Result<Value, ApiError> {
+    listing(state, query, kind, |page| serde_json::to_value(page))
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Reads, filters and pages the flags (or segments) of the query's commit, and hands the page
+/// to `answer` while the summaries it borrows from are alive.
+async fn listing<R>(
+    state: &AppState,
+    query: &ListQuery,
+    kind: Kind,
+    answer: impl for<'a> FnOnce(&Listing<'a>) -> R,
+) -> Result<R, ApiError> {
+    let changes = engine(state)?;
+    let commit = commit_of(changes, query.change).await?;
+    let catalog = changes.catalog(&commit).await?;
+    let listing = match kind {
+        Kind::Flag => {
+            let context = Context::read(state, &commit).await?;
+            let filter = Filter::new(query);
+            let summaries: Vec<FlagSummary> = catalog
+                .flags
+                .values()
+                .map(|item| context.summary(item))
+                .filter(|summary| filter.keeps(summary))
+                .collect();
+            return Ok(answer(&Listing::Flags(page(
+                query, "flags", summaries, commit,
+            ))));
+        }
+        Kind::Segment => {
+            let q = query.q.as_deref().map(str::to_lowercase);
+            let summaries: Vec<SegmentSummary> = catalog
+                .segments
+                .values()
+                .map(|item| segment_summary(item, &catalog))
+                .filter(|s| {
+                    q.as_deref()
+                        .is_none_or(|q| contains(s.key, q) || contains_value(s.description, q))
+                        && query
+                            .owner
+                            .as_deref()
+                            .is_none_or(|o| s.owner.as_str() == Some(o))
+                })
+                .collect();
+            Listing::Segments(page(query, "segments", summaries, commit))
+        }
+    };
+    Ok(answer(&listing))
+}
+
+fn page<T>(query: &ListQuery, name: &'static str, matching: Vec<T>, commit: String) -> Page<T> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let offset = query.offset.unwrap_or(0);
     let total = matching.len();
     let items: Vec<T> = matching.into_iter().skip(offset).take(limit).collect();
     let next_offset = (offset + items.len() < total).then_some(offset + items.len());
-    let page = Page {
+    Page {
         items: BTreeMap::from([(name, items)]),
         commit,
         total,
         offset,
         next_offset,
-    };
-    Json(page).into_response()
+    }
 }
 
 fn contains(text: &str, lowercase_needle: &str) -> bool {

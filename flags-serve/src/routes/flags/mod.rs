@@ -7,7 +7,7 @@
 
 mod list;
 
-pub use list::{ListQuery, list_flags, list_segments};
+pub use list::{ListQuery, list_flags, list_segments, list_value};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -72,13 +72,25 @@ async fn get_one(
     Query(query): Query<ChangeQuery>,
     kind: Kind,
 ) -> Result<Response, ApiError> {
-    check_key(&key)?;
-    let changes = engine(&state)?;
-    let commit = commit_of(changes, query.change).await?;
+    let (etag, body) = one_value(&state, &key, query.change, kind).await?;
+    Ok(with_etag(StatusCode::OK, &etag, body))
+}
+
+/// One flag (or segment) as `GET /api/v1/flags/{key}` answers it, with its ETag: what the
+/// console's flag page shows too.
+pub async fn one_value(
+    state: &AppState,
+    key: &str,
+    change: Option<u64>,
+    kind: Kind,
+) -> Result<(String, Value), ApiError> {
+    check_key(key)?;
+    let changes = engine(state)?;
+    let commit = commit_of(changes, change).await?;
     let catalog = changes.catalog(&commit).await?;
-    let item = catalog.items(kind).get(&key).ok_or_else(|| {
+    let item = catalog.items(kind).get(key).ok_or_else(|| {
         let hint = flags_compile::suggest::did_you_mean(
-            &key,
+            key,
             catalog.items(kind).keys().map(String::as_str),
         );
         ApiError::NotFound(format!("no {} {key}{hint}", kind.noun()))
@@ -86,7 +98,7 @@ async fn get_one(
     let commits = changes.repo.file_commits(&commit, &item.path, 10).await?;
     let mut body = match kind {
         Kind::Flag => {
-            let context = list::Context::read(&state, &commit).await?;
+            let context = list::Context::read(state, &commit).await?;
             serde_json::to_value(context.summary(item))
         }
         Kind::Segment => serde_json::to_value(list::segment_summary(item, &catalog)),
@@ -96,7 +108,7 @@ async fn get_one(
     body["text"] = json!(item.text);
     body["commit"] = json!(commit);
     body["commits"] = json!(commits);
-    Ok(with_etag(StatusCode::OK, &item.blob, body))
+    Ok((item.blob.clone(), body))
 }
 
 fn with_etag(status: StatusCode, etag: &str, body: Value) -> Response {
