@@ -460,6 +460,9 @@ async fn a_pointer_created_while_it_was_read_is_not_taken_for_a_deleted_one() {
         finish: std::sync::Mutex::new(Some(finish)),
     };
     let env = Environment::new(std::sync::Arc::new(raced), "dev").unwrap();
-    let current = env.verified_current().await.expect("a stale read, not a damaged pointer");
+    let current = env
+        .verified_current()
+        .await
+        .expect("a stale read, not a damaged pointer");
     assert_eq!(current.map(|c| c.pointer.version), Some(2));
 }
