@@ -55,6 +55,10 @@ pub struct ServeConfig {
     /// requests (`changes/`); unset: the flags API reads the checkout and refuses writes.
     #[serde(default)]
     pub git: Option<GitConfig>,
+    /// The ed25519 key file every publish signs its pointer with (PKCS#8 PEM, mode 0600, from
+    /// `publisher keygen`; see docs/signing.md); unset: `FLAGS_SIGNING_KEY_FILE`, else unsigned.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// The flags repository's remote: `flags` is a clone of it, change requests are branches
@@ -328,6 +332,7 @@ impl ServeConfig {
             if overrides.approvals_file.is_none() {
                 loaded.approvals_file = loaded.approvals_file.map(|file| base.join(file));
             }
+            loaded.signing_key = loaded.signing_key.map(|file| base.join(file));
         }
         for (name, url) in overrides.edges {
             let Some(env) = loaded.environments.iter_mut().find(|e| e.name == name) else {
