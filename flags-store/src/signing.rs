@@ -94,9 +94,15 @@ impl SigningKey {
         Ok(SigningKey { key, key_id })
     }
 
-    /// The private key as PKCS#8 PEM (for `publisher keygen` to write, mode 0600).
+    /// The private key as PKCS#8 PEM (for `publisher keygen` to write, mode 0600): version 1,
+    /// the seed only, as `openssl genpkey -algorithm ed25519` writes it (OpenSSL 3.0 cannot read
+    /// the version 2 form with the public key that `SigningKey::to_pkcs8_pem` writes).
     pub fn to_pem(&self) -> Result<zeroize::Zeroizing<String>, String> {
-        self.key
+        let seed_only = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        seed_only
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| format!("cannot encode the key: {e}"))
     }
