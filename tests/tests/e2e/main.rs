@@ -10,4 +10,5 @@ mod e2e_kill_switch;
 mod events_stream;
 mod store;
 mod store_faults;
+mod signed_pointers;
 mod telemetry;
