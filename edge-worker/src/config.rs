@@ -221,7 +221,9 @@ impl Config {
             identity_secret: get(IDENTITY_SECRET),
             purge_token: get(PURGE_TOKEN),
             telemetry,
-            public_keys: crate::trust::parse_public_keys(&get(FLAGS_PUBLIC_KEYS).unwrap_or_default())?,
+            public_keys: crate::trust::parse_public_keys(
+                &get(FLAGS_PUBLIC_KEYS).unwrap_or_default(),
+            )?,
         })
     }
 }

@@ -107,10 +107,16 @@ impl fmt::Display for LoadError {
                 write!(f, "pointer is not signed; this worker requires a signature")
             }
             LoadError::UnknownKey(id) => {
-                write!(f, "pointer is signed by key {id:?}, which is not configured")
+                write!(
+                    f,
+                    "pointer is signed by key {id:?}, which is not configured"
+                )
             }
             LoadError::BadSignature(id) => {
-                write!(f, "pointer signature does not verify with key {id:?}: forged or altered")
+                write!(
+                    f,
+                    "pointer signature does not verify with key {id:?}: forged or altered"
+                )
             }
             LoadError::OlderVersion { found, served } => write!(
                 f,

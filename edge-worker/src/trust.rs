@@ -46,7 +46,9 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, String> {
             && key_id.len() <= MAX_KEY_ID_BYTES
             && key_id.bytes().all(|b| b.is_ascii_graphic());
         if !id_ok {
-            return Err(format!("{name}: a key id is empty, too long or not printable"));
+            return Err(format!(
+                "{name}: a key id is empty, too long or not printable"
+            ));
         }
         let raw = STANDARD
             .decode(base64)

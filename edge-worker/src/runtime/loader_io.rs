@@ -76,7 +76,11 @@ async fn native_sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// Verifies an Ed25519 signature with the runtime's WebCrypto (`crypto.subtle.importKey` of
 /// the raw public key, then `verify("Ed25519", ...)`): `None` when the runtime cannot.
-async fn native_ed25519(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Option<bool> {
+async fn native_ed25519(
+    public_key: &[u8; 32],
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Option<bool> {
     use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
     use worker::wasm_bindgen::{JsCast as _, JsValue};
     use worker::wasm_bindgen_futures::JsFuture;
@@ -89,7 +93,12 @@ async fn native_ed25519(public_key: &[u8; 32], message: &[u8], signature: &[u8; 
             .ok()
     };
     let algorithm = Object::new();
-    Reflect::set(&algorithm, &JsValue::from_str("name"), &JsValue::from_str("Ed25519")).ok()?;
+    Reflect::set(
+        &algorithm,
+        &JsValue::from_str("name"),
+        &JsValue::from_str("Ed25519"),
+    )
+    .ok()?;
     let import = Array::of5(
         &JsValue::from_str("raw"),
         &Uint8Array::from(&public_key[..]),
@@ -97,7 +106,11 @@ async fn native_ed25519(public_key: &[u8; 32], message: &[u8], signature: &[u8; 
         &JsValue::FALSE,
         &Array::of1(&JsValue::from_str("verify")),
     );
-    let promise: Promise = method("importKey")?.apply(&subtle, &import).ok()?.dyn_into().ok()?;
+    let promise: Promise = method("importKey")?
+        .apply(&subtle, &import)
+        .ok()?
+        .dyn_into()
+        .ok()?;
     let key = JsFuture::from(promise).await.ok()?;
     let verify = Array::of4(
         &algorithm,
@@ -105,7 +118,11 @@ async fn native_ed25519(public_key: &[u8; 32], message: &[u8], signature: &[u8; 
         &Uint8Array::from(&signature[..]),
         &Uint8Array::from(message),
     );
-    let promise: Promise = method("verify")?.apply(&subtle, &verify).ok()?.dyn_into().ok()?;
+    let promise: Promise = method("verify")?
+        .apply(&subtle, &verify)
+        .ok()?
+        .dyn_into()
+        .ok()?;
     JsFuture::from(promise).await.ok()?.as_bool()
 }
 

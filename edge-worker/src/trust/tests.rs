@@ -40,13 +40,19 @@ fn check(
     keys: &[PublicKey],
     served: Option<u64>,
 ) -> Result<(), LoadError> {
-    run(check_pointer(pointer, env, keys, served, async |raw, message, signature| {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(raw).ok()?;
-        Some(
-            key.verify(message, &ed25519_dalek::Signature::from_bytes(signature))
-                .is_ok(),
-        )
-    }))
+    run(check_pointer(
+        pointer,
+        env,
+        keys,
+        served,
+        async |raw, message, signature| {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(raw).ok()?;
+            Some(
+                key.verify(message, &ed25519_dalek::Signature::from_bytes(signature))
+                    .is_ok(),
+            )
+        },
+    ))
 }
 
 fn run<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -61,18 +67,33 @@ fn run<T>(future: impl std::future::Future<Output = T>) -> T {
 fn a_pointer_signed_by_a_configured_key_is_trusted() {
     let (signing, public) = key(1, "k1");
     let good = signed(pointer(5), "prod", &signing, "k1");
-    assert_eq!(check(&good, "prod", std::slice::from_ref(&public), None), Ok(()));
-    assert_eq!(check(&good, "prod", &[public], Some(5)), Ok(()), "the same version again");
+    assert_eq!(
+        check(&good, "prod", std::slice::from_ref(&public), None),
+        Ok(())
+    );
+    assert_eq!(
+        check(&good, "prod", &[public], Some(5)),
+        Ok(()),
+        "the same version again"
+    );
 }
 
 #[test]
 fn every_untrusted_pointer_is_refused_with_its_reason() {
     let (signing, public) = key(1, "k1");
     let keys = [public];
-    assert_eq!(check(&pointer(5), "prod", &keys, None), Err(LoadError::Unsigned));
+    assert_eq!(
+        check(&pointer(5), "prod", &keys, None),
+        Err(LoadError::Unsigned)
+    );
     let (other, _) = key(2, "k2");
     assert_eq!(
-        check(&signed(pointer(5), "prod", &other, "k2"), "prod", &keys, None),
+        check(
+            &signed(pointer(5), "prod", &other, "k2"),
+            "prod",
+            &keys,
+            None
+        ),
         Err(LoadError::UnknownKey("k2".into()))
     );
     // Another key's signature under our key's id: a forgery.
@@ -104,15 +125,28 @@ fn every_untrusted_pointer_is_refused_with_its_reason() {
     let old = signed(pointer(4), "prod", &signing, "k1");
     assert_eq!(
         check(&old, "prod", &keys, Some(5)),
-        Err(LoadError::OlderVersion { found: 4, served: 5 })
+        Err(LoadError::OlderVersion {
+            found: 4,
+            served: 5
+        })
     );
     assert_eq!(
-        LoadError::OlderVersion { found: 4, served: 5 }.to_string(),
+        LoadError::OlderVersion {
+            found: 4,
+            served: 5
+        }
+        .to_string(),
         "pointer is version 4, older than version 5 already served: refused"
     );
     // A runtime without Ed25519 is a configuration problem, not a bad pointer.
     let good = signed(pointer(5), "prod", &signing, "k1");
-    let refused = run(check_pointer(&good, "prod", &keys, None, async |_, _, _| None));
+    let refused = run(check_pointer(
+        &good,
+        "prod",
+        &keys,
+        None,
+        async |_, _, _| None,
+    ));
     assert!(matches!(refused, Err(LoadError::Config(_))), "{refused:?}");
 }
 
@@ -152,7 +186,12 @@ fn the_worked_example_verifies() {
     let keys = parse_public_keys(&line).unwrap();
     for case in vectors["cases"].as_array().unwrap() {
         let pointer = Pointer::parse(&serde_json::to_vec(&case["pointer"]).unwrap()).unwrap();
-        assert_eq!(check(&pointer, "prod", &keys, None), Ok(()), "{}", case["name"]);
+        assert_eq!(
+            check(&pointer, "prod", &keys, None),
+            Ok(()),
+            "{}",
+            case["name"]
+        );
     }
 }
 
@@ -173,6 +212,9 @@ fn public_keys_are_read_from_pasted_lines() {
     ] {
         let error = parse_public_keys(&bad).unwrap_err();
         assert!(error.starts_with("FLAGS_PUBLIC_KEYS: "), "{bad}: {error}");
-        assert!(!error.contains(&STANDARD.encode(a.raw)), "no key bytes in {error}");
+        assert!(
+            !error.contains(&STANDARD.encode(a.raw)),
+            "no key bytes in {error}"
+        );
     }
 }

@@ -76,11 +76,17 @@ fn refuses(worker: &Worker, version: u64, sha256: &Value, reason: &str) {
             && h["last_error"]["recovered_at"].is_null()
     });
     assert_eq!(health["version"], version, "{health}");
-    assert_eq!(&health["sha256"], sha256, "the last good blob is kept: {health}");
+    assert_eq!(
+        &health["sha256"], sha256,
+        "the last good blob is kept: {health}"
+    );
     // And it answers from it.
     let reply = worker.post("/ofrep/v1/evaluate/flags", &json!({"context": {}}), &[]);
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.header("x-flags-version"), Some(version.to_string().as_str()));
+    assert_eq!(
+        reply.header("x-flags-version"),
+        Some(version.to_string().as_str())
+    );
 }
 
 /// A blob of other flags, built by the publisher but never published: the attacker's.
@@ -138,8 +144,7 @@ fn forged_unsigned_and_replayed_pointers_are_refused_and_keys_rotate() {
     setup.publisher(&["kill", "beta-banner", &new[0], &new[1]]);
     let v2 = serves(worker, 2);
     assert_ne!(v1["sha256"], v2["sha256"]);
-    let v2_pointer: Value =
-        serde_json::from_slice(&s3.get_raw(&bucket(), &pointer_key())).unwrap();
+    let v2_pointer: Value = serde_json::from_slice(&s3.get_raw(&bucket(), &pointer_key())).unwrap();
 
     // The attacker's blob and a well-formed pointer to it, with v2's signature: forged.
     let (sha, content_hash) = attacker_blob(&s3, &keys);
@@ -162,7 +167,11 @@ fn forged_unsigned_and_replayed_pointers_are_refused_and_keys_rotate() {
 
     // The real pointer back (as `drift --fix` or a rollback would), then rotation: version 3
     // signed by the old key, served while both keys are configured.
-    put(&s3, &pointer_key(), serde_json::to_vec(&v2_pointer).unwrap());
+    put(
+        &s3,
+        &pointer_key(),
+        serde_json::to_vec(&v2_pointer).unwrap(),
+    );
     purge(worker);
     serves(worker, 2);
     setup.publisher(&["unkill", "beta-banner", &old[0], &old[1]]);
@@ -189,7 +198,10 @@ fn forged_unsigned_and_replayed_pointers_are_refused_and_keys_rotate() {
             .as_str()
             .is_some_and(|m| m.contains("not configured"))
     });
-    assert_eq!(health["loaded"], false, "nothing trusted to serve: {health}");
+    assert_eq!(
+        health["loaded"], false,
+        "nothing trusted to serve: {health}"
+    );
     // ...and serves the next version, signed by the new key.
     setup.publisher(&["rollback", "--to", "1", &new[0], &new[1]]);
     purge(&rotated);

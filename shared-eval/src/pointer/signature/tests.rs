@@ -3,7 +3,6 @@
 //! `cryptography`), and what cannot be signed.
 
 use alloc::string::String;
-use std::format;
 
 use super::super::*;
 
@@ -101,7 +100,7 @@ fn a_control_character_in_any_value_cannot_be_signed() {
     }
     assert_eq!(salt.signed_message("prod"), Err(PointerError::Unsignable));
     let mut hash = pointer.clone();
-    hash.stable.content_hash = format!("sha256:30eb\u{7f}");
+    hash.stable.content_hash = String::from("sha256:30eb\u{7f}");
     assert_eq!(hash.signed_message("prod"), Err(PointerError::Unsignable));
     assert_eq!(
         pointer.signed_message("pr\tod"),
