@@ -392,7 +392,8 @@ mod tests {
             &file,
             "listen: 127.0.0.1:9000\nstore: /srv/store\nflags: repo\ntokens: tokens.yaml\n\
              environments:\n  - name: prod\n    approval: {ttl: 90m}\n    auto_publish: true\n    edges: [\"https://a.example\"]\n  - name: dev\n\
-             limits:\n  concurrency: 8\nwebhook:\n  branch: release\n  secret_file: hook.secret\n",
+             limits:\n  concurrency: 8\nwebhook:\n  branch: release\n  secret_file: hook.secret\n\
+             signing_key: keys/signing-key.pem\n",
         )
         .unwrap();
         let config = ServeConfig::load(
@@ -430,6 +431,10 @@ mod tests {
         );
         assert_eq!(config.limits.concurrency, 8);
         assert_eq!(config.limits.body_bytes, Limits::default().body_bytes);
+        assert_eq!(
+            config.signing_key.as_deref(),
+            Some(dir.path().join("keys/signing-key.pem").as_path())
+        );
     }
 
     #[test]
