@@ -44,6 +44,9 @@ pub mod bindings {
     pub const TELEMETRY_TOKEN: &str = "TELEMETRY_TOKEN";
     /// `[vars]`: milliseconds between two batches of counts from one isolate.
     pub const TELEMETRY_FLUSH_MS: &str = "TELEMETRY_FLUSH_MS";
+    /// `[vars]`: the public keys pointers must be signed with, `<key id>:<base64>` entries
+    /// separated by commas or whitespace (`trust.rs`). Unset: pointers are not checked.
+    pub const FLAGS_PUBLIC_KEYS: &str = "FLAGS_PUBLIC_KEYS";
     /// `[assets] binding`: the dashboard's static files.
     pub const ASSETS: &str = "ASSETS";
 }
@@ -120,6 +123,8 @@ pub struct Config {
     pub purge_token: Option<String>,
     /// Evaluation telemetry, when enabled.
     pub telemetry: Option<Telemetry>,
+    /// The keys a pointer must be signed with; empty: signatures are not checked.
+    pub public_keys: Vec<crate::trust::PublicKey>,
 }
 
 impl Config {
@@ -216,6 +221,9 @@ impl Config {
             identity_secret: get(IDENTITY_SECRET),
             purge_token: get(PURGE_TOKEN),
             telemetry,
+            public_keys: crate::trust::parse_public_keys(
+                &get(FLAGS_PUBLIC_KEYS).unwrap_or_default(),
+            )?,
         })
     }
 }

@@ -12,6 +12,9 @@
 //! blob fields as above). The top-level blob fields describe the stable version. A canary
 //! that failed to load shows in `last_error` (prefixed `canary:`) while the last good one, if
 //! any, keeps serving.
+//! With `FLAGS_PUBLIC_KEYS` set, a refused pointer (unsigned, unknown key, bad signature,
+//! older than the version served; `trust.rs`) shows in `last_error` the same way, while the
+//! last good blob keeps serving.
 
 use serde_json::{Value, json};
 

@@ -35,6 +35,7 @@ pub mod ofrep;
 pub mod served;
 pub mod sigv4;
 pub mod telemetry;
+pub mod trust;
 
 /// Path of the purge endpoint.
 pub const PURGE_PATH: &str = "/_flags/purge";

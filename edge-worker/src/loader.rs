@@ -63,6 +63,19 @@ pub enum LoadError {
     /// The canary's blob failed to load (stable is unaffected; the last good canary, if any,
     /// keeps serving its users).
     Canary(Box<LoadError>),
+    /// Public keys are configured and the pointer carries no signature.
+    Unsigned,
+    /// The pointer is signed by a key that is not configured (key id).
+    UnknownKey(String),
+    /// The pointer's signature does not verify with the configured key it names (key id).
+    BadSignature(String),
+    /// The pointer is older than the version this isolate serves: a replay.
+    OlderVersion {
+        /// The pointer's version.
+        found: u64,
+        /// The version served.
+        served: u64,
+    },
     /// The blob belongs to another environment.
     WrongEnvironment {
         /// Configured.
@@ -90,6 +103,25 @@ impl fmt::Display for LoadError {
             LoadError::Gzip => write!(f, "blob is not a complete gzip stream"),
             LoadError::Blob(error) => write!(f, "{error}"),
             LoadError::Canary(error) => write!(f, "canary: {error}"),
+            LoadError::Unsigned => {
+                write!(f, "pointer is not signed; this worker requires a signature")
+            }
+            LoadError::UnknownKey(id) => {
+                write!(
+                    f,
+                    "pointer is signed by key {id:?}, which is not configured"
+                )
+            }
+            LoadError::BadSignature(id) => {
+                write!(
+                    f,
+                    "pointer signature does not verify with key {id:?}: forged or altered"
+                )
+            }
+            LoadError::OlderVersion { found, served } => write!(
+                f,
+                "pointer is version {found}, older than version {served} already served: refused"
+            ),
             LoadError::WrongEnvironment { expected, found } => {
                 write!(
                     f,

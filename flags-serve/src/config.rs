@@ -62,6 +62,10 @@ pub struct ServeConfig {
     /// it changes.
     #[serde(skip)]
     pub file: Option<PathBuf>,
+    /// The ed25519 key file every publish signs its pointer with (PKCS#8 PEM, mode 0600, from
+    /// `publisher keygen`; see docs/signing.md); unset: `FLAGS_SIGNING_KEY_FILE`, else unsigned.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// The flags repository's remote: `flags` is a clone of it, change requests are branches
@@ -342,6 +346,7 @@ impl ServeConfig {
             if overrides.approvals_file.is_none() {
                 loaded.approvals_file = loaded.approvals_file.map(|file| base.join(file));
             }
+            loaded.signing_key = loaded.signing_key.map(|file| base.join(file));
         }
         for (name, url) in overrides.edges {
             let Some(env) = loaded.environments.iter_mut().find(|e| e.name == name) else {
@@ -405,7 +410,8 @@ mod tests {
             &file,
             "listen: 127.0.0.1:9000\nstore: /srv/store\nflags: repo\ntokens: tokens.yaml\n\
              environments:\n  - name: prod\n    approval: {ttl: 90m}\n    auto_publish: true\n    edges: [\"https://a.example\"]\n  - name: dev\n\
-             limits:\n  concurrency: 8\nwebhook:\n  branch: release\n  secret_file: hook.secret\n",
+             limits:\n  concurrency: 8\nwebhook:\n  branch: release\n  secret_file: hook.secret\n\
+             signing_key: keys/signing-key.pem\n",
         )
         .unwrap();
         let config = ServeConfig::load(
@@ -443,6 +449,10 @@ mod tests {
         );
         assert_eq!(config.limits.concurrency, 8);
         assert_eq!(config.limits.body_bytes, Limits::default().body_bytes);
+        assert_eq!(
+            config.signing_key.as_deref(),
+            Some(dir.path().join("keys/signing-key.pem").as_path())
+        );
     }
 
     #[test]

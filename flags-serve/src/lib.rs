@@ -86,6 +86,9 @@ pub struct AppState {
     pub changes: Option<Arc<changes::Changes>>,
     /// Sign-in through the OpenID provider, when `oidc:` is configured (`oidc/`).
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// Signs every pointer the service publishes (`signing_key:`, else
+    /// `FLAGS_SIGNING_KEY_FILE`); unset: pointers are unsigned.
+    pub signing_key: Option<Arc<flags_store::signing::SigningKey>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -125,8 +128,16 @@ impl AppState {
             )?)),
             None => None,
         };
+        let signing_key =
+            match config.signing_key.clone().or_else(|| {
+                std::env::var_os(flags_store::signing::SIGNING_KEY_ENV_VAR).map(Into::into)
+            }) {
+                Some(path) => Some(Arc::new(flags_store::signing::SigningKey::read(&path)?)),
+                None => None,
+            };
         let mut state = AppState::new(config, store, tokens, purger);
         state.oidc = oidc;
+        state.signing_key = signing_key;
         state.webhook = webhook;
         state.changes = changes;
         state.import_files().await?;
@@ -214,6 +225,7 @@ impl AppState {
             sessions: Arc::default(),
             changes: None,
             oidc: None,
+            signing_key: None,
             locks: Arc::default(),
             store,
             replica: replica.into(),
@@ -241,9 +253,12 @@ impl AppState {
 
     /// The environment `name` of the store, recording `client` in its audit entries.
     pub fn environment(&self, name: &str, client: &str) -> Result<Environment, ApiError> {
-        Environment::new(self.store.clone(), name)
-            .map(|env| env.with_client(client))
-            .map_err(ApiError::NotFound)
+        let env = Environment::new(self.store.clone(), name).map_err(ApiError::NotFound)?;
+        let env = env.with_client(client);
+        Ok(match &self.signing_key {
+            Some(key) => env.with_signing_key(Arc::clone(key)),
+            None => env,
+        })
     }
 
     /// Runs `work` holding `env`'s publish lock, in a task of its own: a second publish to the

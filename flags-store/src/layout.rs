@@ -87,7 +87,7 @@ pub fn version_of_key(key: &str) -> Option<u64> {
 /// The pointer (`<env>/current.json`) and the blob references it and the version records hold:
 /// one definition, in shared-eval, which the edge reads too. `Canary` is the pointer's canary
 /// half ([`shared_eval::CanaryRef`]).
-pub use shared_eval::{BlobRef, CanaryRef as Canary, Pointer};
+pub use shared_eval::{BlobRef, CanaryRef as Canary, Pointer, Signature};
 
 /// What a version did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +173,10 @@ pub struct VersionRecord {
     /// (the record is the state's one home, so two racing ticks cannot both advance it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollouts: Vec<RolloutState>,
+    /// The publisher's signature of this version's pointer ([`Pointer::signed_message`]),
+    /// when it signs: kept here too, so the pointer is still derived from the record alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
 }
 
 /// Where one rollout schedule stands.
@@ -224,6 +228,7 @@ impl VersionRecord {
             version: self.version,
             stable: self.stable.clone(),
             canary: self.canary.clone(),
+            signature: self.signature.clone(),
         }
     }
 }

@@ -17,4 +17,5 @@ pub mod drift;
 pub mod layout;
 pub mod publish;
 pub mod purge;
+pub mod signing;
 pub mod store;

@@ -100,6 +100,7 @@ pub use push::{as_pushed, carry_kills};
 pub use removals::{DEFAULT_MAX_REMOVALS_PERCENT, RemovalPolicy};
 pub use rollout::TickTime;
 
+use crate::signing::SigningKey;
 use crate::store::{ObjectStore, StoreError};
 
 /// Why a publishing operation failed.
@@ -184,6 +185,15 @@ pub enum PublishError {
     /// The blob could not be encoded.
     #[error(transparent)]
     Blob(#[from] BlobFileError),
+    /// A signing key is configured but the pointer cannot be signed (a field holds a control
+    /// character). Nothing was published.
+    #[error("cannot sign the pointer of {env}: {reason}; nothing was published")]
+    Unsignable {
+        /// The environment.
+        env: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// `promote` / `abort` with no canary running.
     #[error("{env} has no canary to {action}")]
     NoCanary {
@@ -398,6 +408,8 @@ pub struct Environment {
     client: Option<String>,
     /// How many deployed flags a push may remove.
     removals: RemovalPolicy,
+    /// Signs every pointer published, when set (`crate::signing`).
+    signer: Option<Arc<SigningKey>>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -423,6 +435,7 @@ impl Environment {
             env: env.to_owned(),
             client: None,
             removals: RemovalPolicy::default(),
+            signer: None,
         })
     }
 
@@ -439,6 +452,18 @@ impl Environment {
     pub fn with_client(mut self, client: impl Into<String>) -> Environment {
         self.client = Some(client.into());
         self
+    }
+
+    /// The same environment, signing the pointer of every version it publishes with `key`
+    /// (in the pointer and in the version record).
+    pub fn with_signing_key(mut self, key: Arc<SigningKey>) -> Environment {
+        self.signer = Some(key);
+        self
+    }
+
+    /// The key that signs what this environment publishes, if any.
+    pub fn signing_key(&self) -> Option<&SigningKey> {
+        self.signer.as_deref()
     }
 
     /// The environment's name.

@@ -50,6 +50,8 @@ enum Command {
     Explain(cli::explain::Args),
     /// Mint a signed identity token (HS256 JWT) for demos and tests; the secret comes from env.
     Token(cli::token::Args),
+    /// Write an ed25519 key pair for signed pointers (private key 0600, public key line).
+    Keygen(cli::keygen::Args),
     /// Compile, upload and publish a flags directory as the environment's next version.
     Push(cli::push::Args),
     /// List an environment's versions, newest first.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::Explain(args) => cli::explain::run(args),
         Command::Token(args) => cli::token::run(args),
+        Command::Keygen(args) => cli::keygen::run(args),
         Command::Push(args) => cli::push::run(args),
         Command::History(args) => cli::history::run(args),
         Command::Rollback(args) => cli::rollback::run(args),

@@ -15,7 +15,7 @@
 //! - [`logic`]: compiled JSONLogic for flags imported from the flagd format.
 //! - [`claims`]: a verified identity token's claims as signed attributes (registered claims
 //!   dropped, `sub` as `targetingKey`), one rule for the edge and the publisher's `eval`.
-//! - [`Pointer`], [`BlobRef`], [`CanaryRef`], [`Share`] (module `pointer`): the pointer
+//! - [`Pointer`], [`BlobRef`], [`CanaryRef`], [`Share`], [`Signature`] (module `pointer`): the pointer
 //!   `<env>/current.json`, serde for the publisher's writes, [`Pointer::parse`] for the edge.
 //! - [`parse_json`] (module `decode`): JSON to serde_json's `Value` as serde_json reads it, for
 //!   the edge, which links no serde deserializer.
@@ -68,7 +68,8 @@ pub use eval::{
 pub use model::*;
 pub use ops::list_key;
 pub use pointer::{
-    BlobRef, CanaryRef, MAX_POINTER_BYTES, MAX_SALT_BYTES, Pointer, PointerError, Share,
+    BlobRef, CanaryRef, MAX_KEY_ID_BYTES, MAX_POINTER_BYTES, MAX_SALT_BYTES, Pointer, PointerError,
+    SIGNATURE_DOMAIN, Share, Signature,
 };
 #[cfg(feature = "compile")]
 pub use regex::compile_regex;

@@ -6,8 +6,11 @@
 //!
 //! ```text
 //! {"version": N, "blob": "blobs/<hex>.json.gz", "sha256": "<hex>", "content_hash": "sha256:<hex>",
-//!  "canary": {"blob", "sha256", "content_hash", "percent", "salt", "since"}}    (canary optional)
+//!  "canary": {"blob", "sha256", "content_hash", "percent", "salt", "since"},   (canary optional)
+//!  "signature": {"key_id", "ed25519"}}                                       (signature optional)
 //! ```
+//!
+//! The signature and the exact bytes it covers are defined in [`signature`]'s module docs.
 //!
 //! The triple `(blob, sha256, content_hash)` naming one blob object is a [`BlobRef`]: flattened
 //! into the pointer (the stable side) and into its [`CanaryRef`], in that field order.
@@ -44,6 +47,9 @@ use serde_json::Value;
 
 use crate::BUCKETS;
 
+mod signature;
+pub use signature::{MAX_KEY_ID_BYTES, SIGNATURE_DOMAIN, Signature};
+
 /// Largest pointer read: a pointer is a few hundred bytes, and the edge reads it on every
 /// origin revalidation.
 pub const MAX_POINTER_BYTES: usize = 4096;
@@ -65,6 +71,10 @@ pub struct Pointer {
     /// pointers written before canaries existed) when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryRef>,
+    /// The publisher's signature of [`Pointer::signed_message`]; absent when it signs nothing
+    /// (and in every pointer written before signing existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
 }
 
 /// One blob object, as the pointer (and the publisher's version records) name it.
@@ -205,6 +215,9 @@ impl Pointer {
         if let Some(canary) = &pointer.canary {
             canary.check()?;
         }
+        if let Some(signature) = &pointer.signature {
+            signature.check()?;
+        }
         Ok(pointer)
     }
 
@@ -215,6 +228,7 @@ impl Pointer {
             version: json.get("version")?.as_u64()?,
             stable: BlobRef::read(json)?,
             canary: optional(json, "canary", CanaryRef::read)?,
+            signature: optional(json, "signature", Signature::read)?,
         })
     }
 }
@@ -251,6 +265,11 @@ pub enum PointerError {
     CanaryPercent,
     /// A canary `salt` that is empty or over [`MAX_SALT_BYTES`].
     CanarySalt,
+    /// A `signature` whose `key_id` is empty, too long or not printable ASCII, or whose
+    /// `ed25519` is not base64 of 64 bytes.
+    BadSignatureField,
+    /// A field holds a control character, so [`Pointer::signed_message`] cannot be formed.
+    Unsignable,
 }
 
 impl PointerError {
@@ -263,6 +282,10 @@ impl PointerError {
             PointerError::BlobNotContentAddressed => "blob is not blobs/<sha256>.json.gz",
             PointerError::CanaryPercent => "canary percent is not in (0, 100]",
             PointerError::CanarySalt => "canary salt is empty or too long",
+            PointerError::BadSignatureField => {
+                "signature is not {key_id, ed25519: base64 of 64 bytes}"
+            }
+            PointerError::Unsignable => "a field holds a control character",
         }
     }
 }

@@ -74,6 +74,58 @@ async fn native_sha256(bytes: &[u8]) -> [u8; 32] {
     }
 }
 
+/// Verifies an Ed25519 signature with the runtime's WebCrypto (`crypto.subtle.importKey` of
+/// the raw public key, then `verify("Ed25519", ...)`): `None` when the runtime cannot.
+async fn native_ed25519(
+    public_key: &[u8; 32],
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Option<bool> {
+    use worker::js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+    use worker::wasm_bindgen::{JsCast as _, JsValue};
+    use worker::wasm_bindgen_futures::JsFuture;
+    let crypto = Reflect::get(&worker::js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+    let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
+    let method = |name: &str| -> Option<Function> {
+        Reflect::get(&subtle, &JsValue::from_str(name))
+            .ok()?
+            .dyn_into()
+            .ok()
+    };
+    let algorithm = Object::new();
+    Reflect::set(
+        &algorithm,
+        &JsValue::from_str("name"),
+        &JsValue::from_str("Ed25519"),
+    )
+    .ok()?;
+    let import = Array::of5(
+        &JsValue::from_str("raw"),
+        &Uint8Array::from(&public_key[..]),
+        &algorithm,
+        &JsValue::FALSE,
+        &Array::of1(&JsValue::from_str("verify")),
+    );
+    let promise: Promise = method("importKey")?
+        .apply(&subtle, &import)
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let key = JsFuture::from(promise).await.ok()?;
+    let verify = Array::of4(
+        &algorithm,
+        &key,
+        &Uint8Array::from(&signature[..]),
+        &Uint8Array::from(message),
+    );
+    let promise: Promise = method("verify")?
+        .apply(&subtle, &verify)
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    JsFuture::from(promise).await.ok()?.as_bool()
+}
+
 /// The blob served right now, if any.
 pub(crate) fn current() -> Option<Rc<Loaded>> {
     ISOLATE.with(|i| i.borrow().loaded.clone())
@@ -264,7 +316,14 @@ async fn revalidate(
                 .and_then(|json| CanaryRef::from_json(&json).ok())
                 .map(Some),
         };
-        if let (Some(sha), Some(version), Some(canary)) = (sha, version, canary) {
+        // With signatures required, an entry older than what this isolate serves (another
+        // isolate's late fill) is dropped like a bad one, and the origin asked.
+        let older = |version: u64| {
+            !config.public_keys.is_empty() && current.is_some_and(|c| version < c.version)
+        };
+        if let (Some(sha), Some(version), Some(canary)) = (sha, version, canary)
+            && !older(version)
+        {
             if current.is_some_and(|c| c.sha256 == sha) {
                 let canary =
                     load_canary(env, config, cache_key, canary.as_ref(), current_canary).await;
@@ -313,6 +372,14 @@ async fn revalidate(
     let pointer = parse_pointer(
         &get_object(env, config, &format!("{env_name}/current.json"), "pointer").await?,
     )?;
+    crate::trust::check_pointer(
+        &pointer,
+        env_name,
+        &config.public_keys,
+        current.map(|c| c.version),
+        native_ed25519,
+    )
+    .await?;
     let (outcome, gz) = match current {
         Some(c) if c.sha256 == pointer.stable.sha256 => (
             Outcome::Same {

@@ -1,6 +1,6 @@
 //! The one publish step every verb ends in: seal and upload new sides (read back and checked),
 //! claim the version number, move the pointer, write the audit entry (steps 2 to 5 of the
-//! `publish` module docs).
+//! `publish` module docs), signing the pointer when the environment has a signing key.
 
 use flags_compile::blob_file::{self, Provenance};
 
@@ -75,6 +75,7 @@ impl Environment {
             message: next.message,
             canary,
             rollouts,
+            signature: None,
         };
         self.commit(base, record).await
     }
@@ -120,8 +121,19 @@ impl Environment {
     pub(super) async fn commit(
         &self,
         base: &Base,
-        record: VersionRecord,
+        mut record: VersionRecord,
     ) -> Result<VersionRecord, PublishError> {
+        // Signed here, where every publish ends: the record and the pointer derived from it
+        // carry the signature.
+        record.signature = match &self.signer {
+            Some(key) => Some(key.sign(&record.pointer(), &self.env).map_err(|e| {
+                PublishError::Unsignable {
+                    env: self.env.clone(),
+                    reason: e.reason(),
+                }
+            })?),
+            None => None,
+        };
         let key = version_key(&self.env, record.version);
         let bytes = to_json(&record);
         match self

@@ -11,3 +11,4 @@ mod purge_cloudflare;
 mod recovery;
 mod rollout;
 mod safety;
+mod signing;

@@ -3,10 +3,12 @@
 //! the check that a command reading what `--env` published names an environment that has some.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use flags_compile::suggest::did_you_mean;
 use flags_store::layout::VersionRecord;
 use flags_store::publish::{self, Environment, Outcome, PublishError};
+use flags_store::signing::{SIGNING_KEY_ENV_VAR, SigningKey};
 use flags_store::store::{self, DEFAULT_STORE, STORE_ENV_VAR};
 
 /// Exit code of a push or rollback that lost a race: re-running it is the fix.
@@ -23,6 +25,10 @@ pub struct StoreArgs {
     /// The environment (`dev`, `staging`, `prod`, ...).
     #[arg(long)]
     pub env: String,
+    /// Sign every pointer published with this ed25519 key (PKCS#8 PEM, mode 0600, from
+    /// `publisher keygen`); edges configured with its public key refuse unsigned pointers.
+    #[arg(long, env = SIGNING_KEY_ENV_VAR, value_name = "FILE")]
+    pub signing_key: Option<std::path::PathBuf>,
 }
 
 /// Who and why, recorded in the version and the audit trail, and how to print the result: the
@@ -44,7 +50,11 @@ impl StoreArgs {
     /// Opens the store and the environment.
     pub async fn open(&self) -> Result<Environment, String> {
         let store = store::open(&self.store).await?;
-        Environment::new(store, &self.env)
+        let env = Environment::new(store, &self.env)?;
+        Ok(match &self.signing_key {
+            Some(path) => env.with_signing_key(Arc::new(SigningKey::read(path)?)),
+            None => env,
+        })
     }
 }
 

@@ -32,6 +32,7 @@ fn with_canary(percent: &str) -> Pointer {
             salt: CanaryRef::salt_for("prod", 6),
             since: 6,
         }),
+        signature: None,
     }
 }
 
