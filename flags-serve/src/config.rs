@@ -55,6 +55,9 @@ pub struct ServeConfig {
     /// requests (`changes/`); unset: the flags API reads the checkout and refuses writes.
     #[serde(default)]
     pub git: Option<GitConfig>,
+    /// Outbound webhooks (`notify/config.rs`, `docs/notifications.md`); unset: none.
+    #[serde(default)]
+    pub notify: Option<crate::notify::NotifyConfig>,
 }
 
 /// The flags repository's remote: `flags` is a clone of it, change requests are branches
@@ -171,7 +174,7 @@ fn default_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
 }
@@ -322,6 +325,9 @@ impl ServeConfig {
             if let Some(file) = loaded.webhook.as_mut().and_then(|w| w.secret_file.as_mut()) {
                 *file = base.join(&*file);
             }
+            if let Some(notify) = loaded.notify.as_mut() {
+                notify.rebase(base);
+            }
             if overrides.telemetry_file.is_none() {
                 loaded.telemetry_file = loaded.telemetry_file.map(|file| base.join(file));
             }
@@ -343,6 +349,9 @@ impl ServeConfig {
             return Err(format!(
                 "{where_}: public_url {url:?} is not an http(s) URL (e.g. https://flags.example.com)"
             ));
+        }
+        if let Some(notify) = &loaded.notify {
+            notify.check(&where_)?;
         }
         for env in &loaded.environments {
             flags_store::layout::check_env(&env.name)?;

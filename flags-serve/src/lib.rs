@@ -28,6 +28,7 @@ pub mod error;
 pub mod fleet;
 pub mod layers;
 pub mod metrics;
+pub mod notify;
 pub mod page;
 pub mod rate_limit;
 pub mod routes;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub sessions: Arc<sessions::Sessions>,
     /// Change requests, when `git:` is configured (`changes/`).
     pub changes: Option<Arc<changes::Changes>>,
+    /// Outbound webhooks (`notify/`); emitting never waits.
+    pub notify: Arc<notify::Notifier>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -114,6 +117,13 @@ impl AppState {
             None => None,
         };
         let mut state = AppState::new(config, store, tokens, purger);
+        if let Some(notify) = &state.config.notify {
+            state.notify = Arc::new(notify::Notifier::start(
+                notify,
+                state.store.clone(),
+                &state.metrics,
+            )?);
+        }
         state.webhook = webhook;
         state.changes = changes;
         state.import_files().await?;
@@ -200,6 +210,7 @@ impl AppState {
             deployed: Arc::default(),
             sessions: Arc::default(),
             changes: None,
+            notify: Arc::new(notify::Notifier::disabled()),
             locks: Arc::default(),
             store,
             replica: replica.into(),
