@@ -187,6 +187,9 @@ fn snapshot(env: &str, body: &Body, side: &str) -> Result<Snapshot, ImpactError>
     })
 }
 
+/// One flag's moves: `(from, to)` variant names, borrowed from the snapshots, to a count.
+type Moves<'s> = BTreeMap<(Option<&'s str>, Option<&'s str>), usize>;
+
 /// The impact on `env` of serving `proposed` instead of `deployed`, over `sample`, evaluated
 /// at `now_ms` (milliseconds since the Unix epoch).
 pub fn impact(
@@ -201,8 +204,7 @@ pub fn impact(
     let after = snapshot(env, proposed, "proposed")?;
     let keys: Vec<&str> = changed.iter().map(|f| f.key.as_str()).collect();
     // Per flag: (from, to) -> count, with the variant names borrowed from the snapshots.
-    let mut counts: Vec<BTreeMap<(Option<&str>, Option<&str>), usize>> =
-        vec![BTreeMap::new(); keys.len()];
+    let mut counts: Vec<Moves<'_>> = vec![BTreeMap::new(); keys.len()];
     for attrs in &sample.contexts {
         let context = Context::new(attrs);
         let old = before.resolve(&context);
@@ -236,7 +238,7 @@ pub fn impact(
                     share: share(count),
                 })
                 .collect();
-            moves.sort_by(|a, b| b.count.cmp(&a.count));
+            moves.sort_by_key(|m| std::cmp::Reverse(m.count));
             let moved = moves.iter().map(|m| m.count).sum();
             FlagImpact {
                 flag: flag.key.clone(),
