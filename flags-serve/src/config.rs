@@ -58,6 +58,10 @@ pub struct ServeConfig {
     /// Outbound webhooks (`notify/config.rs`, `docs/notifications.md`); unset: none.
     #[serde(default)]
     pub notify: Option<crate::notify::NotifyConfig>,
+    /// The sample of contexts a change request's `impact` is evaluated over
+    /// (`changes/impact.rs`); unset: `impact` is `null`.
+    #[serde(default)]
+    pub impact: Option<crate::changes::impact::ImpactConfig>,
 }
 
 /// The flags repository's remote: `flags` is a clone of it, change requests are branches
@@ -327,6 +331,9 @@ impl ServeConfig {
             }
             if let Some(notify) = loaded.notify.as_mut() {
                 notify.rebase(base);
+            }
+            if let Some(impact) = loaded.impact.as_mut() {
+                impact.rebase(base);
             }
             if overrides.telemetry_file.is_none() {
                 loaded.telemetry_file = loaded.telemetry_file.map(|file| base.join(file));

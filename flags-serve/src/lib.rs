@@ -84,6 +84,8 @@ pub struct AppState {
     pub changes: Option<Arc<changes::Changes>>,
     /// Outbound webhooks (`notify/`); emitting never waits.
     pub notify: Arc<notify::Notifier>,
+    /// The impact preview's sample of contexts, as last read (`changes/impact.rs`).
+    pub impact_samples: Arc<changes::impact::SampleCache>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -211,6 +213,7 @@ impl AppState {
             sessions: Arc::default(),
             changes: None,
             notify: Arc::new(notify::Notifier::disabled()),
+            impact_samples: Arc::default(),
             locks: Arc::default(),
             store,
             replica: replica.into(),

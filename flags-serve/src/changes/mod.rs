@@ -19,6 +19,7 @@
 
 pub mod catalog;
 pub mod git;
+pub mod impact;
 pub mod record;
 pub mod review;
 pub mod view;

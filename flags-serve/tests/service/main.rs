@@ -10,6 +10,7 @@ mod changes;
 mod diagnostics;
 mod drift;
 mod headers;
+mod impact;
 mod notify;
 mod page;
 mod replicas;
