@@ -34,27 +34,49 @@ pub enum Format {
     Slack,
 }
 
-/// Which events a webhook wants: `all` (the default) or a list.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+/// Which events a webhook wants: `all` (the default) or a list of names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
 pub enum Events {
     /// `all`.
-    All(AllEvents),
+    #[default]
+    All,
     /// `[publish, kill, ...]`.
     Only(Vec<EventKind>),
 }
 
-/// The word `all`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AllEvents {
-    /// Every event.
-    All,
-}
+impl TryFrom<serde_json::Value> for Events {
+    type Error = String;
 
-impl Default for Events {
-    fn default() -> Events {
-        Events::All(AllEvents::All)
+    fn try_from(value: serde_json::Value) -> Result<Events, String> {
+        let names = || {
+            EventKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match value {
+            serde_json::Value::String(word) if word == "all" => Ok(Events::All),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let name = item.as_str().unwrap_or_default();
+                    EventKind::ALL
+                        .iter()
+                        .copied()
+                        .find(|k| k.as_str() == name)
+                        .ok_or_else(|| {
+                            format!("events: unknown event {item}: expected one of {}", names())
+                        })
+                })
+                .collect::<Result<_, _>>()
+                .map(Events::Only),
+            other => Err(format!(
+                "events: {other} is neither `all` nor a list of events ({})",
+                names()
+            )),
+        }
     }
 }
 
@@ -62,7 +84,7 @@ impl Events {
     /// Whether `kind` is wanted.
     pub fn wants(&self, kind: EventKind) -> bool {
         match self {
-            Events::All(_) => true,
+            Events::All => true,
             Events::Only(kinds) => kinds.contains(&kind),
         }
     }
@@ -212,5 +234,47 @@ impl HookConfig {
             return Err(format!("secret_file {} is empty", file.display()));
         }
         Ok(Some(secret.as_bytes().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml_json: serde_json::Value) -> Result<NotifyConfig, String> {
+        let config: NotifyConfig = serde_json::from_value(yaml_json).map_err(|e| e.to_string())?;
+        config.check("serve.yaml")?;
+        Ok(config)
+    }
+
+    #[test]
+    fn bad_webhooks_are_refused_with_their_name_and_never_their_url() {
+        let err =
+            config(serde_json::json!({"webhooks": [{"url": "ftp://secret-host/x"}]})).unwrap_err();
+        assert_eq!(
+            err,
+            "serve.yaml: notify: webhook webhook-1: url is not an http(s) URL"
+        );
+        let err = config(serde_json::json!({"webhooks": [
+            {"name": "ops", "url": "https://h/x", "secret_env": "FLAGS_TEST_UNSET_NOTIFY_SECRET"}]}))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "serve.yaml: notify: webhook ops: secret_env FLAGS_TEST_UNSET_NOTIFY_SECRET is not set"
+        );
+        let err = config(serde_json::json!({"webhooks": [{"url": "https://h/x", "events": ["publish", "pubish"]}]}))
+            .unwrap_err();
+        assert!(
+            err.contains("unknown event \"pubish\": expected one of publish, kill"),
+            "{err}"
+        );
+        let ok = config(serde_json::json!({"webhooks": [
+            {"url": "https://h/x", "events": "all"},
+            {"url": "https://h/y", "events": ["kill"], "format": "slack"}]}))
+        .unwrap();
+        assert!(ok.webhooks[0].events.wants(EventKind::DriftFound));
+        assert!(ok.webhooks[1].events.wants(EventKind::Kill));
+        assert!(!ok.webhooks[1].events.wants(EventKind::Publish));
+        assert_eq!(ok.webhooks[1].format, Format::Slack);
     }
 }

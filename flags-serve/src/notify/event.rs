@@ -35,6 +35,19 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Publish,
+        EventKind::Kill,
+        EventKind::Unkill,
+        EventKind::GuardHalt,
+        EventKind::DriftFound,
+        EventKind::DriftFixed,
+        EventKind::ApprovalRequested,
+        EventKind::ChangeApproved,
+        EventKind::ChangeMerged,
+    ];
+
     /// Its name, as in `events:` and the `event` field.
     pub fn as_str(self) -> &'static str {
         match self {
