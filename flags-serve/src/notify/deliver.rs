@@ -29,8 +29,11 @@ pub struct Hook {
 /// What every delivery shares.
 #[derive(Debug, Clone)]
 pub struct Sender {
+    /// One HTTP client (connection pool) for every webhook; redirects are not followed.
     pub client: reqwest::Client,
+    /// Where failed deliveries are recorded.
     pub store: Arc<dyn ObjectStore>,
+    /// The notification metrics.
     pub counters: Counters,
 }
 
