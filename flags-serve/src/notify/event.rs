@@ -133,6 +133,19 @@ impl Event {
         }
     }
 
+    /// A rollout guard halted `flag`'s schedule in `env` (for guarded rollouts to emit where
+    /// the guard decides; `figures` are what decided it).
+    pub fn guard_halt(env: &str, actor: &str, flag: &str, why: &str, figures: Value) -> Event {
+        Event {
+            event: EventKind::GuardHalt,
+            occurred_at: now(),
+            env: Some(env.to_owned()),
+            actor: actor.to_owned(),
+            summary: format!("{env}: rollout of {flag} halted by a guard: {why}"),
+            details: json!({ "flag": flag, "reason": why, "figures": figures }),
+        }
+    }
+
     /// A drift check (or the check before a fix) found differences; `None` when it did not.
     pub fn drift_found(actor: &str, report: &DriftReport) -> Option<Event> {
         if report.status != Status::Drift {
