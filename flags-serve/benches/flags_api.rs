@@ -1,6 +1,7 @@
 //! The flags API's costs, in-process (the router through `oneshot`, no socket), over a real
-//! Git remote on disk and a local-directory store: `GET /api/v1/flags` (warm: the branch's
-//! catalog and compilations cached, as between two pushes) and a `PATCH` end to end (JSON
+//! Git remote on disk and a local-directory store where every environment serves the branch:
+//! `GET /api/v1/flags` (warm: the branch's catalog, compilations and drift cached, as between
+//! two pushes) and a `PATCH` end to end (JSON
 //! Patch, in-place edit, compile for every environment, commit, push of the change's branch,
 //! change record update), for the 11 example flags and for 1,000 (989 generated beside them).
 //!
@@ -178,7 +179,24 @@ fn bench(c: &mut Criterion) {
         let state = &setup.state;
         let mut group = c.benchmark_group(format!("flags_api/{label}"));
         group.sample_size(20);
+        // Every environment serves the branch, so each summary carries deployed state and
+        // drift, as in production.
+        for env in ["dev", "staging", "prod"] {
+            let push = Request::builder()
+                .method(Method::POST)
+                .uri(format!("/api/v1/environments/{env}/push"))
+                .header("host", "bench.test")
+                .header("authorization", format!("Bearer {SECRET}"))
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = runtime.block_on(send(state, push));
+            assert_eq!(status, 200, "push {env}: {body}");
+        }
         let (status, _, body) = runtime.block_on(send(state, get("/api/v1/flags?limit=1000")));
+        assert_eq!(
+            body["flags"][0]["environments"]["prod"]["deployed"]["drift"],
+            false
+        );
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["total"], total);
         // The baseline of the same run: routing, layers and a token check, no work.

@@ -8,7 +8,9 @@
 //! but `GET`, `HEAD`, `OPTIONS`) also needs the session's CSRF token in `X-CSRF-Token` and, when
 //! the browser names one, an `Origin` (else `Referer`) that is the service's own: 403
 //! otherwise. Roles always come from the token file as it is now, so removing or rotating a
-//! token ends what its sessions may do.
+//! token ends what its sessions may do; a session signed in through the OpenID provider
+//! (`oidc/`) gets its roles from the configured mapping, also at every request, as a token
+//! named by its login (e-mail) with its e-mail.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -37,6 +39,9 @@ pub struct Caller {
     pub client: String,
     /// The browser session it came through (`None`: `Authorization: Bearer`).
     pub session: Option<Session>,
+    /// The person's name when it is not the token's name (an OIDC identity's `name` claim):
+    /// the Git author name of its edits.
+    pub display_name: Option<String>,
 }
 
 impl Caller {
@@ -178,8 +183,21 @@ pub fn check_origin(parts: &Parts, public_url: Option<&str>) -> Result<(), ApiEr
 fn session_caller(parts: &Parts, state: &AppState, id: &str) -> Result<Caller, ApiError> {
     let session = state.sessions.get(id).ok_or(ApiError::Unauthorized)?;
     let tokens = state.tokens.current();
-    let token = match &session.identity {
-        Identity::Token { name, sha256 } => tokens.by_identity(name, sha256),
+    let (token, display_name) = match &session.identity {
+        Identity::Token { name, sha256 } => (tokens.by_identity(name, sha256).cloned(), None),
+        Identity::Oidc(identity) => match &state.oidc {
+            Some(oidc) => (
+                Some(Token {
+                    name: identity.login(),
+                    sha256: String::new(),
+                    roles: oidc.roles(identity),
+                    email: identity.email.clone(),
+                }),
+                Some(identity.name.clone()),
+            ),
+            // OIDC no longer configured: its sessions end.
+            None => (None, None),
+        },
     };
     let Some(token) = token else {
         state.sessions.end(id);
@@ -194,9 +212,10 @@ fn session_caller(parts: &Parts, state: &AppState, id: &str) -> Result<Caller, A
         check_origin(parts, state.config.public_url.as_deref())?;
     }
     Ok(Caller {
-        token: token.clone(),
+        token,
         client: client_addr(parts),
         session: Some(session),
+        display_name,
     })
 }
 
@@ -213,6 +232,7 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
             token: token.clone(),
             client: client_addr(parts),
             session: None,
+            display_name: None,
         });
     }
     match cookie(parts, SESSION_COOKIE) {
@@ -229,7 +249,7 @@ pub fn token_name(parts: &Parts, state: &AppState) -> Option<String> {
         return tokens.authenticate(&secret.ok()?).map(|t| t.name.clone());
     }
     let session = state.sessions.get(cookie(parts, SESSION_COOKIE)?)?;
-    Some(session.identity.name().to_owned())
+    Some(session.identity.name())
 }
 
 impl FromRequestParts<AppState> for Caller {

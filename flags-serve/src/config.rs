@@ -62,6 +62,13 @@ pub struct ServeConfig {
     /// (`changes/impact.rs`); unset: `impact` is `null`.
     #[serde(default)]
     pub impact: Option<crate::changes::impact::ImpactConfig>,
+    /// Sign-in through an OpenID provider (`oidc/config.rs`); unset: tokens only.
+    #[serde(default)]
+    pub oidc: Option<crate::oidc::config::OidcConfig>,
+    /// The file this was read from (`--config`), if any: `oidc.roles` is re-read from it when
+    /// it changes.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// The flags repository's remote: `flags` is a clone of it, change requests are branches
@@ -335,6 +342,13 @@ impl ServeConfig {
             if let Some(impact) = loaded.impact.as_mut() {
                 impact.rebase(base);
             }
+            if let Some(file) = loaded
+                .oidc
+                .as_mut()
+                .and_then(|o| o.client_secret_file.as_mut())
+            {
+                *file = base.join(&*file);
+            }
             if overrides.telemetry_file.is_none() {
                 loaded.telemetry_file = loaded.telemetry_file.map(|file| base.join(file));
             }
@@ -360,6 +374,10 @@ impl ServeConfig {
         if let Some(notify) = &loaded.notify {
             notify.check(&where_)?;
         }
+        if let Some(oidc) = &loaded.oidc {
+            oidc.check().map_err(|e| format!("{where_}: {e}"))?;
+        }
+        loaded.file = config.map(Path::to_path_buf);
         for env in &loaded.environments {
             flags_store::layout::check_env(&env.name)?;
             if let Some(bad) = env
@@ -452,6 +470,48 @@ mod tests {
         // show as drifted on the page); the demo writes its own config listing it.
         assert!(dev.edges.is_empty(), "{:?}", dev.edges);
         assert_eq!(config.edge_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_oidc_example_loads_with_its_secret_file_beside_it_and_bad_sections_say_why() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let config = ServeConfig::load(
+            Some(&examples.join("serve-oidc.yaml")),
+            Overrides::default(),
+        )
+        .unwrap();
+        let oidc = config.oidc.as_ref().unwrap();
+        assert_eq!(
+            oidc.client_secret_file.as_deref(),
+            Some(examples.join("oidc-client.secret").as_path())
+        );
+        assert_eq!(oidc.roles.groups.len(), 3);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.yaml");
+        let base =
+            "store: x\nflags: y\ntokens: z\noidc:\n  issuer: https://idp.example\n  client_id: c\n";
+        for (section, says) in [
+            (
+                "  redirect_url: https://f.example/callback\n",
+                "/auth/oidc/callback",
+            ),
+            (
+                "  redirect_url: f.example/auth/oidc/callback\n",
+                "redirect_url",
+            ),
+            (
+                "  redirect_url: https://f.example/auth/oidc/callback\n  roles: {emails: {example.com: {\"*\": [read]}}}\n",
+                "@example.com",
+            ),
+            (
+                "  redirect_url: https://f.example/auth/oidc/callback\n  roles: {groups: {a: {prod: [root]}}}\n",
+                "root",
+            ),
+        ] {
+            std::fs::write(&file, format!("{base}{section}")).unwrap();
+            let err = ServeConfig::load(Some(&file), Overrides::default()).unwrap_err();
+            assert!(err.contains(says), "{says}: {err}");
+        }
     }
 
     #[test]

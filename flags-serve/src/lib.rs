@@ -9,7 +9,8 @@
 //!   server-rendered status page; `metrics.rs`: Prometheus text; `deployed.rs`: the decoded
 //!   deployed state per environment, re-read only when its pointer changes; `fleet.rs`: the
 //!   configured edges' versions; `auth.rs` + `sessions.rs`: bearer tokens and the page's
-//!   browser sessions (CSRF-checked); `layers.rs`: limits and the security headers.
+//!   browser sessions (CSRF-checked); `oidc/`: sign-in through an OpenID provider;
+//!   `layers.rs`: limits and the security headers.
 //! - Everything a replica keeps lives in the store (or Git), so that replicas over one store act
 //!   as one: pending approvals (`approvals.rs`, `_approvals/`), change requests
 //!   (`changes/record.rs`, `_changes/`), telemetry (`telemetry/`, one `_telemetry/` object per
@@ -29,6 +30,7 @@ pub mod fleet;
 pub mod layers;
 pub mod metrics;
 pub mod notify;
+pub mod oidc;
 pub mod page;
 pub mod rate_limit;
 pub mod routes;
@@ -86,6 +88,8 @@ pub struct AppState {
     pub notify: Arc<notify::Notifier>,
     /// The impact preview's sample of contexts, as last read (`changes/impact.rs`).
     pub impact_samples: Arc<changes::impact::SampleCache>,
+    /// Sign-in through the OpenID provider, when `oidc:` is configured (`oidc/`).
+    pub oidc: Option<Arc<oidc::Oidc>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -118,6 +122,13 @@ impl AppState {
             )),
             None => None,
         };
+        let oidc = match &config.oidc {
+            Some(oidc) => Some(Arc::new(oidc::Oidc::new(
+                oidc.clone(),
+                config.file.clone(),
+            )?)),
+            None => None,
+        };
         let mut state = AppState::new(config, store, tokens, purger);
         if let Some(notify) = &state.config.notify {
             state.notify = Arc::new(notify::Notifier::start(
@@ -126,6 +137,7 @@ impl AppState {
                 &state.metrics,
             )?);
         }
+        state.oidc = oidc;
         state.webhook = webhook;
         state.changes = changes;
         state.import_files().await?;
@@ -214,6 +226,7 @@ impl AppState {
             changes: None,
             notify: Arc::new(notify::Notifier::disabled()),
             impact_samples: Arc::default(),
+            oidc: None,
             locks: Arc::default(),
             store,
             replica: replica.into(),

@@ -49,13 +49,18 @@ pub enum Identity {
         /// SHA-256 of the secret presented at sign-in.
         sha256: [u8; 32],
     },
+    /// Signed in through the OpenID provider (`oidc/`): who the ID token named. Its roles come
+    /// from the configured mapping at every request.
+    Oidc(Box<crate::oidc::OidcIdentity>),
 }
 
 impl Identity {
-    /// What audit entries and logs call it.
-    pub fn name(&self) -> &str {
+    /// What audit entries and logs call it: the token's name, or the OIDC identity's login
+    /// (its e-mail, else `oidc:<sub>`).
+    pub fn name(&self) -> String {
         match self {
-            Identity::Token { name, .. } => name,
+            Identity::Token { name, .. } => name.clone(),
+            Identity::Oidc(identity) => identity.login(),
         }
     }
 }
@@ -107,7 +112,8 @@ pub struct Sessions {
     inner: Mutex<HashMap<[u8; 32], Session>>,
 }
 
-fn random_secret() -> Result<String, NoRandomness> {
+/// 256 random bits, base64url: a session id, a CSRF token, an OIDC sign-in's binding.
+pub(crate) fn random_secret() -> Result<String, NoRandomness> {
     let mut bytes = [0u8; SECRET_BYTES];
     getrandom::fill(&mut bytes).map_err(NoRandomness)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))

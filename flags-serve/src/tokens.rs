@@ -193,7 +193,7 @@ impl Tokens {
 }
 
 /// What says the token file changed: its modification time and length.
-type Stamp = (SystemTime, u64);
+pub(crate) type Stamp = (SystemTime, u64);
 
 /// The token file, re-read when it changes.
 #[derive(Debug)]
@@ -202,7 +202,9 @@ pub struct TokenSource {
     state: RwLock<(Option<Stamp>, Arc<Tokens>)>,
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+/// A file's [`Stamp`] now (`None`: it cannot be read). Also what says `serve.yaml` changed
+/// (`oidc/`'s role mapping).
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }

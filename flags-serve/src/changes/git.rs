@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncWriteExt;
 
@@ -30,6 +31,9 @@ pub struct Repo {
     pub branch: String,
     /// Who commits (`name <email>`): the service itself; authors are the callers.
     pub committer: Person,
+    /// The branch's remote-tracking commit as last resolved, with the generation it was
+    /// resolved in: every read of the list needs it, and only a fetch or a push moves it.
+    main: Arc<Mutex<(u64, Option<String>)>>,
 }
 
 /// A Git identity.
@@ -103,6 +107,7 @@ impl Repo {
             remote: remote.to_owned(),
             branch: branch.to_owned(),
             committer,
+            main: Arc::default(),
         };
         if !valid_ref_part(&repo.branch) || !valid_ref_part(&repo.remote) {
             return Err(format!(
@@ -138,17 +143,26 @@ impl Repo {
             "+refs/heads/changes/*:refs/remotes/{}/changes/*",
             self.remote
         );
-        self.git(&[
-            "fetch",
-            "--quiet",
-            "--prune",
-            "--",
-            &self.remote,
-            &main,
-            &changes,
-        ])
-        .await
-        .map(drop)
+        let fetched = self
+            .git(&[
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--",
+                &self.remote,
+                &main,
+                &changes,
+            ])
+            .await;
+        self.forget_main();
+        fetched.map(drop)
+    }
+
+    /// Drops the remembered branch commit: after anything that may move the remote-tracking
+    /// ref (a fetch, a push, the webhook's own fetch).
+    pub fn forget_main(&self) {
+        let mut main = self.main.lock().unwrap_or_else(|e| e.into_inner());
+        *main = (main.0 + 1, None);
     }
 
     /// The commit a ref names, `None` if there is no such ref.
@@ -169,14 +183,28 @@ impl Repo {
 
     /// The branch's commit as last fetched.
     pub async fn main_commit(&self) -> Result<String, ApiError> {
-        self.resolve(&self.tracking(&self.branch))
+        let generation = {
+            let main = self.main.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(commit) = &main.1 {
+                return Ok(commit.clone());
+            }
+            main.0
+        };
+        let commit = self
+            .resolve(&self.tracking(&self.branch))
             .await?
             .ok_or_else(|| {
                 ApiError::Upstream(format!(
                     "the remote {} has no branch {} (fetch it first)",
                     self.remote, self.branch
                 ))
-            })
+            })?;
+        // Remembered only if nothing moved the ref while it was being read.
+        let mut main = self.main.lock().unwrap_or_else(|e| e.into_inner());
+        if main.0 == generation {
+            main.1 = Some(commit.clone());
+        }
+        Ok(commit)
     }
 
     /// Every file under the flags directory at `commit`, by path.
@@ -375,7 +403,9 @@ impl Repo {
             args.push(&lease);
         }
         args.extend(["--", &self.remote, &refspec]);
-        match self.git(&args).await {
+        let pushed = self.git(&args).await;
+        self.forget_main();
+        match pushed {
             Ok(_) => Ok(true),
             Err(ApiError::Upstream(message))
                 if message.contains("rejected")

@@ -9,6 +9,8 @@
 //!   the change's branch and pushed.
 //! - `review.rs`: open, approve, merge (fast-forward or rebase onto the moved branch, then
 //!   publish to the `auto_publish` environments through the one publish path), close.
+//! - `overview.rs`: per (commit, environment, deployed version), the drifted flags and each
+//!   flag's lints, computed once for every list and flag page.
 //! - `view.rs`: a change as the API shows it (commits, YAML diff, semantic diff per
 //!   environment, lints, approvals needed and given, whether it still applies).
 //!
@@ -20,6 +22,7 @@
 pub mod catalog;
 pub mod git;
 pub mod impact;
+pub mod overview;
 pub mod record;
 pub mod review;
 pub mod view;
@@ -58,6 +61,7 @@ pub struct Changes {
     fetching: tokio::sync::Mutex<()>,
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
     compiled: Mutex<HashMap<(String, String), Arc<Compilation>>>,
+    overviews: overview::Overviews,
 }
 
 /// Entries kept per cache before it is emptied (each is one commit's worth).
@@ -95,6 +99,7 @@ impl Changes {
             fetching: tokio::sync::Mutex::new(()),
             catalogs: Mutex::default(),
             compiled: Mutex::default(),
+            overviews: Mutex::default(),
         })
         // No fetch here: the first read fetches (`refresh`, nothing fetched yet) and every
         // write fetches first, so start-up neither waits for the remote nor fails without it.
@@ -332,10 +337,13 @@ pub fn require_on(
     altered.iter().try_for_each(|env| caller.require(env, role))
 }
 
-/// The Git identity of a caller: its token's name and email.
+/// The Git identity of a caller: its token's name (an OIDC identity's `name` claim) and email.
 pub fn person(caller: &Caller) -> Person {
     Person {
-        name: caller.token.name.clone(),
+        name: caller
+            .display_name
+            .clone()
+            .unwrap_or_else(|| caller.token.name.clone()),
         email: caller
             .token
             .email

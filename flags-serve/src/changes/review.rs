@@ -12,7 +12,7 @@ use flags_compile::blob_file::Provenance;
 use super::git::Rebased;
 use super::record::{Approval, Change, Claim, Event, Merged, Stored};
 use super::write::short;
-use super::{Changes, altered, effects, environments, errors, require_on};
+use super::{Changes, altered, effects, environments, errors, person, require_on};
 use crate::AppState;
 use crate::actions::{Actor, now};
 use crate::approvals::Proposal;
@@ -42,8 +42,13 @@ pub struct MergeOutcome {
 pub struct Review {
     /// Environments whose behaviour the change alters.
     pub alters: Vec<String>,
-    /// Token names of its commits' authors (who cannot approve it).
+    /// Its commits' author names (token names, or OIDC identities' `name` claims).
     pub authors: Vec<String>,
+    /// Everyone its commits' authors may be acting as, who cannot approve it: each author's
+    /// name, e-mail, and for the `<name>@flags.invalid` e-mail of a token without one, that
+    /// name (an OIDC identity acts under its e-mail but authors under its `name` claim).
+    #[serde(skip)]
+    pub identities: Vec<String>,
     /// Approvals its environments' policies require (the largest).
     pub needed: usize,
     /// Approvals of its current head by non-authors.
@@ -91,15 +96,20 @@ impl Changes {
         let before = self.compile(&change.base, &[], &envs).await?;
         let after = self.compile(&change.head, &[], &envs).await?;
         let alters = altered(&effects(&before, &after));
-        let mut authors: Vec<String> = self
-            .repo
-            .commits(&change.base, &change.head)
-            .await?
-            .into_iter()
-            .map(|c| c.author)
-            .collect();
+        let commits = self.repo.commits(&change.base, &change.head).await?;
+        let mut authors: Vec<String> = commits.iter().map(|c| c.author.clone()).collect();
         authors.sort();
         authors.dedup();
+        let mut identities: Vec<String> = commits
+            .into_iter()
+            .flat_map(|c| {
+                let token = c.email.strip_suffix("@flags.invalid").map(str::to_owned);
+                [Some(c.author), token, Some(c.email)]
+            })
+            .flatten()
+            .collect();
+        identities.sort();
+        identities.dedup();
         let needed = alters
             .iter()
             .filter_map(|env| state.config.environment(env)?.approval.as_ref())
@@ -108,12 +118,13 @@ impl Changes {
             .unwrap_or(0);
         let given = change
             .current_approvals()
-            .filter(|a| !authors.contains(&a.by))
+            .filter(|a| !identities.contains(&a.by))
             .cloned()
             .collect();
         Ok(Review {
             alters,
             authors,
+            identities,
             needed,
             given,
         })
@@ -134,7 +145,7 @@ impl Changes {
         }
         let review = self.review(state, &change).await?;
         let name = &caller.token.name;
-        if review.authors.contains(name) {
+        if review.identities.contains(name) || review.identities.contains(&person(caller).email) {
             return Err(ApiError::Denied(format!(
                 "{name} wrote a commit of change {id} and cannot approve it: another token with `approve` must"
             )));

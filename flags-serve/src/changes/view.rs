@@ -36,6 +36,7 @@ impl Changes {
             Review {
                 alters: Vec::new(),
                 authors: Vec::new(),
+                identities: Vec::new(),
                 needed: 0,
                 given: Vec::new(),
             }

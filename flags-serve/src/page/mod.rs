@@ -66,7 +66,9 @@ pub static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-fn layout(title: &str, head: &str, body: &str) -> Response {
+/// A whole page: `title`, extra `head` markup, `body` (both already escaped), the stylesheet
+/// the Content-Security-Policy allows, `Cache-Control: no-store`.
+pub(crate) fn layout(title: &str, head: &str, body: &str) -> Response {
     let html = Html(format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>{}</title>{head}<style>{STYLE}</style></head><body>{body}</body></html>",
         escape(title)
@@ -75,29 +77,34 @@ fn layout(title: &str, head: &str, body: &str) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], html).into_response()
 }
 
-fn login_form(message: &str) -> Response {
+fn login_form(state: &AppState, message: &str) -> Response {
+    // With an OpenID provider configured: a link to its sign-in (`oidc/routes.rs`).
+    let sso = state
+        .oidc
+        .as_ref()
+        .map(|oidc| {
+            format!(
+                "<p><a class=sso href=/auth/oidc/login>Sign in with {}</a></p>",
+                escape(&oidc.config().name)
+            )
+        })
+        .unwrap_or_default();
     layout(
         "Flags: sign in",
         "",
         &format!(
-            "<h1>Flags</h1><p>{}</p><form method=post action=/><label>Token <input type=password name=token \
+            "<h1>Flags</h1><p>{}</p>{sso}<form method=post action=/><label>Token <input type=password name=token \
              autocomplete=off></label> <button type=submit>Sign in</button></form>",
             escape(message)
         ),
     )
 }
 
-/// A `Set-Cookie` for the session cookie: `HttpOnly; SameSite=Strict; Path=/`, and `Secure`
-/// when the service is reached over HTTPS. That is when `public_url` is `https://...`, or the
-/// request says so in `X-Forwarded-Proto` (a header any client may send; it is trusted only to
-/// add `Secure`, which no client gains from faking).
-fn session_cookie(
-    value: &str,
-    max_age: Option<u64>,
-    state: &AppState,
-    headers: &HeaderMap,
-) -> HeaderValue {
-    let https = state
+/// Whether the service is reached over HTTPS: `public_url` is `https://...`, or the request
+/// says so in `X-Forwarded-Proto` (a header any client may send; it is trusted only to add
+/// `Secure` to cookies, which no client gains from faking).
+pub(crate) fn served_over_https(state: &AppState, headers: &HeaderMap) -> bool {
+    state
         .config
         .public_url
         .as_deref()
@@ -105,8 +112,22 @@ fn session_cookie(
         || headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-    let mut cookie = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/");
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+/// A `Set-Cookie` for the session cookie: `HttpOnly; SameSite=<same_site>; Path=/`, and
+/// `Secure` when [`served_over_https`]. The token form's sessions are `Strict`; the OIDC
+/// callback's are `Lax`, since the provider's redirect back (a cross-site navigation) and the
+/// redirect to `/` after it must carry the cookie.
+pub(crate) fn session_cookie(
+    value: &str,
+    max_age: Option<u64>,
+    same_site: &str,
+    state: &AppState,
+    headers: &HeaderMap,
+) -> HeaderValue {
+    let https = served_over_https(state, headers);
+    let mut cookie = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite={same_site}; Path=/");
     if let Some(seconds) = max_age {
         cookie.push_str(&format!("; Max-Age={seconds}"));
     }
@@ -124,7 +145,7 @@ fn forget(state: &AppState, parts: &Parts, session: bool) -> HeaderMap {
     if session {
         headers.append(
             header::SET_COOKIE,
-            session_cookie("", Some(0), state, &parts.headers),
+            session_cookie("", Some(0), "Strict", state, &parts.headers),
         );
     }
     if auth::cookie(parts, "flags_token").is_some() {
@@ -202,7 +223,7 @@ pub async fn status_page(State(state): State<AppState>, mut parts: Parts) -> Res
             let stale = auth::cookie(&parts, SESSION_COOKIE).is_some();
             return (
                 forget(&state, &parts, stale),
-                login_form("Sign in with a token that can read an environment."),
+                login_form(&state, "Sign in with a token that can read an environment."),
             )
                 .into_response();
         }
@@ -341,7 +362,11 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     auth::check_origin(&parts, state.config.public_url.as_deref())?;
     let Some(token) = state.tokens.current().authenticate(&login.token).cloned() else {
-        return Ok((StatusCode::UNAUTHORIZED, login_form("Unknown token.")).into_response());
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            login_form(&state, "Unknown token."),
+        )
+            .into_response());
     };
     if let Some(previous) = auth::cookie(&parts, SESSION_COOKIE) {
         state.sessions.end(previous);
@@ -357,7 +382,7 @@ pub async fn login(
     let mut headers = forget(&state, &parts, false);
     headers.append(
         header::SET_COOKIE,
-        session_cookie(&created.id, None, &state, &parts.headers),
+        session_cookie(&created.id, None, "Strict", &state, &parts.headers),
     );
     Ok((headers, Redirect::to("/")).into_response())
 }

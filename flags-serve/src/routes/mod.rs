@@ -1,6 +1,7 @@
 //! The routes, one module per resource. Every `/api/v1` handler takes an extractor from
 //! `auth.rs` ([`super::auth::Authorized`] or [`super::auth::Caller`]); the public ones
-//! (`/healthz`, `/readyz`, `/metrics`, the page's sign-in and sign-out) take none.
+//! (`/healthz`, `/readyz`, `/metrics`, the page's sign-in and sign-out, the OIDC sign-in's
+//! `/auth/oidc/*`) take none.
 
 pub mod approvals;
 pub mod canary;
@@ -28,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(super::metrics::render))
         .route("/", get(page::status_page).post(page::login))
         .route("/logout", post(page::logout))
+        .route("/auth/oidc/login", get(super::oidc::routes::login))
+        .route("/auth/oidc/callback", get(super::oidc::routes::callback))
         .route("/api/v1/environments", get(environments::list))
         .route("/api/v1/environments/{env}", get(environments::show))
         .route(

@@ -97,7 +97,13 @@ async fn handle_push(
     }
     let head = {
         let _checkout = state.checkout.write().await;
-        update_checkout(&state.config.flags, &webhook.config.remote, branch, after).await?
+        let updated =
+            update_checkout(&state.config.flags, &webhook.config.remote, branch, after).await;
+        // Its fetch may have moved the remote-tracking ref the flags API reads.
+        if let Some(changes) = &state.changes {
+            changes.repo.forget_main();
+        }
+        updated?
     };
     let pusher = event["pusher"]["name"].as_str().unwrap_or("someone");
     let message = format!(

@@ -790,3 +790,133 @@ async fn the_list_shows_files_deployed_state_and_filters() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("new-chart"), "{}", missing.body);
 }
+
+/// The list's deployed state follows every publish: a kill makes the flag killed and drifted
+/// (the edge no longer serves what the files say) at once, although the branch's commit, and
+/// so everything else the list shows, is unchanged and comes from the caches.
+#[tokio::test]
+async fn the_list_follows_each_publish_of_an_unchanged_branch() {
+    let service = Service::builder()
+        .git()
+        .poll("1h")
+        .token("admin", "admin-secret", "{\"*\": [admin]}")
+        .start()
+        .await;
+    let chart = |list: &Value| -> Value {
+        list["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["key"] == "new-chart")
+            .unwrap()["environments"]["prod"]["deployed"]
+            .clone()
+    };
+    let list = || async {
+        let reply = service
+            .get("/api/v1/flags")
+            .bearer("admin-secret")
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.json()
+    };
+    assert_eq!(chart(&list().await), Value::Null, "nothing published yet");
+    let pushed = service
+        .post("/api/v1/environments/prod/push")
+        .bearer("admin-secret")
+        .send()
+        .await;
+    assert_eq!(pushed.status, StatusCode::OK, "{}", pushed.body);
+    let deployed = chart(&list().await);
+    assert_eq!(
+        (
+            &deployed["version"],
+            &deployed["killed"],
+            &deployed["drift"]
+        ),
+        (&json!(1), &json!(false), &json!(false)),
+        "{deployed}"
+    );
+    let killed = service
+        .post("/api/v1/environments/prod/flags/new-chart/kill")
+        .bearer("admin-secret")
+        .json(&json!({"reason": "incident"}))
+        .send()
+        .await;
+    assert_eq!(killed.status, StatusCode::OK, "{}", killed.body);
+    let deployed = chart(&list().await);
+    assert_eq!(
+        (
+            &deployed["version"],
+            &deployed["killed"],
+            &deployed["drift"]
+        ),
+        (&json!(2), &json!(true), &json!(true)),
+        "{deployed}"
+    );
+}
+
+/// With reads fetching at most hourly, a commit another clone pushes reaches the flags API when
+/// the push webhook arrives (its fetch moves the branch the API reads), not an hour later.
+#[tokio::test]
+async fn the_push_webhook_moves_the_branch_the_api_reads() {
+    use hmac::{Hmac, Mac};
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "hook-secret\n").unwrap();
+    let service = Service::builder()
+        .git()
+        .poll("1h")
+        .token("reader", READER, "{\"*\": [read]}")
+        .config(&format!(
+            "webhook: {{branch: main, remote: origin, secret_file: {:?}}}",
+            secret.path()
+        ))
+        .start()
+        .await;
+    let before = service
+        .get("/api/v1/flags")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
+    assert_eq!(before["total"], 11, "{before}");
+    let other = service.clone_remote("other");
+    let flag = std::fs::read_to_string(other.join("config/flags/new-chart.yaml"))
+        .unwrap()
+        .replace("key: new-chart", "key: newer-chart");
+    std::fs::write(other.join("config/flags/newer-chart.yaml"), flag).unwrap();
+    git(&other, &["add", "."]);
+    git(&other, &["commit", "--quiet", "-m", "newer chart"]);
+    git(&other, &["push", "--quiet", "origin", "HEAD:main"]);
+    let after = git(&other, &["rev-parse", "HEAD"]);
+    let stale = service
+        .get("/api/v1/flags")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
+    assert_eq!(stale["total"], 11, "no fetch yet: {stale}");
+    let body =
+        json!({"ref": "refs/heads/main", "after": after.trim(), "pusher": {"name": "other"}})
+            .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let delivered = service
+        .post("/api/v1/webhooks/git")
+        .header("x-hub-signature-256", &signature)
+        .header("x-github-delivery", "delivery-1")
+        .header("x-github-event", "push")
+        .body(body, "application/json")
+        .send()
+        .await;
+    assert!(delivered.status.is_success(), "{}", delivered.body);
+    let fresh = service
+        .get("/api/v1/flags")
+        .bearer(READER)
+        .send()
+        .await
+        .json();
+    assert_eq!(fresh["total"], 12, "{fresh}");
+    assert_eq!(fresh["commit"], after.trim());
+}

@@ -33,6 +33,7 @@ pub struct Builder {
     environments: Vec<String>,
     config: String,
     git: bool,
+    poll: Option<String>,
 }
 
 impl Builder {
@@ -71,6 +72,13 @@ impl Builder {
         self
     }
 
+    /// With [`Builder::git`]: fetch at most every `poll` for reads (default `0s`: every read
+    /// fetches).
+    pub fn poll(mut self, poll: &str) -> Builder {
+        self.poll = Some(poll.to_owned());
+        self
+    }
+
     /// Writes the directory and opens the service over it.
     pub async fn start(self) -> Service {
         let dir = tempfile::tempdir().expect("scratch dir");
@@ -100,7 +108,10 @@ impl Builder {
                 service.path(),
                 &["clone", "--quiet", &remote.display().to_string(), "repo"],
             );
-            extra.push_str("git: {remote: origin, branch: main, poll: 0s}\n");
+            extra.push_str(&format!(
+                "git: {{remote: origin, branch: main, poll: {}}}\n",
+                self.poll.as_deref().unwrap_or("0s")
+            ));
         } else {
             copy_dir(&repo_root().join("examples/flags"), &service.checkout());
         }
@@ -258,6 +269,12 @@ impl Service {
         let cookie = reply
             .cookie("flags_session")
             .unwrap_or_else(|| panic!("no flags_session cookie: {reply:?}"));
+        self.browser(cookie).await
+    }
+
+    /// The browser holding session cookie `cookie` (however it signed in), with the CSRF token
+    /// the page embeds for it. Panics when the page embeds none.
+    pub async fn browser(&self, cookie: String) -> Browser<'_> {
         let page = self
             .get("/")
             .header("cookie", &format!("flags_session={cookie}"))

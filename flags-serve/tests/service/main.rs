@@ -12,6 +12,7 @@ mod drift;
 mod headers;
 mod impact;
 mod notify;
+mod oidc;
 mod page;
 mod replicas;
 mod sessions;
