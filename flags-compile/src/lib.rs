@@ -22,6 +22,7 @@ pub mod diff;
 pub mod edit;
 pub mod flagd;
 mod graph;
+pub mod impact;
 pub mod limits;
 pub mod native;
 pub mod schedule;

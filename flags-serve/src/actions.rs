@@ -120,6 +120,9 @@ async fn answer(
         Outcome::Published(record) => {
             state.metrics.published(env, record.action.as_str());
             tracing::info!(env, token = %actor.name, client = %actor.client, action = record.action.as_str(), version = record.version, "published");
+            state
+                .notify
+                .emit(crate::notify::Event::published(env, &actor.name, record));
             json!({ "env": env, "published": true, "version": record.version, "record": record })
         }
         Outcome::Unchanged { version } => {

@@ -55,6 +55,13 @@ pub struct ServeConfig {
     /// requests (`changes/`); unset: the flags API reads the checkout and refuses writes.
     #[serde(default)]
     pub git: Option<GitConfig>,
+    /// Outbound webhooks (`notify/config.rs`, `docs/notifications.md`); unset: none.
+    #[serde(default)]
+    pub notify: Option<crate::notify::NotifyConfig>,
+    /// The sample of contexts a change request's `impact` is evaluated over
+    /// (`changes/impact.rs`); unset: `impact` is `null`.
+    #[serde(default)]
+    pub impact: Option<crate::changes::impact::ImpactConfig>,
     /// Sign-in through an OpenID provider (`oidc/config.rs`); unset: tokens only.
     #[serde(default)]
     pub oidc: Option<crate::oidc::config::OidcConfig>,
@@ -182,7 +189,7 @@ fn default_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
 }
@@ -333,6 +340,12 @@ impl ServeConfig {
             if let Some(file) = loaded.webhook.as_mut().and_then(|w| w.secret_file.as_mut()) {
                 *file = base.join(&*file);
             }
+            if let Some(notify) = loaded.notify.as_mut() {
+                notify.rebase(base);
+            }
+            if let Some(impact) = loaded.impact.as_mut() {
+                impact.rebase(base);
+            }
             if let Some(file) = loaded
                 .oidc
                 .as_mut()
@@ -362,6 +375,9 @@ impl ServeConfig {
             return Err(format!(
                 "{where_}: public_url {url:?} is not an http(s) URL (e.g. https://flags.example.com)"
             ));
+        }
+        if let Some(notify) = &loaded.notify {
+            notify.check(&where_)?;
         }
         if let Some(oidc) = &loaded.oidc {
             oidc.check().map_err(|e| format!("{where_}: {e}"))?;

@@ -30,6 +30,7 @@ pub mod error;
 pub mod fleet;
 pub mod layers;
 pub mod metrics;
+pub mod notify;
 pub mod oidc;
 pub mod page;
 pub mod rate_limit;
@@ -84,6 +85,10 @@ pub struct AppState {
     pub sessions: Arc<sessions::Sessions>,
     /// Change requests, when `git:` is configured (`changes/`).
     pub changes: Option<Arc<changes::Changes>>,
+    /// Outbound webhooks (`notify/`); emitting never waits.
+    pub notify: Arc<notify::Notifier>,
+    /// The impact preview's sample of contexts, as last read (`changes/impact.rs`).
+    pub impact_samples: Arc<changes::impact::SampleCache>,
     /// Sign-in through the OpenID provider, when `oidc:` is configured (`oidc/`).
     pub oidc: Option<Arc<oidc::Oidc>>,
     /// Signs every pointer the service publishes (`signing_key:`, else
@@ -136,6 +141,13 @@ impl AppState {
                 None => None,
             };
         let mut state = AppState::new(config, store, tokens, purger);
+        if let Some(notify) = &state.config.notify {
+            state.notify = Arc::new(notify::Notifier::start(
+                notify,
+                state.store.clone(),
+                &state.metrics,
+            )?);
+        }
         state.oidc = oidc;
         state.signing_key = signing_key;
         state.webhook = webhook;
@@ -224,6 +236,8 @@ impl AppState {
             deployed: Arc::default(),
             sessions: Arc::default(),
             changes: None,
+            notify: Arc::new(notify::Notifier::disabled()),
+            impact_samples: Arc::default(),
             oidc: None,
             signing_key: None,
             locks: Arc::default(),

@@ -155,6 +155,14 @@ impl Metrics {
         }
     }
 
+    /// Adds a metric kept elsewhere (the notifier's counters) to `/metrics`; a second metric
+    /// of the same name is refused and logged.
+    pub fn register(&self, metric: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(metric) {
+            tracing::error!(error = %e, "metric not registered");
+        }
+    }
+
     /// The registry as Prometheus text.
     pub fn text(&self) -> String {
         let mut out = Vec::new();

@@ -60,6 +60,8 @@ enum Command {
     Rollback(cli::rollback::Args),
     /// Show flag- and rule-level differences: files vs deployed, env vs env, version vs version.
     Diff(cli::diff::Args),
+    /// How many contexts of a sample (JSONL) would change variant if DIR were pushed, per flag.
+    Impact(cli::impact::Args),
     /// Where Git, the store and the edges disagree about an environment; --fix reconciles.
     Drift(cli::drift::Args),
     /// Show the audit trail: who published what, when, from which commit, and why.
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Command::History(args) => cli::history::run(args),
         Command::Rollback(args) => cli::rollback::run(args),
         Command::Diff(args) => cli::diff::run(args),
+        Command::Impact(args) => cli::impact::run(args),
         Command::Drift(args) => cli::drift::run(args),
         Command::Audit(args) => cli::audit::run(args),
         Command::Kill(args) => cli::kill::run(args, true),

@@ -21,6 +21,7 @@
 
 pub mod catalog;
 pub mod git;
+pub mod impact;
 pub mod overview;
 pub mod record;
 pub mod review;

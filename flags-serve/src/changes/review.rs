@@ -18,6 +18,7 @@ use crate::actions::{Actor, now};
 use crate::approvals::Proposal;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::notify::Event as Notice;
 use crate::tokens::Role;
 
 /// How long a merge claimed by a replica blocks others (a replica that died mid-merge).
@@ -174,6 +175,13 @@ impl Changes {
             .await?;
         let review = self.review(state, &change).await?;
         tracing::info!(change = id, token = %name, "change approved");
+        state.notify.emit(Notice::change_approved(
+            id,
+            &change.title,
+            name,
+            review.given.len(),
+            review.needed,
+        ));
         Ok((change, review))
     }
 
@@ -344,6 +352,9 @@ impl Changes {
             })
             .await?;
         tracing::info!(change = id, token = %name, commit = %commit, rebased, "change merged");
+        state
+            .notify
+            .emit(Notice::change_merged(id, &change.title, &name, &commit));
         if let Err(e) = self.fetch().await {
             tracing::warn!(error = %e, "fetch after merge failed");
         }

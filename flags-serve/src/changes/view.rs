@@ -96,6 +96,7 @@ impl Changes {
                 );
             }
             body["environments"] = Value::Object(per_env);
+            body["impact"] = self.impact(state, &after, &review.alters).await;
             body["lints"] = json!(warnings(&after));
         }
         Ok(body)

@@ -13,6 +13,7 @@ use crate::actions::Actor;
 use crate::approvals::State as Approval;
 use crate::auth::{Approve, Authorized, Read};
 use crate::error::ApiError;
+use crate::notify::Event;
 use crate::routes::publishing::publish;
 use crate::tokens::Role;
 
@@ -54,6 +55,12 @@ pub async fn approve(
         client: auth.caller.client.clone(),
     };
     tracing::info!(env = %auth.env, id, author = %pending.author, token = %approver, client = %auth.caller.client, "change approved");
+    state.notify.emit(Event::pending_approved(
+        &auth.env,
+        &approver,
+        id,
+        &pending.author,
+    ));
     let published = publish(
         &state,
         &auth.env,

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{Authorized, Publish, Read};
 use crate::error::ApiError;
+use crate::notify::Event;
 use flags_store::drift::{self, CheckOptions, FixOptions, audit};
 use flags_store::purge::Purger;
 
@@ -46,6 +47,9 @@ pub async fn check(
         drift::check(&environment, &options(&state)).await
     };
     state.metrics.set_drift(&auth.env, report.status);
+    state
+        .notify
+        .emit_some(Event::drift_found(auth.caller.name(), &report));
     audited(
         audit::record_check(&environment, &report, auth.caller.name()).await,
         &auth.env,
@@ -93,6 +97,9 @@ pub async fn fix(
         })
         .await?;
     state.metrics.set_drift(&auth.env, report.after.status);
+    state
+        .notify
+        .emit_some(Event::drift_fixed(auth.caller.name(), &report));
     audited(
         audit::record_fix(&environment, &report, auth.caller.name()).await,
         &auth.env,

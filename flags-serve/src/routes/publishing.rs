@@ -20,6 +20,7 @@ use crate::actions::{self, PurgeWhen, now};
 use crate::approvals::{Draft, Proposal};
 use crate::auth::{Authorized, Kill, Publish};
 use crate::error::ApiError;
+use crate::notify::Event;
 use crate::routes::environments::compile_checkout;
 use flags_compile::blob_file::Provenance;
 use flags_store::layout::{Action, Share};
@@ -209,6 +210,12 @@ pub async fn publish_or_propose(
     }
     state.update_approvals_gauge().await;
     tracing::info!(env, token = %actor.name, client = %actor.client, id = pending.id, action = pending.action, "change pending approval");
+    state.notify.emit(Event::approval_requested(
+        env,
+        &actor.name,
+        pending.id,
+        json!(pending),
+    ));
     Ok((
         StatusCode::ACCEPTED,
         json!({ "env": env, "published": false, "pending": pending }),

@@ -11,6 +11,8 @@ mod console;
 mod diagnostics;
 mod drift;
 mod headers;
+mod impact;
+mod notify;
 mod oidc;
 mod page;
 mod replicas;

@@ -8,6 +8,7 @@ pub mod drift;
 pub mod eval;
 pub mod explain;
 pub mod history;
+pub mod impact;
 pub mod keygen;
 pub mod kill;
 pub mod promote;

@@ -4,5 +4,6 @@
 
 mod common;
 mod deployed;
+mod impact;
 mod previews;
 mod recovery;
