@@ -44,6 +44,9 @@ pub mod bindings {
     pub const TELEMETRY_TOKEN: &str = "TELEMETRY_TOKEN";
     /// `[vars]`: milliseconds between two batches of counts from one isolate.
     pub const TELEMETRY_FLUSH_MS: &str = "TELEMETRY_FLUSH_MS";
+    /// Secret: SDK keys for the server-only SDK routes, `env:key` entries, comma-separated
+    /// (`crate::sdk`). Unset: the routes are off.
+    pub const SDK_KEYS: &str = "SDK_KEYS";
     /// `[assets] binding`: the dashboard's static files.
     pub const ASSETS: &str = "ASSETS";
 }
@@ -120,6 +123,8 @@ pub struct Config {
     pub purge_token: Option<String>,
     /// Evaluation telemetry, when enabled.
     pub telemetry: Option<Telemetry>,
+    /// SDK keys, `(environment, key)`; empty when the SDK routes are off.
+    pub sdk_keys: Vec<(String, String)>,
 }
 
 impl Config {
@@ -216,6 +221,10 @@ impl Config {
             identity_secret: get(IDENTITY_SECRET),
             purge_token: get(PURGE_TOKEN),
             telemetry,
+            sdk_keys: match get(SDK_KEYS) {
+                Some(text) => crate::sdk::parse_keys(&text)?,
+                None => Vec::new(),
+            },
         })
     }
 }
