@@ -216,6 +216,14 @@ fn load_blob_refuses_what_the_edge_refuses() {
         blob::load_blob(&plain, &named, "dev").err(),
         Some(blob::BlobRefused::Gzip)
     );
+    // Already gunzipped (a worker over an S3 origin): taken on the content hash alone.
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&v1.gz[..]), &mut json).unwrap();
+    assert!(blob::load_blob(&json, &v1.blob_ref, "dev").is_ok());
+    let mut other = json.clone();
+    let at = other.len() - 3;
+    other[at] ^= 1;
+    assert!(blob::load_blob(&other, &v1.blob_ref, "dev").is_err());
     // Another environment's blob.
     let prod = made_for("prod", 1, json!([flag("a", true)]));
     assert!(matches!(

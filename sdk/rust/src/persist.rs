@@ -1,5 +1,6 @@
 //! The last good pointer and its blobs on disk, so a cold start with the origin down serves the
-//! last known flags: `<dir>/pointer.json` and `<dir>/<sha256>.json.gz`, each written to a
+//! last known flags: `<dir>/pointer.json` and `<dir>/<sha256>.blob` (as fetched: gzipped, or
+//! gunzipped by the worker on the way), each written to a
 //! temporary file in the same directory (mode 0600) and renamed over the old one, blobs before
 //! the pointer that names them. Loading goes through the core's checks
 //! ([`flags_sdk_core::Core::restore`]): a blob whose bytes do not hash to the pointer's SHA-256
@@ -33,13 +34,13 @@ impl DiskCache {
     pub fn save(&self, update: &Update) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         for (sha256, gz) in &update.new_blobs {
-            self.write(&format!("{sha256}.json.gz"), gz)?;
+            self.write(&format!("{sha256}.blob"), gz)?;
         }
         self.write(POINTER, &update.pointer)?;
         for entry in std::fs::read_dir(&self.dir)?.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(sha256) = name.strip_suffix(".json.gz")
+            if let Some(sha256) = name.strip_suffix(".blob")
                 && !update.named.iter().any(|n| n == sha256)
             {
                 let _ = std::fs::remove_file(entry.path());
@@ -66,7 +67,7 @@ impl DiskCache {
             Err(error) => return Err(format!("reading the cached pointer: {error}")),
         };
         core.restore(&pointer, |sha256| {
-            std::fs::read(self.dir.join(format!("{sha256}.json.gz"))).ok()
+            std::fs::read(self.dir.join(format!("{sha256}.blob"))).ok()
         })
         .map(Some)
     }
