@@ -1,4 +1,6 @@
-//! The Rust SDK's evaluation (`flags-sdk` over `flags-sdk-core`) with a prepared context, beside
+//! The Rust SDK's evaluation with a prepared context (`flags-sdk-core`'s `Core::evaluate`, which
+//! `flags_sdk::Client::bool_value` and friends call with a conversion closure; the bench links
+//! the core alone so the release build stays small), beside
 //! the peers' in-process engines on the same flags in the same run: the rule flag (three
 //! conditions + a 50/50 split, `benches::scenario`), and the 100 realistic flags evaluated one
 //! by one with one prepared context (against `shared_eval::evaluate_all`).
@@ -10,11 +12,12 @@ use std::hint::black_box;
 use benches::fixtures::{NOW_MS, bench_header, gzip, realistic_blob, realistic_context};
 use benches::scenario::{RULE_FLAG, TREATMENT, bench_attrs, context_map, scenario_body};
 use criterion::{Criterion, criterion_group, criterion_main};
-use flags_sdk::{Client, Context};
+use flags_sdk_core::{Core, SyncConfig};
+use serde_json::Value;
 use shared_eval::{Blob, BlobRef, Pointer, Snapshot, evaluate_all};
 
-/// A client serving `blob`, loaded through the core's own checks (no source, no runtime).
-fn client_with(blob: &Blob) -> Client {
+/// A core serving `blob`, loaded through its own checks, as a client's is.
+fn client_with(blob: &Blob) -> Core {
     let gz = gzip(&serde_json::to_vec(blob).expect("blob JSON"));
     let sha256 = flags_sdk_core::blob::sha256_hex(&gz);
     let pointer = serde_json::to_vec(&Pointer {
@@ -23,20 +26,37 @@ fn client_with(blob: &Blob) -> Client {
         canary: None,
     })
     .expect("pointer");
-    let client = Client::builder(&blob.header.environment).build();
-    client
-        .core()
-        .restore(&pointer, |_| Some(gz.clone()))
+    let core = Core::new(&blob.header.environment, SyncConfig::default(), 1);
+    core.restore(&pointer, |_| Some(gz.clone()))
         .expect("the blob loads");
-    client
+    core
+}
+
+/// What `flags_sdk::Client::string_value` does.
+fn string_value(
+    core: &Core,
+    key: &str,
+    user: &flags_sdk_core::PreparedContext,
+    default: &str,
+) -> String {
+    core.evaluate(
+        user,
+        key,
+        || NOW_MS,
+        |e| {
+            e.and_then(|e| e.value)
+                .and_then(Value::as_str)
+                .unwrap_or(default)
+                .to_owned()
+        },
+    )
 }
 
 fn rule_flag(c: &mut Criterion) {
     let blob = Blob::new(bench_header(), scenario_body());
-    let client = client_with(&blob);
-    let user = client.prepare(&Context::from_json(context_map(&bench_attrs())));
-    assert_eq!(client.string_value(RULE_FLAG, &user, "off"), TREATMENT);
-    let core = client.core();
+    let core = &client_with(&blob);
+    let user = core.prepare(context_map(&bench_attrs()));
+    assert_eq!(string_value(core, RULE_FLAG, &user, "off"), TREATMENT);
     let mut group = c.benchmark_group("sdk_rule_split");
     group.bench_function("flags-sdk/core.evaluate(prepared)", |b| {
         b.iter(|| {
@@ -49,7 +69,7 @@ fn rule_flag(c: &mut Criterion) {
         })
     });
     group.bench_function("flags-sdk/string_value(prepared)", |b| {
-        b.iter(|| client.string_value(black_box(RULE_FLAG), black_box(&user), "off"))
+        b.iter(|| string_value(core, black_box(RULE_FLAG), black_box(&user), "off"))
     });
     #[cfg(feature = "peers")]
     {
@@ -78,13 +98,12 @@ fn rule_flag(c: &mut Criterion) {
 
 fn all_flags(c: &mut Criterion) {
     let blob = realistic_blob(100);
-    let client = client_with(&blob);
+    let core = &client_with(&blob);
     let map = realistic_context();
-    let user = client.prepare(&Context::from_json(map.clone()));
+    let user = core.prepare(map.clone());
     let snapshot = Snapshot::from_blob(blob.clone()).expect("loads");
     let keys: Vec<String> = snapshot.flag_keys().map(str::to_owned).collect();
     assert_eq!(keys.len(), 100);
-    let core = client.core();
     let mut group = c.benchmark_group("sdk_all_100");
     group.bench_function("flags-sdk/100 x core.evaluate(prepared)", |b| {
         b.iter(|| {
