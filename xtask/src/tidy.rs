@@ -90,7 +90,13 @@ pub const WALLS: &[Wall] = &[
     },
     Wall {
         krate: "flags-sdk",
-        forbidden: &["flags-compile", "flags-store", "flags-serve", "publisher", "edge-worker"],
+        forbidden: &[
+            "flags-compile",
+            "flags-store",
+            "flags-serve",
+            "publisher",
+            "edge-worker",
+        ],
         why: "an SDK links the evaluator and its core, never the publisher's crates",
     },
 ];
