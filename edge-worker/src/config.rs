@@ -47,6 +47,9 @@ pub mod bindings {
     /// `[vars]`: the public keys pointers must be signed with, `<key id>:<base64>` entries
     /// separated by commas or whitespace (`trust.rs`). Unset: pointers are not checked.
     pub const FLAGS_PUBLIC_KEYS: &str = "FLAGS_PUBLIC_KEYS";
+    /// Secret: SDK keys for the server-only SDK routes, `env:key` entries, comma-separated
+    /// (`crate::sdk`). Unset: the routes are off.
+    pub const SDK_KEYS: &str = "SDK_KEYS";
     /// `[assets] binding`: the dashboard's static files.
     pub const ASSETS: &str = "ASSETS";
 }
@@ -125,6 +128,8 @@ pub struct Config {
     pub telemetry: Option<Telemetry>,
     /// The keys a pointer must be signed with; empty: signatures are not checked.
     pub public_keys: Vec<crate::trust::PublicKey>,
+    /// SDK keys, `(environment, key)`; empty when the SDK routes are off.
+    pub sdk_keys: Vec<(String, String)>,
 }
 
 impl Config {
@@ -224,6 +229,10 @@ impl Config {
             public_keys: crate::trust::parse_public_keys(
                 &get(FLAGS_PUBLIC_KEYS).unwrap_or_default(),
             )?,
+            sdk_keys: match get(SDK_KEYS) {
+                Some(text) => crate::sdk::parse_keys(&text)?,
+                None => Vec::new(),
+            },
         })
     }
 }

@@ -42,6 +42,16 @@ pub enum ApiError {
     PurgeDisabled,
     /// The worker's configuration is unusable (reported on the health endpoint in detail).
     Misconfigured,
+    /// SDK route without a valid SDK key.
+    SdkUnauthorized,
+    /// SDK route with another environment's SDK key.
+    SdkWrongEnvironment,
+    /// SDK route called by a browser (an `Origin` header).
+    SdkFromBrowser,
+    /// SDK routes are off (no `SDK_KEYS` secret).
+    SdkDisabled,
+    /// Nothing loaded yet (a cold isolate whose origin is down).
+    NothingLoaded,
 }
 
 #[derive(Serialize)]
@@ -68,7 +78,9 @@ impl ApiError {
             | ApiError::TokenExpired
             | ApiError::TokenWrongAudience
             | ApiError::TokenUnverifiable => 401,
-            ApiError::PurgeUnauthorized => 401,
+            ApiError::PurgeUnauthorized | ApiError::SdkUnauthorized => 401,
+            ApiError::SdkWrongEnvironment | ApiError::SdkFromBrowser | ApiError::SdkDisabled => 403,
+            ApiError::NothingLoaded => 503,
             ApiError::OriginNotAllowed | ApiError::PurgeDisabled => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
@@ -111,6 +123,11 @@ impl ApiError {
             ApiError::PurgeUnauthorized => "purge requires a valid bearer token",
             ApiError::PurgeDisabled => "purge is not enabled on this worker",
             ApiError::Misconfigured => "flag service is misconfigured",
+            ApiError::SdkUnauthorized => "SDK routes require a valid SDK key",
+            ApiError::SdkWrongEnvironment => "SDK key is for another environment",
+            ApiError::SdkFromBrowser => "SDK routes are server-only",
+            ApiError::SdkDisabled => "SDK routes are not enabled on this worker",
+            ApiError::NothingLoaded => "no flags loaded yet",
         }
     }
 

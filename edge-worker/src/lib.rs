@@ -7,6 +7,9 @@
 //! - `GET /_flags/health` ([`health`]): what this isolate serves and its last load error;
 //! - `POST /_flags/purge` (bearer `PURGE_TOKEN`): drop the colo cache entry and revalidate now,
 //!   the local stand-in for a CDN purge;
+//! - `GET /_flags/sdk/v1/{env}/pointer`, `GET /_flags/sdk/v1/{env}/blobs/{sha256}.json.gz`
+//!   ([`sdk`]): the pointer and blobs for the in-process SDKs, behind per-environment SDK keys,
+//!   server-only;
 //! - `GET /_flags/ping`: a trivial route, the baseline for latency measurements;
 //! - `GET /ofrep/v1/events/{env}` and `POST /_flags/notify` ([`events`]): OFREP event streams,
 //!   held by the `EventHub` Durable Object; a purge notifies it too.
@@ -32,6 +35,7 @@ pub mod isolate;
 pub mod limits;
 pub mod loader;
 pub mod ofrep;
+pub mod sdk;
 pub mod served;
 pub mod sigv4;
 pub mod telemetry;
@@ -47,6 +51,8 @@ pub const PING_PATH: &str = "/_flags/ping";
 pub enum Route<'a> {
     /// `/ofrep/v1/events/{env}`, any method: CORS and the environment are answered first.
     EventStream,
+    /// `/_flags/sdk/v1/...`, any method: the server-only SDK routes ([`sdk`]).
+    Sdk,
     /// `/_flags/ping`, any method.
     Ping,
     /// `GET /_flags/health`.
@@ -76,6 +82,9 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     };
     if path.starts_with(events::STREAM_PREFIX) {
         return Route::EventStream;
+    }
+    if path.starts_with(sdk::PREFIX) {
+        return Route::Sdk;
     }
     match path {
         PING_PATH => Route::Ping,
@@ -107,6 +116,7 @@ async fn fetch(
     let method = req.method();
     let reply = match route(method.as_ref(), &path) {
         Route::EventStream => return handlers::event_stream(req, &env).await,
+        Route::Sdk => handlers::sdk(&req, &env, method == worker::Method::Get).await,
         Route::Ping => handlers::ping(),
         Route::Health => handlers::health(&req, &env).await,
         Route::Purge => handlers::purge(&req, &env).await,
@@ -134,6 +144,8 @@ mod tests {
         let cases = [
             ("GET", "/ofrep/v1/events/prod", Route::EventStream),
             ("POST", "/ofrep/v1/events/prod", Route::EventStream),
+            ("GET", "/_flags/sdk/v1/prod/pointer", Route::Sdk),
+            ("POST", "/_flags/sdk/v1/prod/pointer", Route::Sdk),
             ("GET", "/_flags/ping", Route::Ping),
             ("POST", "/_flags/ping", Route::Ping),
             ("GET", "/_flags/health", Route::Health),

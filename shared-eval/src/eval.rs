@@ -168,6 +168,32 @@ pub fn evaluate_resolved<'s>(
     }
 }
 
+/// Evaluates the flag at `index` (its position, [`Snapshot::flag_position`]) for a resolved
+/// context: [`evaluate_resolved`] without the key lookup, for callers that looked the key up
+/// once per snapshot (the SDKs' hot path passes integers). An index past the flags answers
+/// `FLAG_NOT_FOUND`.
+pub fn evaluate_resolved_at<'s>(
+    resolved: &Resolved<'s, '_>,
+    index: usize,
+    now_ms: i64,
+) -> Evaluation<'s> {
+    evaluate_flag(
+        resolved.snapshot,
+        index,
+        &resolved.ctx,
+        Some(resolved.halves()),
+        now_ms,
+    )
+}
+
+impl Snapshot {
+    /// The position of the flag with this key among the snapshot's flags (key order), for
+    /// [`evaluate_resolved_at`]; valid for this snapshot only.
+    pub fn flag_position(&self, key: &str) -> Option<usize> {
+        find_flag(self, key)
+    }
+}
+
 /// Evaluates every flag, in key order, as `(key, evaluation)`, resolving the context once.
 pub fn evaluate_all<'s>(
     snapshot: &'s Snapshot,

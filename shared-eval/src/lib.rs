@@ -63,7 +63,7 @@ pub use datetime::{EPOCH_MILLIS_THRESHOLD, parse_rfc3339};
 pub use decode::{JsonError, parse_json};
 pub use eval::{
     ErrorCode, Evaluation, Reason, Resolved, evaluate, evaluate_all, evaluate_resolved,
-    unsigned_ignored, unsigned_ignored_all,
+    evaluate_resolved_at, unsigned_ignored, unsigned_ignored_all,
 };
 pub use model::*;
 pub use ops::list_key;

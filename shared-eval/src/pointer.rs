@@ -333,6 +333,12 @@ impl Share {
         (1..=BUCKETS).contains(&buckets).then_some(Share(buckets))
     }
 
+    /// From a number of buckets; `None` unless `1 <= buckets <= BUCKETS` (what
+    /// [`Share::buckets`] gives back, for a caller that kept only the number).
+    pub fn from_buckets(buckets: u32) -> Option<Share> {
+        (1..=BUCKETS).contains(&buckets).then_some(Share(buckets))
+    }
+
     /// The share as a percentage.
     pub fn percent(self) -> f64 {
         f64::from(self.0) * 100.0 / f64::from(BUCKETS)

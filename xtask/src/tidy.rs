@@ -74,6 +74,31 @@ pub const WALLS: &[Wall] = &[
         ],
         why: "nothing at the edge depends on the publisher",
     },
+    Wall {
+        krate: "flags-sdk-core",
+        forbidden: &[
+            "tokio",
+            "reqwest",
+            "aws-",
+            "hyper",
+            "flags-compile",
+            "flags-store",
+            "flags-serve",
+            "publisher",
+        ],
+        why: "the SDK core is sans I/O (every language shell brings its own) and knows no publisher",
+    },
+    Wall {
+        krate: "flags-sdk",
+        forbidden: &[
+            "flags-compile",
+            "flags-store",
+            "flags-serve",
+            "publisher",
+            "edge-worker",
+        ],
+        why: "an SDK links the evaluator and its core, never the publisher's crates",
+    },
 ];
 
 /// The packages `krate` depends on (normal dependencies, transitively, every target), by name.
@@ -120,6 +145,8 @@ fn source_files(root: &Path) -> Vec<PathBuf> {
         "flags-serve/src",
         "publisher/src",
         "edge-worker/src",
+        "sdk/core/src",
+        "sdk/rust/src",
         "xtask/src",
     ];
     let mut files = Vec::new();

@@ -16,6 +16,7 @@ use crate::identity::bearer_matches;
 use crate::limits::{BodyReader, MAX_BODY_BYTES, MAX_DRAIN_BYTES};
 use crate::loader::{LoadError, Source, cache_key};
 use crate::ofrep::{self, EvalRequest, Served};
+use crate::sdk;
 
 /// `GET /_flags/ping`: a trivial answer, the baseline for latency measurements.
 pub(crate) fn ping() -> Reply {
@@ -26,6 +27,70 @@ pub(crate) fn ping() -> Reply {
 pub(crate) async fn health(req: &Request, env: &Env) -> Reply {
     let own_origin = origin_of(&req.inner().url()).to_owned();
     health_reply(env, &own_origin).await
+}
+
+/// `/_flags/sdk/v1/{env}/...` ([`sdk`]): key, environment and method checked before anything
+/// loads; then the blob revalidated if due and the pointer or a blob it names answered.
+pub(crate) async fn sdk(req: &Request, env: &Env, method_is_get: bool) -> Reply {
+    let url = req.inner().url();
+    let own_origin = origin_of(&url).to_owned();
+    let path = req.path();
+    let Some(sdk_path) = sdk::SdkPath::parse(&path) else {
+        return Reply::error(ApiError::NotFound, None);
+    };
+    let Ok(cfg) = config(env) else {
+        return Reply::error(ApiError::Misconfigured, None);
+    };
+    let [origin, authorization, if_none_match] = {
+        let headers = req.headers();
+        ["Origin", "Authorization", "If-None-Match"].map(|name| headers.get(name).ok().flatten())
+    };
+    if let Err(reply) = sdk::authorize(
+        method_is_get,
+        origin.as_deref(),
+        authorization.as_deref(),
+        &sdk_path,
+        &cfg.sdk_keys,
+        &cfg.environment,
+    ) {
+        return reply;
+    }
+    let key = cache_key(&own_origin, &cfg.environment);
+    io::ensure_fresh(env, &cfg, &key).await;
+    // A version the event stream announced: catch up first, as the OFREP bulk route does.
+    if let Some(wanted) =
+        events::flag_config_etag(&url).and_then(|tag| events::parse_config_etag(&tag))
+    {
+        super::hub::catch_up(env, &cfg, &key, wanted).await;
+    }
+    let (loaded, canary) = (io::current(), io::current_canary());
+    fn blob(l: &crate::loader::Loaded) -> sdk::ServedBlob<'_> {
+        sdk::ServedBlob {
+            sha256: &l.sha256,
+            content_hash: &l.snapshot.header().content_hash,
+            gz: &l.gz,
+        }
+    }
+    let served = loaded.as_deref().map(|l| sdk::ServedPointer {
+        version: l.version,
+        stable: blob(l),
+        canary: canary.as_deref().map(|c| {
+            (
+                blob(&c.loaded),
+                c.split.buckets,
+                c.split.salt.as_str(),
+                c.split.since,
+            )
+        }),
+    });
+    match sdk_path {
+        sdk::SdkPath::Pointer { .. } => {
+            sdk::pointer_reply(served.as_ref(), if_none_match.as_deref())
+        }
+        sdk::SdkPath::Blob { sha256, .. } => {
+            sdk::blob_reply(served.as_ref(), sha256, if_none_match.as_deref())
+        }
+    }
 }
 
 /// `POST /_flags/purge` (bearer `PURGE_TOKEN`): drops the colo cache entry, revalidates now,

@@ -8,6 +8,7 @@ mod drift;
 mod e2e_canary;
 mod e2e_kill_switch;
 mod events_stream;
+mod sdk;
 mod signed_pointers;
 mod store;
 mod store_faults;
