@@ -65,8 +65,8 @@ fn worker_build() -> Result {
     ]))
 }
 
-/// `npm ci` when node_modules is missing, older than the lockfile, or lacks the wasm-opt the
-/// worker build runs.
+/// `npm ci` when node_modules is missing, older than the lockfile, lacks a package
+/// package.json pins (at its version), or lacks the wasm-opt the worker build runs.
 fn npm_packages() -> Result {
     let root = project_root();
     let lock = root.join("package-lock.json");
@@ -81,10 +81,35 @@ fn npm_packages() -> Result {
         (Ok(lock), Ok(stamp)) => stamp >= lock,
         _ => false,
     };
-    if fresh && wasm_opt_ready(&root) {
+    if fresh && pinned_packages_installed(&root) && wasm_opt_ready(&root) {
         return Ok(());
     }
     npm_ci(&root)
+}
+
+/// Whether every package package.json pins (`"name": "version"` under `devDependencies`) is in
+/// node_modules at that version: the lockfile's time stamp alone misses an install that only
+/// rewrote the lockfile (`npm install --package-lock-only`).
+fn pinned_packages_installed(root: &Path) -> bool {
+    let Ok(manifest) = std::fs::read_to_string(root.join("package.json")) else {
+        return false;
+    };
+    let Some(block) = manifest
+        .split_once("\"devDependencies\"")
+        .and_then(|(_, rest)| rest.split_once('{'))
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(block, _)| block)
+    else {
+        return true;
+    };
+    block.lines().all(|line| {
+        let mut quoted = line.split('"').skip(1).step_by(2);
+        let (Some(name), Some(version)) = (quoted.next(), quoted.next()) else {
+            return true;
+        };
+        std::fs::read_to_string(root.join("node_modules").join(name).join("package.json"))
+            .is_ok_and(|installed| installed.contains(&format!("\"version\": \"{version}\"")))
+    })
 }
 
 /// `npm ci` with the dev dependencies (all of package.json's are), even where npm is configured
